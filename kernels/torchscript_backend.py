@@ -1,0 +1,49 @@
+"""The ``torchscript`` backend: the eager reference compiled with ``torch.jit.script``.
+
+TorchScript is deprecated upstream. If the installed PyTorch no longer scripts these functions,
+the backend reports itself unavailable with PyTorch's reason; it never falls back silently.
+"""
+import warnings
+
+import torch
+
+from kernels import reference
+
+_scripted: dict[str, object] = {}
+_failure: str | None = None
+
+
+def _script_all() -> None:
+    global _failure
+    if _scripted or _failure is not None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            for name in ("relu_lrn", "max_pool", "relu_lrn_pool"):
+                _scripted[name] = torch.jit.script(getattr(reference, name))
+    except Exception as exc:  # PyTorch refuses TorchScript: record why
+        _scripted.clear()
+        _failure = f"torch {torch.__version__} cannot script the reference ({type(exc).__name__}: {exc})"
+
+
+def unavailable_reason() -> str | None:
+    _script_all()
+    return _failure
+
+
+def device_problem(device: torch.device) -> str | None:
+    return None
+
+
+def relu_lrn(x, size, alpha, beta, k):
+    return _scripted["relu_lrn"](x, size, alpha, beta, k)
+
+
+def max_pool(x, kernel_size, stride):
+    return _scripted["max_pool"](x, kernel_size, stride)
+
+
+def relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride):
+    return _scripted["relu_lrn_pool"](x, size, alpha, beta, k, kernel_size, stride)
