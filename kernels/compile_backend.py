@@ -1,6 +1,8 @@
 """The ``compile`` backend: the eager reference under ``torch.compile`` (Inductor).
 
-Each op is compiled once per process; Inductor then specialises per shape, dtype and layout.
+Each op is compiled once per process; Inductor then specialises per shape, dtype and layout. A
+benchmark sweep meets many such combinations, more than Dynamo's default of 8 recompilations per
+function, so the limit is raised here (a global Dynamo setting, never lowered).
 On CPU, Inductor needs a C++ compiler; its absence is reported as the reason for unavailability.
 """
 import shutil
@@ -8,6 +10,12 @@ import shutil
 import torch
 
 from kernels import reference
+
+_RECOMPILE_LIMIT = 256
+torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
+torch._dynamo.config.accumulated_recompile_limit = max(
+    torch._dynamo.config.accumulated_recompile_limit, 4 * _RECOMPILE_LIMIT
+)
 
 _compiled = {
     name: torch.compile(getattr(reference, name), fullgraph=True)

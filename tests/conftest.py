@@ -1,0 +1,70 @@
+"""Shared test helpers: backend fixture that skips unavailable backends with their reason, input
+builders for each memory layout, per-dtype tolerances, and an assert that says where values differ."""
+import functools
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from kernels import BACKENDS, backend_status
+
+CIFAR10_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+
+# (rtol, atol) against the float32 reference evaluated on the same (upcast) input.
+TOLERANCES = {
+    torch.float64: (1e-10, 1e-12),
+    torch.float32: (2e-5, 2e-6),
+    torch.float16: (4e-3, 2e-3),
+    torch.bfloat16: (2e-2, 1e-2),
+}
+# Gradients in 16-bit: a pixel that is the maximum of two overlapping windows receives the sum of two
+# upstream gradients, rounded once more; with cancellation that costs up to ~2 ulp of the summands.
+GRAD_TOLERANCES = {**TOLERANCES, torch.float16: (4e-3, 4e-3), torch.bfloat16: (2e-2, 3e-2)}
+
+
+@functools.lru_cache(maxsize=1)
+def cached_backend_status() -> dict:
+    return backend_status()
+
+
+def require_backend(name: str) -> str:
+    reason = cached_backend_status()[name]
+    if reason is not None:
+        pytest.skip(f"backend {name!r} unavailable here: {reason}")
+    return name
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return require_backend(request.param)
+
+
+def make_input(shape, dtype, layout: str, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+    """A random activation in one of three layouts: 'nchw', 'channels_last', 'strided' (non-contiguous)."""
+    gen = torch.Generator().manual_seed(seed)
+    n, c, h, w = shape
+    if layout == "nchw":
+        x = torch.randn(shape, generator=gen)
+    elif layout == "channels_last":
+        x = torch.randn(shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":  # every other column of a wider tensor, and channels permuted in memory
+        x = torch.randn(n, h, c, 2 * w, generator=gen).permute(0, 2, 1, 3)[..., ::2]
+        assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    else:
+        raise ValueError(layout)
+    return x.to(device=device, dtype=dtype)
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str, grad: bool = False) -> None:
+    """assert_close with the per-dtype tolerance; the message names the case and the worst element."""
+    rtol, atol = (GRAD_TOLERANCES if grad else TOLERANCES)[dtype]
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    torch.testing.assert_close(
+        actual.double(), expected.double(), rtol=rtol, atol=atol, equal_nan=True,
+        msg=lambda m: f"{what}: {m}",
+    )
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

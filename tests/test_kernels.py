@@ -1,0 +1,220 @@
+"""Every backend against the eager reference: forward and input gradient, per-dtype tolerances,
+AlexNet's layer shapes at small batch, odd shapes, all layouts; NaN/inf; fused == unfused; errors."""
+import pytest
+import torch
+
+from kernels import BACKENDS, max_pool, reference, relu_lrn, relu_lrn_pool
+from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
+
+LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
+ALEXNET_SHAPES = [(2, 96, 55, 55), (2, 256, 27, 27), (2, 256, 13, 13)]  # conv1, conv2, conv5 (batch 2)
+ODD_SHAPES = [(3, 7, 13, 11), (2, 1, 5, 6), (1, 4, 9, 9), (2, 3, 3, 3), (1, 5, 4, 7)]
+
+CASES = (
+    [(s, torch.float32, layout) for s in ALEXNET_SHAPES for layout in ("nchw", "channels_last")]
+    + [(s, torch.bfloat16, layout) for s in ALEXNET_SHAPES[1:] for layout in ("nchw", "channels_last")]
+    + [(s, torch.float32, layout) for s in ODD_SHAPES for layout in ("nchw", "channels_last", "strided")]
+    + [((3, 7, 13, 11), dt, layout) for dt in (torch.bfloat16, torch.float16) for layout in ("nchw", "channels_last", "strided")]
+)
+CASE_IDS = [f"{'x'.join(map(str, s))}-{str(dt)[6:]}-{layout}" for s, dt, layout in CASES]
+
+
+def _reference(op: str, x: torch.Tensor, **kw) -> torch.Tensor:
+    """The eager reference in float32 (float64 stays float64) on the same input values."""
+    x32 = x.detach().to(torch.float64 if x.dtype == torch.float64 else torch.float32).requires_grad_()
+    fn = {"relu_lrn": relu_lrn, "max_pool": max_pool, "relu_lrn_pool": relu_lrn_pool}[op]
+    return x32, fn(x32, backend="eager", **kw)
+
+
+def _run(op: str, x: torch.Tensor, backend: str, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    xg = x.detach().clone(memory_format=torch.preserve_format) if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last) else x.detach()
+    xg.requires_grad_()
+    fn = {"relu_lrn": relu_lrn, "max_pool": max_pool, "relu_lrn_pool": relu_lrn_pool}[op]
+    return xg, fn(xg, backend=backend, **kw)
+
+
+def _upstream(y: torch.Tensor, seed: int = 1) -> torch.Tensor:
+    return torch.randn(y.shape, generator=torch.Generator().manual_seed(seed)).to(y.dtype)
+
+
+def _check_op(op: str, backend: str, x: torch.Tensor, what: str, grad_agreement: float = 1.0, **kw) -> None:
+    xb, yb = _run(op, x, backend, **kw)
+    xr, yr = _reference(op, x, **kw)
+    assert yb.dtype == x.dtype, f"{what}: output dtype {yb.dtype} != input dtype {x.dtype}"
+    assert_close(yb, yr, x.dtype, f"{what} forward")
+    g = _upstream(yb)
+    (gb,) = torch.autograd.grad(yb, xb, g)
+    (gr,) = torch.autograd.grad(yr, xr, g.to(yr.dtype))
+    assert gb.dtype == x.dtype and gb.shape == x.shape
+    if grad_agreement == 1.0:
+        assert_close(gb, gr, x.dtype, f"{what} grad", grad=True)
+    else:
+        rtol, atol = GRAD_TOLERANCES[x.dtype]
+        close = torch.isclose(gb.double(), gr.double(), rtol=rtol, atol=atol)
+        frac = close.double().mean().item()
+        assert frac >= grad_agreement, (
+            f"{what} grad: only {frac:.4%} of elements agree (need {grad_agreement:.1%}); "
+            f"first differing index {tuple(torch.nonzero(~close)[0].tolist())}"
+        )
+
+
+@pytest.mark.parametrize("shape,dtype,layout", CASES, ids=CASE_IDS)
+def test_relu_lrn_matches_reference(backend, shape, dtype, layout):
+    _check_op("relu_lrn", backend, make_input(shape, dtype, layout), f"relu_lrn[{backend}]", **LRN)
+
+
+@pytest.mark.parametrize("shape,dtype,layout", CASES, ids=CASE_IDS)
+def test_max_pool_matches_reference(backend, shape, dtype, layout):
+    # Upcasting bf16/fp16 to fp32 is exact, so the first maximum is the same element: exact routing.
+    _check_op("max_pool", backend, make_input(shape, dtype, layout), f"max_pool[{backend}]", kernel_size=3, stride=2)
+
+
+@pytest.mark.parametrize("shape,dtype,layout", CASES, ids=CASE_IDS)
+def test_relu_lrn_pool_matches_reference(backend, shape, dtype, layout):
+    # In bf16/fp16 a backend may pick the window maximum among values rounded to 16 bits (unfused) or
+    # in float32 (fused): near-ties then route a few gradients to a different element, legitimately.
+    # The forward is checked strictly; the gradient must agree on >= 98% of elements.
+    agreement = 1.0 if dtype in (torch.float32, torch.float64) else 0.98
+    _check_op("relu_lrn_pool", backend, make_input(shape, dtype, layout), f"relu_lrn_pool[{backend}]",
+              grad_agreement=agreement, kernel_size=3, stride=2, **LRN)
+
+
+@pytest.mark.parametrize("kernel_size,stride", [(2, 2), (3, 1), (1, 1), (5, 3)])
+def test_pool_windows(backend, kernel_size, stride):
+    x = make_input((2, 6, 11, 9), torch.float32, "nchw", seed=3)
+    _check_op("max_pool", backend, x, f"max_pool{kernel_size}/{stride}[{backend}]", kernel_size=kernel_size, stride=stride)
+    _check_op("relu_lrn_pool", backend, x, f"relu_lrn_pool{kernel_size}/{stride}[{backend}]",
+              kernel_size=kernel_size, stride=stride, **LRN)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_lrn_window_sizes(backend, size):
+    x = make_input((2, 6, 7, 5), torch.float32, "nchw", seed=4)
+    _check_op("relu_lrn", backend, x, f"relu_lrn size={size}[{backend}]", size=size, alpha=1e-2, beta=0.75, k=1.0)
+
+
+def test_pytorch_alpha_convention(backend):
+    """alpha_convention='pytorch' divides alpha by size, exactly like F.local_response_norm."""
+    x = make_input((2, 8, 5, 5), torch.float32, "nchw", seed=5)
+    y = relu_lrn(x, 5, 0.5, 0.75, 1.0, alpha_convention="pytorch", backend=backend)
+    expected = torch.nn.functional.local_response_norm(torch.relu(x), 5, alpha=0.5, beta=0.75, k=1.0)
+    assert_close(y, expected, torch.float32, f"pytorch convention[{backend}]")
+    paper = relu_lrn(x, 5, 0.5 / 5, 0.75, 1.0, backend=backend)
+    assert_close(y, paper, torch.float32, f"pytorch vs paper convention[{backend}]")
+
+
+def test_gradcheck_float64(backend):
+    x = make_input((1, 6, 5, 5), torch.float64, "nchw", seed=6).requires_grad_()
+    lrn = dict(size=5, alpha=0.1, beta=0.75, k=2.0)  # a large alpha so the normalisation matters
+    assert torch.autograd.gradcheck(lambda t: relu_lrn(t, backend=backend, **lrn), (x,))
+    assert torch.autograd.gradcheck(lambda t: max_pool(t, 3, 2, backend=backend), (x,))
+    assert torch.autograd.gradcheck(lambda t: relu_lrn_pool(t, backend=backend, **lrn), (x,))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_fused_equals_unfused(backend, layout):
+    x = make_input((2, 9, 13, 13), torch.float32, layout, seed=7)
+    xa = x.detach().clone().requires_grad_()
+    xb = x.detach().clone().requires_grad_()
+    fused = relu_lrn_pool(xa, backend=backend, **LRN)
+    chain = max_pool(relu_lrn(xb, backend=backend, **LRN), 3, 2, backend=backend)
+    assert_close(fused, chain, torch.float32, f"fused vs chain forward[{backend}]")
+    g = _upstream(fused)
+    fused.backward(g)
+    chain.backward(g)
+    assert_close(xa.grad, xb.grad, torch.float32, f"fused vs chain grad[{backend}]", grad=True)
+
+
+def test_output_keeps_channels_last(backend):
+    x = make_input((2, 8, 9, 9), torch.float32, "channels_last")
+    for y in (relu_lrn(x, backend=backend), max_pool(x, backend=backend), relu_lrn_pool(x, backend=backend)):
+        assert y.is_contiguous(memory_format=torch.channels_last), f"{backend}: output lost channels_last"
+
+
+def _special_input() -> torch.Tensor:
+    x = make_input((1, 6, 7, 7), torch.float32, "nchw", seed=8)
+    x[0, 2, 1, 1] = float("nan")
+    x[0, 4, 5, 2] = float("inf")
+    x[0, 0, 3, 3] = float("-inf")
+    return x
+
+
+@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
+def test_nan_and_inf_like_reference(backend, op):
+    x = _special_input()
+    xb, yb = _run(op, x, backend)
+    xr, yr = _reference(op, x)
+    assert torch.equal(yb.isnan(), yr.isnan()), f"{op}[{backend}]: NaN pattern differs from the reference"
+    assert_close(yb, yr, torch.float32, f"{op}[{backend}] with NaN/inf forward")
+    g = _upstream(yb)
+    (gb,) = torch.autograd.grad(yb, xb, g)
+    (gr,) = torch.autograd.grad(yr, xr, g)
+    assert torch.equal(gb.isnan(), gr.isnan()), f"{op}[{backend}]: NaN pattern of the gradient differs"
+    assert_close(gb, gr, torch.float32, f"{op}[{backend}] with NaN/inf grad")
+
+
+def test_reference_matches_paper_formula_float64():
+    from tests.paper_formula import max_pool_float64, paper_lrn_float64
+
+    for shape in [(2, 96, 13, 13), (3, 7, 5, 4), (1, 1, 3, 3), (1, 4, 6, 6)]:
+        x = make_input(shape, torch.float64, "nchw", seed=9) * 20  # large enough that LRN is not ~identity
+        for n, alpha, beta, k in [(5, 1e-4, 0.75, 2.0), (3, 0.05, 0.5, 1.0), (7, 1e-3, 0.9, 2.5)]:
+            expected = paper_lrn_float64(torch.relu(x), n, alpha, beta, k)
+            got = reference.relu_lrn(x, n, alpha, beta, k)
+            assert_close(got, expected, torch.float64, f"reference LRN n={n} vs paper formula {shape}")
+            got_pool = reference.relu_lrn_pool(x, n, alpha, beta, k, 3, 2)
+            assert_close(got_pool, max_pool_float64(expected, 3, 2), torch.float64, f"reference pool {shape}")
+
+
+def test_paper_defaults_are_the_papers():
+    x = make_input((1, 10, 3, 3), torch.float64, "nchw") * 30
+    from tests.paper_formula import paper_lrn_float64
+
+    assert_close(relu_lrn(x), paper_lrn_float64(torch.relu(x), 5, 1e-4, 0.75, 2.0), torch.float64, "defaults")
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("op", [relu_lrn, max_pool, relu_lrn_pool])
+def test_bad_input_errors(op):
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        op(torch.randn(1, 3, 8, 8), backend="nope")
+    with pytest.raises(ValueError, match=r"4-D.*3-D.*\(3, 8, 8\)"):
+        op(torch.randn(3, 8, 8))
+    with pytest.raises(TypeError, match="torch.int64"):
+        op(torch.ones(1, 3, 8, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match="no elements"):
+        op(torch.randn(0, 3, 8, 8))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        op([[1.0]])
+
+
+def test_even_lrn_window_is_rejected():
+    with pytest.raises(ValueError, match="odd.*got 4"):
+        relu_lrn(torch.randn(1, 8, 4, 4), size=4)
+    with pytest.raises(ValueError, match="alpha_convention"):
+        relu_lrn(torch.randn(1, 8, 4, 4), alpha_convention="caffe")
+
+
+@pytest.mark.parametrize("op", [max_pool, relu_lrn_pool])
+def test_window_larger_than_input_is_rejected(op):
+    with pytest.raises(ValueError, match=r"2x9 is smaller than the pooling window 3.*empty"):
+        op(torch.randn(1, 3, 2, 9))
+
+
+@pytest.mark.parametrize("name", ["triton", "cuda"])
+def test_device_mismatch_is_rejected(name):
+    """A tensor on a device the backend cannot serve (here: 'meta') gets an error naming the device."""
+    require_backend(name)
+    x = torch.empty(1, 4, 8, 8, device="meta")
+    with pytest.raises(ValueError, match=f"backend '{name}' cannot run on a meta tensor"):
+        relu_lrn(x, backend=name)
+
+
+def test_every_backend_is_available_in_ci():
+    """CI pins a torch where all five backends work on CPU: none may silently drop out there."""
+    status = cached_backend_status()
+    assert set(status) == set(BACKENDS) == {"eager", "torchscript", "compile", "cuda", "triton"}
+    if on_ci():
+        missing = {name: why for name, why in status.items() if why is not None}
+        assert not missing, f"backends unavailable in CI: {missing}"
