@@ -1,0 +1,450 @@
+// CPU kernels and operator schemas of the `cuda` backend extension (namespace alexnet_cuda_ext).
+//
+// Ops (forward and backward of each; autograd is attached in kernels/cuda_backend.py):
+//   relu_lrn(x, size, alpha, beta, k) -> y                      alpha in the paper's convention
+//   relu_lrn_backward(grad_y, x, size, alpha, beta, k) -> grad_x   recomputes the LRN from x
+//   max_pool(x, kernel_size, stride) -> (y, offsets)           offsets: argmax index inside the window
+//   max_pool_backward(grad_y, offsets, height, width, kernel_size, stride) -> grad_x
+//   relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride) -> (y, offsets)
+//   relu_lrn_pool_backward(grad_y, x, offsets, size, alpha, beta, k, kernel_size, stride) -> grad_x
+//
+// The CPU kernels work on tiles: a block of spatial positions is gathered into a [C][positions]
+// buffer in the accumulation type (float for half/bfloat16/float, double for double), the
+// cross-channel window sums are formed directly (no running sum, so NaN/Inf stay local to their
+// window exactly as in the reference), and the result is scattered back. Tiles run in parallel
+// through at::parallel_for.
+#include <torch/library.h>
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "alexnet_ops.h"
+
+namespace alexnet_ext {
+namespace {
+
+constexpr int64_t kPositionsPerTile = 64;
+constexpr int64_t kTileBytes = 256 * 1024;
+
+// ReLU that keeps NaN (like torch.relu): x <= 0 -> 0, otherwise x.
+template <typename acc_t>
+inline acc_t relu(acc_t v) {
+  return v <= acc_t(0) ? acc_t(0) : v;
+}
+
+// A[c * P + q] = (relu)(x[c * sC + (p0 + q) * sP]) for the P positions starting at p0.
+template <typename scalar_t, typename acc_t>
+void gather(const scalar_t* x, int64_t sC, int64_t sP, int64_t C, int64_t p0, int64_t P, bool apply_relu,
+            acc_t* A) {
+  if (sP == 1) {
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t* row = x + c * sC + p0;
+      for (int64_t q = 0; q < P; ++q) A[c * P + q] = static_cast<acc_t>(row[q]);
+    }
+  } else {
+    for (int64_t q = 0; q < P; ++q) {
+      const scalar_t* col = x + (p0 + q) * sP;
+      for (int64_t c = 0; c < C; ++c) A[c * P + q] = static_cast<acc_t>(col[c * sC]);
+    }
+  }
+  if (apply_relu) {
+    for (int64_t i = 0; i < C * P; ++i) A[i] = relu(A[i]);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void scatter(const acc_t* Y, int64_t sC, int64_t sP, int64_t C, int64_t p0, int64_t P, scalar_t* y) {
+  if (sP == 1) {
+    for (int64_t c = 0; c < C; ++c) {
+      scalar_t* row = y + c * sC + p0;
+      for (int64_t q = 0; q < P; ++q) row[q] = static_cast<scalar_t>(Y[c * P + q]);
+    }
+  } else {
+    for (int64_t q = 0; q < P; ++q) {
+      scalar_t* col = y + (p0 + q) * sP;
+      for (int64_t c = 0; c < C; ++c) col[c * sC] = static_cast<scalar_t>(Y[c * P + q]);
+    }
+  }
+}
+
+// S[q] = sum over channels j in [lo, hi] of V[j * P + q] (squared when `square`).
+template <typename acc_t>
+inline void window_sum(const acc_t* V, int64_t P, int64_t lo, int64_t hi, bool square, acc_t* S) {
+  for (int64_t q = 0; q < P; ++q) S[q] = acc_t(0);
+  for (int64_t j = lo; j <= hi; ++j) {
+    const acc_t* v = V + j * P;
+    if (square) {
+      for (int64_t q = 0; q < P; ++q) S[q] += v[q] * v[q];
+    } else {
+      for (int64_t q = 0; q < P; ++q) S[q] += v[q];
+    }
+  }
+}
+
+struct LrnParams {
+  int64_t size;
+  double alpha, beta, k;
+};
+
+// Y = A * (k + alpha * sum_{W(c)} A^2)^-beta for a [C][P] tile of ReLU outputs A.
+template <typename acc_t>
+void lrn_forward_tile(const acc_t* A, int64_t C, int64_t P, const LrnParams& p, acc_t* S, acc_t* Y) {
+  const int64_t half = p.size / 2;
+  const acc_t alpha = p.alpha, beta = p.beta, k = p.k;
+  for (int64_t c = 0; c < C; ++c) {
+    window_sum(A, P, std::max<int64_t>(0, c - half), std::min<int64_t>(C - 1, c + half), true, S);
+    for (int64_t q = 0; q < P; ++q) Y[c * P + q] = A[c * P + q] * std::pow(k + alpha * S[q], -beta);
+  }
+}
+
+// Gradient w.r.t. the pre-ReLU input, given ReLU outputs A and output grads G ([C][P] tiles):
+//   grad_a_j = g_j d_j^-beta - 2 alpha beta a_j sum_{c in W(j)} g_c a_c d_c^(-beta-1),  times (x_j > 0).
+// The ReLU mask is `a_j != 0`, which also lets NaN through like torch's threshold_backward.
+template <typename acc_t>
+void lrn_backward_tile(const acc_t* A, const acc_t* G, int64_t C, int64_t P, const LrnParams& p, acc_t* S,
+                       acc_t* T, acc_t* U, acc_t* GX) {
+  const int64_t half = p.size / 2;
+  const acc_t alpha = p.alpha, beta = p.beta, k = p.k;
+  for (int64_t c = 0; c < C; ++c) {
+    window_sum(A, P, std::max<int64_t>(0, c - half), std::min<int64_t>(C - 1, c + half), true, S);
+    for (int64_t q = 0; q < P; ++q) {
+      const int64_t i = c * P + q;
+      const acc_t d = k + alpha * S[q];
+      const acc_t u = G[i] * std::pow(d, -beta);
+      U[i] = u;
+      T[i] = u * A[i] / d;
+    }
+  }
+  const acc_t two_alpha_beta = acc_t(2) * alpha * beta;
+  for (int64_t j = 0; j < C; ++j) {
+    window_sum(T, P, std::max<int64_t>(0, j - half), std::min<int64_t>(C - 1, j + half), false, S);
+    for (int64_t q = 0; q < P; ++q) {
+      const int64_t i = j * P + q;
+      GX[i] = A[i] != acc_t(0) ? U[i] - two_alpha_beta * A[i] * S[q] : acc_t(0);
+    }
+  }
+}
+
+// Max over one pooling window: the first maximum in scan order wins, NaN wins over everything
+// (the last NaN, like ATen's `val > max || isnan(val)` update).
+template <typename acc_t, typename Load>
+inline void window_argmax(int64_t kernel_size, Load load, acc_t& best, int64_t& best_off) {
+  best = -std::numeric_limits<acc_t>::infinity();
+  best_off = 0;
+  for (int64_t kh = 0; kh < kernel_size; ++kh) {
+    for (int64_t kw = 0; kw < kernel_size; ++kw) {
+      const acc_t v = load(kh, kw);
+      if (v > best || std::isnan(v)) {
+        best = v;
+        best_off = kh * kernel_size + kw;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// relu_lrn
+// ---------------------------------------------------------------------------------------------
+
+at::Tensor relu_lrn_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k) {
+  check_4d_float("relu_lrn", x_in);
+  check_lrn_args("relu_lrn", size);
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
+  const LrnParams params{size, alpha, beta, k};
+  const int64_t tiles = (P + kPositionsPerTile - 1) / kPositionsPerTile;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> A(C * kPositionsPerTile), Y(C * kPositionsPerTile), S(kPositionsPerTile);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / tiles, p0 = (t % tiles) * kPositionsPerTile;
+        const int64_t np = std::min(kPositionsPerTile, P - p0);
+        gather(xp + n * st.n, st.c, st.w, C, p0, np, true, A.data());
+        lrn_forward_tile(A.data(), C, np, params, S.data(), Y.data());
+        scatter(Y.data(), st.c, st.w, C, p0, np, yp + n * st.n);
+      }
+    });
+  });
+  return y;
+}
+
+at::Tensor relu_lrn_backward_cpu(const at::Tensor& grad_y, const at::Tensor& x_in, int64_t size, double alpha,
+                                 double beta, double k) {
+  check_4d_float("relu_lrn_backward", x_in);
+  check_lrn_args("relu_lrn_backward", size);
+  TORCH_CHECK(grad_y.sizes() == x_in.sizes(), "relu_lrn_backward: grad shape ", grad_y.sizes(),
+              " does not match input shape ", x_in.sizes());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
+  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
+  const LrnParams params{size, alpha, beta, k};
+  const int64_t tiles = (P + kPositionsPerTile - 1) / kPositionsPerTile;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+      const int64_t cap = C * kPositionsPerTile;
+      std::vector<acc_t> A(cap), G(cap), T(cap), U(cap), GX(cap), S(kPositionsPerTile);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / tiles, p0 = (t % tiles) * kPositionsPerTile;
+        const int64_t np = std::min(kPositionsPerTile, P - p0);
+        gather(xp + n * st.n, st.c, st.w, C, p0, np, true, A.data());
+        gather(gp + n * st.n, st.c, st.w, C, p0, np, false, G.data());
+        lrn_backward_tile(A.data(), G.data(), C, np, params, S.data(), T.data(), U.data(), GX.data());
+        scatter(GX.data(), st.c, st.w, C, p0, np, gxp + n * st.n);
+      }
+    });
+  });
+  return gx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// max_pool
+// ---------------------------------------------------------------------------------------------
+
+std::tuple<at::Tensor, at::Tensor> max_pool_cpu(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
+  check_4d_float("max_pool", x_in);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("max_pool", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
+  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    const bool small = off.scalar_type() == at::kChar;
+    int8_t* op8 = small ? off.mutable_data_ptr<int8_t>() : nullptr;
+    int32_t* op32 = small ? nullptr : off.mutable_data_ptr<int32_t>();
+    at::parallel_for(0, N * C * OH, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t oh = r % OH, c = (r / OH) % C, n = r / (OH * C);
+        const scalar_t* plane = xp + n * si.n + c * si.c;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const scalar_t* corner = plane + oh * stride * si.h + ow * stride * si.w;
+          acc_t best;
+          int64_t best_off;
+          window_argmax<acc_t>(
+              kernel_size, [&](int64_t kh, int64_t kw) { return static_cast<acc_t>(corner[kh * si.h + kw * si.w]); },
+              best, best_off);
+          const int64_t o = n * so.n + c * so.c + oh * so.h + ow * so.w;
+          yp[o] = static_cast<scalar_t>(best);
+          if (small) op8[o] = static_cast<int8_t>(best_off);
+          else op32[o] = static_cast<int32_t>(best_off);
+        }
+      }
+    });
+  });
+  return {y, off};
+}
+
+inline int64_t load_offset(const at::Tensor& off, const void* base, int64_t i) {
+  return off.scalar_type() == at::kChar ? static_cast<const int8_t*>(base)[i] : static_cast<const int32_t*>(base)[i];
+}
+
+at::Tensor max_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor& offsets, int64_t height, int64_t width,
+                                 int64_t kernel_size, int64_t stride) {
+  TORCH_CHECK(grad_y.dim() == 4 && grad_y.sizes() == offsets.sizes(), "max_pool_backward: grad shape ",
+              grad_y.sizes(), " does not match offsets shape ", offsets.sizes());
+  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "max_pool_backward: offsets must be ",
+              offset_dtype(kernel_size), " for kernel_size ", kernel_size, ", got ", offsets.scalar_type());
+  check_pool_args("max_pool_backward", height, width, kernel_size, stride);
+  const int64_t N = grad_y.size(0), C = grad_y.size(1), OH = grad_y.size(2), OW = grad_y.size(3);
+  TORCH_CHECK(OH == pool_out_size(height, kernel_size, stride) && OW == pool_out_size(width, kernel_size, stride),
+              "max_pool_backward: grad shape ", grad_y.sizes(), " does not fit input size ", height, "x", width);
+  const auto fmt = layout_of(offsets);
+  const at::Tensor off = offsets.contiguous(fmt);
+  const at::Tensor g = grad_y.contiguous(fmt);
+  at::Tensor gx = at::empty({N, C, height, width}, g.options().memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, height, width), so = strides_for(fmt, C, OH, OW);
+  const void* offp = off.const_data_ptr();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "max_pool_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> plane(height * width);
+      for (int64_t nc = begin; nc < end; ++nc) {
+        const int64_t n = nc / C, c = nc % C;
+        std::fill(plane.begin(), plane.end(), acc_t(0));
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t o = n * so.n + c * so.c + oh * so.h + ow * so.w;
+            const int64_t k = load_offset(off, offp, o);
+            plane[(oh * stride + k / kernel_size) * width + ow * stride + k % kernel_size] += static_cast<acc_t>(gp[o]);
+          }
+        }
+        scalar_t* out = gxp + n * si.n + c * si.c;
+        for (int64_t h = 0; h < height; ++h)
+          for (int64_t w = 0; w < width; ++w) out[h * si.h + w * si.w] = static_cast<scalar_t>(plane[h * width + w]);
+      }
+    });
+  });
+  return gx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// relu_lrn_pool (fused)
+// ---------------------------------------------------------------------------------------------
+
+// Output rows per tile so that the tile's [C][rows*W] LRN buffer stays near kTileBytes.
+int64_t output_rows_per_tile(int64_t C, int64_t W, int64_t elem_bytes, int64_t kernel_size, int64_t stride) {
+  const int64_t rows_fit = std::max<int64_t>(kernel_size, kTileBytes / std::max<int64_t>(1, C * W * elem_bytes));
+  return std::clamp<int64_t>((rows_fit - kernel_size) / stride + 1, 1, 16);
+}
+
+std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta,
+                                                     double k, int64_t kernel_size, int64_t stride) {
+  check_4d_float("relu_lrn_pool", x_in);
+  check_lrn_args("relu_lrn_pool", size);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("relu_lrn_pool", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
+  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
+  const LrnParams params{size, alpha, beta, k};
+  const bool small = off.scalar_type() == at::kChar;
+  void* offp = off.mutable_data_ptr();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    const int64_t R = output_rows_per_tile(C, W, sizeof(acc_t), kernel_size, stride);
+    const int64_t row_tiles = (OH + R - 1) / R;
+    at::parallel_for(0, N * row_tiles, 1, [&](int64_t begin, int64_t end) {
+      const int64_t cap = C * ((R - 1) * stride + kernel_size) * W;
+      std::vector<acc_t> A(cap), Y(cap), S(cap / C);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / row_tiles, oh0 = (t % row_tiles) * R, oh1 = std::min(OH, oh0 + R);
+        const int64_t h0 = oh0 * stride, h1 = (oh1 - 1) * stride + kernel_size, np = (h1 - h0) * W;
+        gather(xp + n * si.n, si.c, si.w, C, h0 * W, np, true, A.data());
+        lrn_forward_tile(A.data(), C, np, params, S.data(), Y.data());
+        // Pool the values the unfused path would see: the LRN output rounded to the input dtype.
+        for (int64_t i = 0; i < C * np; ++i) Y[i] = static_cast<acc_t>(static_cast<scalar_t>(Y[i]));
+        for (int64_t c = 0; c < C; ++c) {
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const acc_t* corner = Y.data() + c * np + (oh * stride - h0) * W + ow * stride;
+              acc_t best;
+              int64_t best_off;
+              window_argmax<acc_t>(kernel_size, [&](int64_t kh, int64_t kw) { return corner[kh * W + kw]; }, best,
+                                   best_off);
+              const int64_t o = n * so.n + c * so.c + oh * so.h + ow * so.w;
+              yp[o] = static_cast<scalar_t>(best);
+              if (small) static_cast<int8_t*>(offp)[o] = static_cast<int8_t>(best_off);
+              else static_cast<int32_t*>(offp)[o] = static_cast<int32_t>(best_off);
+            }
+          }
+        }
+      }
+    });
+  });
+  return {y, off};
+}
+
+at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor& x_in, const at::Tensor& offsets,
+                                      int64_t size, double alpha, double beta, double k, int64_t kernel_size,
+                                      int64_t stride) {
+  check_4d_float("relu_lrn_pool_backward", x_in);
+  check_lrn_args("relu_lrn_pool_backward", size);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("relu_lrn_pool_backward", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  TORCH_CHECK(grad_y.sizes() == at::IntArrayRef({N, C, OH, OW}) && offsets.sizes() == grad_y.sizes(),
+              "relu_lrn_pool_backward: grad shape ", grad_y.sizes(), " / offsets shape ", offsets.sizes(),
+              " do not match the pooled shape of input ", x_in.sizes());
+  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "relu_lrn_pool_backward: offsets must be ",
+              offset_dtype(kernel_size), ", got ", offsets.scalar_type());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
+  const at::Tensor off = offsets.contiguous(fmt);
+  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
+  const LrnParams params{size, alpha, beta, k};
+  const void* offp = off.const_data_ptr();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+    const int64_t rows = std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, C * W * (int64_t)sizeof(acc_t)));
+    const int64_t row_tiles = (H + rows - 1) / rows;
+    at::parallel_for(0, N * row_tiles, 1, [&](int64_t begin, int64_t end) {
+      const int64_t cap = C * rows * W;
+      std::vector<acc_t> A(cap), G(cap), T(cap), U(cap), GX(cap), S(rows * W);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / row_tiles, h0 = (t % row_tiles) * rows, h1 = std::min(H, h0 + rows);
+        const int64_t np = (h1 - h0) * W;
+        // Gather the gradient w.r.t. the LRN output: each pooled grad goes to its window's argmax.
+        std::fill(G.begin(), G.begin() + C * np, acc_t(0));
+        const int64_t oh_lo = h0 >= kernel_size ? (h0 - kernel_size) / stride + 1 : 0;
+        const int64_t oh_hi = std::min(OH - 1, (h1 - 1) / stride);
+        for (int64_t c = 0; c < C; ++c) {
+          for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t o = n * so.n + c * so.c + oh * so.h + ow * so.w;
+              const int64_t kk = load_offset(off, offp, o);
+              const int64_t h = oh * stride + kk / kernel_size;
+              if (h < h0 || h >= h1) continue;
+              G[c * np + (h - h0) * W + ow * stride + kk % kernel_size] += static_cast<acc_t>(gp[o]);
+            }
+          }
+        }
+        gather(xp + n * si.n, si.c, si.w, C, h0 * W, np, true, A.data());
+        lrn_backward_tile(A.data(), G.data(), C, np, params, S.data(), T.data(), U.data(), GX.data());
+        scatter(GX.data(), si.c, si.w, C, h0 * W, np, gxp + n * si.n);
+      }
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+}  // namespace alexnet_ext
+
+TORCH_LIBRARY(alexnet_cuda_ext, m) {
+  m.def("relu_lrn(Tensor x, int size, float alpha, float beta, float k) -> Tensor");
+  m.def("relu_lrn_backward(Tensor grad_y, Tensor x, int size, float alpha, float beta, float k) -> Tensor");
+  m.def("max_pool(Tensor x, int kernel_size, int stride) -> (Tensor, Tensor)");
+  m.def(
+      "max_pool_backward(Tensor grad_y, Tensor offsets, int height, int width, int kernel_size, int stride) "
+      "-> Tensor");
+  m.def(
+      "relu_lrn_pool(Tensor x, int size, float alpha, float beta, float k, int kernel_size, int stride) "
+      "-> (Tensor, Tensor)");
+  m.def(
+      "relu_lrn_pool_backward(Tensor grad_y, Tensor x, Tensor offsets, int size, float alpha, float beta, "
+      "float k, int kernel_size, int stride) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CPU, m) {
+  m.impl("relu_lrn", &alexnet_ext::relu_lrn_cpu);
+  m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_cpu);
+  m.impl("max_pool", &alexnet_ext::max_pool_cpu);
+  m.impl("max_pool_backward", &alexnet_ext::max_pool_backward_cpu);
+  m.impl("relu_lrn_pool", &alexnet_ext::relu_lrn_pool_cpu);
+  m.impl("relu_lrn_pool_backward", &alexnet_ext::relu_lrn_pool_backward_cpu);
+}

@@ -1,0 +1,568 @@
+// CUDA kernels of the `cuda` backend extension (registered for the CUDA dispatch key).
+//
+// Same ops and semantics as the CPU kernels in alexnet_ops.cpp. Design (a plain, hand-written
+// baseline; no fast-math, so pow() is the accurate one):
+//   * relu_lrn forward/backward: one thread per (n, h, w) position walks the channels once, keeping
+//     the ReLU outputs of the channel window (and, in backward, the per-channel terms of the second
+//     window) in registers; the window size is a template parameter for sizes 3, 5, 7 and falls back
+//     to direct sums from memory for other sizes. In NCHW, neighbouring threads read neighbouring w,
+//     so each channel step is one coalesced load per warp.
+//   * max_pool forward: one thread per output element, scanning its window (first max wins, NaN wins).
+//   * max_pool backward: one thread per input element gathers the grads of the outputs whose
+//     argmax offset points at it (deterministic, no atomics).
+//   * relu_lrn_pool forward: one thread per output element computes the LRN of its window's pixels
+//     (direct channel-window sums) and keeps the max, writing the pooled value and int8 offset.
+//   * relu_lrn_pool backward: the relu_lrn backward column walk, where the grad of each LRN output is
+//     gathered from the pooled grads whose offset points at that pixel.
+// Values are accumulated in float (double for double inputs); all index arithmetic is int64.
+#include <torch/library.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "alexnet_ops.h"
+
+namespace alexnet_ext {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned int blocks_for(int64_t work) {
+  const int64_t blocks = (work + kThreads - 1) / kThreads;
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "alexnet_cuda_ext: tensor too large (", work,
+              " work items)");
+  return static_cast<unsigned int>(blocks);
+}
+
+__device__ __forceinline__ float dpow(float b, float e) { return powf(b, e); }
+__device__ __forceinline__ double dpow(double b, double e) { return pow(b, e); }
+
+template <typename acc_t>
+__device__ __forceinline__ acc_t relu_d(acc_t v) {
+  return v <= acc_t(0) ? acc_t(0) : v;  // keeps NaN, like torch.relu
+}
+
+template <typename acc_t>
+__device__ __forceinline__ bool isnan_d(acc_t v) {
+  return v != v;
+}
+
+// (n, c, h, w) of the element at linear position `idx` of a tensor contiguous in NCHW or NHWC order.
+__device__ __forceinline__ void unravel(int64_t idx, bool channels_last, int64_t C, int64_t H, int64_t W,
+                                        int64_t& n, int64_t& c, int64_t& h, int64_t& w) {
+  if (channels_last) {
+    c = idx % C;
+    idx /= C;
+    w = idx % W;
+    idx /= W;
+    h = idx % H;
+    n = idx / H;
+  } else {
+    w = idx % W;
+    idx /= W;
+    h = idx % H;
+    idx /= H;
+    c = idx % C;
+    n = idx / C;
+  }
+}
+
+template <typename acc_t>
+struct LrnArgs {
+  acc_t alpha, beta, k;
+  int64_t size;
+};
+
+// ReLU output of channel c of one column (x points at channel 0 of the column).
+template <typename scalar_t, typename acc_t>
+__device__ __forceinline__ acc_t load_a(const scalar_t* x, int64_t sC, int64_t c) {
+  return relu_d(static_cast<acc_t>(x[c * sC]));
+}
+
+// d_c = k + alpha * sum of squares over the channel window of c, read directly from memory.
+template <typename scalar_t, typename acc_t>
+__device__ acc_t direct_denominator(const scalar_t* x, int64_t sC, int64_t C, int64_t c, const LrnArgs<acc_t>& p) {
+  const int64_t half = p.size / 2;
+  const int64_t lo = c - half < 0 ? 0 : c - half, hi = c + half > C - 1 ? C - 1 : c + half;
+  acc_t sum = 0;
+  for (int64_t j = lo; j <= hi; ++j) {
+    const acc_t a = load_a<scalar_t, acc_t>(x, sC, j);
+    sum += a * a;
+  }
+  return p.k + p.alpha * sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LRN forward / backward on one (n, h, w) column
+// ---------------------------------------------------------------------------------------------
+
+template <typename scalar_t, int S>
+__device__ void lrn_forward_column(const scalar_t* x, scalar_t* y, int64_t sC, int64_t C,
+                                   const LrnArgs<at::opmath_type<scalar_t>>& p) {
+  using acc_t = at::opmath_type<scalar_t>;
+  if constexpr (S > 0) {
+    constexpr int H = S / 2;
+    acc_t av[S];  // ReLU outputs of channels [i - 2H, i]; centre av[H] is channel m = i - H
+#pragma unroll
+    for (int s = 0; s < S; ++s) av[s] = acc_t(0);
+    for (int64_t i = 0; i < C + H; ++i) {
+#pragma unroll
+      for (int s = 0; s < S - 1; ++s) av[s] = av[s + 1];
+      av[S - 1] = i < C ? load_a<scalar_t, acc_t>(x, sC, i) : acc_t(0);
+      const int64_t m = i - H;
+      if (m >= 0) {
+        acc_t sum = 0;
+#pragma unroll
+        for (int s = 0; s < S; ++s) sum += av[s] * av[s];
+        y[m * sC] = static_cast<scalar_t>(av[H] * dpow(p.k + p.alpha * sum, -p.beta));
+      }
+    }
+  } else {
+    for (int64_t m = 0; m < C; ++m) {
+      const acc_t d = direct_denominator<scalar_t, acc_t>(x, sC, C, m, p);
+      y[m * sC] = static_cast<scalar_t>(load_a<scalar_t, acc_t>(x, sC, m) * dpow(d, -p.beta));
+    }
+  }
+}
+
+// grad_a_j = g_j d_j^-beta - 2 alpha beta a_j sum_{c in W(j)} g_c a_c d_c^(-beta-1), masked by a_j != 0.
+// `load_g(c)` returns the gradient w.r.t. the LRN output of channel c of this column.
+template <typename scalar_t, int S, typename GradLoader>
+__device__ void lrn_backward_column(const scalar_t* x, scalar_t* gx, int64_t sC, int64_t C,
+                                    const LrnArgs<at::opmath_type<scalar_t>>& p, const GradLoader& load_g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const acc_t two_alpha_beta = acc_t(2) * p.alpha * p.beta;
+  if constexpr (S > 0) {
+    constexpr int H = S / 2;
+    acc_t av[S];     // ReLU outputs of channels [i - 2H, i]
+    acc_t t[S];      // g_c a_c d_c^(-beta-1) of channels [i - 3H, i - H]
+    acc_t u[H + 1];  // g_c d_c^-beta of channels [i - 2H, i - H]
+#pragma unroll
+    for (int s = 0; s < S; ++s) av[s] = t[s] = acc_t(0);
+#pragma unroll
+    for (int s = 0; s <= H; ++s) u[s] = acc_t(0);
+    for (int64_t i = 0; i < C + 2 * H; ++i) {
+#pragma unroll
+      for (int s = 0; s < S - 1; ++s) av[s] = av[s + 1];
+      av[S - 1] = i < C ? load_a<scalar_t, acc_t>(x, sC, i) : acc_t(0);
+      const int64_t m = i - H;  // channel whose denominator window [m - H, m + H] is complete
+      acc_t t_new = 0, u_new = 0;
+      if (m >= 0 && m < C) {
+        acc_t sum = 0;
+#pragma unroll
+        for (int s = 0; s < S; ++s) sum += av[s] * av[s];
+        const acc_t d = p.k + p.alpha * sum;
+        u_new = load_g(m) * dpow(d, -p.beta);
+        t_new = u_new * av[H] / d;
+      }
+#pragma unroll
+      for (int s = 0; s < S - 1; ++s) t[s] = t[s + 1];
+      t[S - 1] = t_new;
+#pragma unroll
+      for (int s = 0; s < H; ++s) u[s] = u[s + 1];
+      u[H] = u_new;
+      const int64_t j = i - 2 * H;  // output channel: its window [j - H, j + H] of t is complete
+      if (j >= 0) {
+        acc_t sum_t = 0;
+#pragma unroll
+        for (int s = 0; s < S; ++s) sum_t += t[s];
+        const acc_t a = av[0];
+        gx[j * sC] = static_cast<scalar_t>(a != acc_t(0) ? u[0] - two_alpha_beta * a * sum_t : acc_t(0));
+      }
+    }
+  } else {
+    const int64_t half = p.size / 2;
+    for (int64_t j = 0; j < C; ++j) {
+      const int64_t lo = j - half < 0 ? 0 : j - half, hi = j + half > C - 1 ? C - 1 : j + half;
+      acc_t sum_t = 0;
+      for (int64_t c = lo; c <= hi; ++c) {
+        const acc_t d = direct_denominator<scalar_t, acc_t>(x, sC, C, c, p);
+        sum_t += load_g(c) * dpow(d, -p.beta) * load_a<scalar_t, acc_t>(x, sC, c) / d;
+      }
+      const acc_t d = direct_denominator<scalar_t, acc_t>(x, sC, C, j, p);
+      const acc_t a = load_a<scalar_t, acc_t>(x, sC, j);
+      const acc_t u = load_g(j) * dpow(d, -p.beta);
+      gx[j * sC] = static_cast<scalar_t>(a != acc_t(0) ? u - two_alpha_beta * a * sum_t : acc_t(0));
+    }
+  }
+}
+
+template <typename scalar_t>
+struct ColumnGrad {  // grad of the LRN output read from a tensor laid out like x
+  const scalar_t* g;
+  int64_t sC;
+  __device__ __forceinline__ at::opmath_type<scalar_t> operator()(int64_t c) const {
+    return static_cast<at::opmath_type<scalar_t>>(g[c * sC]);
+  }
+};
+
+template <typename scalar_t, typename off_t>
+struct PooledGrad {  // grad of the LRN output at pixel (h, w) gathered from the pooled grads
+  const scalar_t* g;
+  const off_t* off;
+  int64_t so_c, so_h, so_w;  // output strides (g and off point at sample n)
+  int64_t h, w, oh_lo, oh_hi, ow_lo, ow_hi, kernel_size, stride;
+  __device__ __forceinline__ at::opmath_type<scalar_t> operator()(int64_t c) const {
+    at::opmath_type<scalar_t> sum = 0;
+    for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
+      for (int64_t ow = ow_lo; ow <= ow_hi; ++ow) {
+        const int64_t o = c * so_c + oh * so_h + ow * so_w;
+        if (static_cast<int64_t>(off[o]) == (h - oh * stride) * kernel_size + (w - ow * stride)) {
+          sum += static_cast<at::opmath_type<scalar_t>>(g[o]);
+        }
+      }
+    }
+    return sum;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+// ---------------------------------------------------------------------------------------------
+
+template <typename scalar_t, int S>
+__global__ void __launch_bounds__(kThreads) lrn_forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y,
+                                                               int64_t N, int64_t C, int64_t P, int64_t sC, int64_t sP,
+                                                               LrnArgs<at::opmath_type<scalar_t>> p) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= N * P) return;
+  const int64_t n = idx / P, q = idx - n * P;
+  const int64_t base = n * C * P + q * sP;
+  lrn_forward_column<scalar_t, S>(x + base, y + base, sC, C, p);
+}
+
+template <typename scalar_t, int S>
+__global__ void __launch_bounds__(kThreads) lrn_backward_kernel(const scalar_t* __restrict__ g,
+                                                                const scalar_t* __restrict__ x,
+                                                                scalar_t* __restrict__ gx, int64_t N, int64_t C,
+                                                                int64_t P, int64_t sC, int64_t sP,
+                                                                LrnArgs<at::opmath_type<scalar_t>> p) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= N * P) return;
+  const int64_t n = idx / P, q = idx - n * P;
+  const int64_t base = n * C * P + q * sP;
+  lrn_backward_column<scalar_t, S>(x + base, gx + base, sC, C, p, ColumnGrad<scalar_t>{g + base, sC});
+}
+
+template <typename scalar_t, typename off_t>
+__global__ void __launch_bounds__(kThreads) max_pool_forward_kernel(const scalar_t* __restrict__ x,
+                                                                    scalar_t* __restrict__ y, off_t* __restrict__ off,
+                                                                    int64_t N, int64_t C, int64_t H, int64_t W,
+                                                                    int64_t OH, int64_t OW, bool channels_last,
+                                                                    Strides4 si, int64_t kernel_size, int64_t stride) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= N * C * OH * OW) return;
+  int64_t n, c, oh, ow;
+  unravel(idx, channels_last, C, OH, OW, n, c, oh, ow);
+  const scalar_t* corner = x + n * si.n + c * si.c + oh * stride * si.h + ow * stride * si.w;
+  acc_t best = -std::numeric_limits<acc_t>::infinity();
+  int64_t best_off = 0;
+  for (int64_t kh = 0; kh < kernel_size; ++kh) {
+    for (int64_t kw = 0; kw < kernel_size; ++kw) {
+      const acc_t v = static_cast<acc_t>(corner[kh * si.h + kw * si.w]);
+      if (v > best || isnan_d(v)) {
+        best = v;
+        best_off = kh * kernel_size + kw;
+      }
+    }
+  }
+  y[idx] = static_cast<scalar_t>(best);
+  off[idx] = static_cast<off_t>(best_off);
+}
+
+template <typename scalar_t, typename off_t>
+__global__ void __launch_bounds__(kThreads) max_pool_backward_kernel(const scalar_t* __restrict__ g,
+                                                                     const off_t* __restrict__ off,
+                                                                     scalar_t* __restrict__ gx, int64_t N, int64_t C,
+                                                                     int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                                                     bool channels_last, Strides4 so,
+                                                                     int64_t kernel_size, int64_t stride) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= N * C * H * W) return;
+  int64_t n, c, h, w;
+  unravel(idx, channels_last, C, H, W, n, c, h, w);
+  const int64_t oh_lo = h >= kernel_size ? (h - kernel_size) / stride + 1 : 0;
+  const int64_t oh_hi = min(OH - 1, h / stride);
+  const int64_t ow_lo = w >= kernel_size ? (w - kernel_size) / stride + 1 : 0;
+  const int64_t ow_hi = min(OW - 1, w / stride);
+  acc_t sum = 0;
+  for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
+    for (int64_t ow = ow_lo; ow <= ow_hi; ++ow) {
+      const int64_t o = n * so.n + c * so.c + oh * so.h + ow * so.w;
+      if (static_cast<int64_t>(off[o]) == (h - oh * stride) * kernel_size + (w - ow * stride)) {
+        sum += static_cast<acc_t>(g[o]);
+      }
+    }
+  }
+  gx[idx] = static_cast<scalar_t>(sum);
+}
+
+template <typename scalar_t, typename off_t>
+__global__ void __launch_bounds__(kThreads) relu_lrn_pool_forward_kernel(
+    const scalar_t* __restrict__ x, scalar_t* __restrict__ y, off_t* __restrict__ off, int64_t N, int64_t C,
+    int64_t H, int64_t W, int64_t OH, int64_t OW, bool channels_last, Strides4 si, int64_t kernel_size,
+    int64_t stride, LrnArgs<at::opmath_type<scalar_t>> p) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= N * C * OH * OW) return;
+  int64_t n, c, oh, ow;
+  unravel(idx, channels_last, C, OH, OW, n, c, oh, ow);
+  acc_t best = -std::numeric_limits<acc_t>::infinity();
+  int64_t best_off = 0;
+  for (int64_t kh = 0; kh < kernel_size; ++kh) {
+    for (int64_t kw = 0; kw < kernel_size; ++kw) {
+      const scalar_t* column = x + n * si.n + (oh * stride + kh) * si.h + (ow * stride + kw) * si.w;
+      const acc_t d = direct_denominator<scalar_t, acc_t>(column, si.c, C, c, p);
+      const acc_t lrn = load_a<scalar_t, acc_t>(column, si.c, c) * dpow(d, -p.beta);
+      // Compare the values the unfused path would pool: the LRN output rounded to the input dtype.
+      const acc_t v = static_cast<acc_t>(static_cast<scalar_t>(lrn));
+      if (v > best || isnan_d(v)) {
+        best = v;
+        best_off = kh * kernel_size + kw;
+      }
+    }
+  }
+  y[idx] = static_cast<scalar_t>(best);
+  off[idx] = static_cast<off_t>(best_off);
+}
+
+template <typename scalar_t, typename off_t, int S>
+__global__ void __launch_bounds__(kThreads) relu_lrn_pool_backward_kernel(
+    const scalar_t* __restrict__ g, const scalar_t* __restrict__ x, const off_t* __restrict__ off,
+    scalar_t* __restrict__ gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW, Strides4 si,
+    Strides4 so, int64_t kernel_size, int64_t stride, LrnArgs<at::opmath_type<scalar_t>> p) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= N * H * W) return;
+  const int64_t n = idx / (H * W), hw = idx - n * (H * W), h = hw / W, w = hw - h * W;
+  const int64_t base = n * si.n + h * si.h + w * si.w;
+  PooledGrad<scalar_t, off_t> load_g{g + n * so.n,
+                                     off + n * so.n,
+                                     so.c,
+                                     so.h,
+                                     so.w,
+                                     h,
+                                     w,
+                                     h >= kernel_size ? (h - kernel_size) / stride + 1 : 0,
+                                     min(OH - 1, h / stride),
+                                     w >= kernel_size ? (w - kernel_size) / stride + 1 : 0,
+                                     min(OW - 1, w / stride),
+                                     kernel_size,
+                                     stride};
+  lrn_backward_column<scalar_t, S>(x + base, gx + base, si.c, C, p, load_g);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host wrappers
+// ---------------------------------------------------------------------------------------------
+
+// Calls fn(std::integral_constant<int, S>{}) with S = size for the register-window sizes, else S = 0.
+template <typename Fn>
+void dispatch_window(int64_t size, Fn&& fn) {
+  switch (size) {
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    case 5: fn(std::integral_constant<int, 5>{}); break;
+    case 7: fn(std::integral_constant<int, 7>{}); break;
+    default: fn(std::integral_constant<int, 0>{}); break;
+  }
+}
+
+template <typename Fn>
+void dispatch_offsets(at::ScalarType t, Fn&& fn) {
+  if (t == at::kChar) fn(int8_t{});
+  else fn(int32_t{});
+}
+
+template <typename acc_t>
+LrnArgs<acc_t> lrn_args(int64_t size, double alpha, double beta, double k) {
+  return {static_cast<acc_t>(alpha), static_cast<acc_t>(beta), static_cast<acc_t>(k), size};
+}
+
+at::Tensor relu_lrn_cuda(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k) {
+  check_4d_float("relu_lrn", x_in);
+  check_lrn_args("relu_lrn", size);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_window(size, [&](auto window) {
+      lrn_forward_kernel<scalar_t, decltype(window)::value><<<blocks_for(N * P), kThreads, 0, stream>>>(
+          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), N, C, P, st.c, st.w,
+          lrn_args<acc_t>(size, alpha, beta, k));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return y;
+}
+
+at::Tensor relu_lrn_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_in, int64_t size, double alpha,
+                                  double beta, double k) {
+  check_4d_float("relu_lrn_backward", x_in);
+  check_lrn_args("relu_lrn_backward", size);
+  TORCH_CHECK(grad_y.sizes() == x_in.sizes(), "relu_lrn_backward: grad shape ", grad_y.sizes(),
+              " does not match input shape ", x_in.sizes());
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
+  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_window(size, [&](auto window) {
+      lrn_backward_kernel<scalar_t, decltype(window)::value><<<blocks_for(N * P), kThreads, 0, stream>>>(
+          g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(), N, C, P,
+          st.c, st.w, lrn_args<acc_t>(size, alpha, beta, k));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return gx;
+}
+
+std::tuple<at::Tensor, at::Tensor> max_pool_cuda(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
+  check_4d_float("max_pool", x_in);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("max_pool", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
+  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, H, W);
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool_cuda", [&] {
+    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
+      using off_t = decltype(off_tag);
+      max_pool_forward_kernel<scalar_t, off_t><<<blocks_for(N * C * OH * OW), kThreads, 0, stream>>>(
+          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), off.mutable_data_ptr<off_t>(), N, C, H, W,
+          OH, OW, cl, si, kernel_size, stride);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return {y, off};
+}
+
+at::Tensor max_pool_backward_cuda(const at::Tensor& grad_y, const at::Tensor& offsets, int64_t height, int64_t width,
+                                  int64_t kernel_size, int64_t stride) {
+  TORCH_CHECK(grad_y.dim() == 4 && grad_y.sizes() == offsets.sizes(), "max_pool_backward: grad shape ",
+              grad_y.sizes(), " does not match offsets shape ", offsets.sizes());
+  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "max_pool_backward: offsets must be ",
+              offset_dtype(kernel_size), " for kernel_size ", kernel_size, ", got ", offsets.scalar_type());
+  check_pool_args("max_pool_backward", height, width, kernel_size, stride);
+  const int64_t N = grad_y.size(0), C = grad_y.size(1), OH = grad_y.size(2), OW = grad_y.size(3);
+  TORCH_CHECK(OH == pool_out_size(height, kernel_size, stride) && OW == pool_out_size(width, kernel_size, stride),
+              "max_pool_backward: grad shape ", grad_y.sizes(), " does not fit input size ", height, "x", width);
+  const c10::cuda::CUDAGuard guard(grad_y.device());
+  const auto fmt = layout_of(offsets);
+  const at::Tensor off = offsets.contiguous(fmt);
+  const at::Tensor g = grad_y.contiguous(fmt);
+  at::Tensor gx = at::empty({N, C, height, width}, g.options().memory_format(fmt));
+  const Strides4 so = strides_for(fmt, C, OH, OW);
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "max_pool_backward_cuda", [&] {
+    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
+      using off_t = decltype(off_tag);
+      max_pool_backward_kernel<scalar_t, off_t><<<blocks_for(N * C * height * width), kThreads, 0, stream>>>(
+          g.const_data_ptr<scalar_t>(), off.const_data_ptr<off_t>(), gx.mutable_data_ptr<scalar_t>(), N, C, height,
+          width, OH, OW, cl, so, kernel_size, stride);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return gx;
+}
+
+std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cuda(const at::Tensor& x_in, int64_t size, double alpha, double beta,
+                                                      double k, int64_t kernel_size, int64_t stride) {
+  check_4d_float("relu_lrn_pool", x_in);
+  check_lrn_args("relu_lrn_pool", size);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("relu_lrn_pool", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
+  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, H, W);
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
+      using off_t = decltype(off_tag);
+      relu_lrn_pool_forward_kernel<scalar_t, off_t><<<blocks_for(N * C * OH * OW), kThreads, 0, stream>>>(
+          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), off.mutable_data_ptr<off_t>(), N, C, H, W,
+          OH, OW, cl, si, kernel_size, stride, lrn_args<acc_t>(size, alpha, beta, k));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return {y, off};
+}
+
+at::Tensor relu_lrn_pool_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_in, const at::Tensor& offsets,
+                                       int64_t size, double alpha, double beta, double k, int64_t kernel_size,
+                                       int64_t stride) {
+  check_4d_float("relu_lrn_pool_backward", x_in);
+  check_lrn_args("relu_lrn_pool_backward", size);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("relu_lrn_pool_backward", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  TORCH_CHECK(grad_y.sizes() == at::IntArrayRef({N, C, OH, OW}) && offsets.sizes() == grad_y.sizes(),
+              "relu_lrn_pool_backward: grad shape ", grad_y.sizes(), " / offsets shape ", offsets.sizes(),
+              " do not match the pooled shape of input ", x_in.sizes());
+  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "relu_lrn_pool_backward: offsets must be ",
+              offset_dtype(kernel_size), ", got ", offsets.scalar_type());
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
+  const at::Tensor off = offsets.contiguous(fmt);
+  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
+      using off_t = decltype(off_tag);
+      dispatch_window(size, [&](auto window) {
+        relu_lrn_pool_backward_kernel<scalar_t, off_t, decltype(window)::value>
+            <<<blocks_for(N * H * W), kThreads, 0, stream>>>(
+                g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), off.const_data_ptr<off_t>(),
+                gx.mutable_data_ptr<scalar_t>(), N, C, H, W, OH, OW, si, so, kernel_size, stride,
+                lrn_args<acc_t>(size, alpha, beta, k));
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+}  // namespace alexnet_ext
+
+TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CUDA, m) {
+  m.impl("relu_lrn", &alexnet_ext::relu_lrn_cuda);
+  m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_cuda);
+  m.impl("max_pool", &alexnet_ext::max_pool_cuda);
+  m.impl("max_pool_backward", &alexnet_ext::max_pool_backward_cuda);
+  m.impl("relu_lrn_pool", &alexnet_ext::relu_lrn_pool_cuda);
+  m.impl("relu_lrn_pool_backward", &alexnet_ext::relu_lrn_pool_backward_cuda);
+}

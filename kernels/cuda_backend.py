@@ -1,0 +1,265 @@
+"""The ``cuda`` backend: hand-written C++ (CPU) and CUDA kernels in a JIT-built PyTorch extension.
+
+The extension (``kernels/csrc``) is compiled with ``torch.utils.cpp_extension.load`` on first use
+(the first call of ``unavailable_reason()`` or of an op, never at import) and cached in torch's
+extension directory (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a
+stable name, so later processes only load it. On a CPU-only PyTorch (``torch.version.cuda is None``)
+only ``alexnet_ops.cpp`` is compiled; on a CUDA PyTorch ``alexnet_ops_cuda.cu`` is compiled too.
+
+The C++ side registers plain operators in the ``alexnet_cuda_ext`` namespace (forward and backward
+of each op); this module attaches autograd and fake (meta) kernels with ``torch.library``, so
+``torch.compile`` sees opaque ops instead of graph breaks. What autograd keeps between forward and
+backward:
+
+* ``relu_lrn``: only the input ``x`` (the LRN denominator is recomputed in backward);
+* ``max_pool``: only the argmax position inside each window, as int8 (``kh * kernel_size + kw``;
+  int32 when ``kernel_size**2 > 128``), instead of ATen's int64 flat indices;
+* ``relu_lrn_pool``: only ``x`` and those offsets; backward recomputes the LRN locally.
+
+Layout: a channels_last-contiguous input is processed (and answered) as channels_last; any other
+input is made ``.contiguous()`` NCHW first.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import torch
+
+NAMESPACE = "alexnet_cuda_ext"
+CSRC_DIR = Path(__file__).resolve().parent / "csrc"
+CPP_SOURCES = (CSRC_DIR / "alexnet_ops.cpp",)
+CUDA_SOURCES = (CSRC_DIR / "alexnet_ops_cuda.cu",)
+_OUTPUT_TAIL_CHARS = 3000
+
+_lock = threading.Lock()
+_state: dict[str, object] = {"tried": False, "reason": None, "with_cuda": False}
+
+
+def extension_name(with_cuda: bool | None = None) -> str:
+    """The cache name of the extension build (separate names for CPU-only and CUDA builds)."""
+    if with_cuda is None:
+        with_cuda = torch.version.cuda is not None
+    return "alexnet_kernels_ext_cuda" if with_cuda else "alexnet_kernels_ext_cpu"
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= _OUTPUT_TAIL_CHARS else "...\n" + text[-_OUTPUT_TAIL_CHARS:]
+
+
+def _missing_tool_reason(with_cuda: bool) -> str | None:
+    from torch.utils import cpp_extension
+
+    cxx = os.environ.get("CXX", "c++")
+    if shutil.which(cxx) is None:
+        origin = "$CXX" if "CXX" in os.environ else "the default C++ compiler"
+        return (
+            f"the C++ compiler {cxx!r} ({origin}) is not on PATH; install g++ (e.g. `apt-get install g++`) "
+            "or point $CXX at a C++17 compiler"
+        )
+    if not cpp_extension.is_ninja_available():
+        return "the ninja build tool is not installed (torch.utils.cpp_extension needs it): `pip install ninja`"
+    if with_cuda:
+        cuda_home = cpp_extension.CUDA_HOME
+        if cuda_home is None:
+            return (
+                f"torch {torch.__version__} is a CUDA build but no CUDA toolkit was found "
+                "(set $CUDA_HOME or put nvcc on PATH)"
+            )
+        if not Path(cuda_home, "bin", "nvcc").exists():
+            return f"nvcc not found in CUDA_HOME={cuda_home!r} (expected {cuda_home}/bin/nvcc)"
+    return None
+
+
+def build_extension(
+    build_directory: str | os.PathLike | None = None, name: str | None = None, verbose: bool = False
+) -> str | None:
+    """Compile (or reuse the cached build of) the extension and load its ops into ``torch.ops``.
+
+    Returns ``None`` on success, otherwise the reason (missing tool or the tail of the compiler output).
+    ``build_directory``/``name`` default to torch's extension cache and :func:`extension_name`.
+    """
+    from torch.utils import cpp_extension
+
+    with_cuda = torch.version.cuda is not None
+    reason = _missing_tool_reason(with_cuda)
+    if reason is not None:
+        return reason
+    sources = [str(p) for p in CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())]
+    if build_directory is not None:
+        os.makedirs(build_directory, exist_ok=True)
+    try:
+        cpp_extension.load(
+            name=name or extension_name(with_cuda),
+            sources=sources,
+            extra_cflags=["-O3", "-fopenmp"],
+            # No --use_fast_math: it would replace pow() by a less accurate approximation.
+            extra_cuda_cflags=["-O3", "-lineinfo"],
+            extra_include_paths=[str(CSRC_DIR)],
+            build_directory=None if build_directory is None else str(build_directory),
+            with_cuda=with_cuda,
+            is_python_module=False,
+            verbose=verbose,
+        )
+    except Exception as exc:  # compiler or linker error: report its output
+        details = [str(exc)]
+        for attr in ("output", "stderr"):  # subprocess.CalledProcessError keeps the tool's output here
+            extra = getattr(exc, attr, None)
+            if extra:
+                details.append(extra.decode(errors="replace") if isinstance(extra, bytes) else str(extra))
+        kind = "C++/CUDA" if with_cuda else "C++"
+        compiler = os.environ.get("CXX", "c++")
+        return (
+            f"building the {kind} extension with {compiler!r} failed ({type(exc).__name__}); "
+            f"end of the build output:\n{_tail(chr(10).join(details))}"
+        )
+    return None
+
+
+def _ensure_built() -> str | None:
+    with _lock:
+        if not _state["tried"]:
+            _state["tried"] = True
+            reason = build_extension()
+            if reason is None:
+                _register_python_side()
+                _state["with_cuda"] = torch.version.cuda is not None
+            _state["reason"] = reason
+    return _state["reason"]  # type: ignore[return-value]
+
+
+def unavailable_reason() -> str | None:
+    return _ensure_built()
+
+
+def device_problem(device: torch.device) -> str | None:
+    if device.type == "cpu":
+        return None
+    if device.type != "cuda":
+        return f"the extension has kernels for CPU and CUDA tensors only, not {device.type}"
+    if torch.version.cuda is None:
+        return (
+            f"torch {torch.__version__} is a CPU-only build, so the extension was compiled without its "
+            "CUDA kernels (alexnet_ops_cuda.cu)"
+        )
+    if not torch.cuda.is_available():
+        return "no CUDA device is available"
+    return None
+
+
+def _ops():
+    # Lock-free once built, so torch.compile can trace through to the registered ops.
+    reason = _state["reason"] if _state["tried"] else _ensure_built()
+    if reason is not None:
+        raise RuntimeError(f"the cuda backend is unavailable: {reason}")
+    return getattr(torch.ops, NAMESPACE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public backend interface (see kernels/ops.py)
+# ----------------------------------------------------------------------------------------------
+
+
+def relu_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    return _ops().relu_lrn(x, size, alpha, beta, k)
+
+
+def max_pool(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    return _ops().max_pool(x, kernel_size, stride)[0]
+
+
+def relu_lrn_pool(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
+) -> torch.Tensor:
+    return _ops().relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Autograd and fake kernels for the C++ ops
+# ----------------------------------------------------------------------------------------------
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """Same rule as ``layout_of`` in csrc/alexnet_ops.h."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _offset_dtype(kernel_size: int) -> torch.dtype:
+    return torch.int8 if kernel_size * kernel_size <= 128 else torch.int32
+
+
+def _pooled(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n, c, h, w = x.shape
+    shape = (n, c, (h - kernel_size) // stride + 1, (w - kernel_size) // stride + 1)
+    fmt = _layout(x)
+    y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    offsets = torch.empty(shape, dtype=_offset_dtype(kernel_size), device=x.device, memory_format=fmt)
+    return y, offsets
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=_layout(x))
+
+
+def _register_python_side() -> None:
+    lib = f"{NAMESPACE}::"
+    ops = getattr(torch.ops, NAMESPACE)
+
+    torch.library.register_fake(lib + "relu_lrn")(lambda x, size, alpha, beta, k: _like(x))
+    torch.library.register_fake(lib + "relu_lrn_backward")(lambda g, x, size, alpha, beta, k: _like(x))
+    torch.library.register_fake(lib + "max_pool")(lambda x, kernel_size, stride: _pooled(x, kernel_size, stride))
+
+    def _max_pool_backward_fake(g, offsets, height, width, kernel_size, stride):
+        n, c = g.shape[:2]
+        return torch.empty((n, c, height, width), dtype=g.dtype, device=g.device, memory_format=_layout(offsets))
+
+    torch.library.register_fake(lib + "max_pool_backward")(_max_pool_backward_fake)
+    torch.library.register_fake(lib + "relu_lrn_pool")(
+        lambda x, size, alpha, beta, k, kernel_size, stride: _pooled(x, kernel_size, stride)
+    )
+    torch.library.register_fake(lib + "relu_lrn_pool_backward")(
+        lambda g, x, offsets, size, alpha, beta, k, kernel_size, stride: _like(x)
+    )
+
+    # relu_lrn: keep x only.
+    def _relu_lrn_setup(ctx, inputs, output):
+        x, ctx.size, ctx.alpha, ctx.beta, ctx.k = inputs
+        ctx.save_for_backward(x)
+
+    def _relu_lrn_backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return ops.relu_lrn_backward(grad, x, ctx.size, ctx.alpha, ctx.beta, ctx.k), None, None, None, None
+
+    torch.library.register_autograd(lib + "relu_lrn", _relu_lrn_backward, setup_context=_relu_lrn_setup)
+
+    # max_pool: keep the int8 window offsets only.
+    def _max_pool_setup(ctx, inputs, output):
+        x, ctx.kernel_size, ctx.stride = inputs
+        ctx.height, ctx.width = x.shape[2], x.shape[3]
+        ctx.save_for_backward(output[1])
+
+    def _max_pool_backward(ctx, grad, _grad_offsets):
+        (offsets,) = ctx.saved_tensors
+        grad_x = ops.max_pool_backward(grad, offsets, ctx.height, ctx.width, ctx.kernel_size, ctx.stride)
+        return grad_x, None, None
+
+    torch.library.register_autograd(lib + "max_pool", _max_pool_backward, setup_context=_max_pool_setup)
+
+    # relu_lrn_pool: keep x and the int8 offsets; backward recomputes the LRN locally.
+    def _fused_setup(ctx, inputs, output):
+        x, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride = inputs
+        ctx.save_for_backward(x, output[1])
+
+    def _fused_backward(ctx, grad, _grad_offsets):
+        x, offsets = ctx.saved_tensors
+        grad_x = ops.relu_lrn_pool_backward(
+            grad, x, offsets, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride
+        )
+        return grad_x, None, None, None, None, None, None
+
+    torch.library.register_autograd(lib + "relu_lrn_pool", _fused_backward, setup_context=_fused_setup)

@@ -1,0 +1,173 @@
+"""Tests specific to the ``cuda`` backend (the C++/CUDA extension): lazy cached build, clear build
+failures, what autograd saves, device guard, and torch.compile seeing opaque ops.
+
+Cross-backend correctness against the reference lives in tests/test_kernels.py.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kernels import cuda_backend, reference
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LRN = (5, 1e-4, 0.75, 2.0)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    reason = cuda_backend.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"cuda backend unavailable: {reason}")
+    return cuda_backend
+
+
+def _run_python(code: str, **env_overrides) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **env_overrides}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+
+
+def test_import_does_not_build(tmp_path):
+    probe = "import kernels, kernels.cuda_backend; import os, sys; sys.exit(len(os.listdir(os.environ['TORCH_EXTENSIONS_DIR'])))"
+    result = _run_python(probe, TORCH_EXTENSIONS_DIR=str(tmp_path))
+    assert result.returncode == 0, f"importing built something or failed: {result.stderr[-2000:]}"
+
+
+def test_second_process_reuses_cached_build(backend):
+    from torch.utils.cpp_extension import _get_build_directory
+
+    build_dir = Path(_get_build_directory(cuda_backend.extension_name(), verbose=False))
+    libraries = list(build_dir.glob("*.so"))
+    assert libraries, f"no built library in {build_dir}"
+    before = {p: p.stat().st_mtime_ns for p in libraries}
+    result = _run_python(
+        "from kernels import cuda_backend as cb; r = cb.unavailable_reason(); assert r is None, r"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in libraries} == before, "the cached extension was rebuilt"
+
+
+def test_missing_compiler_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    reason = cuda_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
+    assert reason is not None and "no-such-compiler" in reason and "not on PATH" in reason
+
+
+def test_missing_ninja_is_named(tmp_path, monkeypatch):
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
+    reason = cuda_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
+    assert reason is not None and "ninja" in reason
+
+
+def test_compiler_error_output_is_reported(tmp_path, monkeypatch):
+    fake = tmp_path / "fake-cxx"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in --version|-v) echo "g++ (fake) 12.2.0"; exit 0;; esac\n'
+        'echo "fake-cxx: intentional failure" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    reason = cuda_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
+    assert reason is not None
+    assert "failed" in reason and str(fake) in reason and "fake-cxx: intentional failure" in reason
+
+
+def test_cuda_tensor_on_cpu_only_build_is_refused():
+    if torch.version.cuda is not None:
+        pytest.skip("this PyTorch has CUDA")
+    problem = cuda_backend.device_problem(torch.device("cuda"))
+    assert problem is not None and "CPU-only" in problem
+    assert cuda_backend.device_problem(torch.device("cpu")) is None
+
+
+def _saved_tensors(fn, x):
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = fn(x)
+    return y, saved
+
+
+def test_relu_lrn_saves_only_input(backend):
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    _, saved = _saved_tensors(lambda t: backend.relu_lrn(t, *LRN), x)
+    assert len(saved) == 1 and saved[0].data_ptr() == x.data_ptr()
+
+
+def test_max_pool_saves_int8_offsets_only(backend):
+    x = torch.randn(2, 8, 13, 13, requires_grad=True)
+    y, saved = _saved_tensors(lambda t: backend.max_pool(t, 3, 2), x)
+    assert [(t.dtype, tuple(t.shape)) for t in saved] == [(torch.int8, tuple(y.shape))]
+
+
+def test_fused_saves_input_and_int8_offsets_only(backend):
+    x = torch.randn(2, 8, 13, 13, requires_grad=True)
+    y, saved = _saved_tensors(lambda t: backend.relu_lrn_pool(t, *LRN, 3, 2), x)
+    assert len(saved) == 2 and saved[0].data_ptr() == x.data_ptr()
+    assert (saved[1].dtype, tuple(saved[1].shape)) == (torch.int8, tuple(y.shape))
+    # Saved bytes beyond x: one byte per pooled element (ATen's max_pool2d keeps int64 indices).
+    assert saved[1].element_size() * saved[1].numel() == y.numel()
+
+
+def test_offsets_widen_for_windows_over_128_positions(backend):
+    x = torch.randn(1, 3, 13, 14, dtype=torch.float64, requires_grad=True)
+    y = backend.max_pool(x, 12, 1)
+    torch.testing.assert_close(y, reference.max_pool(x, 12, 1))
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (g_ref,) = torch.autograd.grad(reference.max_pool(x, 12, 1).sum(), x)
+    torch.testing.assert_close(g, g_ref)
+
+
+def test_torch_compile_sees_opaque_ops(backend):
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    counter = CompileCounterWithBackend("aot_eager")
+
+    def net(x):
+        return backend.max_pool(backend.relu_lrn(x, *LRN), 3, 2).sum() + backend.relu_lrn_pool(x, *LRN, 3, 2).sum()
+
+    compiled = torch.compile(net, backend=counter, fullgraph=True)
+    x = torch.randn(2, 6, 9, 9).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = compiled(x)
+    (grad,) = torch.autograd.grad(out, x)
+    x_eager = x.detach().clone().requires_grad_(True)
+    out_eager = net(x_eager)
+    (grad_eager,) = torch.autograd.grad(out_eager, x_eager)
+    assert counter.frame_count == 1
+    torch.testing.assert_close(out, out_eager)
+    torch.testing.assert_close(grad, grad_eager)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [5, 9])  # 5: register-window kernels; 9: direct-sum fallback
+def test_cuda_kernels_match_cpu_kernels(backend, channels_last, size):
+    lrn = (size, 0.5, 0.75, 1.0)
+    x = torch.randn(2, 16, 27, 27, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for fn in (
+        lambda t: backend.relu_lrn(t, *lrn),
+        lambda t: backend.max_pool(t, 3, 2),
+        lambda t: backend.relu_lrn_pool(t, *lrn, 3, 2),
+    ):
+        x_cpu = x.clone().requires_grad_(True)
+        x_gpu = x.cuda().requires_grad_(True)
+        y_cpu, y_gpu = fn(x_cpu), fn(x_gpu)
+        g = torch.randn_like(y_cpu)
+        (gx_cpu,) = torch.autograd.grad(y_cpu, x_cpu, g)
+        (gx_gpu,) = torch.autograd.grad(y_gpu, x_gpu, g.cuda())
+        torch.testing.assert_close(y_gpu.cpu(), y_cpu)
+        torch.testing.assert_close(gx_gpu.cpu(), gx_cpu)
+        assert y_gpu.is_contiguous(memory_format=torch.channels_last) == channels_last
