@@ -1,0 +1,90 @@
+"""The paper's four-layer CIFAR-10 CNN (Figure 1: ReLU vs tanh; section 3.3: LRN 13% -> 11% test error).
+
+The paper does not print the net; it is cuda-convnet's CIFAR-10 net (``layers-18pct`` style), which
+the issue fixes as: conv 32@5x5 -> act -> max-pool 3/2 -> [LRN] -> conv 32@5x5 -> act -> max-pool 3/2
+-> [LRN] -> conv 64@5x5 -> act -> max-pool 3/2 -> fc 10. Convolutions are padded ("same" size) and
+pooling rounds up like cuda-convnet, so 32 px inputs give 16, 8, 4 px maps (64*4*4 = 1024 features).
+
+LRN uses the AlexNet constants in the paper's convention (k=2, n=5, alpha=1e-4, beta=0.75); PyTorch's
+``nn.LocalResponseNorm`` divides alpha by n, so it is given ``alpha * n``. Weights use PyTorch's
+default initialisation for both activations, so the only difference between the nets of one
+comparison is the switch under test.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+@dataclass
+class CifarCNNConfig:
+    num_classes: int = 10
+    activation: str = "relu"  # "relu" | "tanh"
+    lrn: bool = False
+    widths: tuple = (32, 32, 64)
+    kernel_size: int = 5
+    pool_kernel: int = 3
+    pool_stride: int = 2
+    lrn_size: int = 5
+    lrn_alpha: float = 1e-4  # paper convention (multiplies the plain sum of squares)
+    lrn_beta: float = 0.75
+    lrn_k: float = 2.0
+    image_size: int = 32
+
+    def validate(self) -> "CifarCNNConfig":
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if len(self.widths) != 3 or any(int(w) < 1 for w in self.widths):
+            raise ValueError(f"widths must be three positive integers, got {self.widths!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+        if self.image_size < 4:
+            raise ValueError(f"image_size must be at least 4, got {self.image_size}")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+
+def _pooled(size: int, kernel: int, stride: int) -> int:
+    """Output side of a ceil-mode max-pool without padding (cuda-convnet's rounding)."""
+    out = -(-(size - kernel) // stride) + 1
+    if (out - 1) * stride >= size:  # PyTorch drops a last window that would start outside the input
+        out -= 1
+    return out
+
+
+class CifarCNN(nn.Module):
+    """Three conv blocks and one fully-connected layer: the paper's 'four-layer' CIFAR-10 network."""
+
+    def __init__(self, cfg: CifarCNNConfig | None = None, **overrides) -> None:
+        super().__init__()
+        cfg = (cfg or CifarCNNConfig(**overrides)).validate()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in, side = 3, cfg.image_size
+        for i, width in enumerate(cfg.widths):
+            layers += [nn.Conv2d(c_in, width, cfg.kernel_size, padding=cfg.kernel_size // 2),
+                       ACTIVATIONS[cfg.activation](),
+                       nn.MaxPool2d(cfg.pool_kernel, cfg.pool_stride, ceil_mode=True)]
+            side = _pooled(side, cfg.pool_kernel, cfg.pool_stride)
+            if cfg.lrn and i < 2:  # LRN after the first two pooling layers, as in cuda-convnet's net
+                layers.append(nn.LocalResponseNorm(cfg.lrn_size, alpha=cfg.lrn_alpha * cfg.lrn_size,
+                                                   beta=cfg.lrn_beta, k=cfg.lrn_k))
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c_in * side * side, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"CifarCNN expects N x 3 x H x W images, got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.cfg.image_size or x.shape[-2] != self.cfg.image_size:
+            raise ValueError(f"CifarCNN was built for {self.cfg.image_size} px images, got "
+                             f"{x.shape[-2]}x{x.shape[-1]}")
+        return self.classifier(torch.flatten(self.features(x), 1))

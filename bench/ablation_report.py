@@ -1,0 +1,387 @@
+"""Report of the ablation study (``bench.ablations``): claim table, delta bar chart, Figure-1 curves.
+
+``claims(results)`` turns the study's per-run numbers into one row per paper claim, metric and recipe:
+the paper's delta next to the measured one, ``feature on - feature off`` in percentage points of error
+(negative = the feature helps), the mean of per-seed paired differences with a t-based 95% CI
+(``bench.stats.paired_delta``), flagged when the interval includes zero. Seeds where either side
+diverged or sat at chance are left out of the pairing and counted in the "stability" column instead,
+so 'harder to train' is never turned into a number. ``write_report(results, report_dir)`` writes
+``ablations_<study>.md``, ``ablations_<study>_deltas.png`` and ``ablations_<study>_figure1.png``.
+
+``python -m bench.ablation_report runs/ablations/<study>/results.json [--report-dir reports]`` re-renders.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+from bench.stats import mean_sd, paired_delta
+
+# claim name, AlexNet variant with the feature switched off, paper deltas (on - off, percentage points;
+# a string where the paper gives only a bound or words), where the paper says it.
+ALEXNET_CLAIMS = [
+    ("LRN", "no-lrn", {"top-1": -1.4, "top-5": -1.2}, "sec. 3.3"),
+    ("Overlapping pooling 3/2 vs 2/2", "pool-2x2", {"top-1": -0.4, "top-5": -0.3}, "sec. 3.4"),
+    ("Two GPUs vs one-GPU half-width control", "one-gpu-half", {"top-1": -1.7, "top-5": -1.2}, "sec. 3.2"),
+    ("PCA colour lighting", "no-pca", {"top-1": "< -1 (\"over 1%\")"}, "sec. 4.1"),
+    ("Dropout", "no-dropout", {"top-1": "not given", "train-val gap": "\"substantial overfitting\" without"},
+     "sec. 4.2"),
+]
+METRIC_KEYS = {"top-1": "val_top1_err", "top-5": "val_top5_err", "train-val gap": "gap_top1"}
+PAPER_SCALE = ("ImageNet ILSVRC-2010/2012: 1000 classes, 1.2 M training images at 256 px (227 px crops), "
+               "~90 epochs, batch 128, two GTX 580 GPUs, 5-6 days; 4-layer CNN claims on CIFAR-10 (10 classes, 50k images, 32 px)")
+
+
+def _good(run: dict | None) -> bool:
+    return run is not None and run.get("status") == "ok"
+
+
+def _stability(runs: dict[str, dict]) -> str:
+    bad = {s: r.get("status") for s, r in runs.items() if r.get("status") != "ok"}
+    if not bad:
+        return f"{len(runs)}/{len(runs)} ok"
+    parts = [f"{sum(1 for v in bad.values() if v == kind)} {kind}" for kind in ("diverged", "exploded", "at-chance")
+             if any(v == kind for v in bad.values())]
+    return f"{len(runs) - len(bad)}/{len(runs)} ok, " + ", ".join(parts)
+
+
+def _setting(runs: list[dict], seeds: int) -> str:
+    cfg = next((r.get("config") for r in runs if r.get("config")), None) or {}
+    bits = [str(cfg.get("data"))]
+    if cfg.get("num_classes"):
+        bits[0] += f" ({cfg['num_classes']} classes, {cfg.get('train_images')} train / {cfg.get('val_images')} val)"
+    if cfg.get("crop_size"):
+        bits.append(f"{cfg['crop_size']} px")
+    bits.append(f"{cfg.get('epochs')} epochs" + (f" (max {cfg['max_steps']} steps)" if cfg.get("max_steps") else ""))
+    bits.append(f"{seeds} seeds")
+    return ", ".join(bits)
+
+
+def _row(claim, metric, recipe, paper, on: dict, off: dict, key: str, setting: str, where: str, unit="pp") -> dict:
+    """on/off: seed -> run summary; the delta is on - off over seeds where both sides trained."""
+    vals_on = {s: r.get(key) for s, r in on.items() if _good(r)}
+    vals_off = {s: r.get(key) for s, r in off.items() if _good(r)}
+    d = paired_delta(vals_off, vals_on)
+    return {"claim": claim, "metric": metric, "recipe": recipe, "paper": paper,
+            "paper_value": paper if isinstance(paper, (int, float)) else None,
+            "measured": d.to_dict(), "unit": unit,
+            "stability": f"on: {_stability(on)}; off: {_stability(off)}", "setting": setting, "where": where}
+
+
+def claims(results: dict) -> list[dict]:
+    """One row per (claim, metric, recipe) found in ``results``."""
+    rows = []
+    n_seeds = len(results.get("seeds", []))
+    for recipe, variants in (results.get("alexnet") or {}).items():
+        base = variants.get("baseline", {})
+        for claim, variant, paper, where in ALEXNET_CLAIMS:
+            if variant not in variants:
+                continue
+            off = variants[variant]
+            setting = _setting([*base.values(), *off.values()], n_seeds)
+            for metric, paper_delta in paper.items():
+                rows.append(_row(claim, metric, recipe, paper_delta, base, off, METRIC_KEYS[metric], setting, where))
+        crops = (results.get("crops") or {}).get(recipe)
+        if crops:
+            on = {s: {"status": c["status"], **c["ten_crop"]} for s, c in crops.items() if "ten_crop" in c}
+            off = {s: {"status": c["status"], **c["centre"]} for s, c in crops.items() if "centre" in c}
+            for metric, key in (("top-1", "val_top1_err"), ("top-5", "val_top5_err")):
+                rows.append(_row("10-crop vs centre-crop test", metric, recipe, "not given (used for all results)",
+                                 on, off, key, _setting(list(base.values()), n_seeds), "sec. 4.1"))
+    cifar = results.get("cifar")
+    if cifar:
+        setting = (f"{cifar['data']} at 32 px ({cifar.get('num_classes')} classes, {cifar.get('train_images')} train / "
+                   f"{cifar.get('val_images')} test), {cifar['epochs']} epochs"
+                   + (f" (max {cifar['max_steps']} steps)" if cifar.get("max_steps") else "") + f", {n_seeds} seeds")
+        lrn = cifar["lrn"]["runs"]
+        rows.append(_row("CIFAR 4-layer CNN: LRN (13% -> 11% test error)", "top-1", f"lr {cifar['lrn']['lr']:g}, wd, flips",
+                         -2.0, lrn["lrn"], lrn["no-lrn"], "test_top1_err", setting, "sec. 3.3"))
+        rows += _fig1_rows(cifar, setting)
+    return rows
+
+
+def _fig1_rows(cifar: dict, setting: str) -> list[dict]:
+    """ReLU vs tanh: speed-up = tanh's / ReLU's epochs (and seconds) to the threshold, as the geometric
+    mean over seeds with a CI from the paired log ratios (exp of the t interval)."""
+    relu, tanh = cifar["fig1"]["relu"], cifar["fig1"]["tanh"]
+    rows = []
+    for metric, key in (("epochs to 25% train err", "epochs_to_threshold"),
+                        ("seconds to 25% train err", "seconds_to_threshold")):
+        def logs(runs):
+            return {s: math.log(r[key]) for s, r in runs.items()
+                    if _good(r) and r.get(key) is not None and r[key] > 0}
+        d = paired_delta(logs(relu["runs"]), logs(tanh["runs"]))
+        m = d.to_dict()
+        ratio = {"n": m["n"], "seeds": m["seeds"], "diffs": [math.exp(x) for x in m["diffs"]],
+                 "mean": None if m["mean"] is None else math.exp(m["mean"]), "sd": None,
+                 "ci": None if m["ci"] is None else [math.exp(m["ci"][0]), math.exp(m["ci"][1])],
+                 "half_width": None, "level": m["level"],
+                 "includes_zero": None if m["ci"] is None else m["ci"][0] <= 0.0 <= m["ci"][1]}
+        never = {a: [s for s, r in runs["runs"].items() if r.get(key) is None] for a, runs in (("relu", relu), ("tanh", tanh))}
+        note = "; ".join(f"{a} never reached it in seed(s) {','.join(v)}" for a, v in never.items() if v)
+        rows.append({"claim": "Figure 1: ReLU vs tanh speed-up (4-layer CNN)", "metric": metric,
+                     "recipe": f"best lr of grid: relu {relu['best_lr']}, tanh {tanh['best_lr']}",
+                     "paper": "6x" if key == "epochs_to_threshold" else "not given",
+                     "paper_value": 6.0 if key == "epochs_to_threshold" else None, "measured": ratio, "unit": "x",
+                     "stability": f"relu: {_stability(relu['runs'])}; tanh: {_stability(tanh['runs'])}"
+                                  + (f"; {note}" if note else ""),
+                     "setting": setting, "where": "Figure 1"})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# rendering
+
+
+def fmt_measured(row: dict) -> str:
+    m = row["measured"]
+    if m["mean"] is None:
+        return "no trained pair (see stability)"
+    if row["unit"] == "x":
+        ci = "n/a (1 seed)" if m["ci"] is None else f"95% CI [{m['ci'][0]:.2f}x, {m['ci'][1]:.2f}x]"
+        return f"{m['mean']:.2f}x, {ci}"
+    mean = 100 * m["mean"]
+    if m["ci"] is None:
+        return f"{mean:+.2f} pp, CI n/a (1 pair)"
+    return f"{mean:+.2f} +/- {100 * m['half_width']:.2f} pp"
+
+
+def fmt_paper(row: dict) -> str:
+    p = row["paper"]
+    if isinstance(p, (int, float)):
+        return f"{p:+.1f} pp" if row["unit"] == "pp" else f"{p:g}x"
+    return str(p)
+
+
+def fmt_zero(row: dict) -> str:
+    m = row["measured"]
+    if m["ci"] is None:
+        return "n/a"
+    if row["unit"] == "x":  # for a ratio the "no effect" value is 1
+        return "**yes: not resolved**" if m["ci"][0] <= 1.0 <= m["ci"][1] else "no"
+    return "**yes: not resolved**" if m["includes_zero"] else "no"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.2f}%"
+
+
+def _num(v, f="{:.2f}") -> str:
+    return "never" if v is None else f.format(v)
+
+
+def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) -> str:
+    L = [f"# Ablation study `{results['study']}`: error-rate deltas against the paper", "",
+         f"Command: `{results.get('command', '')}`  ",
+         f"Machine: {results.get('machine')}; study wall time {results.get('seconds', 0):.0f} s; "
+         f"seeds {results.get('seeds')}; runs in `{results.get('study_dir')}`.", "",
+         "## Scale: the paper vs this study", "",
+         f"- Paper: {PAPER_SCALE}.",
+         "- This study: see the 'dataset, epochs, seeds' column. Deltas measured at this scale are evidence about "
+         "the mechanisms, not a reproduction of the ImageNet numbers; a budget of a few epochs favours whatever "
+         "trains fastest early.", "",
+         "## Claims", "",
+         "Delta = error with the feature - error without it (negative: the feature helps), in percentage points, "
+         "final epoch, validation split. Measured: mean of per-seed paired differences +/- half-width of the "
+         "t-based 95% confidence interval. 'CI includes 0' = the study does not resolve the sign. Seeds where "
+         "either side diverged, exploded or sat at chance (see the status definitions below) are excluded from the pairing and "
+         "counted under stability.", "",
+         "| claim | metric | recipe | paper delta | measured delta +/- 95% CI | pairs | CI includes 0 | stability | dataset, epochs, seeds |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        L.append(f"| {r['claim']} ({r['where']}) | {r['metric']} | {r['recipe']} | {fmt_paper(r)} | {fmt_measured(r)} | "
+                 f"{r['measured']['n']} | {fmt_zero(r)} | {r['stability']} | {r['setting']} |")
+    L.append("")
+    if figures.get("deltas"):
+        L += [f"![measured vs paper deltas]({figures['deltas']})", ""]
+
+    if results.get("alexnet"):
+        L += ["## AlexNet runs", "",
+              "Status: ok | diverged (non-finite loss; stopped) | exploded (final training loss > 10 ln C) | "
+              "at-chance (final val top-1 error >= 1 - 1.5/C: collapsed, or not learning yet at this budget). "
+              "Only ok runs enter the deltas.", "",
+              "| recipe | variant | seed | status | val top-1 err | val top-5 err | train top-1 err | train-val gap | train loss | epochs | seconds |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for recipe, variants in results["alexnet"].items():
+            for variant, runs in variants.items():
+                for seed, r in runs.items():
+                    gap = "n/a" if r.get("gap_top1") is None else f"{100 * r['gap_top1']:+.2f} pp"
+                    loss = "n/a" if r.get("train_loss") is None else f"{r['train_loss']:.4f}"
+                    status = r["status"] + (f" at {r['diverged_at']}" if r.get("diverged_at") else "")
+                    L.append(f"| {recipe} | {variant} | {seed} | {status} | {_pct(r['val_top1_err'])} | "
+                             f"{_pct(r['val_top5_err'])} | {_pct(r['train_top1_err'])} | {gap} | {loss} | "
+                             f"{r['epochs_run']} | {_num(r.get('seconds'), '{:.0f}')} |")
+        L.append("")
+        for recipe, variants in results["alexnet"].items():
+            L.append(f"Variant means, recipe {recipe} (ok seeds only): " + "; ".join(
+                f"{v} {_mean_pct([r['val_top1_err'] for r in runs.values() if _good(r)])}"
+                for v, runs in variants.items()))
+            L.append("")
+    if results.get("lr_grid"):
+        g = results["lr_grid"]
+        L += [f"LR grid on the baseline (seed {g['seed']}): " + ", ".join(
+            f"lr {lr}: {r['status']} {_pct(r['val_top1_err'])}" for lr, r in g["runs"].items())
+            + f" -> recipe lr-best uses lr {g['best_lr']}.", ""]
+    if results.get("crops"):
+        L += ["## Centre crop vs 10 crops (same baseline checkpoints)", "",
+              "| recipe | seed | centre top-1 | 10-crop top-1 | centre top-5 | 10-crop top-5 |", "|---|---|---|---|---|---|"]
+        for recipe, seeds in results["crops"].items():
+            for seed, c in seeds.items():
+                if "centre" not in c:
+                    L.append(f"| {recipe} | {seed} | {c['status']} | | | |")
+                    continue
+                L.append(f"| {recipe} | {seed} | {_pct(c['centre']['val_top1_err'])} | {_pct(c['ten_crop']['val_top1_err'])} | "
+                         f"{_pct(c['centre']['val_top5_err'])} | {_pct(c['ten_crop']['val_top5_err'])} |")
+        L.append("")
+    cifar = results.get("cifar")
+    if cifar:
+        L += ["## Figure 1: ReLU vs tanh, 4-layer CIFAR CNN", "",
+              f"Training error = running top-1 error of the training batches, {cifar.get('threshold', 0.25):.0%} "
+              "threshold crossing linearly interpolated between measurements (from chance at epoch 0); seconds "
+              "count training steps only. Each activation uses the learning rate of the grid "
+              f"({', '.join(cifar['lrs'])}) that reaches the threshold soonest on average, as the paper tuned "
+              "each network separately. No weight decay, no augmentation, no LRN (no regularisation, as in Figure 1).", "",
+              "| activation | lr | seed | status | epochs to threshold | seconds to threshold | final train err | final test err |",
+              "|---|---|---|---|---|---|---|---|"]
+        for act in ("relu", "tanh"):
+            for lr, runs in cifar["fig1"][act]["grid"].items():
+                for seed, r in runs.items():
+                    mark = " (chosen)" if lr == cifar["fig1"][act]["best_lr"] else ""
+                    L.append(f"| {act} | {lr}{mark} | {seed} | {r['status']} | {_num(r['epochs_to_threshold'])} | "
+                             f"{_num(r['seconds_to_threshold'], '{:.1f}')} | {_pct(r['final_train_err'])} | "
+                             f"{_pct(r['test_top1_err'])} |")
+        L.append("")
+        if figures.get("figure1"):
+            L += [f"![Figure 1 style curves]({figures['figure1']})", ""]
+        L += [f"LRN on the CIFAR CNN (lr {cifar['lrn']['lr']:g}, weight decay 5e-4, random flips): test top-1 error "
+              + "; ".join(f"{name} " + ", ".join(f"seed {s}: {r['status']} {_pct(r['test_top1_err'])}"
+                                                 for s, r in runs.items())
+                          for name, runs in cifar["lrn"]["runs"].items()), ""]
+    return "\n".join(L) + "\n"
+
+
+def _mean_pct(vals) -> str:
+    m, sd = mean_sd(vals)
+    if m is None:
+        return "n/a"
+    return f"{100 * m:.2f}%" + ("" if sd is None else f" (sd {100 * sd:.2f})")
+
+
+def plot_deltas(rows: list[dict], path: Path) -> bool:
+    """Bar chart: the paper's delta (grey) beside each recipe's measured delta with its 95% CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pp = [r for r in rows if r["unit"] == "pp"]
+    if not pp:
+        return False
+    groups = list(dict.fromkeys((r["claim"], r["metric"]) for r in pp))
+    recipes = list(dict.fromkeys(r["recipe"] for r in pp))
+    width = 0.8 / (1 + len(recipes))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(groups)), 4.5))
+    for gi, (claim, metric) in enumerate(groups):
+        paper = next((r for r in pp if (r["claim"], r["metric"]) == (claim, metric)), None)
+        pv = paper["paper_value"] if paper else None
+        if pv is None and paper and isinstance(paper["paper"], str) and paper["paper"].startswith("< -1"):
+            pv = -1.0  # "over 1%": drawn at its bound, hatched
+        if pv is not None:
+            ax.bar(gi, pv, width, color="0.6", hatch="//" if paper["paper_value"] is None else None,
+                   label="paper" if gi == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None)
+        for ri, recipe in enumerate(recipes):
+            r = next((r for r in pp if (r["claim"], r["metric"], r["recipe"]) == (claim, metric, recipe)), None)
+            x = gi + (ri + 1) * width
+            if r is None:
+                continue
+            m = r["measured"]
+            label = f"measured ({recipe})" if f"measured ({recipe})" not in ax.get_legend_handles_labels()[1] else None
+            if m["mean"] is None:
+                ax.text(x, 0, "no pair", rotation=90, ha="center", va="bottom", fontsize=7)
+                continue
+            yerr = None if m["ci"] is None else 100 * m["half_width"]
+            ax.bar(x, 100 * m["mean"], width, yerr=yerr, capsize=3, color=f"C{ri}", label=label)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+    ax.set_xticklabels([f"{c}\n{m}" for c, m in groups], fontsize=7, rotation=20, ha="right")
+    ax.set_ylabel("error with feature - without (pp)")
+    ax.set_title("Ablation deltas: paper vs measured (95% CI, paired by seed)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_figure1(cifar: dict, path: Path) -> bool:
+    """Training error vs epochs and vs seconds, ReLU solid and tanh dashed, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    drew = False
+    for act, style, color in (("relu", "-", "C0"), ("tanh", "--", "C3")):
+        info = cifar["fig1"][act]
+        for i, (seed, r) in enumerate(info["runs"].items()):
+            curve = r.get("curve") or []
+            if not curve:
+                continue
+            drew = True
+            label = f"{act} (lr {info['best_lr']})" if i == 0 else None
+            axes[0].plot([p["epoch"] for p in curve], [p["train_top1_err"] for p in curve], style, color=color, label=label)
+            axes[1].plot([p["seconds"] for p in curve], [p["train_top1_err"] for p in curve], style, color=color, label=label)
+    thr = cifar.get("threshold", 0.25)
+    for ax, xl in zip(axes, ("epochs", "training seconds")):
+        ax.axhline(thr, color="k", ls=":", lw=0.8)
+        ax.set_xlabel(xl)
+        ax.set_ylabel("training error rate")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+    fig.suptitle("Figure 1 style: 4-layer CNN on CIFAR, ReLU (solid) vs tanh (dashed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return drew
+
+
+def write_report(results: dict, report_dir: Path) -> list[Path]:
+    """Write the Markdown report and its plots; return the paths written."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stem = "ablations_" + re.sub(r"[^A-Za-z0-9._-]+", "_", results["study"])
+    rows = results.get("claims") or claims(results)
+    written, figures = [], {}
+    deltas = report_dir / f"{stem}_deltas.png"
+    if plot_deltas(rows, deltas):
+        written.append(deltas)
+        figures["deltas"] = deltas.name
+    if results.get("cifar"):
+        fig1 = report_dir / f"{stem}_figure1.png"
+        if plot_figure1(results["cifar"], fig1):
+            written.append(fig1)
+            figures["figure1"] = fig1.name
+    md = report_dir / f"{stem}.md"
+    md.write_text(render_markdown(results, rows, figures))
+    return [md, *written]
+
+
+def cli(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ablation_report", description="Re-render an ablation report.")
+    p.add_argument("results", help="runs/ablations/<study>/results.json")
+    p.add_argument("--report-dir", default="reports")
+    a = p.parse_args(argv)
+    results = json.loads(Path(a.results).read_text())
+    results["claims"] = claims(results)
+    for path in write_report(results, Path(a.report_dir)):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
