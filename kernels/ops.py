@@ -42,14 +42,24 @@ class BackendUnavailable(RuntimeError):
     """The named backend cannot run on this machine (the message says why)."""
 
 
+_checked_backends: dict[str, ModuleType] = {}
+
+
 def get_backend(name: str) -> ModuleType:
-    """Import and return the backend module called ``name``, or raise naming the problem."""
+    """Import and return the backend module called ``name``, or raise naming the problem.
+
+    A backend found usable once is remembered, so later calls are a dict lookup that
+    ``torch.compile`` can trace (importing inside a compiled region would break the graph).
+    """
+    if name in _checked_backends:
+        return _checked_backends[name]
     if name not in _BACKEND_MODULES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     module = importlib.import_module(_BACKEND_MODULES[name])
     reason = module.unavailable_reason()
     if reason is not None:
         raise BackendUnavailable(f"backend {name!r} is unavailable here: {reason}")
+    _checked_backends[name] = module
     return module
 
 

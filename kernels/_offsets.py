@@ -1,0 +1,65 @@
+"""Host-side index arithmetic shared by the Triton launchers, mirrored by their kernels.
+
+The kernels address every tensor as ``base + n*s_n + c*s_c + h*s_h + w*s_w`` with int64 products,
+so any strides (NCHW, channels_last, views) work without copies. These helpers do the same sums in
+Python integers: launchers use them to pick the tile order, tests use them to check the arithmetic
+on shapes with more than 2**31 elements without allocating them.
+"""
+from __future__ import annotations
+
+import torch
+
+INT32_MAX = 2**31 - 1
+
+
+def element_offset(index: tuple[int, int, int, int], strides: tuple[int, int, int, int]) -> int:
+    """Storage offset (in elements) of ``x[n, c, h, w]`` for the given strides."""
+    return sum(i * s for i, s in zip(index, strides))
+
+
+def max_element_offset(shape: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Largest storage offset any in-bounds index reaches (strides may be 0, never negative here)."""
+    return sum((size - 1) * stride for size, stride in zip(shape, strides))
+
+
+def needs_int64(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """True when some offset does not fit in int32, i.e. the kernel's int64 casts are load-bearing."""
+    return max_element_offset(shape, strides) > INT32_MAX
+
+
+def unravel(linear: int, shape: tuple[int, int, int, int], channels_last: bool) -> tuple[int, int, int, int]:
+    """(n, c, h, w) of element number ``linear`` of a dense tensor walked in its memory order.
+
+    The max-pool kernels walk their (dense, freshly allocated) output in memory order this way:
+    ``w`` fastest for NCHW, ``c`` fastest for channels_last.
+    """
+    n_, c_, h_, w_ = shape
+    if channels_last:
+        c = linear % c_
+        w = (linear // c_) % w_
+        h = (linear // (c_ * w_)) % h_
+        n = linear // (c_ * w_ * h_)
+    else:
+        w = linear % w_
+        h = (linear // w_) % h_
+        c = (linear // (w_ * h_)) % c_
+        n = linear // (w_ * h_ * c_)
+    return n, c, h, w
+
+
+def dense_strides(shape: tuple[int, int, int, int], channels_last: bool) -> tuple[int, int, int, int]:
+    """Strides of a dense NCHW or channels_last tensor of ``shape`` (what ``torch.empty`` would give)."""
+    n_, c_, h_, w_ = shape
+    if channels_last:
+        return (h_ * w_ * c_, 1, w_ * c_, c_)
+    return (c_ * h_ * w_, h_ * w_, w_, 1)
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Treat ``x`` as channels_last when it is dense in that format but not plain NCHW-contiguous."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """The memory format outputs derived from ``x`` (pooled output, gradients) are allocated in."""
+    return torch.channels_last if is_channels_last(x) else torch.contiguous_format

@@ -1,0 +1,194 @@
+"""The ``triton`` backend: hand-written Triton kernels registered as PyTorch custom ops.
+
+Ops (namespace ``alexnet_kernels``), each with a hand-written backward kernel:
+
+  ``relu_lrn(x, size, alpha, beta, k) -> y``                      saves x only (a, d recomputed)
+  ``max_pool(x, kernel_size, stride) -> (y, offsets)``            saves only int8 window offsets
+  ``relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride) -> (y, offsets)``
+                                                                  saves x and int8 window offsets
+
+plus ``*_backward`` ops. On a CUDA GPU they are ``torch.library.triton_op`` s launching through
+``wrap_triton``, so ``torch.compile(fullgraph=True)`` sees the kernels themselves. Under Triton's
+CPU interpreter ``wrap_triton`` cannot be traced (FakeTensors have no data pointer), so there they
+are opaque ``torch.library.custom_op`` s with ``register_fake`` shape functions - still traceable
+without graph breaks. Autograd for both comes from ``register_autograd``.
+"""
+from __future__ import annotations
+
+import torch
+
+from kernels._interpreter import announce_interpreter_once, triton_interpreted
+
+try:
+    import triton  # noqa: F401
+
+    _IMPORT_ERROR: str | None = None
+except Exception as exc:  # no triton wheel: the backend reports why instead of failing imports
+    _IMPORT_ERROR = f"cannot import triton ({type(exc).__name__}: {exc})"
+
+NAMESPACE = "alexnet_kernels"
+
+
+def unavailable_reason() -> str | None:
+    if _IMPORT_ERROR is not None:
+        return _IMPORT_ERROR
+    if not triton_interpreted() and not torch.cuda.is_available():
+        return "no CUDA GPU is visible and TRITON_INTERPRET is not 1 (set it to run on CPU, slowly)"
+    return None
+
+
+def device_problem(device: torch.device) -> str | None:
+    if triton_interpreted():
+        if device.type != "cpu":
+            return ("Triton kernels run through the CPU interpreter here (TRITON_INTERPRET=1), "
+                    "which needs CPU tensors")
+        return None
+    if device.type != "cuda":
+        return "Triton kernels are compiled for the CUDA GPU; move the tensor to a CUDA device"
+    return None
+
+
+if _IMPORT_ERROR is None:
+    from kernels import triton_max_pool as _mp
+    from kernels import triton_relu_lrn as _lrn
+    from kernels import triton_relu_lrn_pool as _fused
+
+    _INTERPRETED = triton_interpreted()
+
+    def _define(name: str):
+        """``triton_op`` on a GPU; ``custom_op`` (+ ``register_fake`` below) under the interpreter."""
+        qualname = f"{NAMESPACE}::{name}"
+        if _INTERPRETED:
+            return torch.library.custom_op(qualname, mutates_args=())
+        return torch.library.triton_op(qualname, mutates_args=())
+
+    def _fake(op):
+        """Register the shape function only where the op is opaque (interpreter custom_op)."""
+        def register(fn):
+            if _INTERPRETED:
+                torch.library.register_fake(op)(fn)
+            return fn
+        return register
+
+    # ------------------------------------------------------------------ relu_lrn
+
+    @_define("relu_lrn")
+    def _relu_lrn_op(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+        return _lrn.relu_lrn_forward(x, size, alpha, beta, k)
+
+    @_define("relu_lrn_backward")
+    def _relu_lrn_backward_op(
+        x: torch.Tensor, grad: torch.Tensor, size: int, alpha: float, beta: float, k: float
+    ) -> torch.Tensor:
+        return _lrn.relu_lrn_backward(x, grad, size, alpha, beta, k)
+
+    @_fake(_relu_lrn_op)
+    def _(x, size, alpha, beta, k):
+        return torch.empty_like(x, memory_format=torch.preserve_format)
+
+    @_fake(_relu_lrn_backward_op)
+    def _(x, grad, size, alpha, beta, k):
+        return torch.empty_like(x, memory_format=torch.preserve_format)
+
+    def _relu_lrn_setup(ctx, inputs, output):
+        x, ctx.size, ctx.alpha, ctx.beta, ctx.k = inputs
+        ctx.save_for_backward(x)
+
+    def _relu_lrn_grad(ctx, grad):
+        (x,) = ctx.saved_tensors
+        dx = _relu_lrn_backward_op(x, grad, ctx.size, ctx.alpha, ctx.beta, ctx.k)
+        return dx, None, None, None, None
+
+    torch.library.register_autograd(_relu_lrn_op, _relu_lrn_grad, setup_context=_relu_lrn_setup)
+
+    # ------------------------------------------------------------------ max_pool
+
+    @_define("max_pool")
+    def _max_pool_op(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _mp.max_pool_forward(x, kernel_size, stride)
+
+    @_define("max_pool_backward")
+    def _max_pool_backward_op(
+        grad: torch.Tensor, offsets: torch.Tensor, height: int, width: int, kernel_size: int, stride: int,
+        channels_last: bool,
+    ) -> torch.Tensor:
+        return _mp.max_pool_backward(grad, offsets, (height, width), kernel_size, stride, channels_last)
+
+    @_fake(_max_pool_op)
+    def _(x, kernel_size, stride):
+        return _mp.pooled_empty(x, kernel_size, stride)
+
+    @_fake(_max_pool_backward_op)
+    def _(grad, offsets, height, width, kernel_size, stride, channels_last):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return grad.new_empty((*grad.shape[:2], height, width)).contiguous(memory_format=fmt)
+
+    def _max_pool_setup(ctx, inputs, output):
+        x, ctx.kernel_size, ctx.stride = inputs
+        ctx.input_hw = tuple(x.shape[-2:])
+        ctx.channels_last = _mp.memory_format_of(x) == torch.channels_last
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])  # the int8 offsets; x itself is not needed
+
+    def _max_pool_grad(ctx, grad, _grad_offsets):
+        (offsets,) = ctx.saved_tensors
+        dx = _max_pool_backward_op(grad, offsets, *ctx.input_hw, ctx.kernel_size, ctx.stride, ctx.channels_last)
+        return dx, None, None
+
+    torch.library.register_autograd(_max_pool_op, _max_pool_grad, setup_context=_max_pool_setup)
+
+    # ------------------------------------------------------------------ relu_lrn_pool (fused)
+
+    @_define("relu_lrn_pool")
+    def _relu_lrn_pool_op(
+        x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return _fused.relu_lrn_pool_forward(x, size, alpha, beta, k, kernel_size, stride)
+
+    @_define("relu_lrn_pool_backward")
+    def _relu_lrn_pool_backward_op(
+        x: torch.Tensor, grad: torch.Tensor, offsets: torch.Tensor, size: int, alpha: float, beta: float,
+        k: float, kernel_size: int, stride: int,
+    ) -> torch.Tensor:
+        return _fused.relu_lrn_pool_backward(x, grad, offsets, size, alpha, beta, k, kernel_size, stride)
+
+    @_fake(_relu_lrn_pool_op)
+    def _(x, size, alpha, beta, k, kernel_size, stride):
+        return _mp.pooled_empty(x, kernel_size, stride)
+
+    @_fake(_relu_lrn_pool_backward_op)
+    def _(x, grad, offsets, size, alpha, beta, k, kernel_size, stride):
+        return torch.empty_like(x, memory_format=torch.preserve_format)
+
+    def _relu_lrn_pool_setup(ctx, inputs, output):
+        x, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(x, output[1])  # x and the int8 offsets; no LRN output, no int64 indices
+
+    def _relu_lrn_pool_grad(ctx, grad, _grad_offsets):
+        x, offsets = ctx.saved_tensors
+        dx = _relu_lrn_pool_backward_op(
+            x, grad, offsets, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride
+        )
+        return dx, None, None, None, None, None, None
+
+    torch.library.register_autograd(_relu_lrn_pool_op, _relu_lrn_pool_grad, setup_context=_relu_lrn_pool_setup)
+
+
+# ---------------------------------------------------------------------- backend interface (ops.py)
+
+def relu_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    announce_interpreter_once()
+    return torch.ops.alexnet_kernels.relu_lrn(x, size, alpha, beta, k)
+
+
+def max_pool(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    announce_interpreter_once()
+    return torch.ops.alexnet_kernels.max_pool(x, kernel_size, stride)[0]
+
+
+def relu_lrn_pool(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
+) -> torch.Tensor:
+    announce_interpreter_once()
+    return torch.ops.alexnet_kernels.relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride)[0]

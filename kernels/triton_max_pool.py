@@ -1,0 +1,211 @@
+"""Unpadded floor-mode max-pool in Triton: forward saving int8 window offsets, gather-style backward.
+
+Forward: one lane per pooled output element, walked in the output's memory order (``w`` fastest for
+NCHW, ``c`` fastest for channels_last, so stores and most loads are coalesced); the input is read
+through its own strides. Ties and NaN follow ATen: the first maximum in (kh, kw) scan order wins, and
+a NaN wins over everything (the last NaN in scan order, as ATen's ``val > max || isnan(val)``).
+Instead of ATen's int64 flat indices the forward saves the argmax's position inside its window,
+``kh * kernel_size + kw``, as int8 (int16 when ``kernel_size**2 > 127``): 1/8 of the bytes.
+
+Backward: one lane per *input* element; it visits the at most ``ceil(K/S)**2`` windows that cover
+it and adds the gradient of those whose saved offset points at it. No atomics, deterministic.
+``_window_geometry`` / ``_window_grad`` are shared with the fused ReLU+LRN+pool backward.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels._interpreter import triton_interpreted
+from kernels._offsets import memory_format_of
+from kernels.ops import pool_output_size
+
+
+@triton.jit
+def _max_pool_fwd_kernel(
+    x_ptr,  # input, any strides
+    y_ptr,  # pooled output, dense in the memory order given by CHANNELS_LAST
+    off_ptr,  # argmax offset within the window (int8/int16), same layout as y
+    total,  # number of output elements N*C*OH*OW
+    C, H, W, OH, OW,
+    sxn, sxc, sxh, sxw,  # input strides (elements)
+    KS: tl.constexpr,  # kernel_size
+    STRIDE: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,  # walk the output with c fastest (else w fastest)
+    USE_FP64: tl.constexpr,  # compare in float64 (else float32: exact for 16-bit inputs)
+    BLOCK: tl.constexpr,
+):
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = idx < total
+    if CHANNELS_LAST:
+        c = idx % C
+        ow = (idx // C) % OW
+        oh = (idx // (C * OW)) % OH
+        n = idx // (C * OW * OH)
+    else:
+        ow = idx % OW
+        oh = (idx // OW) % OH
+        c = (idx // (OW * OH)) % C
+        n = idx // (OW * OH * C)
+    base = x_ptr + n * sxn + c * sxc + (oh * STRIDE) * sxh + (ow * STRIDE) * sxw
+    if USE_FP64:
+        best = tl.full([BLOCK], float("-inf"), tl.float64)
+    else:
+        best = tl.full([BLOCK], float("-inf"), tl.float32)
+    best_at = tl.zeros([BLOCK], tl.int32)
+    for kh in tl.static_range(KS):
+        for kw in tl.static_range(KS):
+            v = tl.load(base + kh * sxh + kw * sxw, mask=mask, other=float("-inf")).to(best.dtype)
+            take = (v > best) | (v != v)  # ATen: strictly greater, or NaN (NaN always wins)
+            best = tl.where(take, v, best)
+            best_at = tl.where(take, kh * KS + kw, best_at)
+    tl.store(y_ptr + idx, best.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(off_ptr + idx, best_at.to(off_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _window_geometry(
+    n, c, h, w,  # int64 coordinates of the input elements, shape [BLOCK]
+    mask,
+    OH, OW,
+    sgn, sgc, sgh, sgw,  # pooled-gradient strides
+    son, soc, soh, sow,  # offsets strides
+    KS: tl.constexpr, STRIDE: tl.constexpr,
+    NWIN: tl.constexpr,  # ceil(KS / STRIDE): windows covering an element per spatial dim
+    NW2_P2: tl.constexpr,  # next power of two >= NWIN**2
+):
+    """The windows covering each input element, as [BLOCK, NW2_P2] tensors: (valid, the window
+    offset that would point at the element, gradient offsets, offsets-tensor offsets)."""
+    # windows oh with oh*S <= h <= oh*S + K - 1, i.e. ceil((h-K+1)/S) <= oh <= h // S
+    th = h - KS + 1
+    tw = w - KS + 1
+    oh_lo = tl.where(th > 0, (th + STRIDE - 1) // STRIDE, 0)
+    ow_lo = tl.where(tw > 0, (tw + STRIDE - 1) // STRIDE, 0)
+    oh_hi = tl.minimum(h // STRIDE, OH - 1)
+    ow_hi = tl.minimum(w // STRIDE, OW - 1)
+    wnd = tl.arange(0, NW2_P2)[None, :]
+    oh = oh_lo[:, None] + wnd // NWIN
+    ow = ow_lo[:, None] + wnd % NWIN
+    valid = mask[:, None] & (wnd < NWIN * NWIN) & (oh <= oh_hi[:, None]) & (ow <= ow_hi[:, None])
+    code = (h[:, None] - oh * STRIDE) * KS + (w[:, None] - ow * STRIDE)
+    g_off = (n * sgn + c * sgc)[:, None] + oh * sgh + ow * sgw
+    o_off = (n * son + c * soc)[:, None] + oh * soh + ow * sow
+    return valid, code, g_off, o_off
+
+
+@triton.jit
+def _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, ACC: tl.constexpr):
+    """Sum of the pooled gradients (of the windows in the geometry) whose argmax is the element."""
+    o = tl.load(off_ptr + o_off, mask=valid, other=-1)
+    hit = valid & (o.to(tl.int64) == code)
+    gv = tl.load(g_ptr + g_off, mask=hit, other=0.0).to(ACC)
+    return tl.sum(gv, axis=1)
+
+
+@triton.jit
+def _max_pool_bwd_kernel(
+    g_ptr,  # gradient of the pooled output, any strides
+    off_ptr,  # argmax offsets from the forward, any strides
+    dx_ptr,  # input gradient, dense in the memory order given by CHANNELS_LAST
+    total,  # N*C*H*W
+    C, H, W, OH, OW,
+    sgn, sgc, sgh, sgw,
+    son, soc, soh, sow,
+    KS: tl.constexpr, STRIDE: tl.constexpr, NWIN: tl.constexpr, NW2_P2: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,
+    USE_FP64: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = idx < total
+    if CHANNELS_LAST:
+        c = idx % C
+        w = (idx // C) % W
+        h = (idx // (C * W)) % H
+        n = idx // (C * W * H)
+    else:
+        w = idx % W
+        h = (idx // W) % H
+        c = (idx // (W * H)) % C
+        n = idx // (W * H * C)
+    valid, code, g_off, o_off = _window_geometry(n, c, h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
+                                                 son, soc, soh, sow, KS, STRIDE, NWIN, NW2_P2)
+    if USE_FP64:
+        acc = _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, tl.float64)
+    else:
+        acc = _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, tl.float32)
+    tl.store(dx_ptr + idx, acc.to(dx_ptr.dtype.element_ty), mask=mask)
+
+
+# ---------------------------------------------------------------------------------- host side
+
+def offsets_dtype(kernel_size: int) -> torch.dtype:
+    """int8 holds window positions up to 127; larger windows need int16."""
+    return torch.int8 if kernel_size * kernel_size <= 127 else torch.int16
+
+
+def pooled_empty(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uninitialised pooled output and offsets for ``x``, both in ``x``'s memory format."""
+    n, c, h, w = x.shape
+    oh, ow = pool_output_size(h, kernel_size, stride), pool_output_size(w, kernel_size, stride)
+    fmt = memory_format_of(x)
+    y = torch.empty((n, c, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt)
+    offsets = torch.empty((n, c, oh, ow), dtype=offsets_dtype(kernel_size), device=x.device, memory_format=fmt)
+    return y, offsets
+
+
+def _block(total: int) -> int:
+    # Interpreter cost is per program: few, wide programs. GPU: 1024 lanes (8 per thread).
+    if triton_interpreted():
+        return min(triton.next_power_of_2(total), 1 << 16)
+    return 1024
+
+
+def launch(kernel, grid, *args, **meta) -> None:
+    """Launch through ``wrap_triton`` on a GPU (traceable inside ``triton_op``), directly otherwise."""
+    if triton_interpreted():
+        kernel[grid](*args, **meta)
+    else:
+        from torch.library import wrap_triton
+
+        wrap_triton(kernel)[grid](*args, **meta)
+
+
+def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled output (same memory format as ``x``) and int8/int16 argmax window offsets."""
+    if x.ndim != 4:
+        raise ValueError(f"max_pool_forward: expected a 4-D NCHW tensor, got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    y, offsets = pooled_empty(x, kernel_size, stride)
+    oh, ow = y.shape[-2:]
+    fmt = memory_format_of(x)
+    total = y.numel()
+    block = _block(total)
+    launch(
+        _max_pool_fwd_kernel, (triton.cdiv(total, block),),
+        x, y, offsets, total, c, h, w, oh, ow, *x.stride(),
+        KS=kernel_size, STRIDE=stride, CHANNELS_LAST=fmt == torch.channels_last,
+        USE_FP64=x.dtype == torch.float64, BLOCK=block,
+    )
+    return y, offsets
+
+
+def max_pool_backward(
+    grad_out: torch.Tensor, offsets: torch.Tensor, input_hw: tuple[int, int], kernel_size: int, stride: int,
+    channels_last: bool,
+) -> torch.Tensor:
+    """Input gradient (NCHW or channels_last) from the pooled gradient and the saved offsets."""
+    n, c, oh, ow = grad_out.shape
+    h, w = input_hw
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    dx = torch.empty((n, c, h, w), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    total = dx.numel()
+    block = _block(total)
+    launch(
+        _max_pool_bwd_kernel, (triton.cdiv(total, block),),
+        grad_out, offsets, dx, total, c, h, w, oh, ow, *grad_out.stride(), *offsets.stride(),
+        KS=kernel_size, STRIDE=stride, NWIN=triton.cdiv(kernel_size, stride),
+        NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2), CHANNELS_LAST=channels_last, USE_FP64=grad_out.dtype == torch.float64, BLOCK=block,
+    )
+    return dx

@@ -1,0 +1,213 @@
+"""Fused ReLU + cross-channel LRN in Triton, forward and backward (the backward recomputes from x).
+
+    a = relu(x),  d_c = k + alpha * sum_{i in W(c)} a_i^2,  b_c = a_c / d_c^beta
+    W(c) = [c - size//2, c + size//2] clipped to [0, C-1]              (alpha: paper convention)
+
+Each program owns a tile of BLOCK spatial positions (flattened over N*H*W) and walks all C channels once.
+The window sum is carried in a small register ring of the last ``size`` squares (one slot per
+channel, SIZE_P2 >= size slots): every channel is loaded from DRAM once and reused for the ``size``
+windows it belongs to, and the sum is re-added from the ring (never "add new, subtract old"), so an
+inf or NaN leaves the window as cleanly as it entered. Accumulation is float32 (float64 for float64).
+
+Backward, with g the gradient of b (saved for backward: only x):
+
+    grad_a_j = g_j d_j^-beta - 2 alpha beta a_j sum_{c in W(j)} g_c a_c d_c^(-beta-1)
+    grad_x_j = grad_a_j where x_j > 0 (or NaN, like ATen's threshold_backward) else 0
+
+is one more channel pipeline: at step t it enters a_t^2, finishes d_c for c = t - size//2 and
+pushes T_c = g_c a_c d_c^(-beta-1) and g_c d_c^-beta into two more rings, and emits channel
+j = t - 2*(size//2). With POOL=True, g_c is not loaded but gathered from a max-pool's output
+gradient and argmax offsets (``triton_max_pool._window_grad``): the fused ReLU+LRN+pool backward.
+"""
+from __future__ import annotations
+
+import struct
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels._interpreter import triton_interpreted
+from kernels.triton_max_pool import _window_geometry, _window_grad, launch
+
+
+@triton.jit
+def _relu_lrn_fwd_kernel(
+    x_ptr,  # input, any strides
+    y_ptr,  # output, any strides
+    N, C, H, W,
+    sxn, sxc, sxh, sxw,  # input strides (elements)
+    syn, syc, syh, syw,  # output strides
+    alpha_hi, alpha_lo,  # alpha = alpha_hi + alpha_lo (float32 pair, exact enough for float64)
+    beta, k,
+    SIZE: tl.constexpr,  # LRN window (odd)
+    SIZE_P2: tl.constexpr,  # ring slots: next power of two >= SIZE
+    USE_FP64: tl.constexpr,
+    BLOCK: tl.constexpr,  # spatial positions per program
+):
+    HALF: tl.constexpr = SIZE // 2
+    # positions are flattened over (n, h, w): a tile may span images, which keeps small images busy
+    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = p < tl.full([], N, tl.int64) * H * W
+    n = p // (H * W)
+    h = (p // W) % H
+    w = p % W
+    xs = x_ptr + n * sxn + h * sxh + w * sxw
+    ys = y_ptr + n * syn + h * syh + w * syw
+    if USE_FP64:
+        ring = tl.zeros([SIZE_P2, BLOCK], tl.float64)
+    else:
+        ring = tl.zeros([SIZE_P2, BLOCK], tl.float32)
+    ACC: tl.constexpr = ring.dtype
+    alpha = tl.full([], alpha_hi, ACC) + tl.full([], alpha_lo, ACC)
+    slots = tl.arange(0, SIZE_P2)[:, None]
+    lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
+    # prologue: the first HALF channels enter the window before channel 0 is emitted
+    for e in range(0, HALF):
+        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
+        a = tl.where(v < 0, 0.0, v)  # relu that keeps NaN
+        ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
+    for j in range(0, C):
+        e = j + HALF  # channel entering the window of channel j; beyond C-1 it is zero
+        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
+        a = tl.where(v < 0, 0.0, v)
+        ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
+        d = k + alpha * tl.sum(ring, axis=0)
+        xj = tl.load(xs + tl.full([], j, tl.int64) * sxc, mask=mask, other=0.0).to(ACC)  # cache hit: loaded HALF steps ago
+        aj = tl.where(xj < 0, 0.0, xj)
+        y = aj / tl.exp2(beta * tl.log2(d))
+        tl.store(ys + tl.full([], j, tl.int64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _relu_lrn_bwd_kernel(
+    x_ptr,  # forward input, any strides
+    g_ptr,  # gradient of the LRN output (POOL=False) or of the pooled output (POOL=True)
+    off_ptr,  # POOL=True: argmax window offsets of the pool (else unused)
+    dx_ptr,  # input gradient, any strides
+    N, C, H, W,
+    OH, OW,  # pooled size (POOL=True)
+    sxn, sxc, sxh, sxw,
+    sgn, sgc, sgh, sgw,
+    son, soc, soh, sow,
+    sdn, sdc, sdh, sdw,
+    alpha_hi, alpha_lo, beta, k,
+    SIZE: tl.constexpr, SIZE_P2: tl.constexpr,
+    POOL: tl.constexpr,  # gather g from a max-pool's gradient (fused ReLU+LRN+pool backward)
+    KS: tl.constexpr, STRIDE: tl.constexpr, NWIN: tl.constexpr, NW2_P2: tl.constexpr,  # pool geometry (POOL=True)
+    USE_FP64: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    HALF: tl.constexpr = SIZE // 2
+    # positions are flattened over (n, h, w): a tile may span images, which keeps small images busy
+    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = p < tl.full([], N, tl.int64) * H * W
+    n = p // (H * W)
+    h = (p // W) % H
+    w = p % W
+    xs = x_ptr + n * sxn + h * sxh + w * sxw
+    gs = g_ptr + n * sgn + h * sgh + w * sgw
+    ds = dx_ptr + n * sdn + h * sdh + w * sdw
+    if USE_FP64:
+        sq = tl.zeros([SIZE_P2, BLOCK], tl.float64)
+    else:
+        sq = tl.zeros([SIZE_P2, BLOCK], tl.float32)
+    ACC: tl.constexpr = sq.dtype
+    t_ring = tl.zeros([SIZE_P2, BLOCK], ACC)  # T_c = g_c a_c d_c^(-beta-1)
+    gp_ring = tl.zeros([SIZE_P2, BLOCK], ACC)  # g_c d_c^-beta
+    alpha = tl.full([], alpha_hi, ACC) + tl.full([], alpha_lo, ACC)
+    two_alpha_beta = 2.0 * alpha * tl.full([], beta, ACC)
+    slots = tl.arange(0, SIZE_P2)[:, None]
+    lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
+    if POOL:  # the windows covering each pixel do not depend on the channel: find them once
+        valid, code, g_off, o_off = _window_geometry(n, lane0.to(tl.int64), h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
+                                                     son, soc, soh, sow, KS, STRIDE, NWIN, NW2_P2)
+    for t in range(0, C + 2 * HALF):
+        # 1. channel t enters the square ring (zero beyond C-1)
+        v = tl.load(xs + tl.full([], t, tl.int64) * sxc, mask=mask & ((lane0 + t) < C), other=0.0).to(ACC)
+        a = tl.where(v < 0, 0.0, v)
+        sq = tl.where(slots == t % SIZE, (a * a)[None, :], sq)
+        # 2. the window of channel c = t - HALF is complete: d_c, T_c, g_c d_c^-beta
+        c = t - HALF
+        c_ok = ((lane0 + c) >= 0) & ((lane0 + c) < C)
+        c64 = tl.full([], c, tl.int64)
+        xc = tl.load(xs + c64 * sxc, mask=mask & c_ok, other=0.0).to(ACC)
+        ac = tl.where(xc < 0, 0.0, xc)
+        if POOL:
+            gc = _window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + c64 * sgc, o_off + c64 * soc, ACC)
+        else:
+            gc = tl.load(gs + c64 * sgc, mask=mask & c_ok, other=0.0).to(ACC)
+        d = k + alpha * tl.sum(sq, axis=0)
+        d_pow = tl.exp2(-beta * tl.log2(d))  # d^-beta
+        tc = tl.where(c_ok, gc * ac * d_pow / d, 0.0)
+        slot_c = (c + SIZE) % SIZE
+        t_ring = tl.where(slots == slot_c, tc[None, :], t_ring)
+        gp_ring = tl.where(slots == slot_c, (gc * d_pow)[None, :], gp_ring)
+        # 3. channel j = t - 2*HALF has all of W(j) in the T ring: emit its gradient
+        j = t - 2 * HALF
+        j64 = tl.full([], j, tl.int64)
+        j_ok = (lane0 + j) >= 0
+        gp_j = tl.sum(tl.where(slots == (j + 2 * SIZE) % SIZE, gp_ring, 0.0), axis=0)
+        xj = tl.load(xs + j64 * sxc, mask=mask & j_ok, other=0.0).to(ACC)
+        aj = tl.where(xj < 0, 0.0, xj)
+        grad = gp_j - two_alpha_beta * aj * tl.sum(t_ring, axis=0)
+        grad = tl.where(xj <= 0, 0.0, grad)  # relu'; NaN inputs pass the gradient, like ATen
+        tl.store(ds + j64 * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
+
+
+# ---------------------------------------------------------------------------------- host side
+
+def _split(value: float) -> tuple[float, float]:
+    """``value`` as a float32 pair hi + lo (kernels get float32 scalars; float64 kernels re-add them)."""
+    hi = struct.unpack("f", struct.pack("f", value))[0]  # plain Python: also fine while tracing
+    return hi, value - hi
+
+
+def spatial_block(positions: int) -> int:
+    """Positions (over N*H*W) per program: as many as fit under the interpreter (its cost is per
+    program and per op); on a GPU 128 lanes, 64 when that would leave < ~4 programs per H100 SM."""
+    if triton_interpreted():
+        return min(triton.next_power_of_2(positions), 16384)
+    return 128 if triton.cdiv(positions, 128) >= 4 * 132 else 64
+
+
+def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """ReLU + LRN of ``x`` (any strides); the output has ``x``'s memory format."""
+    if x.ndim != 4 or size % 2 == 0:
+        raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
+    n, c, h, w = x.shape
+    y = torch.empty_like(x, memory_format=torch.preserve_format)
+    block = spatial_block(n * h * w)
+    launch(
+        _relu_lrn_fwd_kernel, (triton.cdiv(n * h * w, block),),
+        x, y, n, c, h, w, *x.stride(), *y.stride(), *_split(alpha), beta, k,
+        SIZE=size, SIZE_P2=triton.next_power_of_2(size), USE_FP64=x.dtype == torch.float64, BLOCK=block,
+    )
+    return y
+
+
+def relu_lrn_backward(
+    x: torch.Tensor, grad: torch.Tensor, size: int, alpha: float, beta: float, k: float,
+    offsets: torch.Tensor | None = None, kernel_size: int = 1, stride: int = 1,
+) -> torch.Tensor:
+    """Gradient w.r.t. ``x`` of relu_lrn (``offsets is None``) or of max_pool(relu_lrn) given the
+    pool's argmax ``offsets``; recomputes a and d from ``x``. Same memory format as ``x``."""
+    n, c, h, w = x.shape
+    dx = torch.empty_like(x, memory_format=torch.preserve_format)
+    pool = offsets is not None
+    if pool:
+        oh, ow = grad.shape[-2:]
+        off, off_strides = offsets, offsets.stride()
+    else:
+        oh, ow = h, w
+        off, off_strides = grad, (0, 0, 0, 0)  # unused by the kernel
+    block = spatial_block(n * h * w)
+    launch(
+        _relu_lrn_bwd_kernel, (triton.cdiv(n * h * w, block),),
+        x, grad, off, dx, n, c, h, w, oh, ow, *x.stride(), *grad.stride(), *off_strides, *dx.stride(),
+        *_split(alpha), beta, k,
+        SIZE=size, SIZE_P2=triton.next_power_of_2(size), POOL=pool, KS=kernel_size, STRIDE=stride,
+        NWIN=triton.cdiv(kernel_size, stride), NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2),
+        USE_FP64=x.dtype == torch.float64, BLOCK=block,
+    )
+    return dx

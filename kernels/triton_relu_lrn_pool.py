@@ -1,0 +1,126 @@
+"""ReLU + LRN + max-pool fused in Triton: the LRN output never reaches memory.
+
+Forward: each program owns BLOCK pooled positions (flattened over N*OH*OW) and walks all channels. Its pixel
+tile is [BLOCK, KK_P2] (the K*K window pixels of each pooled position, padded to a power of two)
+and the LRN window sum is carried in a register ring over channels, as in ``triton_relu_lrn``.
+Per channel it reduces the tile to the window maximum (ATen's rule: NaN wins - the last NaN in scan
+order - else the first maximum) and stores only the pooled value and its int8 window offset.
+The LRN of overlapping windows' shared pixels is recomputed (compute is cheap, bytes are not).
+
+Backward: saved for backward are only ``x`` and the offsets. ``triton_relu_lrn``'s backward kernel
+with POOL=True gathers each pixel's gradient from the pooled positions whose argmax it is and
+recomputes a and d locally.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels._interpreter import triton_interpreted
+from kernels.triton_max_pool import launch, pooled_empty
+from kernels.triton_relu_lrn import _split, relu_lrn_backward
+
+
+@triton.jit
+def _relu_lrn_pool_fwd_kernel(
+    x_ptr,  # input, any strides
+    y_ptr,  # pooled output, any strides
+    off_ptr,  # argmax window offsets (int8/int16), any strides
+    N, C, H, W, OH, OW,
+    sxn, sxc, sxh, sxw,
+    syn, syc, syh, syw,
+    son, soc, soh, sow,
+    alpha_hi, alpha_lo, beta, k,
+    SIZE: tl.constexpr, SIZE_P2: tl.constexpr,
+    KS: tl.constexpr, STRIDE: tl.constexpr,
+    KK_P2: tl.constexpr,  # next power of two >= KS*KS
+    USE_FP64: tl.constexpr,
+    BLOCK: tl.constexpr,  # pooled positions per program
+):
+    HALF: tl.constexpr = SIZE // 2
+    # pooled positions flattened over (n, oh, ow)
+    q = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    qmask = q < tl.full([], N, tl.int64) * OH * OW
+    n = q // (OH * OW)
+    oh = (q // OW) % OH
+    ow = q % OW
+    kk = tl.arange(0, KK_P2)
+    kh = kk // KS
+    kw = kk % KS
+    pix_ok = qmask[:, None] & (kk < KS * KS)[None, :]  # [BLOCK, KK_P2]
+    h = oh[:, None] * STRIDE + kh[None, :]
+    w = ow[:, None] * STRIDE + kw[None, :]
+    xs = x_ptr + (n * sxn)[:, None] + h * sxh + w * sxw  # [BLOCK, KK_P2] pointers
+    ys = y_ptr + n * syn + oh * syh + ow * syw
+    offs = off_ptr + n * son + oh * soh + ow * sow
+    if USE_FP64:
+        ring = tl.zeros([SIZE_P2, BLOCK, KK_P2], tl.float64)
+    else:
+        ring = tl.zeros([SIZE_P2, BLOCK, KK_P2], tl.float32)
+    ACC: tl.constexpr = ring.dtype
+    alpha = tl.full([], alpha_hi, ACC) + tl.full([], alpha_lo, ACC)
+    slots = tl.arange(0, SIZE_P2)[:, None, None]
+    lane0 = tl.zeros([BLOCK, KK_P2], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
+    for e in range(0, HALF):
+        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
+        a = tl.where(v < 0, 0.0, v)
+        ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
+    for j in range(0, C):
+        e = j + HALF
+        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
+        a = tl.where(v < 0, 0.0, v)
+        ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
+        d = k + alpha * tl.sum(ring, axis=0)
+        xj = tl.load(xs + tl.full([], j, tl.int64) * sxc, mask=pix_ok, other=0.0).to(ACC)
+        aj = tl.where(xj < 0, 0.0, xj)
+        b = tl.where(pix_ok, aj / tl.exp2(beta * tl.log2(d)), float("-inf"))
+        # window max with ATen's rule: any NaN wins (the last one), else the first maximum
+        is_nan = b != b
+        last_nan = tl.max(tl.where(is_nan, kk[None, :], -1), axis=1)
+        best = tl.max(tl.where(is_nan, float("-inf"), b), axis=1)
+        first_max = tl.min(tl.where(b == best[:, None], kk[None, :], KK_P2), axis=1)
+        has_nan = last_nan >= 0
+        out = tl.where(has_nan, float("nan"), best)
+        at = tl.where(has_nan, last_nan, first_max)
+        j64 = tl.full([], j, tl.int64)
+        tl.store(ys + j64 * syc, out.to(y_ptr.dtype.element_ty), mask=qmask)
+        tl.store(offs + j64 * soc, at.to(off_ptr.dtype.element_ty), mask=qmask)
+
+
+# ---------------------------------------------------------------------------------- host side
+
+def _pool_block(positions: int) -> int:
+    """Pooled positions (over N*OH*OW) per program: many under the interpreter, else 32 (16 when
+    that would leave fewer than ~2 programs per H100 SM)."""
+    if triton_interpreted():
+        return min(triton.next_power_of_2(positions), 2048)
+    return 32 if triton.cdiv(positions, 32) >= 2 * 132 else 16
+
+
+def relu_lrn_pool_forward(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """max_pool(relu_lrn(x)) and the pool's int8/int16 argmax window offsets, in ``x``'s memory format."""
+    if x.ndim != 4 or size % 2 == 0:
+        raise ValueError(f"relu_lrn_pool_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
+    n, c, h, w = x.shape
+    y, offsets = pooled_empty(x, kernel_size, stride)
+    oh, ow = y.shape[-2:]
+    block = _pool_block(n * oh * ow)
+    launch(
+        _relu_lrn_pool_fwd_kernel, (triton.cdiv(n * oh * ow, block),),
+        x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
+        *_split(alpha), beta, k,
+        SIZE=size, SIZE_P2=triton.next_power_of_2(size), KS=kernel_size, STRIDE=stride,
+        KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64, BLOCK=block,
+    )
+    return y, offsets
+
+
+def relu_lrn_pool_backward(
+    x: torch.Tensor, grad_out: torch.Tensor, offsets: torch.Tensor,
+    size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int,
+) -> torch.Tensor:
+    """Gradient w.r.t. ``x`` from the pooled gradient, recomputing the LRN from ``x``."""
+    return relu_lrn_backward(x, grad_out, size, alpha, beta, k, offsets=offsets, kernel_size=kernel_size, stride=stride)
