@@ -1,0 +1,156 @@
+"""Report of a saved benchmark run: ``python -m bench.report [JSON ...] [--merge NAME] [--compare A B] [--out reports/]``.
+
+For each saved pytest-benchmark file (default: the newest under ``.benchmarks/``) writes
+``<out>/<run name>/``: ``README.md`` (run header, targets summary, paper vs measured, plots),
+``kernels.md``, ``model.md``, ``memory.md``, ``targets.md`` and the PNGs of ``bench.plots``;
+``--merge NAME`` reports several files of one session (saved in parts) as one run.
+``--compare A B`` writes ``<out>/compare_<A>_vs_<B>.md`` (changes with a regression flag) and
+prints it. ``pytest bench/ --benchmark-save=NAME`` calls this automatically at the end of the run.
+A malformed or partial file is an error naming that file; a missing backend leaves a gap.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import compare, paper_claims, plots, tables, targets
+from bench.results import ReportError, Run, load_run, merge_runs, run_header
+
+__all__ = ["ReportError", "write_report", "write_comparison", "main"]
+
+
+def _page(title: str, run: Run, body: str) -> str:
+    return f"# {title}\n\n{run_header(run)}\n\n{body}"
+
+
+def _cpu_note(run: Run) -> str:
+    return ("> **CPU-only run.** Shapes are scaled down, Triton runs through its interpreter and no GPU "
+            "memory statistics exist: these numbers show the suite works, not how fast anything is.\n\n"
+            if run.cpu_only else "")
+
+
+def write_run_report(run: Run, out_root: Path) -> list[Path]:
+    """Write the Markdown pages and PNGs of one run into ``out_root/<run label>/``."""
+    out = out_root / run.label
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    copy_gbps = (run.info.get("copy_bytes_per_s") or 0) / 1e9 or None
+
+    def put(name: str, text: str) -> None:
+        path = out / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        written.append(path)
+
+    note = _cpu_note(run)
+    put("kernels.md", _page("Kernel benchmarks", run, note
+        + "Median of timed repetitions (L2 flushed between them; GPU: CUDA-event time). GB/s = minimal bytes "
+          "(read input + write output; forward+backward adds read dy, re-read input, write dx) / median time. "
+          "Speedups pair results of this run.\n\n"
+        + tables.kernel_table(run.kernels)
+        + "\n## % of measured copy bandwidth, by backend (empty = not measured)\n\n"
+        + tables.kernel_pivot(run.kernels)))
+    put("model.md", _page("AlexNet benchmarks", run, note
+        + "images/s = batch / median step time. TFLOP/s from counted multiply-adds (conv + FC; training = "
+          "forward + weight grads + input grads). MFU = TFLOP/s / this run's measured dense GEMM throughput in "
+          "the same precision (fp32 rows: TF32 GEMM when cuDNN uses TF32). x eager / x compile: against the "
+          "eager-kernels model and its whole-model torch.compile at the same config.\n\n"
+        + tables.model_table(run.models)))
+    put("memory.md", _page("Memory", run, note + tables.memory_table(run.kernels, run.models)))
+
+    detail = targets.evaluate(run.kernels, run.models)
+    summary = targets.summary(detail)
+    put("targets.md", _page("Performance targets", run, note
+        + "Ratios within this run. 'not measured': the case or its baseline is absent from this run.\n\n"
+        + "## Summary\n\n" + tables.markdown(summary)
+        + "\n## Per case\n\n" + tables.markdown(detail, {"measured": ".3g"})))
+
+    claims = paper_claims.claims_table(run.models)
+    pngs = [
+        plots.bandwidth_plot(run.kernels, copy_gbps, run.cpu_only, out / "bandwidth.png"),
+        plots.speedup_plot(run.kernels, run.cpu_only, out / "speedup.png"),
+        plots.memory_plot(run.kernels, run.cpu_only, out / "memory.png"),
+        plots.model_throughput_plot(run.models, run.cpu_only, out / "model_throughput.png"),
+        plots.batch_scaling_plot(run.models, run.cpu_only, out / "batch_scaling.png"),
+    ]
+    pngs = [p for p in pngs if p is not None]
+    written += pngs
+    body = (note
+            + "Pages: [kernels](kernels.md), [model](model.md), [memory](memory.md), [targets](targets.md)\n\n"
+            + "## Targets\n\n" + tables.markdown(summary)
+            + "\n## Paper vs measured (systems claims)\n\n"
+            + tables.markdown(claims, {"ratio": ".3f"})
+            + "\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pngs))
+    put("README.md", _page(f"Benchmark report: {run.label}", run, body))
+    return written
+
+
+def write_report(paths: list[Path], out_root: Path, merge: str | None = None) -> list[Path]:
+    """Load every file first (so a bad one fails before anything is written), then write reports:
+    one per file, or one for all of them named ``merge``."""
+    runs = [load_run(p) for p in paths]
+    if merge:
+        runs = [merge_runs(runs, merge)]
+    written: list[Path] = []
+    for run in runs:
+        written += write_run_report(run, Path(out_root))
+    return written
+
+
+def write_comparison(a_path: Path, b_path: Path, out_root: Path, threshold: float) -> tuple[Path, str, int]:
+    a, b = load_run(a_path), load_run(b_path)
+    table = compare.compare_runs(a, b, threshold)
+    regressions = int((table["status"] == "REGRESSION").sum()) if not table.empty else 0
+    text = (f"# Comparison: `{a.label}` (A) vs `{b.label}` (B)\n\n## A\n\n{run_header(a)}\n\n## B\n\n{run_header(b)}\n\n"
+            f"Regression: B's median more than {100 * threshold:.0f}% slower than A's with non-overlapping "
+            f"interquartile ranges. {regressions} regression(s).\n\n"
+            + tables.markdown(table, {"A us": ".1f", "B us": ".1f", "change %": "+.1f"}))
+    Path(out_root).mkdir(parents=True, exist_ok=True)
+    path = Path(out_root) / f"compare_{a.label}_vs_{b.label}.md"
+    path.write_text(text)
+    return path, text, regressions
+
+
+def newest_saved_run(root: Path = Path(".benchmarks")) -> Path:
+    files = [p for p in root.rglob("[0-9][0-9][0-9][0-9]_*.json") if p.is_file()] if root.is_dir() else []
+    if not files:
+        raise ReportError(f"no saved runs under {root}/ (run `pytest bench/ --benchmark-save=NAME` first)")
+    return max(files, key=lambda p: p.stat().st_mtime)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
+    parser.add_argument("json", nargs="*", type=Path,
+                        help="saved pytest-benchmark files (default: the newest under .benchmarks/)")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                        help="compare two saved runs: table of changes with a regression flag")
+    parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD,
+                        help="relative slowdown that counts as a regression when outside the noise (default 0.05)")
+    parser.add_argument("--merge", metavar="NAME",
+                        help="report all given files as one run called NAME (e.g. kernels and model saved separately)")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.compare:
+            path, text, regressions = write_comparison(*args.compare, args.out, args.threshold)
+            print(text)
+            print(f"wrote {path}")
+            if not args.json:
+                return 0
+        paths = args.json or [newest_saved_run()]
+        for path in write_report(paths, args.out, merge=args.merge):
+            print(f"wrote {path}")
+    except ReportError as exc:
+        print(f"bench.report: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Load a saved pytest-benchmark JSON file (``.benchmarks/<machine>/NNNN_<name>.json``) into pandas.
+
+``load_run(path)`` returns a ``Run``: the run's description (date, GPU, versions, command, the
+session's measured copy bandwidth) and one DataFrame row per benchmark of this suite, built from
+each result's ``extra_info`` plus pytest-benchmark's wall-clock stats (``wall_*``). Anything that
+is not a readable pytest-benchmark file of this suite raises ``ReportError`` naming the file and
+the problem; results of other suites (no ``extra_info["kind"]``) are ignored.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench import derive
+
+KINDS = ("kernel", "model")
+
+
+class ReportError(ValueError):
+    """A results file cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass
+class Run:
+    path: Path
+    label: str  # the save name: "ci" for .benchmarks/.../0003_ci.json
+    date: str
+    info: dict  # machine_info["alexnet_bench"]: versions, GPU, command, yardsticks
+    kernels: pd.DataFrame = field(repr=False)
+    models: pd.DataFrame = field(repr=False)
+
+    @property
+    def cpu_only(self) -> bool:
+        return bool(self.info.get("cpu_only", self.info.get("gpu_name") is None))
+
+
+def run_label(path: Path) -> str:
+    stem = path.stem
+    head, _, tail = stem.partition("_")
+    return tail if head.isdigit() and tail else stem
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ReportError(f"{path}: no such results file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not a text file: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ReportError(f"{path}: not a pytest-benchmark results file (no 'benchmarks' list)")
+    return data
+
+
+def _row(path: Path, index: int, bench: dict) -> dict | None:
+    if not isinstance(bench, dict):
+        raise ReportError(f"{path}: benchmarks[{index}] is not an object")
+    info = bench.get("extra_info")
+    if not isinstance(info, dict) or info.get("kind") not in KINDS:
+        return None  # another suite's benchmark
+    name = bench.get("name", f"benchmarks[{index}]")
+    stats = bench.get("stats")
+    if not isinstance(stats, dict) or "median" not in stats:
+        raise ReportError(f"{path}: benchmark {name!r} has no 'stats' with a median (partial file?)")
+    time_s = info.get("time_s")
+    if not isinstance(time_s, (int, float)) or not time_s > 0:
+        raise ReportError(f"{path}: benchmark {name!r} has no positive extra_info['time_s'] (got {time_s!r})")
+    row = {k: v for k, v in info.items() if k != "gpu_state"}
+    for key, value in (info.get("gpu_state") or {}).items():
+        row[f"gpu_{key}"] = ", ".join(value) if isinstance(value, list) else value
+    row["name"] = name
+    row["wall_median_s"] = stats.get("median")
+    row["wall_iqr_s"] = stats.get("iqr")
+    if "shape" in row and isinstance(row["shape"], list):
+        row["shape"] = "x".join(str(d) for d in row["shape"])
+    return row
+
+
+def load_run(path: str | Path) -> Run:
+    """Read one saved run; raise ``ReportError`` naming ``path`` if it is malformed or partial."""
+    path = Path(path)
+    data = _read_json(path)
+    machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+    info = machine.get("alexnet_bench") if isinstance(machine.get("alexnet_bench"), dict) else {}
+    rows = [r for i, b in enumerate(data["benchmarks"]) if (r := _row(path, i, b)) is not None]
+    if not rows:
+        raise ReportError(f"{path}: contains no benchmark of this suite (no extra_info kind in {KINDS})")
+    if not any(("speedup_vs_eager" in r) for r in rows):
+        derive.add_speedups(rows)
+    return Run(
+        path=path,
+        label=run_label(path),
+        date=str(data.get("datetime", "unknown date")),
+        info=info,
+        kernels=pd.DataFrame([r for r in rows if r["kind"] == "kernel"]),  # one frame per kind keeps dtypes
+        models=pd.DataFrame([r for r in rows if r["kind"] == "model"]),
+    )
+
+
+def merge_runs(runs: list[Run], label: str) -> Run:
+    """Several saved files of one session (e.g. kernels and model benchmarks saved separately, each
+    within a device time limit) reported as one run; speedups stay paired within each file."""
+    if not runs:
+        raise ReportError("merge: no runs given")
+    info = dict(runs[0].info)
+    info["merged_files"] = [str(r.path) for r in runs]
+    frames = lambda attr: [getattr(r, attr) for r in runs if not getattr(r, attr).empty]  # noqa: E731
+    return Run(
+        path=runs[0].path,
+        label=label,
+        date=" / ".join(dict.fromkeys(r.date for r in runs)),
+        info=info,
+        kernels=pd.concat(frames("kernels"), ignore_index=True) if frames("kernels") else pd.DataFrame(),
+        models=pd.concat(frames("models"), ignore_index=True) if frames("models") else pd.DataFrame(),
+    )
+
+
+def run_header(run: Run) -> str:
+    """Markdown lines naming the run: date, device, versions, command, yardsticks."""
+    info = run.info
+    device = info.get("gpu_name") or f"CPU only ({info.get('cpu_threads', '?')} threads) - numbers exercise the code, not GPU performance"
+    lines = [
+        f"- Run: `{run.label}` ({run.path.name}), {run.date}",
+        f"- Device: {device}" + (f", driver {info['driver']}" if info.get("driver") else ""),
+        "- Versions: " + ", ".join(
+            f"{k} {info[k]}" for k in ("python", "torch", "triton", "cuda", "cudnn") if info.get(k) is not None
+        ),
+        f"- Command: `{info.get('command', 'unknown')}`",
+    ]
+    if info.get("merged_files"):
+        lines[0] = f"- Run: `{run.label}` merged from {', '.join(Path(f).name for f in info['merged_files'])}, {run.date}"
+    if info.get("copy_bytes_per_s"):
+        lines.append(f"- Measured copy bandwidth (device-to-device, read+write): {info['copy_bytes_per_s'] / 1e9:.1f} GB/s")
+    gemm = info.get("gemm_flops_per_s") or {}
+    if any(gemm.values()):
+        lines.append("- Measured dense GEMM: " + ", ".join(
+            f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in gemm.items() if v))
+    state = info.get("gpu_state_at_start") or {}
+    if state:
+        lines.append("- GPU at start: " + ", ".join(f"{k} {v}" for k, v in state.items() if v not in (None, [])))
+    return "\n".join(lines)

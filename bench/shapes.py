@@ -1,0 +1,177 @@
+"""The benchmark matrix: AlexNet's real shapes on a GPU, scaled-down shapes on a CPU.
+
+On a GPU the kernel cases use the activations AlexNet actually produces at batch 128 (conv1
+128x96x55x55, conv2 128x256x27x27, conv5 128x256x13x13) plus a batch sweep of conv2. On a CPU
+the suite only has to exercise every code path quickly (CI on 2 cores, Triton through its
+interpreter), so shapes shrink and every result is marked ``"cpu": True``; those numbers say
+nothing about GPU performance.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    op: str  # relu_lrn | max_pool | relu_lrn_pool | unfused
+    shape_name: str  # conv1 | conv2 | conv5 | conv2-b<N> | cpu-... (names the AlexNet site)
+    shape: tuple  # (N, C, H, W)
+    backends: tuple  # backends that run this case
+    dtypes: tuple  # dtypes it runs in
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.shape_name}"
+
+
+ALL_BACKENDS = ("eager", "torchscript", "compile", "cuda", "triton")
+GPU_SHAPES = {
+    "conv1": (128, 96, 55, 55),  # relu+LRN1 input; pool1 input
+    "conv2": (128, 256, 27, 27),  # relu+LRN2 input; pool2 input
+    "conv5": (128, 256, 13, 13),  # pool5 input (no LRN after conv5)
+}
+GPU_BATCH_SWEEP = (32, 64, 256, 512)  # conv2 shape at other batches (128 is "conv2")
+GPU_SWEEP_BACKENDS = ("eager", "compile", "triton")
+# float16 is optional (the issue's matrix): set ALEXNET_BENCH_FP16=1 to add it to the AlexNet sites
+GPU_DTYPES = (torch.float32, torch.bfloat16) + ((torch.float16,) if os.environ.get("ALEXNET_BENCH_FP16") == "1" else ())
+GPU_SWEEP_DTYPES = (torch.bfloat16,)
+# CPU: eager/torchscript/compile see a small AlexNet-like shape; everything (Triton under its
+# interpreter included) sees a tiny one, so every backend has a same-shape comparison.
+CPU_SMALL = {"cpu-conv1": (2, 32, 27, 27), "cpu-conv5": (2, 64, 13, 13)}
+CPU_TINY = {"cpu-tiny": (1, 8, 9, 9)}
+CPU_DTYPES = (torch.float32,)
+CPU_FAST_BACKENDS = ("eager", "torchscript")  # compile: each CPU Inductor build costs seconds
+
+# which AlexNet sites each op is measured at (LRN only follows conv1 and conv2)
+_OP_SITES = {
+    "relu_lrn": ("conv1", "conv2"),
+    "max_pool": ("conv1", "conv2", "conv5"),
+    "relu_lrn_pool": ("conv1", "conv2"),
+    "unfused": ("conv1", "conv2"),
+}
+
+
+def kernel_cases(on_gpu: bool) -> list[KernelCase]:
+    """Every (op, shape) case with the backends that should run it on this kind of machine."""
+    cases: list[KernelCase] = []
+    for op, sites in _OP_SITES.items():
+        if on_gpu:
+            for site in sites:
+                cases.append(KernelCase(op, site, GPU_SHAPES[site], ALL_BACKENDS, GPU_DTYPES))
+            if op in ("relu_lrn", "relu_lrn_pool"):
+                n, c, h, w = GPU_SHAPES["conv2"]
+                for batch in GPU_BATCH_SWEEP:
+                    cases.append(KernelCase(op, f"conv2-b{batch}", (batch, c, h, w), GPU_SWEEP_BACKENDS,
+                                            GPU_SWEEP_DTYPES))
+        else:
+            for site in sites:
+                name = "cpu-conv5" if site == "conv5" else "cpu-conv1"
+                if name in CPU_SMALL and not any(c.shape_name == name and c.op == op for c in cases):
+                    cases.append(KernelCase(op, name, CPU_SMALL[name], CPU_FAST_BACKENDS, CPU_DTYPES))
+            for name, shape in CPU_TINY.items():
+                cases.append(KernelCase(op, name, shape, ALL_BACKENDS, CPU_DTYPES))
+    return cases
+
+
+# ---------------------------------------------------------------- model cases
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """One AlexNet benchmark: a config variant, a kernel backend and how it is run."""
+
+    group: str  # what the case answers: grid | batch-sweep | layout | paper-claim | target
+    variant: str  # paper | no-lrn | tanh | pool-2x2 | one-gpu-half
+    kernels: str  # kernels backend inside the model
+    layout: str  # two-gpu | one-gpu
+    batch: int
+    mode: str  # train | infer
+    amp: str  # none | bf16
+    channels_last: bool
+    compile_model: bool = False  # torch.compile of the whole model (the baseline)
+    devices: str = "one"  # one | two (towers on two GPUs)
+
+    @property
+    def id(self) -> str:
+        parts = [self.variant, f"k-{self.kernels}", self.layout, f"b{self.batch}", self.mode,
+                 "bf16" if self.amp == "bf16" else "fp32", "cl" if self.channels_last else "nchw"]
+        if self.compile_model:
+            parts.append("compiled")
+        if self.devices == "two":
+            parts.append("2dev")
+        return "-".join(parts)
+
+
+# AlexNetConfig overrides per variant (interfaces: alexnet/model.py)
+VARIANTS = {
+    "paper": {},
+    "no-lrn": {"lrn": False},
+    "tanh": {"activation": "tanh"},
+    "pool-2x2": {"pool_kernel": 2, "pool_stride": 2},
+    "one-gpu-half": {"layout": "one-gpu", "conv_widths": (48, 128, 192, 192, 256)},
+}
+GPU_IMAGE_SIZE = 227
+CPU_IMAGE_SIZE = 67  # smallest input alexnet.model accepts; the numbers only prove the code runs
+# On a CPU the 58M FC parameters alone make a step take seconds: narrow FC layers, 10 classes.
+CPU_MODEL_OVERRIDES = {"fc_width": 256, "num_classes": 10}
+
+
+def model_cases(on_gpu: bool, device_count: int = 1) -> list[ModelCase]:
+    """The model matrix: backends x layout x batch x mode x precision/layout, plus baselines."""
+    cases: list[ModelCase] = []
+
+    def add(*args, **kwargs):
+        case = ModelCase(*args, **kwargs)
+        if all(case.id != seen.id for seen in cases):  # one benchmark answers several groups
+            cases.append(case)
+
+    if on_gpu:
+        for kernels in ("eager", "compile", "cuda", "triton"):
+            for mode in ("train", "infer"):
+                for amp, cl in (("none", False), ("bf16", True)):
+                    for batch in (128, 256):
+                        add("grid", "paper", kernels, "two-gpu", batch, mode, amp, cl)
+        for mode in ("train", "infer"):  # whole-model compile with eager kernels: the baseline
+            for amp, cl in (("none", False), ("bf16", True)):
+                for batch in (128, 256):
+                    add("grid", "paper", "eager", "two-gpu", batch, mode, amp, cl, compile_model=True)
+        for kernels in ("eager", "triton"):
+            for layout in ("one-gpu", "two-gpu"):
+                for amp, cl in (("none", False), ("bf16", False), ("bf16", True)):
+                    add("layout", "paper", kernels, layout, 128, "train", amp, cl)
+            for batch in (32, 64, 128, 256, 512):
+                for mode in ("train", "infer"):
+                    add("batch-sweep", "paper", kernels, "two-gpu", batch, mode, "bf16", True)
+        for variant in ("paper", "no-lrn", "tanh", "pool-2x2", "one-gpu-half"):
+            layout = "one-gpu" if variant == "one-gpu-half" else "two-gpu"
+            add("paper-claim", variant, "eager", layout, 128, "train", "none", False)
+        # targets: batch 256 bf16 channels_last training step
+        add("target", "paper", "triton", "two-gpu", 256, "train", "bf16", True)
+        add("target", "no-lrn", "triton", "two-gpu", 256, "train", "bf16", True)
+        add("target", "paper", "eager", "two-gpu", 256, "train", "bf16", True)
+        add("target", "paper", "eager", "two-gpu", 256, "train", "bf16", True, compile_model=True)
+        if device_count >= 2:
+            for variant, layout in (("paper", "two-gpu"), ("one-gpu-half", "one-gpu")):
+                add("paper-claim", variant, "eager", layout, 128, "train", "none", False,
+                    devices="two" if layout == "two-gpu" else "one")
+            add("layout", "paper", "triton", "two-gpu", 128, "train", "bf16", True, devices="two")
+    else:
+        for kernels in ("eager", "torchscript", "compile"):
+            add("grid", "paper", kernels, "two-gpu", 2, "train", "none", False)
+        add("grid", "paper", "triton", "two-gpu", 1, "infer", "none", False)  # interpreter: seconds per pass
+        add("grid", "paper", "eager", "two-gpu", 1, "infer", "none", False)
+        add("grid", "paper", "eager", "two-gpu", 2, "infer", "none", False)
+        add("grid", "paper", "eager", "two-gpu", 2, "infer", "none", True)
+        add("grid", "paper", "eager", "two-gpu", 2, "infer", "bf16", True)
+        add("grid", "paper", "eager", "two-gpu", 2, "infer", "none", False, compile_model=True)
+        add("layout", "paper", "eager", "one-gpu", 2, "train", "none", False)
+        add("batch-sweep", "paper", "eager", "two-gpu", 1, "train", "none", False)
+        add("batch-sweep", "paper", "eager", "two-gpu", 4, "train", "none", False)
+        for variant in ("no-lrn", "tanh", "pool-2x2", "one-gpu-half"):
+            layout = "one-gpu" if variant == "one-gpu-half" else "two-gpu"
+            add("paper-claim", variant, "eager", layout, 2, "train", "none", False)
+        add("paper-claim", "paper", "eager", "two-gpu", 2, "train", "none", False, devices="two")
+    return cases

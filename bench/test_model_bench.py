@@ -1,0 +1,134 @@
+"""Model benchmarks: AlexNet training step and inference, images/s per kernels backend x layout x batch.
+
+Variants (``bench.shapes.model_cases``): fp32 NCHW and bf16-autocast channels_last, the whole-model
+``torch.compile`` baseline (eager kernels), one-tower vs two-tower layouts (and two devices when
+there are two GPUs), a batch sweep, and the paper's ablations (no LRN, tanh, 2/2 pooling, the
+one-GPU half-width net) whose costs the paper-vs-measured table reports. Each result's
+``extra_info`` holds images/s, counted TFLOP/s (``bench.counting``), model-FLOPs utilisation
+against this session's measured GEMM throughput, peak memory (GPU) and the GPU's state.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kernels
+from bench import counting, env_info, shapes, timing
+
+ON_GPU = torch.cuda.is_available()
+DEVICE_COUNT = torch.cuda.device_count() if ON_GPU else 1
+IMAGE_SIZE = shapes.GPU_IMAGE_SIZE if ON_GPU else shapes.CPU_IMAGE_SIZE
+STATUS = kernels.backend_status()
+CASES = [pytest.param(case, id=case.id) for case in shapes.model_cases(ON_GPU, DEVICE_COUNT)]
+
+
+def _import(name: str):
+    try:
+        return importlib.import_module(name), None
+    except Exception as exc:
+        return None, f"{name} cannot be imported ({type(exc).__name__}: {exc})"
+
+
+def skip_reason(case: shapes.ModelCase, device: torch.device) -> str | None:
+    if STATUS.get(case.kernels) is not None:
+        return f"kernels backend {case.kernels!r} unavailable: {STATUS[case.kernels]}"
+    problem = kernels.get_backend(case.kernels).device_problem(device)
+    if problem:
+        return f"kernels backend {case.kernels!r} cannot run on {device}: {problem}"
+    if case.devices == "two" and ON_GPU and DEVICE_COUNT < 2:
+        return f"two-device layout needs 2 GPUs, found {DEVICE_COUNT}"
+    return None
+
+
+def build(case: shapes.ModelCase, device: torch.device):
+    """The model (placed, compiled as the case says) and its parameters' module."""
+    model_mod, reason = _import("alexnet.model")
+    if model_mod is None:
+        pytest.skip(reason)
+    overrides = {**shapes.VARIANTS[case.variant], "layout": case.layout}
+    if not ON_GPU:
+        overrides.update(shapes.CPU_MODEL_OVERRIDES)
+    cfg = model_mod.AlexNetConfig(**overrides, kernels=case.kernels)
+    model = model_mod.build_model(cfg).to(device)
+    if case.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if case.devices == "two":
+        placement, reason = _import("alexnet.placement")
+        if placement is None:
+            pytest.skip(reason)
+        spec = "cuda:0,cuda:1" if ON_GPU else "cpu,cpu"
+        model = placement.place_model(model, placement.parse_devices(spec, case.layout))
+    runner = torch.compile(model) if case.compile_model else model
+    return cfg, model, runner
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_model(benchmark, bench_env, bench_device, timer, case):
+    reason = skip_reason(case, bench_device)
+    if reason:
+        pytest.skip(reason)
+    cfg, model, runner = build(case, bench_device)
+    x = torch.randn(case.batch, 3, IMAGE_SIZE, IMAGE_SIZE, device=bench_device)
+    if case.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, cfg.num_classes, (case.batch,), device=bench_device)
+    autocast = torch.autocast(bench_device.type, dtype=torch.bfloat16, enabled=case.amp == "bf16")
+
+    if case.mode == "train":
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+
+        def run():
+            with autocast:
+                loss = F.cross_entropy(runner(x), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def run():
+            with torch.no_grad(), autocast:
+                runner(x)
+
+    benchmark.group = f"model-{case.mode}-b{case.batch}-{case.amp}-{'cl' if case.channels_last else 'nchw'}"
+    result = timer.time(benchmark, run)
+    arch = dict(layout=cfg.layout, conv_widths=tuple(cfg.conv_widths), fc_width=cfg.fc_width,
+                num_classes=cfg.num_classes, pool_kernel=cfg.pool_kernel, pool_stride=cfg.pool_stride)
+    flops_per_image = counting.alexnet_step_flops(IMAGE_SIZE, train=case.mode == "train", **arch)
+    info = {
+        "kind": "model",
+        "group": case.group,
+        "variant": case.variant,
+        "kernels": case.kernels,
+        "layout": case.layout,
+        "batch": case.batch,
+        "mode": case.mode,
+        "amp": case.amp,
+        "channels_last": case.channels_last,
+        "compile_model": case.compile_model,
+        "devices": case.devices,
+        "image_size": IMAGE_SIZE,
+        "cpu": not ON_GPU,
+        "device": str(bench_device),
+        **result.summary(),
+    }
+    info["images_per_s"] = case.batch / info["time_s"]
+    info["flops_per_image"] = flops_per_image
+    info["tflops"] = flops_per_image * case.batch / info["time_s"] / 1e12
+    gemm = bench_env["gemm_flops_per_s"].get("bf16" if case.amp == "bf16" else "fp32")
+    info["gemm_tflops"] = gemm / 1e12 if gemm else None
+    info["mfu_pct"] = 100.0 * info["tflops"] / info["gemm_tflops"] if gemm else None
+    if case.layout == "two-gpu" and case.devices == "two":
+        element_size = 2 if case.amp == "bf16" else 4
+        info["cross_tower_bytes_per_step"] = case.batch * counting.cross_tower_bytes(
+            IMAGE_SIZE, element_size=element_size, conv_widths=arch["conv_widths"], fc_width=cfg.fc_width,
+            num_classes=cfg.num_classes, pool_kernel=cfg.pool_kernel, pool_stride=cfg.pool_stride,
+            train=case.mode == "train",
+        )
+    info["peak_mem_bytes"] = timing.peak_memory_delta(run, bench_device)
+    info["gpu_state"] = env_info.gpu_state(bench_device)
+    benchmark.extra_info.update(info)

@@ -1,0 +1,180 @@
+"""Report generation from a saved pytest-benchmark JSON (tests/fixtures/bench_run_small.json).
+
+The fixture holds synthetic GPU-like results (its GPU is named as such) chosen so that targets
+land on both sides of their thresholds, a backend (cuda) is missing, and paper-claim pairs exist.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench import compare, report
+from bench.results import ReportError, load_run
+
+FIXTURE = Path(__file__).parent / "fixtures" / "bench_run_small.json"
+
+
+@pytest.fixture()
+def saved_run(tmp_path) -> Path:
+    path = tmp_path / "0007_fixture.json"
+    shutil.copy(FIXTURE, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """The fixture's report, written once for the tests that only read it: (folder, files)."""
+    root = tmp_path_factory.mktemp("report")
+    path = root / "0007_fixture.json"
+    shutil.copy(FIXTURE, path)
+    files = report.write_report([path], root / "reports")
+    return root / "reports" / "fixture", files
+
+
+def test_load_run_derives_speedups_within_the_run(saved_run):
+    run = load_run(saved_run)
+    assert run.label == "fixture" and not run.cpu_only
+    k = run.kernels.set_index(["op", "backend", "memory_format", "direction"])
+    triton = k.loc[("relu_lrn", "triton", "nchw", "fwdbwd")]
+    assert triton["speedup_vs_eager"] == pytest.approx(1500 / 300)
+    assert triton["speedup_vs_compile"] == pytest.approx(1000 / 300)
+    # channels_last has no eager result in the fixture: no speedup rather than a wrong one
+    assert pd.isna(k.loc[("relu_lrn", "triton", "channels_last", "fwd")]["speedup_vs_eager"])
+    m = run.models.set_index(["variant", "kernels", "batch", "mode", "compile_model"])
+    assert m.loc[("paper", "triton", 256, "train", False)]["speedup_vs_compile"] == pytest.approx(0.070 / 0.050)
+
+
+def test_report_files_tables_and_plots(written):
+    folder, files = written
+    names = {p.name for p in files}
+    assert {"README.md", "kernels.md", "model.md", "memory.md", "targets.md"} <= names
+    assert {"bandwidth.png", "speedup.png", "memory.png", "model_throughput.png", "batch_scaling.png"} <= names
+    for png in folder.glob("*.png"):
+        with Image.open(png) as image:
+            assert image.format == "PNG" and image.size[0] > 100
+    readme = (folder / "README.md").read_text()
+    for text in ("FIXTURE GPU", "2026-01-01", "torch 2.13.0", "triton 3.9.0",
+                 "pytest bench/ --benchmark-save=fixture", "3000.0 GB/s"):
+        assert text in readme
+    kernels_md = (folder / "kernels.md").read_text()
+    assert "| relu_lrn | conv1 | float32 | nchw | fwd | triton |" in kernels_md
+    assert "| 90.0 |" in kernels_md  # % of copy bandwidth of the 90% case
+    # the pivot has no cuda column (backend missing) and a gap where eager has no channels_last result
+    pivot = kernels_md.split("by backend")[1]
+    assert "cuda" not in pivot
+    assert "| relu_lrn | conv1 | float32 | channels_last | fwd |  |  | 80.0 |" in pivot
+    model_md = (folder / "model.md").read_text()
+    assert "whole model" in model_md and "bf16 autocast, channels_last" in model_md
+
+
+def _status(targets_md: str, target: str, case: str) -> str:
+    for line in targets_md.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0] == target and cells[1] == case:
+            return cells[4]
+    raise AssertionError(f"no row for {target!r} / {case!r}")
+
+
+def test_targets_met_not_met_not_measured(written):
+    md = (written[0] / "targets.md").read_text()
+    bw = "relu_lrn fwd >= 85% of copy bandwidth"
+    assert _status(md, bw, "conv1 float32 nchw") == "met"
+    assert _status(md, bw, "conv1 float32 channels_last") == "not met"
+    assert _status(md, bw, "conv2 bfloat16 nchw") == "not measured"
+    assert _status(md, "relu_lrn fwd+bwd >= 3x compile", "conv1 float32 nchw") == "met"
+    assert _status(md, "max_pool fwd >= 1.8x ATen", "conv1 float32 nchw") == "met"
+    assert _status(md, "max_pool fwdbwd >= 1.5x ATen", "conv1 float32 nchw") == "not met"
+    assert _status(md, "max_pool saves less than ATen (int64 indices)", "conv1 float32 nchw") == "met"
+    assert _status(md, "relu_lrn_pool fwd+bwd >= 1.3x best unfused own pair", "conv1 float32 nchw") == "met"
+    assert _status(md, "relu_lrn_pool lower peak memory than unfused", "conv1 float32 nchw") == "met"
+    assert _status(md, "cuda within 1.5x of triton", "all kernel cases") == "not measured"
+    case = "train b256 bf16 channels_last two-gpu"
+    assert _status(md, "model --kernels triton >= 1.3x whole-model compile", case) == "met"  # 0.070/0.050 = 1.4
+    assert _status(md, "model --kernels triton within 10% of no-LRN net", case) == "met"  # 0.050/0.047
+    assert _status(md, "model peak memory <= 0.7x eager", case) == "met"  # 6 GB / 10 GB
+
+
+def test_paper_vs_measured_table(written):
+    readme = (written[0] / "README.md").read_text()
+    section = readme.split("## Paper vs measured")[1].split("## Plots")[0]
+    assert "six times faster" in section
+    lrn = next(line for line in section.splitlines() if line.startswith("| LRN cost"))
+    assert "| 1.064 |" in lrn and "kernels triton, batch 256, bf16, channels_last" in lrn  # 0.050 / 0.047
+    pool = next(line for line in section.splitlines() if line.startswith("| Overlapping pooling"))
+    assert "| 1.091 |" in pool and "+9.1% step time" in pool  # 0.060 / 0.055
+    towers = next(line for line in section.splitlines() if line.startswith("| Two towers vs one tower (one"))
+    assert "| 0.967 |" in towers and "disagrees" in towers  # 0.058 / 0.060
+    two_devices = next(line for line in section.splitlines() if line.startswith("| Two towers on two devices"))
+    assert "not measured" in two_devices
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda text: text[: len(text) // 2], "not valid JSON"),
+    (lambda text: json.dumps({"machine_info": {}}), "no 'benchmarks' list"),
+    (lambda text: json.dumps({"benchmarks": [{"name": "x", "extra_info": {"kind": "kernel", "time_s": 1.0}}]}),
+     "has no 'stats'"),
+    (lambda text: json.dumps({"benchmarks": [{"name": "x", "stats": {"median": 1}, "extra_info": {}}]}),
+     "no benchmark of this suite"),
+])
+def test_malformed_or_partial_file_names_the_file(tmp_path, mutate, message):
+    bad = tmp_path / "0001_bad.json"
+    bad.write_text(mutate(FIXTURE.read_text()))
+    with pytest.raises(ReportError, match=message) as info:
+        report.write_report([bad], tmp_path / "out")
+    assert str(bad) in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reports_errors_and_writes(saved_run, tmp_path, capsys):
+    assert report.main([str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 2
+    assert "missing.json: no such results file" in capsys.readouterr().err
+    assert report.main([str(saved_run), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "fixture" / "README.md").is_file()
+
+
+def test_compare_flags_regressions(saved_run, tmp_path, capsys):
+    data = json.loads(saved_run.read_text())
+    slowed = "test_kernel[relu_lrn-conv1-triton-float32-nchw-fwdbwd]"
+    noisy = "test_kernel[relu_lrn-conv1-eager-float32-nchw-fwd]"
+    removed = "test_kernel[max_pool-conv1-eager-float32-nchw-fwd]"
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        if bench["name"] == slowed:  # 20% slower, quartiles apart: a regression
+            for key in ("time_s", "time_q1_s", "time_q3_s"):
+                info[key] *= 1.2
+        if bench["name"] == noisy:  # 10% slower but its spread overlaps A's: noise, not a regression
+            info["time_s"] *= 1.1
+            info["time_q1_s"] *= 0.9
+    data["benchmarks"] = [b for b in data["benchmarks"] if b["name"] != removed]
+    b_path = tmp_path / "0008_after.json"
+    b_path.write_text(json.dumps(data))
+
+    table = compare.compare_runs(load_run(saved_run), load_run(b_path)).set_index("benchmark")
+    assert table.loc[slowed, "status"] == "REGRESSION"
+    assert table.loc[slowed, "change %"] == pytest.approx(20.0)
+    assert table.loc[noisy, "status"] == "unchanged (within noise)"
+    assert table.loc[removed, "status"] == "only in A"
+    assert (table["status"] == "REGRESSION").sum() == 1
+
+    assert report.main(["--compare", str(saved_run), str(b_path), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 regression(s)" in out
+    assert (tmp_path / "compare_fixture_vs_after.md").is_file()
+
+
+def test_merge_reports_files_saved_in_parts_as_one_run(saved_run, tmp_path):
+    data = json.loads(saved_run.read_text())
+    parts = []
+    for kind in ("kernel", "model"):
+        part = dict(data, benchmarks=[b for b in data["benchmarks"] if b["extra_info"]["kind"] == kind])
+        parts.append(tmp_path / f"000{len(parts) + 1}_{kind}.json")
+        parts[-1].write_text(json.dumps(part))
+    assert report.main([*map(str, parts), "--merge", "gpu-full", "--out", str(tmp_path / "r")]) == 0
+    folder = tmp_path / "r" / "gpu-full"
+    assert "merged from 0001_kernel.json, 0002_model.json" in (folder / "README.md").read_text()
+    md = (folder / "targets.md").read_text()
+    assert _status(md, "relu_lrn fwd >= 85% of copy bandwidth", "conv1 float32 nchw") == "met"
+    assert _status(md, "model peak memory <= 0.7x eager", "train b256 bf16 channels_last two-gpu") == "met"
