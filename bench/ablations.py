@@ -220,7 +220,8 @@ def evaluate_checkpoint(run_dir: Path, ten_crop: bool) -> dict:
     data = build_data(cfg["data"], **data_kwargs)
     loader = make_loader(data.val, cfg["batch_size"], shuffle=False, seed=cfg["seed"], num_workers=cfg["workers"],
                          drop_last=False)
-    transform = EvalTransform(data.stats, crop_size=cfg["crop_size"], ten_crop=ten_crop).to(device)
+    transform = EvalTransform(data.stats, crop_size=cfg["crop_size"], ten_crop=ten_crop,
+                              normalize=cfg.get("input_scale", "unit") == "unit").to(device)
     eval_args = argparse.Namespace(amp=cfg["amp"], channels_last=False)
     return train.evaluate(model, loader, transform, DistContext(), {"device": device, "devices": [device]}, eval_args)
 

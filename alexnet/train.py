@@ -1,0 +1,600 @@
+"""Train AlexNet with a chosen kernels backend: ``python -m alexnet.train --kernels triton``.
+
+Shaped like torchvision's classification reference: ``build_parser``, ``train_one_epoch``, ``evaluate``,
+``main(args)``. Every flag has a default resolved at start (the resolved config is printed): with a GPU
+the paper's setting (256 px images, 227 px crops, batch 128); without one a small CPU run (76 px
+images, 67 px crops, batch 32, 384 synthetic images, 3 epochs = 36 steps) that finishes in minutes, announced as such.
+Explicit flags always win.
+
+Recipe (paper, section 5): SGD, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 when the
+validation error stops improving (``ReduceLROnPlateau`` on val top-1 error, ``--lr-patience`` epochs),
+optional linear warm-up. A non-finite loss stops the run cleanly with ``summary["diverged"] = True``.
+
+Outputs in ``--out``: ``metrics.jsonl`` (one line per epoch; step lines with ``--log-every``),
+``checkpoint.pt`` (written atomically after every epoch, with optimizer, scheduler, scaler and every
+RNG state, so ``--resume`` continues exactly), ``summary.json`` and ``report.md``.
+
+Distributed data parallel: ``torchrun --nproc_per_node=N -m alexnet.train ...``; ``--batch-size`` is the
+global batch (split evenly over the processes, as the paper's 128 was over its GPUs) and only rank 0
+writes files.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import kernels
+from alexnet import distributed, placement
+from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
+from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from alexnet.data import build_data, make_loader
+from alexnet.metrics import RunningSums, topk_wrong
+from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
+
+# Defaults that depend on the machine (None in the parser means "resolve here").
+GPU_DEFAULTS = dict(image_size=256, crop_size=227, batch_size=128, workers=min(8, os.cpu_count() or 1))
+CPU_DEFAULTS = dict(image_size=76, crop_size=67, batch_size=32, workers=0, synthetic_train=384, synthetic_val=128)
+EPOCHS_DEFAULT = {"synthetic": {"gpu": 10, "cpu": 3}, "real": {"gpu": 90, "cpu": 3}}
+# Model fields that must match between a checkpoint and the resuming run (kernels may differ).
+ARCH_FIELDS = ("num_classes", "layout", "conv_widths", "fc_width", "lrn", "lrn_size", "lrn_alpha", "lrn_beta",
+               "lrn_k", "pool_kernel", "pool_stride", "activation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m alexnet.train",
+        description="Train AlexNet (Krizhevsky et al. 2012) with a chosen kernels backend.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("kernels and placement")
+    g.add_argument("--kernels", default="eager", choices=kernels.BACKENDS,
+                   help="backend of the ReLU+LRN+max-pool and max-pool layers")
+    g.add_argument("--layout", default="two-gpu", choices=("one-gpu", "two-gpu"),
+                   help="two-gpu: the paper's two towers (cross-tower links at conv3 and FC); one-gpu: one tower")
+    g.add_argument("--width", default="full", choices=("full", "half"),
+                   help="conv widths: full (96,256,384,384,256) or half, the paper's one-GPU control (48,128,192,192,256)")
+    g.add_argument("--devices", default=None,
+                   help="comma-separated devices, e.g. cuda:0,cuda:1 (one per tower); default: first GPU, else cpu")
+    g.add_argument("--concurrent-towers", action="store_true",
+                   help="run the towers concurrently when they sit on different devices")
+    g.add_argument("--micro-batches", type=int, default=1,
+                   help="split each batch into K micro-batches to pipeline the towers across devices")
+    g.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and inputs")
+    g.add_argument("--compile-model", action="store_true", help="torch.compile the whole model")
+    g.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
+                   help="autocast dtype (fp16 uses a GradScaler)")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="synthetic",
+                   help="'synthetic' (learnable generated images), 'cifar10' (../shared/data/cifar10-jpg.tar.gz "
+                        "or $ALEXNET_CIFAR10), or a path to an ImageFolder directory or .tar.gz")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="stored image side S (paper 256); default 256 with a GPU, 76 on CPU")
+    g.add_argument("--crop-size", type=int, default=None,
+                   help=f"random/centre crop side (paper 227, at least {MIN_INPUT_SIZE}); default 227 with a GPU, 67 on CPU")
+    g.add_argument("--limit-per-class", type=int, default=None, help="use at most this many training images per class")
+    g.add_argument("--synthetic-classes", type=int, default=10, help="number of classes of the synthetic data")
+    g.add_argument("--synthetic-train", type=int, default=None,
+                   help="synthetic training images (default: the data module's, 384 on CPU)")
+    g.add_argument("--synthetic-val", type=int, default=None,
+                   help="synthetic validation images (default: the data module's, 128 on CPU)")
+    g.add_argument("--workers", type=int, default=None, help="data loader worker processes (default 8 with a GPU, 0 on CPU)")
+    g.add_argument("--on-corrupt", default="error", choices=("error", "skip"),
+                   help="what to do with an unreadable image: stop with its name, or skip and count it")
+    g.add_argument("--no-pca-lighting", action="store_true", help="ablation: no PCA lighting augmentation")
+    g.add_argument("--input-scale", choices=["unit", "paper"], default="unit",
+                   help="unit: mean-subtracted pixels divided by the training set's per-channel std (default; "
+                        "trains with Kaiming init at lr 0.01); paper: mean-subtracted raw 0..255 pixels as in the "
+                        "paper (Kaiming's conv1 weights are then divided by the pixel std)")
+    g.add_argument("--ten-crop", action="store_true", help="evaluate on 10 crops (4 corners + centre, and flips)")
+
+    g = p.add_argument_group("model ablations")
+    g.add_argument("--no-lrn", action="store_true", help="ablation: no local response normalization")
+    g.add_argument("--pool", default="3/2", choices=("3/2", "2/2"),
+                   help="max-pool kernel/stride: 3/2 overlapping (paper) or 2/2 (ablation)")
+    g.add_argument("--pool-kernel", type=int, default=None, help="max-pool kernel size (overrides --pool)")
+    g.add_argument("--pool-stride", type=int, default=None, help="max-pool stride (overrides --pool)")
+    g.add_argument("--activation", default="relu", choices=("relu", "tanh"), help="nonlinearity (paper: relu)")
+    g.add_argument("--fc-width", type=int, default=4096,
+                   help="total neurons of fc6 and fc7 (paper 4096); smaller only for quick experiments and tests")
+    g.add_argument("--dropout", type=float, default=0.5, help="dropout probability after fc6 and fc7")
+    g.add_argument("--init", default="kaiming", choices=("kaiming", "paper", "paper-bias0"),
+                   help="weight init; 'paper' (N(0,0.01), biases 1) stays at chance at this scale")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default: 90 for real data and 10 for synthetic with a GPU; 3 on CPU)")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimizer steps in total (the partial epoch is evaluated and saved)")
+    g.add_argument("--batch-size", type=int, default=None, help="images per optimizer step, over all processes (default 128 with a GPU, 32 on CPU)")
+    g.add_argument("--lr", type=float, default=0.01, help="learning rate (paper 0.01)")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (L2, applied by SGD)")
+    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up length in epochs")
+    g.add_argument("--lr-patience", type=int, default=3,
+                   help="epochs without val top-1 improvement before the lr is divided by 10")
+    g.add_argument("--grad-clip", type=float, default=None, help="clip the total gradient norm to this value")
+
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="seed of weights, data order, augmentation and dropout")
+    g.add_argument("--out", default=None, help="output directory (default runs/<timestamp>)")
+    g.add_argument("--resume", default=None, help="checkpoint file or run directory to continue from")
+    g.add_argument("--log-every", type=int, default=0, help="also log a step line every N steps (0: epoch lines only)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines are still printed)")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------
+# configuration
+
+
+def resolve_config(args: argparse.Namespace, on_gpu: bool) -> tuple[argparse.Namespace, list[str]]:
+    """Fill the machine-dependent defaults; return the resolved args and notes on what was chosen."""
+    args = argparse.Namespace(**vars(args))
+    notes = []
+    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+    filled = []
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+            filled.append(f"--{name.replace('_', '-')} {value}")
+    kind = "synthetic" if args.data in (None, "synthetic") else "real"
+    if args.epochs is None:
+        args.epochs = EPOCHS_DEFAULT[kind]["gpu" if on_gpu else "cpu"]
+        filled.append(f"--epochs {args.epochs}")
+    if not on_gpu and filled:
+        notes.append("no CUDA GPU found: CPU defaults " + " ".join(filled) + " (explicit flags override)")
+    if args.pool_kernel is None:
+        args.pool_kernel = int(args.pool.split("/")[0])
+    if args.pool_stride is None:
+        args.pool_stride = int(args.pool.split("/")[1])
+    if args.out is None:
+        args.out = str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    _check_args(args)
+    return args, notes
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    def bad(msg: str) -> None:
+        raise SystemExit(f"alexnet.train: error: {msg}")
+
+    if args.crop_size < MIN_INPUT_SIZE:
+        bad(f"--crop-size {args.crop_size} is below {MIN_INPUT_SIZE}, the smallest input AlexNet's pooling chain accepts")
+    if args.crop_size > args.image_size:
+        bad(f"--crop-size {args.crop_size} is larger than --image-size {args.image_size}")
+    for name in ("batch_size", "epochs", "micro_batches"):
+        if getattr(args, name) < 1:
+            bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.max_steps is not None and args.max_steps < 1:
+        bad(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.lr <= 0 or args.warmup_epochs < 0 or args.lr_patience < 0:
+        bad("--lr must be positive, --warmup-epochs and --lr-patience non-negative")
+
+
+def input_std(stats) -> float:
+    """Typical std of a network input value: pixels on the 0..255 scale, from the training set's RGB
+    covariance eigenvalues (computed with pixels scaled to 0..1)."""
+    return float(255.0 * torch.as_tensor(stats.eigvals, dtype=torch.float64).clamp_min(0).mean().sqrt())
+
+
+def network_input_std(args: argparse.Namespace, stats) -> float:
+    """The std the network input has: 1 when the augmentation normalises it, the pixel std otherwise."""
+    return 1.0 if args.input_scale == "unit" else input_std(stats)
+
+
+def model_config(args: argparse.Namespace, num_classes: int, input_std: float = 1.0) -> AlexNetConfig:
+    cfg = AlexNetConfig(input_std=input_std,
+        num_classes=num_classes, layout=args.layout, lrn=not args.no_lrn, pool_kernel=args.pool_kernel,
+        pool_stride=args.pool_stride, activation=args.activation, dropout=args.dropout, init=args.init,
+        kernels=args.kernels, fc_width=args.fc_width,
+    )
+    if args.width == "half":
+        cfg = replace(cfg, conv_widths=PRESETS["one-gpu-half"]["conv_widths"])
+    return cfg.validate()
+
+
+# ----------------------------------------------------------------------------------------------------
+# one epoch of training, one evaluation
+
+
+def train_one_epoch(model, optimizer, scaler, loader, augment, generator, ctx, epoch: int, state: dict, args) -> dict:
+    """Train for one pass over ``loader``; return the epoch's metrics (``diverged`` set on a non-finite loss).
+
+    ``state`` carries ``step`` (global optimizer steps), ``warmup_steps``, ``peak_lr`` and ``log`` (a
+    callable writing a metrics line) across epochs.
+    """
+    model.train()
+    device = state["device"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums = RunningSums()
+    steps, images, diverged = 0, 0, False
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not ctx.is_main or args.no_progress,
+               unit="step", dynamic_ncols=True, leave=False)
+    for raw, target in bar:
+        if args.max_steps is not None and state["step"] >= args.max_steps:
+            break
+        _warmup_lr(optimizer, state)
+        raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        x = augment(raw, generator)  # N x 3 x crop x crop float32 on device
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, args.amp):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), target)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            diverged = True
+            state["diverged_at"] = {"epoch": epoch + 1, "step": state["step"] + 1, "loss": str(loss_value)}
+            break
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grads = [p.grad for p in params if p.grad is not None]
+        if args.grad_clip is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm(grads)
+        scaler.step(optimizer)
+        scaler.update()
+
+        n = target.shape[0]
+        wrong1, wrong5 = topk_wrong(logits.detach(), target)
+        sums.add(loss=loss.detach() * n, wrong1=wrong1, wrong5=wrong5, count=n, grad_norm=grad_norm.detach())
+        steps += 1
+        images += n
+        state["step"] += 1
+        rate = images / (time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{rate:.0f}", refresh=False)
+        if args.log_every and state["step"] % args.log_every == 0:
+            state["log"]({"type": "step", "epoch": epoch + 1, "step": state["step"], "loss": loss_value,
+                          "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm), "images_per_s": rate})
+            if ctx.is_main:
+                bar.write(f"  step {state['step']}: loss {loss_value:.4f} grad-norm {float(grad_norm):.3g} "
+                          f"lr {optimizer.param_groups[0]['lr']:.3g} {rate:.0f} img/s")
+    bar.close()
+    _synchronize(state["devices"])
+    seconds = time.perf_counter() - start
+    totals = distributed.reduce_metrics({**sums.totals(), "steps": float(steps), "seconds": seconds}, ctx)
+    count = max(totals.get("count", 0.0), 1.0)
+    return {
+        "train_loss": totals.get("loss", float("nan")) / count,
+        "train_top1_err": totals.get("wrong1", float("nan")) / count,
+        "train_top5_err": totals.get("wrong5", float("nan")) / count,
+        "grad_norm": totals.get("grad_norm", float("nan")) / max(totals["steps"], 1.0),
+        "images_per_s": totals.get("count", 0.0) / max(totals["seconds"] / ctx.world_size, 1e-9),
+        "steps": int(totals["steps"] / ctx.world_size),
+        "diverged": diverged,
+    }
+
+
+@torch.no_grad()
+def evaluate(model, loader, transform, ctx, state: dict, args) -> dict:
+    """Validation loss and top-1/top-5 error (centre crop, or 10-crop averaged softmax)."""
+    model.eval()
+    device = state["device"]
+    sums = RunningSums()
+    for raw, target in loader:
+        raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        views = transform(raw)  # V x N x 3 x crop x crop
+        with _autocast(device, args.amp):
+            if views.shape[0] == 1:
+                scores = model(_memory_format(views[0], args)).float()
+                loss = F.cross_entropy(scores, target, reduction="sum")
+            else:
+                probs = predict_averaged(model, views).float()
+                scores = probs
+                loss = F.nll_loss(probs.clamp_min(1e-12).log(), target, reduction="sum")
+        wrong1, wrong5 = topk_wrong(scores, target)
+        sums.add(loss=loss, wrong1=wrong1, wrong5=wrong5, count=target.shape[0])
+    totals = distributed.reduce_metrics(sums.totals(), ctx)
+    count = max(totals.get("count", 0.0), 1.0)
+    return {"val_loss": totals.get("loss", float("nan")) / count,
+            "val_top1_err": totals.get("wrong1", float("nan")) / count,
+            "val_top5_err": totals.get("wrong5", float("nan")) / count}
+
+
+def _memory_format(x: torch.Tensor, args) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if args.channels_last else x
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _warmup_lr(optimizer, state: dict) -> None:
+    """Linear warm-up from peak_lr / warmup_steps to peak_lr over the first warmup_steps steps."""
+    if state["step"] < state["warmup_steps"]:
+        for group in optimizer.param_groups:
+            group["lr"] = state["peak_lr"] * (state["step"] + 1) / state["warmup_steps"]
+    elif state["step"] == state["warmup_steps"] and state["warmup_steps"] > 0:
+        for group in optimizer.param_groups:
+            group["lr"] = state["peak_lr"]
+
+
+def _synchronize(devices) -> None:
+    for d in {d for d in devices if d.type == "cuda"}:
+        torch.cuda.synchronize(d)
+
+
+def _peak_memory(devices) -> dict | None:
+    cuda = sorted({d for d in devices if d.type == "cuda"}, key=str)
+    if not cuda:
+        return None
+    return {str(d): int(torch.cuda.max_memory_allocated(d)) for d in cuda}
+
+
+def _reset_peak_memory(devices) -> None:
+    for d in {d for d in devices if d.type == "cuda"}:
+        torch.cuda.reset_peak_memory_stats(d)
+
+
+# ----------------------------------------------------------------------------------------------------
+# RNG state (everything that decides the next random number, so resuming continues exactly)
+
+
+def capture_rng(generator: torch.Generator) -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "augment": generator.get_state(),
+    }
+
+
+def restore_rng(rng: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = rng["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    generator.set_state(rng["augment"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# main
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Train as configured by ``args`` (from ``build_parser``); return the summary (also in summary.json)."""
+    on_gpu = torch.cuda.is_available() and (args.devices is None or "cuda" in args.devices)
+    ctx = distributed.init_distributed("cuda" if on_gpu else "cpu")
+    try:
+        return _run(args, on_gpu, ctx)
+    finally:
+        distributed.cleanup_distributed(ctx)
+
+
+def _run(args, on_gpu: bool, ctx) -> dict:
+    args, notes = resolve_config(args, on_gpu)
+    status = kernels.backend_status()[args.kernels]
+    if status is not None:
+        raise SystemExit(f"alexnet.train: error: --kernels {args.kernels} is unavailable here: {status}")
+    devices = placement.parse_devices(args.devices, args.layout, local_rank=ctx.local_rank,
+                                      local_world_size=ctx.local_world_size)
+    batch = distributed.per_rank_batch_size(args.batch_size, ctx)
+    device = devices[0]
+    problem = kernels.get_backend(args.kernels).device_problem(device)
+    if problem is not None:
+        raise SystemExit(f"alexnet.train: error: --kernels {args.kernels} cannot run on {device}: {problem}")
+    out = Path(args.out)
+    say = print if ctx.is_main else (lambda *a, **k: None)
+
+    resume_state = None
+    if args.resume:
+        try:
+            resume_state = load_checkpoint(args.resume, map_location="cpu")
+        except CheckpointError as exc:
+            raise SystemExit(f"alexnet.train: error: --resume: {exc}") from exc
+
+    # seeds first: weights, data order, dropout and augmentation all derive from --seed
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(args.seed * 1000 + ctx.rank + 1)
+
+    data_kwargs = dict(image_size=args.image_size, on_corrupt=args.on_corrupt, limit_per_class=args.limit_per_class,
+                       seed=args.seed, synthetic_classes=args.synthetic_classes)
+    if args.synthetic_train is not None:
+        data_kwargs["synthetic_train"] = args.synthetic_train
+    if args.synthetic_val is not None:
+        data_kwargs["synthetic_val"] = args.synthetic_val
+    data = build_data(args.data, **data_kwargs)
+    cfg = model_config(args, num_classes=len(data.classes), input_std=network_input_std(args, data.stats))
+    model = build_model(cfg)
+    if resume_state is not None:
+        _check_compatible(resume_state, cfg, args.resume)
+
+    placed = placement.place_model(model, devices, concurrent_towers=args.concurrent_towers,
+                                   micro_batches=args.micro_batches)
+    if args.channels_last:
+        placed = placed.to(memory_format=torch.channels_last)
+    net = distributed.wrap_ddp(placed, ctx, devices)
+    if args.compile_model:
+        net = torch.compile(net)
+    normalize = args.input_scale == "unit"
+    augment = TrainAugment(data.stats, crop_size=args.crop_size, lighting=not args.no_pca_lighting,
+                           normalize=normalize).to(device)
+    eval_transform = EvalTransform(data.stats, crop_size=args.crop_size, ten_crop=args.ten_crop,
+                                   normalize=normalize).to(device)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=args.lr_patience)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
+
+    train_sampler = distributed.make_sampler(data.train, ctx, shuffle=True, seed=args.seed)
+    val_sampler = distributed.make_sampler(data.val, ctx, shuffle=False, seed=args.seed)
+    val_loader = make_loader(data.val, batch, shuffle=False, seed=args.seed, num_workers=args.workers,
+                             sampler=val_sampler, drop_last=False)
+    drop_last = len(data.train) >= args.batch_size
+    steps_per_epoch = len(data.train) // args.batch_size if drop_last else 1
+
+    history, start_epoch, step, best = [], 0, 0, math.inf
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        plateau.load_state_dict(resume_state["scheduler"])
+        scaler.load_state_dict(resume_state["scaler"])
+        restore_rng(resume_state["rng"], generator)
+        history, start_epoch, step = list(resume_state["history"]), resume_state["epoch"], resume_state["step"]
+        best = min([h["val_top1_err"] for h in history], default=math.inf)
+        notes.append(f"resuming from {args.resume}: {start_epoch} epoch(s), {step} step(s) done")
+
+    config = {**{k: v for k, v in vars(args).items()}, "devices": [str(d) for d in devices],
+              "world_size": ctx.world_size, "num_classes": cfg.num_classes, "train_images": len(data.train),
+              "val_images": len(data.val), "skipped_images": data.skipped, "steps_per_epoch": steps_per_epoch,
+              "num_parameters": count_parameters(model), "model": cfg.to_dict()}
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        for note in notes:
+            say(f"note: {note}")
+        say("resolved config:")
+        for key, value in config.items():
+            if key != "model":
+                say(f"  {key:20s} {value}")
+        say(f"  {'model':20s} {json.dumps(cfg.to_dict())}")
+
+    metrics_path = out / "metrics.jsonl"
+
+    def log(record: dict) -> None:
+        if ctx.is_main:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    state = {"device": device, "devices": devices, "step": step, "log": log, "peak_lr": args.lr,
+             "warmup_steps": round(args.warmup_epochs * steps_per_epoch)}
+    diverged = False
+    run_start = time.perf_counter()
+    for epoch in range(start_epoch, args.epochs):
+        if args.max_steps is not None and state["step"] >= args.max_steps:
+            break
+        if train_sampler is not None and hasattr(train_sampler, "set_epoch"):
+            train_sampler.set_epoch(epoch)
+        train_loader = make_loader(data.train, batch, shuffle=train_sampler is None,
+                                   seed=args.seed * 1000 + epoch, num_workers=args.workers, sampler=train_sampler,
+                                   drop_last=drop_last)
+        _reset_peak_memory(devices)
+        epoch_start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train = train_one_epoch(net, optimizer, scaler, train_loader, augment, generator, ctx, epoch, state, args)
+        if train.pop("diverged"):
+            diverged = True
+            log({"type": "diverged", **state["diverged_at"]})
+            say(f"diverged: non-finite loss at epoch {state['diverged_at']['epoch']} step "
+                f"{state['diverged_at']['step']}; stopping (last good checkpoint kept)")
+            break
+        val = evaluate(net, val_loader, eval_transform, ctx, state, args)
+        if epoch + 1 > args.warmup_epochs:
+            plateau.step(val["val_top1_err"])
+        record = {"epoch": epoch + 1, **train, **val, "lr": lr, "seconds": time.perf_counter() - epoch_start,
+                  "peak_mem_bytes": _peak_memory(devices)}
+        history.append(record)
+        best = min(best, val["val_top1_err"])
+        log({"type": "epoch", **record})
+        say(f"epoch {epoch + 1}: train loss {train['train_loss']:.4f} top-1 err {train['train_top1_err']:.3f} | "
+            f"val loss {val['val_loss']:.4f} top-1 err {val['val_top1_err']:.3f} top-5 err {val['val_top5_err']:.3f} | "
+            f"{train['images_per_s']:.0f} img/s, grad-norm {train['grad_norm']:.3g}, lr {lr:.3g}, "
+            f"{record['seconds']:.1f} s")
+        if ctx.is_main:
+            save_checkpoint({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
+                "scaler": scaler.state_dict(), "rng": capture_rng(generator), "epoch": epoch + 1,
+                "step": state["step"], "history": history, "model_config": cfg.to_dict(),
+                "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
+            }, out / "checkpoint.pt")
+
+    summary = {
+        "config": config, "history": history, "diverged": diverged, "diverged_at": state.get("diverged_at"),
+        "out_dir": str(out), "best_val_top1_err": best if math.isfinite(best) else None,
+        "seconds": time.perf_counter() - run_start, "steps": state["step"], "machine": machine_info(devices),
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, "-m", "alexnet.train", *sys.argv[1:]]),
+    }
+    if ctx.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "report.md").write_text(render_report(summary))
+        say(f"wrote {out / 'metrics.jsonl'}, {out / 'checkpoint.pt'}, {out / 'summary.json'}, {out / 'report.md'}")
+    return summary
+
+
+def _check_compatible(resume_state: dict, cfg: AlexNetConfig, where: str) -> None:
+    saved = resume_state.get("model_config", {})
+    now = cfg.to_dict()
+    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in ARCH_FIELDS if saved.get(k) != now[k]]
+    if diff:
+        raise SystemExit(f"alexnet.train: error: --resume {where} was trained with a different model: " + "; ".join(diff))
+
+
+def machine_info(devices) -> dict:
+    import triton
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "triton": triton.__version__,
+            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "devices": [str(d) for d in devices]}
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(d) for d in sorted({d for d in devices if d.type == "cuda"}, key=str)]
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def render_report(summary: dict) -> str:
+    """A short human-readable summary of one run (Markdown)."""
+    cfg, hist = summary["config"], summary["history"]
+    last = hist[-1] if hist else {}
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.2f}%"
+
+    lines = [f"# AlexNet training run: {summary['out_dir']}", "",
+             f"Command: `{summary['command']}`", ""]
+    if summary["diverged"]:
+        lines += [f"**Diverged** (non-finite loss) at {summary['diverged_at']}; the last checkpoint is from before.", ""]
+    lines += ["| epochs | steps | final train loss | final val loss | val top-1 err | val top-5 err | best val top-1 err | images/s (last epoch) |",
+              "|---|---|---|---|---|---|---|---|",
+              f"| {len(hist)} | {summary['steps']} | {last.get('train_loss', float('nan')):.4f} | "
+              f"{last.get('val_loss', float('nan')):.4f} | {pct(last.get('val_top1_err'))} | {pct(last.get('val_top5_err'))} | "
+              f"{pct(summary['best_val_top1_err'])} | {last.get('images_per_s', float('nan')):.1f} |", ""]
+    if hist:
+        lines += ["| epoch | train loss | train top-1 err | val loss | val top-1 err | lr | grad norm | images/s | peak memory |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for h in hist:
+            mem = "n/a (CPU)" if h["peak_mem_bytes"] is None else ", ".join(
+                f"{d}: {b / 2**30:.2f} GiB" for d, b in h["peak_mem_bytes"].items())
+            lines.append(f"| {h['epoch']} | {h['train_loss']:.4f} | {pct(h['train_top1_err'])} | {h['val_loss']:.4f} | "
+                         f"{pct(h['val_top1_err'])} | {h['lr']:.3g} | {h['grad_norm']:.3g} | {h['images_per_s']:.1f} | {mem} |")
+        lines.append("")
+    keys = ("kernels", "layout", "width", "devices", "data", "image_size", "crop_size", "batch_size", "lr", "epochs",
+            "max_steps", "amp", "init", "seed", "num_parameters", "train_images", "val_images")
+    lines += ["## Config", "", *[f"- {k}: `{cfg.get(k)}`" for k in keys], f"- model: `{json.dumps(cfg['model'])}`", "",
+              "## Machine", "", *[f"- {k}: {v}" for k, v in summary["machine"].items()], ""]
+    return "\n".join(lines)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    summary = main(build_parser().parse_args(argv))
+    return 0 if summary is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
