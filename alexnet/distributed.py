@@ -266,4 +266,7 @@ def reduce_metrics(sums: dict[str, float], ctx: DistContext) -> dict[str, float]
 def cleanup_distributed(ctx: DistContext) -> None:
     """Leave the process group (no-op in a single process or when it was never joined)."""
     if ctx.distributed and dist.is_initialized():
+        # All ranks meet first: a rank tearing down gloo while its peer is still inside a collective
+        # aborted the peer ("terminate called without an active exception", SIGABRT) in a CI run.
+        dist.barrier()
         dist.destroy_process_group()
