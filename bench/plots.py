@@ -25,6 +25,13 @@ from bench.tables import BACKEND_ORDER  # noqa: E402
 def _title(text: str, cpu: bool) -> str:
     return text + (" [CPU run: code-path check, not GPU performance]" if cpu else "")
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write the PNG and free the figure (every plot ends this way)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
 
 def _case_label(frame: pd.DataFrame) -> pd.Series:
     return (frame["shape_name"] + "\n" + frame["dtype"].str.replace("bfloat", "bf").str.replace("float", "f")
@@ -78,10 +85,7 @@ def bandwidth_plot(kernels: pd.DataFrame, copy_gbps: float | None, cpu: bool, pa
             ax.text(0.0, copy_gbps, f" measured copy {copy_gbps:.0f} GB/s", va="bottom", fontsize=8)
         ax.set_ylabel("GB/s (minimal bytes / time)")
         ax.set_title(_title(f"Achieved bandwidth: {op}, {direction}", cpu), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def speedup_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
@@ -101,10 +105,7 @@ def speedup_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
         ax.set_yscale("log")
         ax.set_ylabel(col.replace("_", " ") + " (log)")
         ax.set_title(_title(f"{op}, {direction}: {col.replace('_', ' ')} (same run)", cpu), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def memory_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
@@ -120,10 +121,7 @@ def memory_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
     what = "peak allocated delta" if value == "peak_mem_bytes" else "bytes saved for backward"
     ax.set_ylabel(f"MiB ({what})")
     ax.set_title(_title(f"Forward+backward memory: {what}", cpu), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _model_series(m: pd.DataFrame) -> pd.Series:
@@ -145,10 +143,7 @@ def model_throughput_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path |
     _grouped_bars(ax, m, "images_per_s", label_col="config", series_col="series")
     ax.set_ylabel("images/s")
     ax.set_title(_title("AlexNet images/s per kernels backend and layout", cpu), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def batch_scaling_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
@@ -170,7 +165,4 @@ def batch_scaling_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path | No
     ax.set_ylabel("images/s")
     ax.legend(fontsize=7)
     ax.set_title(_title("AlexNet images/s against batch size", cpu), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

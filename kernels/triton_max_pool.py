@@ -23,6 +23,23 @@ from kernels.ops import pool_output_size
 
 
 @triton.jit
+def _unravel(idx, C, H, W, CHANNELS_LAST: tl.constexpr):
+    """(n, c, h, w) of element ``idx`` of a dense N x C x H x W tensor walked in memory order
+    (w fastest for NCHW, c fastest for channels_last); ``_offsets.unravel`` is its host twin."""
+    if CHANNELS_LAST:
+        c = idx % C
+        w = (idx // C) % W
+        h = (idx // (C * W)) % H
+        n = idx // (C * W * H)
+    else:
+        w = idx % W
+        h = (idx // W) % H
+        c = (idx // (W * H)) % C
+        n = idx // (W * H * C)
+    return n, c, h, w
+
+
+@triton.jit
 def _max_pool_fwd_kernel(
     x_ptr,  # input, any strides
     y_ptr,  # pooled output, dense in the memory order given by CHANNELS_LAST
@@ -38,16 +55,7 @@ def _max_pool_fwd_kernel(
 ):
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
-    if CHANNELS_LAST:
-        c = idx % C
-        ow = (idx // C) % OW
-        oh = (idx // (C * OW)) % OH
-        n = idx // (C * OW * OH)
-    else:
-        ow = idx % OW
-        oh = (idx // OW) % OH
-        c = (idx // (OW * OH)) % C
-        n = idx // (OW * OH * C)
+    n, c, oh, ow = _unravel(idx, C, OH, OW, CHANNELS_LAST)
     base = x_ptr + n * sxn + c * sxc + (oh * STRIDE) * sxh + (ow * STRIDE) * sxw
     if USE_FP64:
         best = tl.full([BLOCK], float("-inf"), tl.float64)
@@ -119,16 +127,7 @@ def _max_pool_bwd_kernel(
 ):
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
-    if CHANNELS_LAST:
-        c = idx % C
-        w = (idx // C) % W
-        h = (idx // (C * W)) % H
-        n = idx // (C * W * H)
-    else:
-        w = idx % W
-        h = (idx // W) % H
-        c = (idx // (W * H)) % C
-        n = idx // (W * H * C)
+    n, c, h, w = _unravel(idx, C, H, W, CHANNELS_LAST)
     valid, code, g_off, o_off = _window_geometry(n, c, h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
                                                  son, soc, soh, sow, KS, STRIDE, NWIN, NW2_P2)
     if USE_FP64:

@@ -32,6 +32,15 @@ from kernels.triton_max_pool import _window_geometry, _window_grad, launch
 
 
 @triton.jit
+def _position_tile(N, H, W, BLOCK: tl.constexpr):
+    """This program's BLOCK positions flattened over (n, h, w) - a tile may span images, which keeps
+    small images busy - as (mask, n, h, w), in int64 so offsets past 2**31 elements stay exact."""
+    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = p < tl.full([], N, tl.int64) * H * W
+    return mask, p // (H * W), (p // W) % H, p % W
+
+
+@triton.jit
 def _relu_lrn_fwd_kernel(
     x_ptr,  # input, any strides
     y_ptr,  # output, any strides
@@ -46,12 +55,7 @@ def _relu_lrn_fwd_kernel(
     BLOCK: tl.constexpr,  # spatial positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    # positions are flattened over (n, h, w): a tile may span images, which keeps small images busy
-    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < tl.full([], N, tl.int64) * H * W
-    n = p // (H * W)
-    h = (p // W) % H
-    w = p % W
+    mask, n, h, w = _position_tile(N, H, W, BLOCK)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     ys = y_ptr + n * syn + h * syh + w * syw
     if USE_FP64:
@@ -99,12 +103,7 @@ def _relu_lrn_bwd_kernel(
     BLOCK: tl.constexpr,
 ):
     HALF: tl.constexpr = SIZE // 2
-    # positions are flattened over (n, h, w): a tile may span images, which keeps small images busy
-    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < tl.full([], N, tl.int64) * H * W
-    n = p // (H * W)
-    h = (p // W) % H
-    w = p % W
+    mask, n, h, w = _position_tile(N, H, W, BLOCK)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     gs = g_ptr + n * sgn + h * sgh + w * sgw
     ds = dx_ptr + n * sdn + h * sdh + w * sdw

@@ -19,7 +19,7 @@ import triton.language as tl
 
 from kernels._interpreter import triton_interpreted
 from kernels.triton_max_pool import launch, pooled_empty
-from kernels.triton_relu_lrn import _split, relu_lrn_backward
+from kernels.triton_relu_lrn import _position_tile, _split, relu_lrn_backward
 
 
 @triton.jit
@@ -39,12 +39,7 @@ def _relu_lrn_pool_fwd_kernel(
     BLOCK: tl.constexpr,  # pooled positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    # pooled positions flattened over (n, oh, ow)
-    q = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    qmask = q < tl.full([], N, tl.int64) * OH * OW
-    n = q // (OH * OW)
-    oh = (q // OW) % OH
-    ow = q % OW
+    qmask, n, oh, ow = _position_tile(N, OH, OW, BLOCK)  # pooled positions flattened over (n, oh, ow)
     kk = tl.arange(0, KK_P2)
     kh = kk // KS
     kw = kk % KS
