@@ -25,6 +25,7 @@ from bench.tables import BACKEND_ORDER  # noqa: E402
 def _title(text: str, cpu: bool) -> str:
     return text + (" [CPU run: code-path check, not GPU performance]" if cpu else "")
 
+
 def _save(fig, path: Path) -> Path:
     """Lay out, write the PNG and free the figure (every plot ends this way)."""
     fig.tight_layout()

@@ -27,8 +27,7 @@ def _reference(op: str, x: torch.Tensor, **kw) -> torch.Tensor:
 
 
 def _run(op: str, x: torch.Tensor, backend: str, **kw) -> tuple[torch.Tensor, torch.Tensor]:
-    xg = x.detach().clone(memory_format=torch.preserve_format) if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last) else x.detach()
-    xg.requires_grad_()
+    xg = x.detach().requires_grad_()  # a fresh leaf on the same storage: strides kept as they are
     fn = {"relu_lrn": relu_lrn, "max_pool": max_pool, "relu_lrn_pool": relu_lrn_pool}[op]
     return xg, fn(xg, backend=backend, **kw)
 
