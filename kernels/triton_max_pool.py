@@ -18,6 +18,7 @@ import triton
 import triton.language as tl
 
 from kernels._interpreter import triton_interpreted
+from kernels._launch import launch
 from kernels._offsets import memory_format_of
 from kernels.ops import pool_output_size
 
@@ -159,16 +160,6 @@ def _block(total: int) -> int:
     if triton_interpreted():
         return min(triton.next_power_of_2(total), 1 << 16)
     return 1024
-
-
-def launch(kernel, grid, *args, **meta) -> None:
-    """Launch through ``wrap_triton`` on a GPU (traceable inside ``triton_op``), directly otherwise."""
-    if triton_interpreted():
-        kernel[grid](*args, **meta)
-    else:
-        from torch.library import wrap_triton
-
-        wrap_triton(kernel)[grid](*args, **meta)
 
 
 def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,8 @@ import triton
 import triton.language as tl
 
 from kernels._interpreter import triton_interpreted
-from kernels.triton_max_pool import _window_geometry, _window_grad, launch
+from kernels._launch import launch
+from kernels.triton_max_pool import _window_geometry, _window_grad
 
 
 @triton.jit
@@ -36,7 +37,7 @@ def _position_tile(N, H, W, BLOCK: tl.constexpr):
     """This program's BLOCK positions flattened over (n, h, w) - a tile may span images, which keeps
     small images busy - as (mask, n, h, w), in int64 so offsets past 2**31 elements stay exact."""
     p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < tl.full([], N, tl.int64) * H * W
+    mask = p < tl.cast(N, tl.int64) * H * W
     return mask, p // (H * W), (p // W) % H, p % W
 
 
@@ -63,24 +64,24 @@ def _relu_lrn_fwd_kernel(
     else:
         ring = tl.zeros([SIZE_P2, BLOCK], tl.float32)
     ACC: tl.constexpr = ring.dtype
-    alpha = tl.full([], alpha_hi, ACC) + tl.full([], alpha_lo, ACC)
+    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     # prologue: the first HALF channels enter the window before channel 0 is emitted
     for e in range(0, HALF):
-        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
+        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
         a = tl.where(v < 0, 0.0, v)  # relu that keeps NaN
         ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
     for j in range(0, C):
         e = j + HALF  # channel entering the window of channel j; beyond C-1 it is zero
-        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
+        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
         a = tl.where(v < 0, 0.0, v)
         ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
         d = k + alpha * tl.sum(ring, axis=0)
-        xj = tl.load(xs + tl.full([], j, tl.int64) * sxc, mask=mask, other=0.0).to(ACC)  # cache hit: loaded HALF steps ago
+        xj = tl.load(xs + tl.cast(j, tl.int64) * sxc, mask=mask, other=0.0).to(ACC)  # cache hit: loaded HALF steps ago
         aj = tl.where(xj < 0, 0.0, xj)
         y = aj / tl.exp2(beta * tl.log2(d))
-        tl.store(ys + tl.full([], j, tl.int64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask)
+        tl.store(ys + tl.cast(j, tl.int64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -114,8 +115,8 @@ def _relu_lrn_bwd_kernel(
     ACC: tl.constexpr = sq.dtype
     t_ring = tl.zeros([SIZE_P2, BLOCK], ACC)  # T_c = g_c a_c d_c^(-beta-1)
     gp_ring = tl.zeros([SIZE_P2, BLOCK], ACC)  # g_c d_c^-beta
-    alpha = tl.full([], alpha_hi, ACC) + tl.full([], alpha_lo, ACC)
-    two_alpha_beta = 2.0 * alpha * tl.full([], beta, ACC)
+    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
+    two_alpha_beta = 2.0 * alpha * tl.cast(beta, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     if POOL:  # the windows covering each pixel do not depend on the channel: find them once
@@ -123,13 +124,13 @@ def _relu_lrn_bwd_kernel(
                                                      son, soc, soh, sow, KS, STRIDE, NWIN, NW2_P2)
     for t in range(0, C + 2 * HALF):
         # 1. channel t enters the square ring (zero beyond C-1)
-        v = tl.load(xs + tl.full([], t, tl.int64) * sxc, mask=mask & ((lane0 + t) < C), other=0.0).to(ACC)
+        v = tl.load(xs + tl.cast(t, tl.int64) * sxc, mask=mask & ((lane0 + t) < C), other=0.0).to(ACC)
         a = tl.where(v < 0, 0.0, v)
         sq = tl.where(slots == t % SIZE, (a * a)[None, :], sq)
         # 2. the window of channel c = t - HALF is complete: d_c, T_c, g_c d_c^-beta
         c = t - HALF
         c_ok = ((lane0 + c) >= 0) & ((lane0 + c) < C)
-        c64 = tl.full([], c, tl.int64)
+        c64 = tl.cast(c, tl.int64)
         xc = tl.load(xs + c64 * sxc, mask=mask & c_ok, other=0.0).to(ACC)
         ac = tl.where(xc < 0, 0.0, xc)
         if POOL:
@@ -144,7 +145,7 @@ def _relu_lrn_bwd_kernel(
         gp_ring = tl.where(slots == slot_c, (gc * d_pow)[None, :], gp_ring)
         # 3. channel j = t - 2*HALF has all of W(j) in the T ring: emit its gradient
         j = t - 2 * HALF
-        j64 = tl.full([], j, tl.int64)
+        j64 = tl.cast(j, tl.int64)
         j_ok = (lane0 + j) >= 0
         gp_j = tl.sum(tl.where(slots == (j + 2 * SIZE) % SIZE, gp_ring, 0.0), axis=0)
         xj = tl.load(xs + j64 * sxc, mask=mask & j_ok, other=0.0).to(ACC)

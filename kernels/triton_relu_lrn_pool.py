@@ -18,7 +18,8 @@ import triton
 import triton.language as tl
 
 from kernels._interpreter import triton_interpreted
-from kernels.triton_max_pool import launch, pooled_empty
+from kernels._launch import launch
+from kernels.triton_max_pool import pooled_empty
 from kernels.triton_relu_lrn import _position_tile, _split, relu_lrn_backward
 
 
@@ -54,20 +55,20 @@ def _relu_lrn_pool_fwd_kernel(
     else:
         ring = tl.zeros([SIZE_P2, BLOCK, KK_P2], tl.float32)
     ACC: tl.constexpr = ring.dtype
-    alpha = tl.full([], alpha_hi, ACC) + tl.full([], alpha_lo, ACC)
+    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None, None]
     lane0 = tl.zeros([BLOCK, KK_P2], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     for e in range(0, HALF):
-        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
+        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
         a = tl.where(v < 0, 0.0, v)
         ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
     for j in range(0, C):
         e = j + HALF
-        v = tl.load(xs + tl.full([], e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
+        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
         a = tl.where(v < 0, 0.0, v)
         ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
         d = k + alpha * tl.sum(ring, axis=0)
-        xj = tl.load(xs + tl.full([], j, tl.int64) * sxc, mask=pix_ok, other=0.0).to(ACC)
+        xj = tl.load(xs + tl.cast(j, tl.int64) * sxc, mask=pix_ok, other=0.0).to(ACC)
         aj = tl.where(xj < 0, 0.0, xj)
         b = tl.where(pix_ok, aj / tl.exp2(beta * tl.log2(d)), float("-inf"))
         # window max with ATen's rule: any NaN wins (the last one), else the first maximum
@@ -78,7 +79,7 @@ def _relu_lrn_pool_fwd_kernel(
         has_nan = last_nan >= 0
         out = tl.where(has_nan, float("nan"), best)
         at = tl.where(has_nan, last_nan, first_max)
-        j64 = tl.full([], j, tl.int64)
+        j64 = tl.cast(j, tl.int64)
         tl.store(ys + j64 * syc, out.to(y_ptr.dtype.element_ty), mask=qmask)
         tl.store(offs + j64 * soc, at.to(off_ptr.dtype.element_ty), mask=qmask)
 

@@ -1,0 +1,247 @@
+"""Compile every Triton kernel for an NVIDIA GPU this machine need not have, and report its resources.
+
+The host code of ``kernels.triton_*`` is run on ``meta`` tensors of AlexNet's real activation shapes
+with launches recorded instead of run (``kernels._launch.recording_launches``). Each recorded launch is
+specialised exactly as Triton's JIT would specialise it (same binder, so the same constexpr-1 and
+16-divisibility attributes) and compiled for the target architecture with Triton's bundled ptxas.
+``cuobjdump`` then reads registers, spills (local memory), stack and shared memory from the cubin,
+and the PTX is counted for global loads/stores and their vector width.
+
+This proves that the kernels *compile* for the GPU and shows static pressure (registers per thread
+bound occupancy; local memory means spills). It measures no time: figures here are static, from a
+CPU-only compile. Run as::
+
+    python -m bench.kernel_resources --arch 90 --batch 128 --out reports/kernel-resources-sm90
+
+It must run in a fresh process: Triton fixes interpreted-or-compiled when a kernel is defined, so
+this module sets ``TRITON_INTERPRET=0`` before ``kernels`` is imported.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "0"  # before any @triton.jit is evaluated (see kernels._interpreter)
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import triton  # noqa: E402
+
+from bench.env_info import software_versions  # noqa: E402
+from bench.shapes import GPU_SHAPES  # noqa: E402
+from bench.tables import markdown  # noqa: E402
+from kernels._launch import Launch, recording_launches  # noqa: E402
+
+LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)  # the paper's, alpha in the paper convention
+POOL = dict(kernel_size=3, stride=2)
+LRN_SITES = ("conv1", "conv2")  # LRN follows conv1 and conv2 only
+POOL_SITES = ("conv1", "conv2", "conv5")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@dataclass
+class Case:
+    """One host-level call (op, pass, site, dtype, layout) and the kernel launches it made."""
+
+    op: str
+    direction: str
+    site: str
+    dtype: str
+    layout: str
+    launches: list[Launch]
+
+
+def _meta_tensor(shape: tuple, dtype: torch.dtype, layout: torch.memory_format) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta").contiguous(memory_format=layout)
+
+
+def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case]:
+    """Run every Triton host function at AlexNet's shapes on meta tensors, recording launches."""
+    from kernels import triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool
+
+    cases: list[Case] = []
+
+    def record(op: str, direction: str, site: str, dtype: str, layout: str, call) -> None:
+        with recording_launches() as launches:
+            call()
+        cases.append(Case(op, direction, site, dtype, layout, list(launches)))
+
+    for dtype_name in dtypes:
+        for layout_name in layouts:
+            dtype, fmt = DTYPES[dtype_name], LAYOUTS[layout_name]
+            for site in POOL_SITES:
+                shape = (batch,) + GPU_SHAPES[site][1:]
+                x = _meta_tensor(shape, dtype, fmt)
+                y, offsets = triton_max_pool.pooled_empty(x, **POOL)
+                label = (site, dtype_name, layout_name)
+                record("max_pool", "forward", *label, lambda: triton_max_pool.max_pool_forward(x, **POOL))
+                record("max_pool", "backward", *label, lambda: triton_max_pool.max_pool_backward(
+                    y, offsets, shape[-2:], **POOL, channels_last=fmt == torch.channels_last))
+                if site not in LRN_SITES:
+                    continue
+                record("relu_lrn", "forward", *label, lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN))
+                record("relu_lrn", "backward", *label, lambda: triton_relu_lrn.relu_lrn_backward(x, x, **LRN))
+                record("relu_lrn_pool", "forward", *label,
+                       lambda: triton_relu_lrn_pool.relu_lrn_pool_forward(x, **LRN, **POOL))
+                record("relu_lrn_pool", "backward", *label,
+                       lambda: triton_relu_lrn_pool.relu_lrn_pool_backward(x, y, offsets, **LRN, **POOL))
+    return cases
+
+
+def _tool(name: str) -> str:
+    """A binary Triton ships for NVIDIA (ptxas, cuobjdump)."""
+    path = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / name
+    if not path.exists():
+        raise FileNotFoundError(f"Triton's NVIDIA backend has no {name} at {path}: this Triton build cannot "
+                                "compile for NVIDIA GPUs")
+    return str(path)
+
+
+def compile_launch(launch: Launch, arch: int):
+    """Specialise ``launch`` like the JIT would on an sm_<arch> GPU and compile it (no GPU needed)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    from triton.runtime.jit import JITFunction, create_function_from_signature
+
+    kernel = launch.kernel
+    if not isinstance(kernel, JITFunction):
+        raise RuntimeError(f"{getattr(kernel, '__name__', kernel)} is not a compiled-mode Triton kernel "
+                           f"({type(kernel).__name__}): import kernels in a fresh process with TRITON_INTERPRET=0")
+    target = GPUTarget("cuda", arch, 32)
+    backend = make_backend(target)
+    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+    bound_args, specialization, options = binder(*launch.args, **launch.meta)
+    options, signature, constexprs, attrs = kernel._pack_args(backend, options, bound_args, specialization, options)
+    key = (kernel.__name__, str(specialization), str(options))
+    return key, lambda: triton.compile(ASTSource(kernel, signature, constexprs, attrs), target=target,
+                                       options=options.__dict__)
+
+
+_RESOURCE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
+
+
+def cubin_resources(cubin: bytes) -> dict:
+    """Registers per thread, stack, shared and local (spill) bytes of the one function in ``cubin``."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        out = subprocess.run([_tool("cuobjdump"), "--dump-resource-usage", f.name],
+                             capture_output=True, text=True, check=True).stdout
+    match = _RESOURCE.search(out)
+    if match is None:
+        raise RuntimeError(f"cuobjdump printed no resource line:\n{out}")
+    regs, stack, shared, local = map(int, match.groups())
+    return {"registers": regs, "stack_bytes": stack, "shared_bytes": shared, "local_bytes": local}
+
+
+def ptx_memory_ops(ptx: str) -> dict:
+    """Global load/store instructions in the PTX, and how many of them are vectorised (.v2/.v4)."""
+    loads = re.findall(r"\bld\.global[.\w]*", ptx)
+    stores = re.findall(r"\bst\.global[.\w]*", ptx)
+    vector = lambda ops: sum(".v2" in op or ".v4" in op for op in ops)  # noqa: E731
+    return {"ptx_loads": len(loads), "ptx_vector_loads": vector(loads),
+            "ptx_stores": len(stores), "ptx_vector_stores": vector(stores),
+            "fp64_special": len(re.findall(r"\b(?:lg2|ex2)\.[\w.]*f64|__nv_(?:log2|exp2)\b", ptx))}
+
+
+def resource_table(cases: list[Case], arch: int) -> pd.DataFrame:
+    """One row per case and kernel; identical specialisations are compiled once. Compile errors are
+    kept as rows (``error``) so one bad kernel does not hide the others."""
+    compiled: dict = {}
+    rows = []
+    for case in cases:
+        for launch in case.launches:
+            row = {"op": case.op, "pass": case.direction, "site": case.site, "dtype": case.dtype,
+                   "layout": case.layout, "kernel": launch.kernel.__name__,
+                   "num_warps": launch.meta.get("num_warps", 4), "programs": int(launch.grid[0]),
+                   "block": launch.meta.get("BLOCK")}
+            key, build = compile_launch(launch, arch)
+            if key not in compiled:
+                try:
+                    ck = build()
+                    compiled[key] = {**cubin_resources(ck.asm["cubin"]), **ptx_memory_ops(ck.asm["ptx"]), "error": ""}
+                except Exception as exc:  # report it, keep compiling the rest
+                    compiled[key] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[-1] if str(exc) else ''}"}
+            rows.append({**row, **compiled[key]})
+    return pd.DataFrame(rows)
+
+
+def occupancy_warps(registers: int, num_warps: int, arch: int) -> int | None:
+    """Resident warps per SM allowed by registers alone (65,536 registers, 64 warps max on sm_80/90;
+    allocation in 256-register warp units). Shared memory is not the limit for these kernels."""
+    if arch < 80 or registers <= 0:
+        return None
+    per_warp = -(-registers * 32 // 256) * 256
+    blocks = (65536 // (per_warp * num_warps))
+    return min(64, blocks * num_warps)
+
+
+def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command: str) -> Path:
+    """Markdown report (and the CSV beside it) naming how and where the figures were made."""
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "kernel_resources.csv", index=False)
+    ok = table[table["error"] == ""].copy()
+    if not ok.empty:
+        ok["warps_per_sm"] = [occupancy_warps(r, w, arch) for r, w in zip(ok["registers"], ok["num_warps"])]
+    versions = software_versions()
+    lines = [
+        f"# Triton kernels compiled for sm_{arch}: registers, spills, memory instructions",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.date.today().isoformat()}; machine: {versions['platform']} (no GPU needed or used)",
+        f"- Versions: torch {versions['torch']}, triton {versions['triton']}, Python {versions['python']}",
+        f"- Shapes: AlexNet activations at batch {batch} (conv1 96x55x55, conv2 256x27x27, conv5 256x13x13);"
+        " LRN n=5, k=2, alpha=1e-4 (paper convention), beta=0.75; pool 3/2.",
+        "- Static figures from a CPU-only compile with Triton's ptxas and cuobjdump. They say what the"
+        " kernels need per thread, not how fast they run: no timing here.",
+        "- `warps_per_sm`: resident warps the register count allows (of 64); `local_bytes` > 0 means spills.",
+        "",
+    ]
+    failed = table[table["error"] != ""]
+    if not failed.empty:
+        lines += ["## Compile failures", "", failed[["op", "pass", "dtype", "layout", "kernel", "error"]]
+                  .drop_duplicates().pipe(markdown), ""]
+    if not ok.empty:
+        columns = ["op", "pass", "site", "dtype", "layout", "kernel", "block", "num_warps", "programs", "registers",
+                   "warps_per_sm", "local_bytes", "shared_bytes", "ptx_loads", "ptx_vector_loads", "ptx_stores",
+                   "ptx_vector_stores"]
+        lines += ["## Kernels", "", markdown(ok[columns]), ""]
+    path = out / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, default=90, help="compute capability x10 (90: H100/H200)")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--dtypes", default=",".join(DTYPES), help=f"comma-separated, of {list(DTYPES)}")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {list(LAYOUTS)}")
+    parser.add_argument("--out", type=Path, default=Path(f"reports/kernel-resources-sm90"))
+    args = parser.parse_args(argv)
+    dtypes, layouts = args.dtypes.split(","), args.layouts.split(",")
+    for name, allowed in (("dtype", DTYPES), ("layout", LAYOUTS)):
+        unknown = [v for v in (dtypes if name == "dtype" else layouts) if v not in allowed]
+        if unknown:
+            parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
+    table = resource_table(record_cases(args.batch, dtypes, layouts), args.arch)
+    command = "python -m bench.kernel_resources " + " ".join(argv if argv is not None else sys.argv[1:])
+    path = write_report(table, args.out, args.arch, args.batch, command)
+    failures = table[table["error"] != ""]
+    print(f"{len(table)} launches, {len(table) - len(failures)} compiled; report: {path}")
+    for row in failures.drop_duplicates(["kernel", "dtype", "error"]).itertuples():
+        print(f"FAILED {row.kernel} {row.dtype} {row.layout}: {row.error}", file=sys.stderr)
+    return 1 if len(failures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
