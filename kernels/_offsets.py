@@ -1,7 +1,8 @@
 """Host-side index arithmetic shared by the Triton launchers, mirrored by their kernels.
 
-The kernels address every tensor as ``base + n*s_n + c*s_c + h*s_h + w*s_w`` with int64 products,
-so any strides (NCHW, channels_last, views) work without copies. These helpers do the same sums in
+The kernels address every tensor as ``base + n*s_n + c*s_c + h*s_h + w*s_w``, so any strides (NCHW,
+channels_last, views) work without copies; the products are int64 only when some offset needs it
+(``index_is_64``), int32 otherwise. These helpers do the same sums in
 Python integers: launchers use them to pick the tile order, tests use them to check the arithmetic
 on shapes with more than 2**31 elements without allocating them.
 """
@@ -25,6 +26,13 @@ def max_element_offset(shape: tuple[int, ...], strides: tuple[int, ...]) -> int:
 def needs_int64(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
     """True when some offset does not fit in int32, i.e. the kernel's int64 casts are load-bearing."""
     return max_element_offset(shape, strides) > INT32_MAX
+
+
+def index_is_64(*tensors: torch.Tensor, lanes: int = 0) -> bool:
+    """Whether a kernel over ``tensors`` needs int64 index arithmetic: some element offset, or a flat
+    lane index up to ``lanes`` (plus a block of slack for the last program), passes 2**31 - 1.
+    Otherwise the kernels compute indices in int32, which halves their index registers."""
+    return lanes + (1 << 16) > INT32_MAX or any(needs_int64(t.shape, t.stride()) for t in tensors)
 
 
 def unravel(linear: int, shape: tuple[int, int, int, int], channels_last: bool) -> tuple[int, int, int, int]:

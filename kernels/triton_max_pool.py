@@ -19,25 +19,9 @@ import triton.language as tl
 
 from kernels._interpreter import triton_interpreted
 from kernels._launch import launch
-from kernels._offsets import memory_format_of
+from kernels._offsets import index_is_64, memory_format_of
+from kernels.triton_indexing import _as_index, _unravel
 from kernels.ops import pool_output_size
-
-
-@triton.jit
-def _unravel(idx, C, H, W, CHANNELS_LAST: tl.constexpr):
-    """(n, c, h, w) of element ``idx`` of a dense N x C x H x W tensor walked in memory order
-    (w fastest for NCHW, c fastest for channels_last); ``_offsets.unravel`` is its host twin."""
-    if CHANNELS_LAST:
-        c = idx % C
-        w = (idx // C) % W
-        h = (idx // (C * W)) % H
-        n = idx // (C * W * H)
-    else:
-        w = idx % W
-        h = (idx // W) % H
-        c = (idx // (W * H)) % C
-        n = idx // (W * H * C)
-    return n, c, h, w
 
 
 @triton.jit
@@ -52,9 +36,10 @@ def _max_pool_fwd_kernel(
     STRIDE: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,  # walk the output with c fastest (else w fastest)
     USE_FP64: tl.constexpr,  # compare in float64 (else float32: exact for 16-bit inputs)
+    INDEX_64: tl.constexpr,  # int64 index arithmetic (some offset passes 2**31 - 1)
     BLOCK: tl.constexpr,
 ):
-    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    idx = _as_index(tl.program_id(0), INDEX_64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
     n, c, oh, ow = _unravel(idx, C, OH, OW, CHANNELS_LAST)
     base = x_ptr + n * sxn + c * sxc + (oh * STRIDE) * sxh + (ow * STRIDE) * sxw
@@ -75,7 +60,7 @@ def _max_pool_fwd_kernel(
 
 @triton.jit
 def _window_geometry(
-    n, c, h, w,  # int64 coordinates of the input elements, shape [BLOCK]
+    n, c, h, w,  # coordinates of the input elements (in the index type), shape [BLOCK]
     mask,
     OH, OW,
     sgn, sgc, sgh, sgw,  # pooled-gradient strides
@@ -107,7 +92,7 @@ def _window_geometry(
 def _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, ACC: tl.constexpr):
     """Sum of the pooled gradients (of the windows in the geometry) whose argmax is the element."""
     o = tl.load(off_ptr + o_off, mask=valid, other=-1)
-    hit = valid & (o.to(tl.int64) == code)
+    hit = valid & (o.to(tl.int32) == code)
     gv = tl.load(g_ptr + g_off, mask=hit, other=0.0).to(ACC)
     return tl.sum(gv, axis=1)
 
@@ -124,9 +109,10 @@ def _max_pool_bwd_kernel(
     KS: tl.constexpr, STRIDE: tl.constexpr, NWIN: tl.constexpr, NW2_P2: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     USE_FP64: tl.constexpr,
+    INDEX_64: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    idx = _as_index(tl.program_id(0), INDEX_64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
     n, c, h, w = _unravel(idx, C, H, W, CHANNELS_LAST)
     valid, code, g_off, o_off = _window_geometry(n, c, h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
@@ -155,11 +141,14 @@ def pooled_empty(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.
     return y, offsets
 
 
-def _block(total: int) -> int:
-    # Interpreter cost is per program: few, wide programs. GPU: 1024 lanes (8 per thread).
+def _block(total: int, gpu_block: int) -> int:
+    """Lanes per program. Interpreter: few, wide programs (its cost is per program). GPU: 4 warps with
+    ``gpu_block / 128`` elements each, sized by the sm_90 compile (``bench.kernel_resources``): the
+    forward at 512 vectorises its channels_last loads in 32 registers (NCHW: 48); the NCHW backward's
+    2x2-window gather needs 117 registers at 512 lanes but 70 at 256."""
     if triton_interpreted():
         return min(triton.next_power_of_2(total), 1 << 16)
-    return 1024
+    return gpu_block
 
 
 def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,12 +160,12 @@ def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[to
     oh, ow = y.shape[-2:]
     fmt = memory_format_of(x)
     total = y.numel()
-    block = _block(total)
+    block = _block(total, gpu_block=512)
     launch(
         _max_pool_fwd_kernel, (triton.cdiv(total, block),),
         x, y, offsets, total, c, h, w, oh, ow, *x.stride(),
         KS=kernel_size, STRIDE=stride, CHANNELS_LAST=fmt == torch.channels_last,
-        USE_FP64=x.dtype == torch.float64, BLOCK=block,
+        USE_FP64=x.dtype == torch.float64, INDEX_64=index_is_64(x, y, offsets, lanes=total), BLOCK=block,
     )
     return y, offsets
 
@@ -191,11 +180,12 @@ def max_pool_backward(
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     dx = torch.empty((n, c, h, w), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
     total = dx.numel()
-    block = _block(total)
+    block = _block(total, gpu_block=512 if channels_last else 256)
     launch(
         _max_pool_bwd_kernel, (triton.cdiv(total, block),),
         grad_out, offsets, dx, total, c, h, w, oh, ow, *grad_out.stride(), *offsets.stride(),
         KS=kernel_size, STRIDE=stride, NWIN=triton.cdiv(kernel_size, stride),
-        NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2), CHANNELS_LAST=channels_last, USE_FP64=grad_out.dtype == torch.float64, BLOCK=block,
+        NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2), CHANNELS_LAST=channels_last,
+        USE_FP64=grad_out.dtype == torch.float64, INDEX_64=index_is_64(grad_out, offsets, dx, lanes=total), BLOCK=block,
     )
     return dx

@@ -27,18 +27,20 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._interpreter import triton_interpreted
 from kernels._launch import launch
+from kernels._offsets import index_is_64
+from kernels._tiling import ChannelWalk, channel_walk
+from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
 from kernels.triton_max_pool import _window_geometry, _window_grad
 
 
 @triton.jit
-def _position_tile(N, H, W, BLOCK: tl.constexpr):
-    """This program's BLOCK positions flattened over (n, h, w) - a tile may span images, which keeps
-    small images busy - as (mask, n, h, w), in int64 so offsets past 2**31 elements stay exact."""
-    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < tl.cast(N, tl.int64) * H * W
-    return mask, p // (H * W), (p // W) % H, p % W
+def _load_relu(base, channel, stride_c, mask, C, lane0, ACC: tl.constexpr, INDEX_64: tl.constexpr):
+    """relu(x) of one channel at every lane, in ACC; zero where the channel is outside [0, C) (the
+    window's zero padding) or the lane is masked. NaN stays NaN (ATen's relu keeps it)."""
+    ok = mask & ((lane0 + channel) >= 0) & ((lane0 + channel) < C)
+    v = tl.load(base + _as_index(channel, INDEX_64) * stride_c, mask=ok, other=0.0).to(ACC)
+    return tl.where(v < 0, 0.0, v)
 
 
 @triton.jit
@@ -48,15 +50,18 @@ def _relu_lrn_fwd_kernel(
     N, C, H, W,
     sxn, sxc, sxh, sxw,  # input strides (elements)
     syn, syc, syh, syw,  # output strides
+    CHUNK,  # channels per program (the channel axis is split when positions alone give too few programs)
     alpha_hi, alpha_lo,  # alpha = alpha_hi + alpha_lo (float32 pair, exact enough for float64)
     beta, k,
     SIZE: tl.constexpr,  # LRN window (odd)
     SIZE_P2: tl.constexpr,  # ring slots: next power of two >= SIZE
     USE_FP64: tl.constexpr,
+    INDEX_64: tl.constexpr,  # int64 index arithmetic (some offset passes 2**31 - 1)
     BLOCK: tl.constexpr,  # spatial positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    mask, n, h, w = _position_tile(N, H, W, BLOCK)
+    tile, c0, c1 = _channel_chunk(C, CHUNK)
+    mask, n, h, w = _position_tile(tile, N, H, W, BLOCK, INDEX_64)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     ys = y_ptr + n * syn + h * syh + w * syw
     if USE_FP64:
@@ -67,21 +72,20 @@ def _relu_lrn_fwd_kernel(
     alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
-    # prologue: the first HALF channels enter the window before channel 0 is emitted
-    for e in range(0, HALF):
-        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
-        a = tl.where(v < 0, 0.0, v)  # relu that keeps NaN
-        ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
-    for j in range(0, C):
+    # prologue: channels c0-HALF .. c0+HALF-1 enter the window before channel c0 is emitted
+    for e in range(c0 - HALF, c0 + HALF):
+        a = _load_relu(xs, e, sxc, mask, C, lane0, ACC, INDEX_64)
+        ring = tl.where(slots == (e + SIZE) % SIZE, (a * a)[None, :], ring)
+    a_next = _load_relu(xs, c0 + HALF, sxc, mask, C, lane0, ACC, INDEX_64)
+    for j in range(c0, c1):
         e = j + HALF  # channel entering the window of channel j; beyond C-1 it is zero
-        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=mask & ((lane0 + e) < C), other=0.0).to(ACC)
-        a = tl.where(v < 0, 0.0, v)
+        a = a_next
+        a_next = _load_relu(xs, e + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch: in flight during the math
         ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
         d = k + alpha * tl.sum(ring, axis=0)
-        xj = tl.load(xs + tl.cast(j, tl.int64) * sxc, mask=mask, other=0.0).to(ACC)  # cache hit: loaded HALF steps ago
-        aj = tl.where(xj < 0, 0.0, xj)
+        aj = _load_relu(xs, j, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit: loaded HALF steps ago
         y = aj / tl.exp2(beta * tl.log2(d))
-        tl.store(ys + tl.cast(j, tl.int64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask)
+        tl.store(ys + _as_index(j, INDEX_64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -96,15 +100,18 @@ def _relu_lrn_bwd_kernel(
     sgn, sgc, sgh, sgw,
     son, soc, soh, sow,
     sdn, sdc, sdh, sdw,
+    CHUNK,  # channels per program
     alpha_hi, alpha_lo, beta, k,
     SIZE: tl.constexpr, SIZE_P2: tl.constexpr,
     POOL: tl.constexpr,  # gather g from a max-pool's gradient (fused ReLU+LRN+pool backward)
     KS: tl.constexpr, STRIDE: tl.constexpr, NWIN: tl.constexpr, NW2_P2: tl.constexpr,  # pool geometry (POOL=True)
     USE_FP64: tl.constexpr,
+    INDEX_64: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     HALF: tl.constexpr = SIZE // 2
-    mask, n, h, w = _position_tile(N, H, W, BLOCK)
+    tile, c0, c1 = _channel_chunk(C, CHUNK)
+    mask, n, h, w = _position_tile(tile, N, H, W, BLOCK, INDEX_64)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     gs = g_ptr + n * sgn + h * sgh + w * sgw
     ds = dx_ptr + n * sdn + h * sdh + w * sdw
@@ -120,39 +127,44 @@ def _relu_lrn_bwd_kernel(
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     if POOL:  # the windows covering each pixel do not depend on the channel: find them once
-        valid, code, g_off, o_off = _window_geometry(n, lane0.to(tl.int64), h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
-                                                     son, soc, soh, sow, KS, STRIDE, NWIN, NW2_P2)
-    for t in range(0, C + 2 * HALF):
+        valid, code, g_off, o_off = _window_geometry(n, _as_index(lane0, INDEX_64), h, w, mask, OH, OW,
+                                                     sgn, sgc, sgh, sgw, son, soc, soh, sow,
+                                                     KS, STRIDE, NWIN, NW2_P2)
+    # The window of channel j needs T_c for c in [j-HALF, j+HALF], each needing squares of
+    # [c-HALF, c+HALF]: squares enter from c0 - 2*HALF (prologue), T_c is finished from c0 - HALF.
+    for t in range(c0 - 2 * HALF, c0):
+        a = _load_relu(xs, t, sxc, mask, C, lane0, ACC, INDEX_64)
+        sq = tl.where(slots == (t + SIZE) % SIZE, (a * a)[None, :], sq)
+    a_next = _load_relu(xs, c0, sxc, mask, C, lane0, ACC, INDEX_64)
+    for t in range(c0, c1 + 2 * HALF):
         # 1. channel t enters the square ring (zero beyond C-1)
-        v = tl.load(xs + tl.cast(t, tl.int64) * sxc, mask=mask & ((lane0 + t) < C), other=0.0).to(ACC)
-        a = tl.where(v < 0, 0.0, v)
+        a = a_next
+        a_next = _load_relu(xs, t + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch
         sq = tl.where(slots == t % SIZE, (a * a)[None, :], sq)
         # 2. the window of channel c = t - HALF is complete: d_c, T_c, g_c d_c^-beta
         c = t - HALF
         c_ok = ((lane0 + c) >= 0) & ((lane0 + c) < C)
-        c64 = tl.cast(c, tl.int64)
-        xc = tl.load(xs + c64 * sxc, mask=mask & c_ok, other=0.0).to(ACC)
-        ac = tl.where(xc < 0, 0.0, xc)
+        ci = _as_index(c, INDEX_64)
+        ac = _load_relu(xs, c, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit
         if POOL:
-            gc = _window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + c64 * sgc, o_off + c64 * soc, ACC)
+            gc = _window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + ci * sgc, o_off + ci * soc, ACC)
         else:
-            gc = tl.load(gs + c64 * sgc, mask=mask & c_ok, other=0.0).to(ACC)
+            gc = tl.load(gs + ci * sgc, mask=mask & c_ok, other=0.0).to(ACC)
         d = k + alpha * tl.sum(sq, axis=0)
         d_pow = tl.exp2(-beta * tl.log2(d))  # d^-beta
         tc = tl.where(c_ok, gc * ac * d_pow / d, 0.0)
         slot_c = (c + SIZE) % SIZE
         t_ring = tl.where(slots == slot_c, tc[None, :], t_ring)
         gp_ring = tl.where(slots == slot_c, (gc * d_pow)[None, :], gp_ring)
-        # 3. channel j = t - 2*HALF has all of W(j) in the T ring: emit its gradient
+        # 3. channel j = t - 2*HALF has all of W(j) in the T ring: emit its gradient (j in [c0, c1))
         j = t - 2 * HALF
-        j64 = tl.cast(j, tl.int64)
-        j_ok = (lane0 + j) >= 0
+        j_ok = (lane0 + j) >= c0
         gp_j = tl.sum(tl.where(slots == (j + 2 * SIZE) % SIZE, gp_ring, 0.0), axis=0)
-        xj = tl.load(xs + j64 * sxc, mask=mask & j_ok, other=0.0).to(ACC)
+        xj = tl.load(xs + _as_index(j, INDEX_64) * sxc, mask=mask & j_ok, other=0.0).to(ACC)  # cache hit
         aj = tl.where(xj < 0, 0.0, xj)
         grad = gp_j - two_alpha_beta * aj * tl.sum(t_ring, axis=0)
         grad = tl.where(xj <= 0, 0.0, grad)  # relu'; NaN inputs pass the gradient, like ATen
-        tl.store(ds + j64 * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
+        tl.store(ds + _as_index(j, INDEX_64) * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
 
 
 # ---------------------------------------------------------------------------------- host side
@@ -163,12 +175,13 @@ def _split(value: float) -> tuple[float, float]:
     return hi, value - hi
 
 
-def spatial_block(positions: int) -> int:
-    """Positions (over N*H*W) per program: as many as fit under the interpreter (its cost is per
-    program and per op); on a GPU 128 lanes, 64 when that would leave < ~4 programs per H100 SM."""
-    if triton_interpreted():
-        return min(triton.next_power_of_2(positions), 16384)
-    return 128 if triton.cdiv(positions, 128) >= 4 * 132 else 64
+def lrn_walk(x: torch.Tensor, pool_backward: bool = False) -> ChannelWalk:
+    """Launch shape of the ReLU+LRN kernels over ``x``: 256 positions (2 per thread) per program on a
+    GPU - 128 for the fused backward, whose per-pixel window geometry doubles its registers - with
+    channels split until every SM has programs (``_tiling``); under the interpreter one wide program
+    per 16,384 positions."""
+    n, c, h, w = x.shape
+    return channel_walk(n * h * w, c, x.device, gpu_block=128 if pool_backward else 256, interpreter_block=16384)
 
 
 def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
@@ -177,11 +190,12 @@ def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: f
         raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
     n, c, h, w = x.shape
     y = torch.empty_like(x, memory_format=torch.preserve_format)
-    block = spatial_block(n * h * w)
+    walk = lrn_walk(x)
     launch(
-        _relu_lrn_fwd_kernel, (triton.cdiv(n * h * w, block),),
-        x, y, n, c, h, w, *x.stride(), *y.stride(), *_split(alpha), beta, k,
-        SIZE=size, SIZE_P2=triton.next_power_of_2(size), USE_FP64=x.dtype == torch.float64, BLOCK=block,
+        _relu_lrn_fwd_kernel, (walk.programs,),
+        x, y, n, c, h, w, *x.stride(), *y.stride(), walk.chunk, *_split(alpha), beta, k,
+        SIZE=size, SIZE_P2=triton.next_power_of_2(size), USE_FP64=x.dtype == torch.float64,
+        INDEX_64=index_is_64(x, y, lanes=n * h * w), BLOCK=walk.block, num_warps=walk.num_warps,
     )
     return y
 
@@ -201,13 +215,14 @@ def relu_lrn_backward(
     else:
         oh, ow = h, w
         off, off_strides = grad, (0, 0, 0, 0)  # unused by the kernel
-    block = spatial_block(n * h * w)
+    walk = lrn_walk(x, pool_backward=pool)
     launch(
-        _relu_lrn_bwd_kernel, (triton.cdiv(n * h * w, block),),
+        _relu_lrn_bwd_kernel, (walk.programs,),
         x, grad, off, dx, n, c, h, w, oh, ow, *x.stride(), *grad.stride(), *off_strides, *dx.stride(),
-        *_split(alpha), beta, k,
+        walk.chunk, *_split(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), POOL=pool, KS=kernel_size, STRIDE=stride,
         NWIN=triton.cdiv(kernel_size, stride), NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2),
-        USE_FP64=x.dtype == torch.float64, BLOCK=block,
+        USE_FP64=x.dtype == torch.float64, INDEX_64=index_is_64(x, grad, off, dx, lanes=n * h * w),
+        BLOCK=walk.block, num_warps=walk.num_warps,
     )
     return dx

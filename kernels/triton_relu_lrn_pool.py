@@ -17,10 +17,20 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._interpreter import triton_interpreted
 from kernels._launch import launch
+from kernels._offsets import index_is_64
+from kernels._tiling import ChannelWalk, channel_walk
+from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
 from kernels.triton_max_pool import pooled_empty
-from kernels.triton_relu_lrn import _position_tile, _split, relu_lrn_backward
+from kernels.triton_relu_lrn import _split, relu_lrn_backward
+
+
+@triton.jit
+def _load_relu_tile(xs, channel, stride_c, pix_ok, C, lane0, ACC: tl.constexpr, INDEX_64: tl.constexpr):
+    """relu(x) of one channel on the [BLOCK, KK_P2] pixel tile; zero outside [0, C) or off the tile."""
+    ok = pix_ok & ((lane0 + channel) >= 0) & ((lane0 + channel) < C)
+    v = tl.load(xs + _as_index(channel, INDEX_64) * stride_c, mask=ok, other=0.0).to(ACC)
+    return tl.where(v < 0, 0.0, v)  # relu that keeps NaN
 
 
 @triton.jit
@@ -32,15 +42,18 @@ def _relu_lrn_pool_fwd_kernel(
     sxn, sxc, sxh, sxw,
     syn, syc, syh, syw,
     son, soc, soh, sow,
+    CHUNK,  # channels per program
     alpha_hi, alpha_lo, beta, k,
     SIZE: tl.constexpr, SIZE_P2: tl.constexpr,
     KS: tl.constexpr, STRIDE: tl.constexpr,
     KK_P2: tl.constexpr,  # next power of two >= KS*KS
     USE_FP64: tl.constexpr,
+    INDEX_64: tl.constexpr,
     BLOCK: tl.constexpr,  # pooled positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    qmask, n, oh, ow = _position_tile(N, OH, OW, BLOCK)  # pooled positions flattened over (n, oh, ow)
+    tile, c0, c1 = _channel_chunk(C, CHUNK)
+    qmask, n, oh, ow = _position_tile(tile, N, OH, OW, BLOCK, INDEX_64)  # pooled positions over (n, oh, ow)
     kk = tl.arange(0, KK_P2)
     kh = kk // KS
     kw = kk % KS
@@ -58,18 +71,17 @@ def _relu_lrn_pool_fwd_kernel(
     alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None, None]
     lane0 = tl.zeros([BLOCK, KK_P2], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
-    for e in range(0, HALF):
-        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
-        a = tl.where(v < 0, 0.0, v)
-        ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
-    for j in range(0, C):
+    for e in range(c0 - HALF, c0 + HALF):  # prologue: the window of channel c0 fills up
+        a = _load_relu_tile(xs, e, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+        ring = tl.where(slots == (e + SIZE) % SIZE, (a * a)[None, :, :], ring)
+    a_next = _load_relu_tile(xs, c0 + HALF, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+    for j in range(c0, c1):
         e = j + HALF
-        v = tl.load(xs + tl.cast(e, tl.int64) * sxc, mask=pix_ok & ((lane0 + e) < C), other=0.0).to(ACC)
-        a = tl.where(v < 0, 0.0, v)
+        a = a_next
+        a_next = _load_relu_tile(xs, e + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
         ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
         d = k + alpha * tl.sum(ring, axis=0)
-        xj = tl.load(xs + tl.cast(j, tl.int64) * sxc, mask=pix_ok, other=0.0).to(ACC)
-        aj = tl.where(xj < 0, 0.0, xj)
+        aj = _load_relu_tile(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
         b = tl.where(pix_ok, aj / tl.exp2(beta * tl.log2(d)), float("-inf"))
         # window max with ATen's rule: any NaN wins (the last one), else the first maximum
         is_nan = b != b
@@ -79,19 +91,17 @@ def _relu_lrn_pool_fwd_kernel(
         has_nan = last_nan >= 0
         out = tl.where(has_nan, float("nan"), best)
         at = tl.where(has_nan, last_nan, first_max)
-        j64 = tl.cast(j, tl.int64)
-        tl.store(ys + j64 * syc, out.to(y_ptr.dtype.element_ty), mask=qmask)
-        tl.store(offs + j64 * soc, at.to(off_ptr.dtype.element_ty), mask=qmask)
+        ji = _as_index(j, INDEX_64)
+        tl.store(ys + ji * syc, out.to(y_ptr.dtype.element_ty), mask=qmask)
+        tl.store(offs + ji * soc, at.to(off_ptr.dtype.element_ty), mask=qmask)
 
 
 # ---------------------------------------------------------------------------------- host side
 
-def _pool_block(positions: int) -> int:
-    """Pooled positions (over N*OH*OW) per program: many under the interpreter, else 32 (16 when
-    that would leave fewer than ~2 programs per H100 SM)."""
-    if triton_interpreted():
-        return min(triton.next_power_of_2(positions), 2048)
-    return 32 if triton.cdiv(positions, 32) >= 2 * 132 else 16
+def fused_walk(x: torch.Tensor, pooled_positions: int) -> ChannelWalk:
+    """Launch shape of the fused forward: 32 pooled positions x 16 window lanes (4 per thread) per
+    program on a GPU, channels split until every SM has programs (``_tiling``)."""
+    return channel_walk(pooled_positions, x.shape[1], x.device, gpu_block=32, interpreter_block=2048)
 
 
 def relu_lrn_pool_forward(
@@ -103,13 +113,15 @@ def relu_lrn_pool_forward(
     n, c, h, w = x.shape
     y, offsets = pooled_empty(x, kernel_size, stride)
     oh, ow = y.shape[-2:]
-    block = _pool_block(n * oh * ow)
+    walk = fused_walk(x, n * oh * ow)
     launch(
-        _relu_lrn_pool_fwd_kernel, (triton.cdiv(n * oh * ow, block),),
+        _relu_lrn_pool_fwd_kernel, (walk.programs,),
         x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
-        *_split(alpha), beta, k,
+        walk.chunk, *_split(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), KS=kernel_size, STRIDE=stride,
-        KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64, BLOCK=block,
+        KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64,
+        INDEX_64=index_is_64(x, y, offsets, lanes=n * oh * ow),
+        BLOCK=walk.block, num_warps=walk.num_warps,
     )
     return y, offsets
 

@@ -4,6 +4,7 @@ Cross-backend correctness lives in test_kernels.py."""
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
 
 from kernels import max_pool, relu_lrn, relu_lrn_pool
 from kernels._offsets import (
@@ -107,3 +108,87 @@ def test_custom_ops_trace_without_graph_breaks():
     ya.sum().backward()
     yb.sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad)
+
+
+def _eager_chain(x: torch.Tensor, pool: bool) -> torch.Tensor:
+    y = F.local_response_norm(torch.relu(x), LRN["size"], LRN["size"] * LRN["alpha"], LRN["beta"], LRN["k"])
+    return F.max_pool2d(y, 3, 2) if pool else y
+
+
+def _check_against_eager(x: torch.Tensor, size: int = 5) -> None:
+    """relu_lrn, max_pool and relu_lrn_pool (forward and gradient) of the triton backend vs eager."""
+    lrn = dict(LRN, size=size)
+    g = torch.Generator().manual_seed(5)
+    cases = (
+        (lambda t: relu_lrn(t, *lrn.values(), backend="triton"),
+         lambda t: F.local_response_norm(torch.relu(t), size, size * lrn["alpha"], lrn["beta"], lrn["k"])),
+        (lambda t: max_pool(t, 3, 2, backend="triton"), lambda t: F.max_pool2d(t, 3, 2)),
+        (lambda t: relu_lrn_pool(t, *lrn.values(), 3, 2, backend="triton"),
+         lambda t: F.max_pool2d(F.local_response_norm(torch.relu(t), size, size * lrn["alpha"], lrn["beta"],
+                                                      lrn["k"]), 3, 2)),
+    )
+    for ours, eager in cases:
+        xa, xb = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
+        ya, yb = ours(xa), eager(xb)
+        torch.testing.assert_close(ya, yb, rtol=2e-5, atol=2e-6)
+        seed = torch.randn(yb.shape, generator=g)
+        ya.backward(seed)
+        yb.backward(seed)
+        torch.testing.assert_close(xa.grad, xb.grad, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("chunk,size", [(1, 5), (3, 5), (4, 7), (5, 3)])
+def test_channel_chunks_match_whole_channel_walk(monkeypatch, chunk, size):
+    """On a GPU the channel axis is split over programs (``_tiling.channel_walk``); under the interpreter
+    it never is, so force chunks here: halos at both ends, chunks shorter than the window, a ragged last."""
+    from kernels import triton_relu_lrn, triton_relu_lrn_pool
+    from kernels._tiling import ChannelWalk
+
+    def chunked(positions: int, channels: int, block: int = 64) -> ChannelWalk:
+        return ChannelWalk(block, chunk, 4, triton.cdiv(positions, block) * triton.cdiv(channels, chunk))
+
+    monkeypatch.setattr(triton_relu_lrn, "lrn_walk",
+                        lambda x, pool_backward=False: chunked(x.shape[0] * x.shape[2] * x.shape[3], x.shape[1]))
+    monkeypatch.setattr(triton_relu_lrn_pool, "fused_walk", lambda x, positions: chunked(positions, x.shape[1], 16))
+    _check_against_eager(make_input((2, 11, 9, 7), torch.float32, "nchw", seed=4), size=size)
+    _check_against_eager(make_input((1, 11, 7, 9), torch.float32, "channels_last", seed=6), size=size)
+
+
+def test_int64_index_path_matches(monkeypatch):
+    """Tensors past 2**31 elements switch the kernels to int64 indices (``INDEX_64``); too big to
+    allocate here, so force the switch on small ones and compare with eager."""
+    from kernels import triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool
+
+    for module in (triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool):
+        monkeypatch.setattr(module, "index_is_64", lambda *tensors, lanes=0: True)
+    _check_against_eager(make_input((2, 7, 11, 9), torch.float32, "nchw", seed=7))
+    _check_against_eager(make_input((2, 7, 11, 9), torch.float32, "channels_last", seed=8))
+
+
+def test_index_width_choice():
+    from kernels._offsets import index_is_64
+
+    x = torch.empty((128, 96, 55, 55), device="meta")
+    assert not index_is_64(x, lanes=x.numel())
+    assert index_is_64(torch.empty(HUGE, device="meta"))
+    assert index_is_64(x, lanes=INT32_MAX - 10)  # the last program's lanes run past the flat count
+    strided = torch.empty((2, 3, 4, 5), device="meta").as_strided((2, 3, 4, 5), (2**31, 1, 1, 1))
+    assert index_is_64(strided)  # offsets, not element counts, decide
+
+
+def test_gpu_channel_walk_gives_every_sm_work(monkeypatch):
+    """The GPU launch shapes (checked without a GPU): enough programs for 132 SMs, whole channels
+    where positions suffice, chunks of at least MIN_CHUNK channels, and every channel covered."""
+    from kernels import _tiling
+
+    monkeypatch.setattr(_tiling, "triton_interpreted", lambda: False)
+    meta = torch.device("meta")
+    conv1 = _tiling.channel_walk(128 * 55 * 55, 96, meta, gpu_block=256, interpreter_block=1)
+    assert conv1.chunk == 96 and conv1.programs == triton.cdiv(128 * 55 * 55, 256) >= 8 * 132
+    conv2 = _tiling.channel_walk(128 * 27 * 27, 256, meta, gpu_block=256, interpreter_block=1)
+    assert conv2.chunk < 256 and conv2.programs >= 8 * 132
+    for positions, channels in ((32 * 27 * 27, 256), (1 * 13 * 13, 256), (7, 20), (10**6, 3)):
+        walk = _tiling.channel_walk(positions, channels, meta, gpu_block=256, interpreter_block=1)
+        chunks = triton.cdiv(channels, walk.chunk)
+        assert walk.chunk * chunks >= channels and (walk.chunk >= _tiling.MIN_CHUNK or walk.chunk == channels)
+        assert walk.programs == triton.cdiv(positions, 256) * chunks

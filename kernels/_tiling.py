@@ -1,0 +1,58 @@
+"""How much work each Triton program gets on a GPU: positions per program, channels per program, warps.
+
+The LRN kernels walk the channel axis sequentially (a register ring carries the window sum), so a
+program's memory traffic is one new channel per step. Two things keep HBM busy:
+
+- enough programs resident on every SM: when positions alone give too few programs (conv2 at
+  batch 128 has 93,312 positions but 256 channels), the channel axis is split into chunks, each
+  re-reading its ``size - 1`` halo channels (L2 hits: neighbouring chunks are neighbouring programs);
+- more than one load in flight per thread: each thread owns ``BLOCK / (32 * num_warps)`` positions
+  and the kernels prefetch the next channel while computing the current one.
+
+The numbers are a starting point from Little's law (H100: ~22 GB/s per SM x ~0.6 us latency ~ 13 KB
+in flight per SM), to be confirmed by the benchmark on the GPU. Under the interpreter a program costs
+milliseconds whatever its size, so there each program takes as much as fits and channels stay whole.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from kernels._interpreter import triton_interpreted
+
+DEFAULT_SMS = 132  # an H100 SXM; used where no CUDA device is at hand (meta tensors, ahead-of-time compiles)
+PROGRAMS_PER_SM = 8  # 8 programs x 4 warps = 32 resident warps per SM wanted
+MIN_CHUNK = 16  # channels per program at least: halo re-reads stay <= (size - 1) / 16 of the reads
+
+
+@dataclass(frozen=True)
+class ChannelWalk:
+    """Launch shape of a kernel that walks channels: positions per program, channels per program,
+    warps, and the resulting number of programs."""
+
+    block: int
+    chunk: int
+    num_warps: int
+    programs: int
+
+
+def sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return DEFAULT_SMS
+
+
+def channel_walk(positions: int, channels: int, device: torch.device, gpu_block: int,
+                 interpreter_block: int, num_warps: int = 4) -> ChannelWalk:
+    """Tile ``positions`` into ``gpu_block``-wide programs and split the channels into chunks until
+    there are ``PROGRAMS_PER_SM`` programs per SM (chunks never below ``MIN_CHUNK`` channels)."""
+    if triton_interpreted():
+        block = min(triton.next_power_of_2(positions), interpreter_block)
+        return ChannelWalk(block, channels, num_warps, triton.cdiv(positions, block))
+    tiles = triton.cdiv(positions, gpu_block)
+    wanted = triton.cdiv(PROGRAMS_PER_SM * sm_count(device), tiles)
+    chunks = max(1, min(wanted, channels // MIN_CHUNK))
+    chunk = triton.cdiv(channels, chunks)
+    return ChannelWalk(gpu_block, chunk, num_warps, tiles * triton.cdiv(channels, chunk))
