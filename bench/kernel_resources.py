@@ -214,7 +214,8 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
         columns = ["op", "pass", "site", "dtype", "layout", "kernel", "block", "num_warps", "programs", "registers",
                    "warps_per_sm", "local_bytes", "shared_bytes", "ptx_loads", "ptx_vector_loads", "ptx_stores",
                    "ptx_vector_stores"]
-        lines += ["## Kernels", "", markdown(ok[columns]), ""]
+        counts = {c: ".0f" for c in columns[6:]}
+        lines += ["## Kernels", "", markdown(ok[columns], counts), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))
     return path
