@@ -7,11 +7,14 @@ specialised exactly as Triton's JIT would specialise it (same binder, so the sam
 ``cuobjdump`` then reads registers, spills (local memory), stack and shared memory from the cubin,
 and the PTX is counted for global loads/stores and their vector width.
 
+With ``--cuda`` the ``cuda`` backend's kernels are compiled too, with nvcc and the extension's own
+flags, and ptxas's per-kernel registers and spills are added.
+
 This proves that the kernels *compile* for the GPU and shows static pressure (registers per thread
 bound occupancy; local memory means spills). It measures no time: figures here are static, from a
 CPU-only compile. Run as::
 
-    python -m bench.kernel_resources --arch 90 --batch 128 --out reports/kernel-resources-sm90
+    python -m bench.kernel_resources --arch 90 --batch 128 --cuda --out reports/kernel-resources-sm90
 
 It must run in a fresh process: Triton fixes interpreted-or-compiled when a kernel is defined, so
 this module sets ``TRITON_INTERPRET=0`` before ``kernels`` is imported.
@@ -25,6 +28,7 @@ os.environ["TRITON_INTERPRET"] = "0"  # before any @triton.jit is evaluated (see
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import re  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -175,6 +179,73 @@ def resource_table(cases: list[Case], arch: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_PTXAS_FUNCTION = re.compile(r"Function properties for (\S+)")
+_PTXAS_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+_PTXAS_REGS = re.compile(r"Used (\d+) registers")
+
+
+def _nvcc() -> str:
+    from torch.utils import cpp_extension
+
+    found = shutil.which("nvcc") or (cpp_extension.CUDA_HOME and str(Path(cpp_extension.CUDA_HOME, "bin", "nvcc")))
+    if not found or not Path(found).exists():
+        raise FileNotFoundError("nvcc is not on PATH and CUDA_HOME names none: the cuda backend's kernels "
+                                "cannot be compiled here")
+    return found
+
+
+def cuda_extension_resources(arch: int) -> pd.DataFrame:
+    """Compile the ``cuda`` backend's kernels (``kernels/csrc/alexnet_ops_cuda.cu``) with nvcc for
+    sm_<arch>, with the flags ``torch.utils.cpp_extension`` and ``kernels.cuda_backend`` use, and
+    return ptxas's registers / spills / stack per kernel instantiation. Works on a CPU-only PyTorch:
+    the one header such a build lacks (``c10/cuda/impl/cuda_cmake_macros.h``, generated at build
+    time) is supplied as a stub that defines what a shared-library CUDA build defines."""
+    import sysconfig
+
+    from torch.utils import cpp_extension
+
+    from kernels import cuda_backend
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stub = Path(tmp, "c10", "cuda", "impl", "cuda_cmake_macros.h")
+        stub.parent.mkdir(parents=True)
+        stub.write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+        includes = [str(cuda_backend.CSRC_DIR), tmp, *cpp_extension.include_paths(), sysconfig.get_paths()["include"]]
+        cmd = [_nvcc(), "-std=c++17", f"-arch=sm_{arch}", "--resource-usage", *cpp_extension.COMMON_NVCC_FLAGS,
+               *cuda_backend.CUDA_FLAGS, "-DTORCH_EXTENSION_NAME=alexnet_kernels_ext_cuda",
+               *[f"-I{p}" for p in includes], "-c", *map(str, cuda_backend.CUDA_SOURCES), "-o", str(Path(tmp, "ops.o"))]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"nvcc failed ({run.returncode}):\n{run.stderr[-3000:]}")
+    rows, name = [], None
+    for line in (run.stdout + run.stderr).splitlines():
+        if (m := _PTXAS_FUNCTION.search(line)):
+            name = m.group(1)
+        elif name and (m := _PTXAS_FRAME.search(line)):
+            stack, spill_st, spill_ld = map(int, m.groups())
+        elif name and (m := _PTXAS_REGS.search(line)):
+            rows.append({"mangled": name, "registers": int(m.group(1)), "stack_bytes": stack,
+                         "spill_store_bytes": spill_st, "spill_load_bytes": spill_ld})
+            name = None
+    table = pd.DataFrame(rows)
+    table["kernel"] = _demangle(list(table["mangled"]))
+    table = table[table["kernel"].str.contains("_kernel")]  # drop device helpers such as __internal_accurate_pow
+    return table.drop(columns="mangled").sort_values("kernel").reset_index(drop=True)
+
+
+def _demangle(names: list[str]) -> list[str]:
+    """``kernel<template args>`` for each mangled name (c++filt when installed, else the mangled name)."""
+    filt = shutil.which("c++filt")
+    if filt is None:
+        return names
+    out = subprocess.run([filt], input="\n".join(names), capture_output=True, text=True, check=True).stdout
+    short = []
+    for full in out.splitlines():
+        full = re.sub(r"^void |alexnet_ext::|\(anonymous namespace\)::|c10::", "", full)
+        short.append(full.split("(")[0])
+    return short
+
+
 def occupancy_warps(registers: int, num_warps: int, arch: int) -> int | None:
     """Resident warps per SM allowed by registers alone (65,536 registers, 64 warps max on sm_80/90;
     allocation in 256-register warp units). Shared memory is not the limit for these kernels."""
@@ -185,10 +256,13 @@ def occupancy_warps(registers: int, num_warps: int, arch: int) -> int | None:
     return min(64, blocks * num_warps)
 
 
-def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command: str) -> Path:
-    """Markdown report (and the CSV beside it) naming how and where the figures were made."""
+def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command: str,
+                 cuda_table: pd.DataFrame | None = None) -> Path:
+    """Markdown report (and the CSVs beside it) naming how and where the figures were made."""
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "kernel_resources.csv", index=False)
+    if cuda_table is not None:
+        cuda_table.to_csv(out / "cuda_resources.csv", index=False)
     ok = table[table["error"] == ""].copy()
     if not ok.empty:
         ok["warps_per_sm"] = [occupancy_warps(r, w, arch) for r, w in zip(ok["registers"], ok["num_warps"])]
@@ -215,7 +289,15 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
                    "warps_per_sm", "local_bytes", "shared_bytes", "ptx_loads", "ptx_vector_loads", "ptx_stores",
                    "ptx_vector_stores"]
         counts = {c: ".0f" for c in columns[6:]}
-        lines += ["## Kernels", "", markdown(ok[columns], counts), ""]
+        lines += ["## Triton kernels", "", markdown(ok[columns], counts), ""]
+    if cuda_table is not None:
+        cuda = cuda_table.assign(warps_per_sm=[occupancy_warps(r, 8, arch) for r in cuda_table["registers"]])
+        lines += ["## `cuda` backend kernels (nvcc, the extension's flags)", "",
+                  "Every template instantiation in `kernels/csrc/alexnet_ops_cuda.cu` (the last template"
+                  " argument of the LRN kernels is the window size they are specialised for; 0 = any size)."
+                  " Blocks of 256 threads (`kThreads`), so `warps_per_sm` assumes 8 warps per block.", "",
+                  markdown(cuda[["kernel", "registers", "warps_per_sm", "stack_bytes", "spill_store_bytes",
+                                 "spill_load_bytes"]], {c: ".0f" for c in cuda.columns if c != "kernel"}), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))
     return path
@@ -227,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--dtypes", default=",".join(DTYPES), help=f"comma-separated, of {list(DTYPES)}")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {list(LAYOUTS)}")
-    parser.add_argument("--out", type=Path, default=Path(f"reports/kernel-resources-sm90"))
+    parser.add_argument("--out", type=Path, default=Path("reports/kernel-resources-sm90"))
+    parser.add_argument("--cuda", action="store_true", help="also compile the cuda backend's kernels with nvcc")
     args = parser.parse_args(argv)
     dtypes, layouts = args.dtypes.split(","), args.layouts.split(",")
     for name, allowed in (("dtype", DTYPES), ("layout", LAYOUTS)):
@@ -235,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
     table = resource_table(record_cases(args.batch, dtypes, layouts), args.arch)
+    cuda_table = cuda_extension_resources(args.arch) if args.cuda else None
     command = "python -m bench.kernel_resources " + " ".join(argv if argv is not None else sys.argv[1:])
-    path = write_report(table, args.out, args.arch, args.batch, command)
+    path = write_report(table, args.out, args.arch, args.batch, command, cuda_table)
     failures = table[table["error"] != ""]
     print(f"{len(table)} launches, {len(table) - len(failures)} compiled; report: {path}")
     for row in failures.drop_duplicates(["kernel", "dtype", "error"]).itertuples():

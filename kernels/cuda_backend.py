@@ -33,6 +33,9 @@ CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 CPP_SOURCES = (CSRC_DIR / "alexnet_ops.cpp",)
 CUDA_SOURCES = (CSRC_DIR / "alexnet_ops_cuda.cu",)
 _OUTPUT_TAIL_CHARS = 3000
+CXX_FLAGS = ["-O3", "-fopenmp"]
+# No --use_fast_math: it would replace pow() by a less accurate approximation.
+CUDA_FLAGS = ["-O3", "-lineinfo"]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {"tried": False, "reason": None, "with_cuda": False}
@@ -95,9 +98,8 @@ def build_extension(
         cpp_extension.load(
             name=name or extension_name(with_cuda),
             sources=sources,
-            extra_cflags=["-O3", "-fopenmp"],
-            # No --use_fast_math: it would replace pow() by a less accurate approximation.
-            extra_cuda_cflags=["-O3", "-lineinfo"],
+            extra_cflags=CXX_FLAGS,
+            extra_cuda_cflags=CUDA_FLAGS,
             extra_include_paths=[str(CSRC_DIR)],
             build_directory=None if build_directory is None else str(build_directory),
             with_cuda=with_cuda,

@@ -5,6 +5,7 @@ The interpreter that runs them in CI accepts code that the compiler rejects (it 
 in a fresh process with ``TRITON_INTERPRET=0``, through ``bench.kernel_resources``.
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,20 @@ def test_ptx_counting_and_occupancy():
     assert occupancy_warps(32, 4, 90) == 64  # 32 regs x 32 lanes x 64 warps = 65,536
     assert occupancy_warps(255, 4, 90) == 8  # 256-register granules: 8,192 per warp
     assert occupancy_warps(96, 4, 90) == 20
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH: the cuda backend's kernels "
+                    "cannot be compiled for a GPU here")
+def test_cuda_backend_kernels_compile_for_sm90():
+    """The CUDA half of the ``cuda`` backend only builds on a CUDA PyTorch, so CI (CPU PyTorch) would
+    never compile it; nvcc compiles it here with the extension's flags."""
+    from bench.kernel_resources import cuda_extension_resources
+
+    table = cuda_extension_resources(90)
+    names = set(table["kernel"].str.split("<").str[0])
+    assert names == {"lrn_forward_kernel", "lrn_backward_kernel", "max_pool_forward_kernel",
+                     "max_pool_backward_kernel", "relu_lrn_pool_forward_kernel", "relu_lrn_pool_backward_kernel"}
+    for dtype in ("float", "double", "Half", "BFloat16"):
+        assert table["kernel"].str.contains(f"<{dtype}").sum() >= 6
+    paper = table[table["kernel"].str.contains(r"<(?:float|BFloat16), 5>|<(?:float|BFloat16), signed char, 5>")]
+    assert len(paper) == 6 and (paper["spill_store_bytes"] == 0).all()  # the paper's window: no spills
