@@ -291,7 +291,8 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
         counts = {c: ".0f" for c in columns[6:]}
         lines += ["## Triton kernels", "", markdown(ok[columns], counts), ""]
     if cuda_table is not None:
-        cuda = cuda_table.assign(warps_per_sm=[occupancy_warps(r, 8, arch) for r in cuda_table["registers"]])
+        cuda = cuda_table.assign(warps_per_sm=[occupancy_warps(r, 8, arch) for r in cuda_table["registers"]],
+                                 kernel="`" + cuda_table["kernel"] + "`")  # code spans: <...> is not HTML
         lines += ["## `cuda` backend kernels (nvcc, the extension's flags)", "",
                   "Every template instantiation in `kernels/csrc/alexnet_ops_cuda.cu` (the last template"
                   " argument of the LRN kernels is the window size they are specialised for; 0 = any size)."
