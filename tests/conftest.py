@@ -10,6 +10,9 @@ import torch
 from kernels import BACKENDS, backend_status
 
 CIFAR10_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+# Where kernel tests put their inputs: the GPU when one is visible and Triton compiles for it, else the
+# CPU (Triton through its interpreter). The same tests then check the compiled kernels on a GPU machine.
+TEST_DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
 # (rtol, atol) against the float32 reference evaluated on the same (upcast) input.
 TOLERANCES = {
@@ -40,8 +43,9 @@ def backend(request) -> str:
     return require_backend(request.param)
 
 
-def make_input(shape, dtype, layout: str, seed: int = 0, device: str = "cpu") -> torch.Tensor:
-    """A random activation in one of three layouts: 'nchw', 'channels_last', 'strided' (non-contiguous)."""
+def make_input(shape, dtype, layout: str, seed: int = 0, device: str = TEST_DEVICE) -> torch.Tensor:
+    """A random activation in one of three layouts: 'nchw', 'channels_last', 'strided' (non-contiguous),
+    drawn on the CPU (the same values on every machine) and moved to ``device``."""
     gen = torch.Generator().manual_seed(seed)
     n, c, h, w = shape
     if layout == "nchw":

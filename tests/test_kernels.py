@@ -33,7 +33,7 @@ def _run(op: str, x: torch.Tensor, backend: str, **kw) -> tuple[torch.Tensor, to
 
 
 def _upstream(y: torch.Tensor, seed: int = 1) -> torch.Tensor:
-    return torch.randn(y.shape, generator=torch.Generator().manual_seed(seed)).to(y.dtype)
+    return torch.randn(y.shape, generator=torch.Generator().manual_seed(seed)).to(device=y.device, dtype=y.dtype)
 
 
 def _check_op(op: str, backend: str, x: torch.Tensor, what: str, grad_agreement: float = 1.0, **kw) -> None:

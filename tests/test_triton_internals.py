@@ -80,8 +80,8 @@ def test_offsets_are_small_integers(kernel_size, dtype):
     # the offsets name the element ATen's int64 indices name
     y, offsets = torch.ops.alexnet_kernels.max_pool(x, 3, 2)
     _, flat = F.max_pool2d(x, 3, 2, return_indices=True)
-    oh = torch.arange(y.shape[2]).view(-1, 1)
-    ow = torch.arange(y.shape[3]).view(1, -1)
+    oh = torch.arange(y.shape[2], device=y.device).view(-1, 1)
+    ow = torch.arange(y.shape[3], device=y.device).view(1, -1)
     rows = oh * 2 + offsets.long() // 3
     cols = ow * 2 + offsets.long() % 3
     assert torch.equal(rows * x.shape[3] + cols, flat)
@@ -131,7 +131,7 @@ def _check_against_eager(x: torch.Tensor, size: int = 5) -> None:
         xa, xb = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
         ya, yb = ours(xa), eager(xb)
         torch.testing.assert_close(ya, yb, rtol=2e-5, atol=2e-6)
-        seed = torch.randn(yb.shape, generator=g)
+        seed = torch.randn(yb.shape, generator=g).to(yb.device)
         ya.backward(seed)
         yb.backward(seed)
         torch.testing.assert_close(xa.grad, xb.grad, rtol=2e-5, atol=2e-6)
