@@ -189,51 +189,15 @@ def summarize_alexnet_run(summary: dict) -> dict:
 # 10-crop re-evaluation of finished checkpoints
 
 
-def evaluate_checkpoint(run_dir: Path, ten_crop: bool) -> dict:
-    """Val loss/top-1/top-5 error of ``run_dir``'s checkpoint with the centre crop or 10 crops.
-
-    Rebuilds the run's data exactly as ``alexnet.train`` did (same data kwargs, seed) and uses its
-    ``evaluate``; the model runs on one device with the eager reference kernels.
-    """
-    from alexnet import train
-    from alexnet.augment import EvalTransform
-    from alexnet.checkpoint import load_checkpoint
-    from alexnet.data import build_data, make_loader
-    from alexnet.distributed import DistContext
-    from alexnet.model import AlexNetConfig, build_model
-
-    cfg = json.loads((run_dir / "summary.json").read_text())["config"]
-    state = load_checkpoint(run_dir, map_location="cpu")
-    mc = dict(state["model_config"])
-    mc["conv_widths"] = tuple(mc["conv_widths"])
-    mc["kernels"] = "eager"
-    model = build_model(AlexNetConfig(**mc))
-    model.load_state_dict(state["model"])
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    model.to(device)
-    data_kwargs = dict(image_size=cfg["image_size"], on_corrupt=cfg["on_corrupt"],
-                       limit_per_class=cfg["limit_per_class"], seed=cfg["seed"],
-                       synthetic_classes=cfg["synthetic_classes"])
-    for key in ("synthetic_train", "synthetic_val"):
-        if cfg.get(key) is not None:
-            data_kwargs[key] = cfg[key]
-    data = build_data(cfg["data"], **data_kwargs)
-    loader = make_loader(data.val, cfg["batch_size"], shuffle=False, seed=cfg["seed"], num_workers=cfg["workers"],
-                         drop_last=False)
-    transform = EvalTransform(data.stats, crop_size=cfg["crop_size"], ten_crop=ten_crop,
-                              normalize=cfg.get("input_scale", "unit") == "unit").to(device)
-    eval_args = argparse.Namespace(amp=cfg["amp"], channels_last=False)
-    return train.evaluate(model, loader, transform, DistContext(), {"device": device, "devices": [device]}, eval_args)
-
-
 def crops_for_run(run_dir: Path, log) -> dict:
     """Centre vs 10-crop errors of one finished run (cached in ``crops_eval.json``)."""
     path = run_dir / "crops_eval.json"
     if path.exists():
         return json.loads(path.read_text())
     log(f"  10-crop evaluation of {run_dir}")
-    result = {"centre": evaluate_checkpoint(run_dir, ten_crop=False),
-              "ten_crop": evaluate_checkpoint(run_dir, ten_crop=True)}
+    from alexnet.evaluate import evaluate_run
+
+    result = {"centre": evaluate_run(run_dir, ten_crop=False), "ten_crop": evaluate_run(run_dir, ten_crop=True)}
     write_json_atomic(path, result)
     return result
 

@@ -145,3 +145,20 @@ def test_cifar10_subset_loss_falls(tmp_path):
     assert summary["config"]["num_classes"] == 10
     train = losses(summary)
     assert train[-1] < train[0] - 0.1, f"CIFAR-10 subset train loss did not fall: {train}"
+
+
+def test_evaluate_reproduces_the_runs_validation_and_ten_crop_runs(tmp_path, capsys):
+    """``python -m alexnet.evaluate RUN`` rebuilds the run's validation data and model: its centre-crop
+    numbers are the run's last validation numbers; 10 crops give a different, valid result."""
+    from alexnet.evaluate import cli, evaluate_run
+
+    summary = run(tmp_path, "run", "--epochs", "1")
+    last = summary["history"][-1]
+    centre = evaluate_run(tmp_path / "run", ten_crop=False)
+    for key in ("val_loss", "val_top1_err", "val_top5_err"):
+        assert centre[key] == pytest.approx(last[key], rel=1e-5, abs=1e-6), key
+    assert cli([str(tmp_path / "run"), "--ten-crop"]) == 0
+    ten = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= ten["val_top1_err"] <= 1.0 and ten["val_loss"] != pytest.approx(centre["val_loss"], rel=1e-9)
+    assert cli([str(tmp_path / "nothing")]) == 2
+    assert "is not a finished alexnet.train run" in capsys.readouterr().err
