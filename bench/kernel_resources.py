@@ -17,13 +17,16 @@ CPU-only compile. Run as::
     python -m bench.kernel_resources --arch 90 --batch 128 --cuda --out reports/kernel-resources-sm90
 
 It must run in a fresh process: Triton fixes interpreted-or-compiled when a kernel is defined, so
-this module sets ``TRITON_INTERPRET=0`` before ``kernels`` is imported.
+run as a program this module sets ``TRITON_INTERPRET=0`` before ``kernels`` is imported. Imported as a
+library it leaves the environment alone (the process's other kernels keep their mode); compiling
+Triton kernels then needs a process started with ``TRITON_INTERPRET=0``.
 """
 from __future__ import annotations
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "0"  # before any @triton.jit is evaluated (see kernels._interpreter)
+if __name__ == "__main__":
+    os.environ["TRITON_INTERPRET"] = "0"  # before any @triton.jit is evaluated (see kernels._interpreter)
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402

@@ -82,3 +82,13 @@ def test_cuda_backend_kernels_compile_for_sm90():
         assert table["kernel"].str.contains(f"<{dtype}").sum() >= 6
     paper = table[table["kernel"].str.contains(r"<(?:float|BFloat16), 5>|<(?:float|BFloat16), signed char, 5>")]
     assert len(paper) == 6 and (paper["spill_store_bytes"] == 0).all()  # the paper's window: no spills
+
+
+def test_importing_the_tool_leaves_the_interpreter_setting_alone():
+    """Run as a program it compiles (TRITON_INTERPRET=0); imported, it must not switch the process's
+    Triton mode (it once did, and every later interpreter test in the session skipped)."""
+    probe = "import os, bench.kernel_resources; print(os.environ['TRITON_INTERPRET'])"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "1"
