@@ -151,8 +151,10 @@ def _block(total: int, gpu_block: int) -> int:
     return gpu_block
 
 
-def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled output (same memory format as ``x``) and int8/int16 argmax window offsets."""
+def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int, block: int | None = None,
+                     num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled output (same memory format as ``x``) and int8/int16 argmax window offsets. ``block``
+    and ``num_warps`` override the launch shape (``bench.tune_tiling`` sweeps them)."""
     if x.ndim != 4:
         raise ValueError(f"max_pool_forward: expected a 4-D NCHW tensor, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
@@ -160,19 +162,20 @@ def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[to
     oh, ow = y.shape[-2:]
     fmt = memory_format_of(x)
     total = y.numel()
-    block = _block(total, gpu_block=512)
+    block = block or _block(total, gpu_block=512)
     launch(
         _max_pool_fwd_kernel, (triton.cdiv(total, block),),
         x, y, offsets, total, c, h, w, oh, ow, *x.stride(),
         KS=kernel_size, STRIDE=stride, CHANNELS_LAST=fmt == torch.channels_last,
         USE_FP64=x.dtype == torch.float64, INDEX_64=index_is_64(x, y, offsets, lanes=total), BLOCK=block,
+        num_warps=num_warps,
     )
     return y, offsets
 
 
 def max_pool_backward(
     grad_out: torch.Tensor, offsets: torch.Tensor, input_hw: tuple[int, int], kernel_size: int, stride: int,
-    channels_last: bool,
+    channels_last: bool, block: int | None = None, num_warps: int = 4,
 ) -> torch.Tensor:
     """Input gradient (NCHW or channels_last) from the pooled gradient and the saved offsets."""
     n, c, oh, ow = grad_out.shape
@@ -180,12 +183,13 @@ def max_pool_backward(
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     dx = torch.empty((n, c, h, w), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
     total = dx.numel()
-    block = _block(total, gpu_block=512 if channels_last else 256)
+    block = block or _block(total, gpu_block=512 if channels_last else 256)
     launch(
         _max_pool_bwd_kernel, (triton.cdiv(total, block),),
         grad_out, offsets, dx, total, c, h, w, oh, ow, *grad_out.stride(), *offsets.stride(),
         KS=kernel_size, STRIDE=stride, NWIN=triton.cdiv(kernel_size, stride),
         NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2), CHANNELS_LAST=channels_last,
         USE_FP64=grad_out.dtype == torch.float64, INDEX_64=index_is_64(grad_out, offsets, dx, lanes=total), BLOCK=block,
+        num_warps=num_warps,
     )
     return dx

@@ -184,13 +184,15 @@ def lrn_walk(x: torch.Tensor, pool_backward: bool = False) -> ChannelWalk:
     return channel_walk(n * h * w, c, x.device, gpu_block=128 if pool_backward else 256, interpreter_block=16384)
 
 
-def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
-    """ReLU + LRN of ``x`` (any strides); the output has ``x``'s memory format."""
+def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
+                     walk: ChannelWalk | None = None) -> torch.Tensor:
+    """ReLU + LRN of ``x`` (any strides); the output has ``x``'s memory format. ``walk`` overrides the
+    launch shape (``bench.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it."""
     if x.ndim != 4 or size % 2 == 0:
         raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
     n, c, h, w = x.shape
     y = torch.empty_like(x, memory_format=torch.preserve_format)
-    walk = lrn_walk(x)
+    walk = walk or lrn_walk(x)
     launch(
         _relu_lrn_fwd_kernel, (walk.programs,),
         x, y, n, c, h, w, *x.stride(), *y.stride(), walk.chunk, *_split(alpha), beta, k,
@@ -202,7 +204,7 @@ def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: f
 
 def relu_lrn_backward(
     x: torch.Tensor, grad: torch.Tensor, size: int, alpha: float, beta: float, k: float,
-    offsets: torch.Tensor | None = None, kernel_size: int = 1, stride: int = 1,
+    offsets: torch.Tensor | None = None, kernel_size: int = 1, stride: int = 1, walk: ChannelWalk | None = None,
 ) -> torch.Tensor:
     """Gradient w.r.t. ``x`` of relu_lrn (``offsets is None``) or of max_pool(relu_lrn) given the
     pool's argmax ``offsets``; recomputes a and d from ``x``. Same memory format as ``x``."""
@@ -215,7 +217,7 @@ def relu_lrn_backward(
     else:
         oh, ow = h, w
         off, off_strides = grad, (0, 0, 0, 0)  # unused by the kernel
-    walk = lrn_walk(x, pool_backward=pool)
+    walk = walk or lrn_walk(x, pool_backward=pool)
     launch(
         _relu_lrn_bwd_kernel, (walk.programs,),
         x, grad, off, dx, n, c, h, w, oh, ow, *x.stride(), *grad.stride(), *off_strides, *dx.stride(),

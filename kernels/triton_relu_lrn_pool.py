@@ -105,7 +105,8 @@ def fused_walk(x: torch.Tensor, pooled_positions: int) -> ChannelWalk:
 
 
 def relu_lrn_pool_forward(
-    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int,
+    walk: ChannelWalk | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """max_pool(relu_lrn(x)) and the pool's int8/int16 argmax window offsets, in ``x``'s memory format."""
     if x.ndim != 4 or size % 2 == 0:
@@ -113,7 +114,7 @@ def relu_lrn_pool_forward(
     n, c, h, w = x.shape
     y, offsets = pooled_empty(x, kernel_size, stride)
     oh, ow = y.shape[-2:]
-    walk = fused_walk(x, n * oh * ow)
+    walk = walk or fused_walk(x, n * oh * ow)
     launch(
         _relu_lrn_pool_fwd_kernel, (walk.programs,),
         x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
@@ -128,7 +129,8 @@ def relu_lrn_pool_forward(
 
 def relu_lrn_pool_backward(
     x: torch.Tensor, grad_out: torch.Tensor, offsets: torch.Tensor,
-    size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int,
+    size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int, walk: ChannelWalk | None = None,
 ) -> torch.Tensor:
     """Gradient w.r.t. ``x`` from the pooled gradient, recomputing the LRN from ``x``."""
-    return relu_lrn_backward(x, grad_out, size, alpha, beta, k, offsets=offsets, kernel_size=kernel_size, stride=stride)
+    return relu_lrn_backward(x, grad_out, size, alpha, beta, k, offsets=offsets, kernel_size=kernel_size, stride=stride,
+                             walk=walk)

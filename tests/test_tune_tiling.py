@@ -1,0 +1,49 @@
+"""bench.tune_tiling, the GPU launch-shape sweep, checked on the CPU through its smoke mode: every
+kernel and candidate runs, outputs are compared with the default's, and a wrong one fails the run."""
+import pandas as pd
+import pytest
+import torch
+
+from bench import tune_tiling
+from tests.conftest import require_backend
+
+ARGS = ["--smoke", "--sites", "conv1", "--dtypes", "float32", "--layouts", "channels_last"]
+
+
+@pytest.fixture(autouse=True)
+def _triton():
+    require_backend("triton")
+
+
+def test_smoke_sweep_runs_every_kernel_and_candidate(tmp_path):
+    assert tune_tiling.main([*ARGS, "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "tiling.csv")
+    assert set(zip(table["op"], table["pass"])) == {(op, d) for op in ("relu_lrn", "relu_lrn_pool", "max_pool")
+                                                    for d in ("forward", "backward")}
+    assert table.groupby(["op", "pass"]).size().min() >= 3  # the default and at least two alternatives
+    assert table["matches_default"].all() and (table["us"] > 0).all()
+    assert table["config"].str.contains("chunk=3").any()  # a chunked walk was among them
+    report = (tmp_path / "README.md").read_text()
+    assert "SMOKE RUN" in report and "matched the default's: yes" in report
+
+
+def test_a_wrong_candidate_fails_the_sweep(tmp_path, monkeypatch):
+    real = tune_tiling.kernel_cases
+
+    def with_a_bad_one(x, smoke):
+        cases = real(x, smoke)
+        candidates, nbytes = cases[("relu_lrn", "forward")]
+        bad = tune_tiling.Candidate("broken", lambda: candidates[0].run() + 1.0)
+        cases[("relu_lrn", "forward")] = (candidates + [bad], nbytes)
+        return cases
+
+    monkeypatch.setattr(tune_tiling, "kernel_cases", with_a_bad_one)
+    assert tune_tiling.main([*ARGS, "--out", str(tmp_path)]) == 1
+    assert "differ from the default (a bug)" in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_full_sweep_needs_a_gpu(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        tune_tiling.main(["--out", str(tmp_path)])
+    assert exc.value.code == 2
