@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--devices", default=None,
                    help="comma-separated devices, e.g. cuda:0,cuda:1 (one per tower); default: first GPU, else cpu")
     g.add_argument("--concurrent-towers", action="store_true",
-                   help="run the towers concurrently when they sit on different devices")
+                   help="run the two towers on their own CUDA streams (on one GPU or two) so they overlap")
     g.add_argument("--micro-batches", type=int, default=1,
                    help="split each batch into K micro-batches to pipeline the towers across devices")
     g.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and inputs")
