@@ -24,18 +24,13 @@
 #include <vector>
 
 #include "alexnet_ops.h"
+#include "alexnet_ops_elementwise.h"
 
 namespace alexnet_ext {
 namespace {
 
 constexpr int64_t kPositionsPerTile = 64;
 constexpr int64_t kTileBytes = 256 * 1024;
-
-// ReLU that keeps NaN (like torch.relu): x <= 0 -> 0, otherwise x.
-template <typename acc_t>
-inline acc_t relu(acc_t v) {
-  return v <= acc_t(0) ? acc_t(0) : v;
-}
 
 // A[c * P + q] = (relu)(x[c * sC + (p0 + q) * sP]) for the P positions starting at p0.
 template <typename scalar_t, typename acc_t>
@@ -126,23 +121,6 @@ void lrn_backward_tile(const acc_t* A, const acc_t* G, int64_t C, int64_t P, con
     for (int64_t q = 0; q < P; ++q) {
       const int64_t i = j * P + q;
       GX[i] = A[i] != acc_t(0) ? U[i] - two_alpha_beta * A[i] * S[q] : acc_t(0);
-    }
-  }
-}
-
-// Max over one pooling window: the first maximum in scan order wins, NaN wins over everything
-// (the last NaN, like ATen's `val > max || isnan(val)` update).
-template <typename acc_t, typename Load>
-inline void window_argmax(int64_t kernel_size, Load load, acc_t& best, int64_t& best_off) {
-  best = -std::numeric_limits<acc_t>::infinity();
-  best_off = 0;
-  for (int64_t kh = 0; kh < kernel_size; ++kh) {
-    for (int64_t kw = 0; kw < kernel_size; ++kw) {
-      const acc_t v = load(kh, kw);
-      if (v > best || std::isnan(v)) {
-        best = v;
-        best_off = kh * kernel_size + kw;
-      }
     }
   }
 }
@@ -400,8 +378,9 @@ at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor
         const int64_t np = (h1 - h0) * W;
         // Gather the gradient w.r.t. the LRN output: each pooled grad goes to its window's argmax.
         std::fill(G.begin(), G.begin() + C * np, acc_t(0));
-        const int64_t oh_lo = h0 >= kernel_size ? (h0 - kernel_size) / stride + 1 : 0;
-        const int64_t oh_hi = std::min(OH - 1, (h1 - 1) / stride);
+        // pooled rows whose windows touch input rows [h0, h1)
+        const int64_t oh_lo = covering_windows(h0, OH, kernel_size, stride).lo;
+        const int64_t oh_hi = covering_windows(h1 - 1, OH, kernel_size, stride).hi;
         for (int64_t c = 0; c < C; ++c) {
           for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
             for (int64_t ow = 0; ow < OW; ++ow) {

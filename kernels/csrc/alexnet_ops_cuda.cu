@@ -28,6 +28,7 @@
 #include <limits>
 
 #include "alexnet_ops.h"
+#include "alexnet_ops_elementwise.h"
 
 namespace alexnet_ext {
 namespace {
@@ -43,16 +44,6 @@ inline unsigned int blocks_for(int64_t work) {
 
 __device__ __forceinline__ float dpow(float b, float e) { return powf(b, e); }
 __device__ __forceinline__ double dpow(double b, double e) { return pow(b, e); }
-
-template <typename acc_t>
-__device__ __forceinline__ acc_t relu_d(acc_t v) {
-  return v <= acc_t(0) ? acc_t(0) : v;  // keeps NaN, like torch.relu
-}
-
-template <typename acc_t>
-__device__ __forceinline__ bool isnan_d(acc_t v) {
-  return v != v;
-}
 
 // (n, c, h, w) of the element at linear position `idx` of a tensor contiguous in NCHW or NHWC order.
 __device__ __forceinline__ void unravel(int64_t idx, bool channels_last, int64_t C, int64_t H, int64_t W,
@@ -83,7 +74,7 @@ struct LrnArgs {
 // ReLU output of channel c of one column (x points at channel 0 of the column).
 template <typename scalar_t, typename acc_t>
 __device__ __forceinline__ acc_t load_a(const scalar_t* x, int64_t sC, int64_t c) {
-  return relu_d(static_cast<acc_t>(x[c * sC]));
+  return relu(static_cast<acc_t>(x[c * sC]));
 }
 
 // d_c = k + alpha * sum of squares over the channel window of c, read directly from memory.
@@ -263,17 +254,11 @@ __global__ void __launch_bounds__(kThreads) max_pool_forward_kernel(const scalar
   int64_t n, c, oh, ow;
   unravel(idx, channels_last, C, OH, OW, n, c, oh, ow);
   const scalar_t* corner = x + n * si.n + c * si.c + oh * stride * si.h + ow * stride * si.w;
-  acc_t best = -std::numeric_limits<acc_t>::infinity();
-  int64_t best_off = 0;
-  for (int64_t kh = 0; kh < kernel_size; ++kh) {
-    for (int64_t kw = 0; kw < kernel_size; ++kw) {
-      const acc_t v = static_cast<acc_t>(corner[kh * si.h + kw * si.w]);
-      if (v > best || isnan_d(v)) {
-        best = v;
-        best_off = kh * kernel_size + kw;
-      }
-    }
-  }
+  acc_t best;
+  int64_t best_off;
+  window_argmax<acc_t>(
+      kernel_size, [&](int64_t kh, int64_t kw) { return static_cast<acc_t>(corner[kh * si.h + kw * si.w]); }, best,
+      best_off);
   y[idx] = static_cast<scalar_t>(best);
   off[idx] = static_cast<off_t>(best_off);
 }
@@ -290,13 +275,11 @@ __global__ void __launch_bounds__(kThreads) max_pool_backward_kernel(const scala
   if (idx >= N * C * H * W) return;
   int64_t n, c, h, w;
   unravel(idx, channels_last, C, H, W, n, c, h, w);
-  const int64_t oh_lo = h >= kernel_size ? (h - kernel_size) / stride + 1 : 0;
-  const int64_t oh_hi = min(OH - 1, h / stride);
-  const int64_t ow_lo = w >= kernel_size ? (w - kernel_size) / stride + 1 : 0;
-  const int64_t ow_hi = min(OW - 1, w / stride);
+  const CoveringWindows rows = covering_windows(h, OH, kernel_size, stride);
+  const CoveringWindows cols = covering_windows(w, OW, kernel_size, stride);
   acc_t sum = 0;
-  for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
-    for (int64_t ow = ow_lo; ow <= ow_hi; ++ow) {
+  for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
+    for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
       const int64_t o = n * so.n + c * so.c + oh * so.h + ow * so.w;
       if (static_cast<int64_t>(off[o]) == (h - oh * stride) * kernel_size + (w - ow * stride)) {
         sum += static_cast<acc_t>(g[o]);
@@ -316,21 +299,18 @@ __global__ void __launch_bounds__(kThreads) relu_lrn_pool_forward_kernel(
   if (idx >= N * C * OH * OW) return;
   int64_t n, c, oh, ow;
   unravel(idx, channels_last, C, OH, OW, n, c, oh, ow);
-  acc_t best = -std::numeric_limits<acc_t>::infinity();
-  int64_t best_off = 0;
-  for (int64_t kh = 0; kh < kernel_size; ++kh) {
-    for (int64_t kw = 0; kw < kernel_size; ++kw) {
-      const scalar_t* column = x + n * si.n + (oh * stride + kh) * si.h + (ow * stride + kw) * si.w;
-      const acc_t d = direct_denominator<scalar_t, acc_t>(column, si.c, C, c, p);
-      const acc_t lrn = load_a<scalar_t, acc_t>(column, si.c, c) * dpow(d, -p.beta);
-      // Compare the values the unfused path would pool: the LRN output rounded to the input dtype.
-      const acc_t v = static_cast<acc_t>(static_cast<scalar_t>(lrn));
-      if (v > best || isnan_d(v)) {
-        best = v;
-        best_off = kh * kernel_size + kw;
-      }
-    }
-  }
+  acc_t best;
+  int64_t best_off;
+  window_argmax<acc_t>(
+      kernel_size,
+      [&](int64_t kh, int64_t kw) {
+        const scalar_t* column = x + n * si.n + (oh * stride + kh) * si.h + (ow * stride + kw) * si.w;
+        const acc_t d = direct_denominator<scalar_t, acc_t>(column, si.c, C, c, p);
+        const acc_t lrn = load_a<scalar_t, acc_t>(column, si.c, c) * dpow(d, -p.beta);
+        // Compare the values the unfused path would pool: the LRN output rounded to the input dtype.
+        return static_cast<acc_t>(static_cast<scalar_t>(lrn));
+      },
+      best, best_off);
   y[idx] = static_cast<scalar_t>(best);
   off[idx] = static_cast<off_t>(best_off);
 }
@@ -344,19 +324,10 @@ __global__ void __launch_bounds__(kThreads) relu_lrn_pool_backward_kernel(
   if (idx >= N * H * W) return;
   const int64_t n = idx / (H * W), hw = idx - n * (H * W), h = hw / W, w = hw - h * W;
   const int64_t base = n * si.n + h * si.h + w * si.w;
-  PooledGrad<scalar_t, off_t> load_g{g + n * so.n,
-                                     off + n * so.n,
-                                     so.c,
-                                     so.h,
-                                     so.w,
-                                     h,
-                                     w,
-                                     h >= kernel_size ? (h - kernel_size) / stride + 1 : 0,
-                                     min(OH - 1, h / stride),
-                                     w >= kernel_size ? (w - kernel_size) / stride + 1 : 0,
-                                     min(OW - 1, w / stride),
-                                     kernel_size,
-                                     stride};
+  const CoveringWindows rows = covering_windows(h, OH, kernel_size, stride);
+  const CoveringWindows cols = covering_windows(w, OW, kernel_size, stride);
+  PooledGrad<scalar_t, off_t> load_g{g + n * so.n, off + n * so.n, so.c,    so.h,    so.w,        h,     w,
+                                     rows.lo,      rows.hi,        cols.lo, cols.hi, kernel_size, stride};
   lrn_backward_column<scalar_t, S>(x + base, gx + base, si.c, C, p, load_g);
 }
 
