@@ -58,11 +58,11 @@ class Candidate:
 def _walk_candidates(positions: int, channels: int, device: torch.device, blocks: tuple, smoke: bool,
                      call: Callable[[ChannelWalk | None], torch.Tensor]) -> list[Candidate]:
     if smoke:  # interpreter: a chunked and a whole-channel walk, small blocks
-        walks = [walk_of(positions, channels, 16, 3), walk_of(positions, channels, 64, channels)]
+        walks = [walk_of(positions, channels, 16, LRN["size"]), walk_of(positions, channels, 64, channels)]
     else:
         walks = [channel_walk(positions, channels, device, gpu_block=block, interpreter_block=1,
-                              programs_per_sm=pps, num_warps=warps)
-                 for block in blocks for pps in (4, 8, 16) for warps in (4, 8) if block >= 32 * warps]
+                              programs_per_sm=pps, num_warps=warps, chunk_multiple=LRN["size"])
+                 for block in blocks for pps in (4, 8, 16) for warps in (2, 4, 8) if block >= 32 * warps]
     unique = {(w.block, w.chunk, w.num_warps): w for w in walks}.values()
     return [Candidate("default", lambda: call(None))] + [
         Candidate(f"block={w.block} chunk={w.chunk} warps={w.num_warps}", lambda w=w: call(w), w.programs)

@@ -44,20 +44,22 @@ def sm_count(device: torch.device) -> int:
     return DEFAULT_SMS
 
 
-def walk_of(positions: int, channels: int, block: int, chunk: int, num_warps: int = 4) -> ChannelWalk:
-    """The walk with ``block`` positions and ``chunk`` channels per program (programs = tiles x chunks)."""
-    chunk = max(1, min(chunk, channels))
+def walk_of(positions: int, channels: int, block: int, chunk: int, num_warps: int = 4, multiple: int = 1) -> ChannelWalk:
+    """The walk with ``block`` positions and ``chunk`` channels per program (programs = tiles x chunks);
+    a chunk that splits the channels is rounded up to a multiple of ``multiple``."""
+    chunk = max(1, min(triton.cdiv(chunk, multiple) * multiple, channels))
     return ChannelWalk(block, chunk, num_warps, triton.cdiv(positions, block) * triton.cdiv(channels, chunk))
 
 
-def channel_walk(positions: int, channels: int, device: torch.device, gpu_block: int,
-                 interpreter_block: int, num_warps: int = 4, programs_per_sm: int = PROGRAMS_PER_SM) -> ChannelWalk:
+def channel_walk(positions: int, channels: int, device: torch.device, gpu_block: int, interpreter_block: int,
+                 num_warps: int = 4, programs_per_sm: int = PROGRAMS_PER_SM, chunk_multiple: int = 1) -> ChannelWalk:
     """Tile ``positions`` into ``gpu_block``-wide programs and split the channels into chunks until
-    there are ``programs_per_sm`` programs per SM (chunks never below ``MIN_CHUNK`` channels)."""
+    there are ``programs_per_sm`` programs per SM (chunks never below ``MIN_CHUNK`` channels, and a
+    multiple of ``chunk_multiple``: the LRN kernels step through channels in groups of the LRN size)."""
     if triton_interpreted():
         return walk_of(positions, channels, min(triton.next_power_of_2(positions), interpreter_block), channels,
                        num_warps)
     tiles = triton.cdiv(positions, gpu_block)
     wanted = triton.cdiv(programs_per_sm * sm_count(device), tiles)
     chunks = max(1, min(wanted, channels // MIN_CHUNK))
-    return walk_of(positions, channels, gpu_block, triton.cdiv(channels, chunks), num_warps)
+    return walk_of(positions, channels, gpu_block, triton.cdiv(channels, chunks), num_warps, chunk_multiple)

@@ -26,12 +26,25 @@ import struct
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
+from kernels._interpreter import triton_interpreted
 from kernels._launch import launch
 from kernels._offsets import index_is_64
 from kernels._tiling import ChannelWalk, channel_walk
 from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
 from kernels.triton_max_pool import _window_geometry, _window_grad
+
+
+@triton.jit
+def _log2(d, FAST_LOG2: tl.constexpr):
+    """log2 of the LRN denominator. FAST_LOG2 (float32 on a GPU): the SFU's lg2.approx (relative
+    error ~2**-22, d >= k > 0 here) instead of libdevice's exact log2f, a ~20-instruction polynomial
+    per element in the channel loop. The interpreter has no libdevice, and float64 keeps the exact one."""
+    if FAST_LOG2:
+        return libdevice.fast_log2f(d)
+    else:
+        return tl.log2(d)
 
 
 @triton.jit
@@ -57,6 +70,7 @@ def _relu_lrn_fwd_kernel(
     SIZE_P2: tl.constexpr,  # ring slots: next power of two >= SIZE
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,  # int64 index arithmetic (some offset passes 2**31 - 1)
+    FAST_LOG2: tl.constexpr,  # approximate log2 (see _log2)
     BLOCK: tl.constexpr,  # spatial positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
@@ -72,20 +86,24 @@ def _relu_lrn_fwd_kernel(
     alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
+    # Channel steps go in groups of SIZE (c0 is a multiple of SIZE, see relu_lrn_forward), so the ring
+    # slot of every step is a compile-time constant and the ring update compiles to register moves.
     # prologue: channels c0-HALF .. c0+HALF-1 enter the window before channel c0 is emitted
-    for e in range(c0 - HALF, c0 + HALF):
-        a = _load_relu(xs, e, sxc, mask, C, lane0, ACC, INDEX_64)
-        ring = tl.where(slots == (e + SIZE) % SIZE, (a * a)[None, :], ring)
+    for i in tl.static_range(2 * HALF):
+        a = _load_relu(xs, c0 - HALF + i, sxc, mask, C, lane0, ACC, INDEX_64)
+        ring = tl.where(slots == (i - HALF + SIZE) % SIZE, (a * a)[None, :], ring)
     a_next = _load_relu(xs, c0 + HALF, sxc, mask, C, lane0, ACC, INDEX_64)
-    for j in range(c0, c1):
-        e = j + HALF  # channel entering the window of channel j; beyond C-1 it is zero
-        a = a_next
-        a_next = _load_relu(xs, e + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch: in flight during the math
-        ring = tl.where(slots == e % SIZE, (a * a)[None, :], ring)
-        d = k + alpha * tl.sum(ring, axis=0)
-        aj = _load_relu(xs, j, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit: loaded HALF steps ago
-        y = aj / tl.exp2(beta * tl.log2(d))
-        tl.store(ys + _as_index(j, INDEX_64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask)
+    for g in range(c0, c1, SIZE):
+        for i in tl.static_range(SIZE):
+            j = g + i
+            e = j + HALF  # channel entering the window of channel j; beyond C-1 it is zero
+            a = a_next
+            a_next = _load_relu(xs, e + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch: in flight during the math
+            ring = tl.where(slots == (i + HALF) % SIZE, (a * a)[None, :], ring)
+            d = k + alpha * tl.sum(ring, axis=0)
+            aj = _load_relu(xs, j, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit: loaded HALF steps ago
+            y = aj * tl.exp2(-beta * _log2(d, FAST_LOG2))  # times d^-beta: no division
+            tl.store(ys + _as_index(j, INDEX_64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask & ((lane0 + j) < c1))
 
 
 @triton.jit
@@ -107,6 +125,7 @@ def _relu_lrn_bwd_kernel(
     KS: tl.constexpr, STRIDE: tl.constexpr, NWIN: tl.constexpr, NW2_P2: tl.constexpr,  # pool geometry (POOL=True)
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,
+    FAST_LOG2: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     HALF: tl.constexpr = SIZE // 2
@@ -132,39 +151,42 @@ def _relu_lrn_bwd_kernel(
                                                      KS, STRIDE, NWIN, NW2_P2)
     # The window of channel j needs T_c for c in [j-HALF, j+HALF], each needing squares of
     # [c-HALF, c+HALF]: squares enter from c0 - 2*HALF (prologue), T_c is finished from c0 - HALF.
-    for t in range(c0 - 2 * HALF, c0):
-        a = _load_relu(xs, t, sxc, mask, C, lane0, ACC, INDEX_64)
-        sq = tl.where(slots == (t + SIZE) % SIZE, (a * a)[None, :], sq)
+    # Steps go in groups of SIZE from c0 (a multiple of SIZE), so every ring slot is a constant.
+    for i in tl.static_range(2 * HALF):
+        a = _load_relu(xs, c0 - 2 * HALF + i, sxc, mask, C, lane0, ACC, INDEX_64)
+        sq = tl.where(slots == (i - 2 * HALF + 2 * SIZE) % SIZE, (a * a)[None, :], sq)
     a_next = _load_relu(xs, c0, sxc, mask, C, lane0, ACC, INDEX_64)
-    for t in range(c0, c1 + 2 * HALF):
-        # 1. channel t enters the square ring (zero beyond C-1)
-        a = a_next
-        a_next = _load_relu(xs, t + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch
-        sq = tl.where(slots == t % SIZE, (a * a)[None, :], sq)
-        # 2. the window of channel c = t - HALF is complete: d_c, T_c, g_c d_c^-beta
-        c = t - HALF
-        c_ok = ((lane0 + c) >= 0) & ((lane0 + c) < C)
-        ci = _as_index(c, INDEX_64)
-        ac = _load_relu(xs, c, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit
-        if POOL:
-            gc = _window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + ci * sgc, o_off + ci * soc, ACC)
-        else:
-            gc = tl.load(gs + ci * sgc, mask=mask & c_ok, other=0.0).to(ACC)
-        d = k + alpha * tl.sum(sq, axis=0)
-        d_pow = tl.exp2(-beta * tl.log2(d))  # d^-beta
-        tc = tl.where(c_ok, gc * ac * d_pow / d, 0.0)
-        slot_c = (c + SIZE) % SIZE
-        t_ring = tl.where(slots == slot_c, tc[None, :], t_ring)
-        gp_ring = tl.where(slots == slot_c, (gc * d_pow)[None, :], gp_ring)
-        # 3. channel j = t - 2*HALF has all of W(j) in the T ring: emit its gradient (j in [c0, c1))
-        j = t - 2 * HALF
-        j_ok = (lane0 + j) >= c0
-        gp_j = tl.sum(tl.where(slots == (j + 2 * SIZE) % SIZE, gp_ring, 0.0), axis=0)
-        xj = tl.load(xs + _as_index(j, INDEX_64) * sxc, mask=mask & j_ok, other=0.0).to(ACC)  # cache hit
-        aj = tl.where(xj < 0, 0.0, xj)
-        grad = gp_j - two_alpha_beta * aj * tl.sum(t_ring, axis=0)
-        grad = tl.where(xj <= 0, 0.0, grad)  # relu'; NaN inputs pass the gradient, like ATen
-        tl.store(ds + _as_index(j, INDEX_64) * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
+    for g in range(c0, c1 + 2 * HALF, SIZE):
+        for i in tl.static_range(SIZE):
+            t = g + i
+            # 1. channel t enters the square ring (zero beyond C-1)
+            a = a_next
+            a_next = _load_relu(xs, t + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch
+            sq = tl.where(slots == i, (a * a)[None, :], sq)
+            # 2. the window of channel c = t - HALF is complete: d_c, T_c, g_c d_c^-beta
+            c = t - HALF
+            c_ok = ((lane0 + c) >= 0) & ((lane0 + c) < C)
+            ci = _as_index(c, INDEX_64)
+            ac = _load_relu(xs, c, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit
+            if POOL:
+                gc = _window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + ci * sgc, o_off + ci * soc,
+                                  ACC)
+            else:
+                gc = tl.load(gs + ci * sgc, mask=mask & c_ok, other=0.0).to(ACC)
+            log2_d = _log2(k + alpha * tl.sum(sq, axis=0), FAST_LOG2)
+            tc = tl.where(c_ok, gc * ac * tl.exp2((-beta - 1.0) * log2_d), 0.0)  # d^(-beta-1): no division
+            slot_c = (i - HALF + SIZE) % SIZE
+            t_ring = tl.where(slots == slot_c, tc[None, :], t_ring)
+            gp_ring = tl.where(slots == slot_c, (gc * tl.exp2(-beta * log2_d))[None, :], gp_ring)
+            # 3. channel j = t - 2*HALF has all of W(j) in the T ring: emit its gradient (j in [c0, c1))
+            j = t - 2 * HALF
+            j_ok = ((lane0 + j) >= c0) & ((lane0 + j) < c1)
+            gp_j = tl.sum(tl.where(slots == (i - 2 * HALF + 2 * SIZE) % SIZE, gp_ring, 0.0), axis=0)
+            xj = tl.load(xs + _as_index(j, INDEX_64) * sxc, mask=mask & j_ok, other=0.0).to(ACC)  # cache hit
+            aj = tl.where(xj < 0, 0.0, xj)
+            grad = gp_j - two_alpha_beta * aj * tl.sum(t_ring, axis=0)
+            grad = tl.where(xj <= 0, 0.0, grad)  # relu'; NaN inputs pass the gradient, like ATen
+            tl.store(ds + _as_index(j, INDEX_64) * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
 
 
 # ---------------------------------------------------------------------------------- host side
@@ -175,13 +197,29 @@ def _split(value: float) -> tuple[float, float]:
     return hi, value - hi
 
 
-def lrn_walk(x: torch.Tensor, pool_backward: bool = False) -> ChannelWalk:
+def fast_log2(x: torch.Tensor) -> bool:
+    """The approximate log2 (``_log2``) for compiled float32/16-bit kernels; exact under the interpreter
+    (which has no libdevice) and for float64."""
+    return not triton_interpreted() and x.dtype != torch.float64
+
+
+def check_walk(walk: ChannelWalk, channels: int, size: int) -> ChannelWalk:
+    """The kernels step through channels in groups of ``size`` from each chunk's first channel, which
+    must therefore be a multiple of ``size``: a chunked walk needs ``chunk % size == 0``."""
+    if walk.chunk < channels and walk.chunk % size:
+        raise ValueError(f"channel chunk {walk.chunk} is not a multiple of the LRN size {size} "
+                         f"(needed when the {channels} channels are split)")
+    return walk
+
+
+def lrn_walk(x: torch.Tensor, size: int, pool_backward: bool = False) -> ChannelWalk:
     """Launch shape of the ReLU+LRN kernels over ``x``: 256 positions (2 per thread) per program on a
     GPU - 128 for the fused backward, whose per-pixel window geometry doubles its registers - with
     channels split until every SM has programs (``_tiling``); under the interpreter one wide program
     per 16,384 positions."""
     n, c, h, w = x.shape
-    return channel_walk(n * h * w, c, x.device, gpu_block=128 if pool_backward else 256, interpreter_block=16384)
+    return channel_walk(n * h * w, c, x.device, gpu_block=128 if pool_backward else 256, interpreter_block=16384,
+                        chunk_multiple=size)
 
 
 def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
@@ -192,12 +230,12 @@ def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: f
         raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
     n, c, h, w = x.shape
     y = torch.empty_like(x, memory_format=torch.preserve_format)
-    walk = walk or lrn_walk(x)
+    walk = check_walk(walk or lrn_walk(x, size), c, size)
     launch(
         _relu_lrn_fwd_kernel, (walk.programs,),
         x, y, n, c, h, w, *x.stride(), *y.stride(), walk.chunk, *_split(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), USE_FP64=x.dtype == torch.float64,
-        INDEX_64=index_is_64(x, y, lanes=n * h * w), BLOCK=walk.block, num_warps=walk.num_warps,
+        INDEX_64=index_is_64(x, y, lanes=n * h * w), FAST_LOG2=fast_log2(x), BLOCK=walk.block, num_warps=walk.num_warps,
     )
     return y
 
@@ -217,7 +255,7 @@ def relu_lrn_backward(
     else:
         oh, ow = h, w
         off, off_strides = grad, (0, 0, 0, 0)  # unused by the kernel
-    walk = walk or lrn_walk(x, pool_backward=pool)
+    walk = check_walk(walk or lrn_walk(x, size, pool_backward=pool), c, size)
     launch(
         _relu_lrn_bwd_kernel, (walk.programs,),
         x, grad, off, dx, n, c, h, w, oh, ow, *x.stride(), *grad.stride(), *off_strides, *dx.stride(),
@@ -225,6 +263,6 @@ def relu_lrn_backward(
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), POOL=pool, KS=kernel_size, STRIDE=stride,
         NWIN=triton.cdiv(kernel_size, stride), NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2),
         USE_FP64=x.dtype == torch.float64, INDEX_64=index_is_64(x, grad, off, dx, lanes=n * h * w),
-        BLOCK=walk.block, num_warps=walk.num_warps,
+        FAST_LOG2=fast_log2(x), BLOCK=walk.block, num_warps=walk.num_warps,
     )
     return dx

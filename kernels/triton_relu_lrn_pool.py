@@ -22,7 +22,7 @@ from kernels._offsets import index_is_64
 from kernels._tiling import ChannelWalk, channel_walk
 from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
 from kernels.triton_max_pool import pooled_empty
-from kernels.triton_relu_lrn import _split, relu_lrn_backward
+from kernels.triton_relu_lrn import _log2, _split, check_walk, fast_log2, relu_lrn_backward
 
 
 @triton.jit
@@ -49,6 +49,7 @@ def _relu_lrn_pool_fwd_kernel(
     KK_P2: tl.constexpr,  # next power of two >= KS*KS
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,
+    FAST_LOG2: tl.constexpr,  # approximate log2 (see triton_relu_lrn._log2)
     BLOCK: tl.constexpr,  # pooled positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
@@ -71,37 +72,43 @@ def _relu_lrn_pool_fwd_kernel(
     alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None, None]
     lane0 = tl.zeros([BLOCK, KK_P2], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
-    for e in range(c0 - HALF, c0 + HALF):  # prologue: the window of channel c0 fills up
-        a = _load_relu_tile(xs, e, sxc, pix_ok, C, lane0, ACC, INDEX_64)
-        ring = tl.where(slots == (e + SIZE) % SIZE, (a * a)[None, :, :], ring)
+    qlane0 = tl.zeros([BLOCK], tl.int32)
+    # prologue: the window of channel c0 fills up. Then steps in groups of SIZE from c0 (a multiple
+    # of SIZE), so every ring slot is a compile-time constant.
+    for i in tl.static_range(2 * HALF):
+        a = _load_relu_tile(xs, c0 - HALF + i, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+        ring = tl.where(slots == (i - HALF + SIZE) % SIZE, (a * a)[None, :, :], ring)
     a_next = _load_relu_tile(xs, c0 + HALF, sxc, pix_ok, C, lane0, ACC, INDEX_64)
-    for j in range(c0, c1):
-        e = j + HALF
-        a = a_next
-        a_next = _load_relu_tile(xs, e + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
-        ring = tl.where(slots == e % SIZE, (a * a)[None, :, :], ring)
-        d = k + alpha * tl.sum(ring, axis=0)
-        aj = _load_relu_tile(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
-        b = tl.where(pix_ok, aj / tl.exp2(beta * tl.log2(d)), float("-inf"))
-        # window max with ATen's rule: any NaN wins (the last one), else the first maximum
-        is_nan = b != b
-        last_nan = tl.max(tl.where(is_nan, kk[None, :], -1), axis=1)
-        best = tl.max(tl.where(is_nan, float("-inf"), b), axis=1)
-        first_max = tl.min(tl.where(b == best[:, None], kk[None, :], KK_P2), axis=1)
-        has_nan = last_nan >= 0
-        out = tl.where(has_nan, float("nan"), best)
-        at = tl.where(has_nan, last_nan, first_max)
-        ji = _as_index(j, INDEX_64)
-        tl.store(ys + ji * syc, out.to(y_ptr.dtype.element_ty), mask=qmask)
-        tl.store(offs + ji * soc, at.to(off_ptr.dtype.element_ty), mask=qmask)
+    for g in range(c0, c1, SIZE):
+        for i in tl.static_range(SIZE):
+            j = g + i
+            a = a_next
+            a_next = _load_relu_tile(xs, j + HALF + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
+            ring = tl.where(slots == (i + HALF) % SIZE, (a * a)[None, :, :], ring)
+            d = k + alpha * tl.sum(ring, axis=0)
+            aj = _load_relu_tile(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
+            b = tl.where(pix_ok, aj * tl.exp2(-beta * _log2(d, FAST_LOG2)), float("-inf"))
+            # window max with ATen's rule: any NaN wins (the last one), else the first maximum
+            is_nan = b != b
+            last_nan = tl.max(tl.where(is_nan, kk[None, :], -1), axis=1)
+            best = tl.max(tl.where(is_nan, float("-inf"), b), axis=1)
+            first_max = tl.min(tl.where(b == best[:, None], kk[None, :], KK_P2), axis=1)
+            has_nan = last_nan >= 0
+            out = tl.where(has_nan, float("nan"), best)
+            at = tl.where(has_nan, last_nan, first_max)
+            ji = _as_index(j, INDEX_64)
+            ok = qmask & ((qlane0 + j) < c1)
+            tl.store(ys + ji * syc, out.to(y_ptr.dtype.element_ty), mask=ok)
+            tl.store(offs + ji * soc, at.to(off_ptr.dtype.element_ty), mask=ok)
 
 
 # ---------------------------------------------------------------------------------- host side
 
-def fused_walk(x: torch.Tensor, pooled_positions: int) -> ChannelWalk:
+def fused_walk(x: torch.Tensor, pooled_positions: int, size: int) -> ChannelWalk:
     """Launch shape of the fused forward: 32 pooled positions x 16 window lanes (4 per thread) per
     program on a GPU, channels split until every SM has programs (``_tiling``)."""
-    return channel_walk(pooled_positions, x.shape[1], x.device, gpu_block=32, interpreter_block=2048)
+    return channel_walk(pooled_positions, x.shape[1], x.device, gpu_block=32, interpreter_block=2048,
+                        chunk_multiple=size)
 
 
 def relu_lrn_pool_forward(
@@ -114,13 +121,14 @@ def relu_lrn_pool_forward(
     n, c, h, w = x.shape
     y, offsets = pooled_empty(x, kernel_size, stride)
     oh, ow = y.shape[-2:]
-    walk = walk or fused_walk(x, n * oh * ow)
+    walk = check_walk(walk or fused_walk(x, n * oh * ow, size), c, size)
     launch(
         _relu_lrn_pool_fwd_kernel, (walk.programs,),
         x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
         walk.chunk, *_split(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), KS=kernel_size, STRIDE=stride,
         KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64,
+        FAST_LOG2=fast_log2(x),
         INDEX_64=index_is_64(x, y, offsets, lanes=n * oh * ow),
         BLOCK=walk.block, num_warps=walk.num_warps,
     )

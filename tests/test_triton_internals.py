@@ -137,10 +137,11 @@ def _check_against_eager(x: torch.Tensor, size: int = 5) -> None:
         torch.testing.assert_close(xa.grad, xb.grad, rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("chunk,size", [(1, 5), (3, 5), (4, 7), (5, 3)])
+@pytest.mark.parametrize("chunk,size", [(5, 5), (10, 5), (7, 7), (3, 3), (6, 3)])
 def test_channel_chunks_match_whole_channel_walk(monkeypatch, chunk, size):
     """On a GPU the channel axis is split over programs (``_tiling.channel_walk``); under the interpreter
-    it never is, so force chunks here: halos at both ends, chunks shorter than the window, a ragged last."""
+    it never is, so force chunks here: halos at both ends, a ragged last chunk, chunks as short as the
+    window (chunks are multiples of the LRN size: the kernels step in groups of it)."""
     from kernels import triton_relu_lrn, triton_relu_lrn_pool
     from kernels._tiling import ChannelWalk
 
@@ -148,10 +149,21 @@ def test_channel_chunks_match_whole_channel_walk(monkeypatch, chunk, size):
         return ChannelWalk(block, chunk, 4, triton.cdiv(positions, block) * triton.cdiv(channels, chunk))
 
     monkeypatch.setattr(triton_relu_lrn, "lrn_walk",
-                        lambda x, pool_backward=False: chunked(x.shape[0] * x.shape[2] * x.shape[3], x.shape[1]))
-    monkeypatch.setattr(triton_relu_lrn_pool, "fused_walk", lambda x, positions: chunked(positions, x.shape[1], 16))
+                        lambda x, size, pool_backward=False: chunked(x.shape[0] * x.shape[2] * x.shape[3], x.shape[1]))
+    monkeypatch.setattr(triton_relu_lrn_pool, "fused_walk",
+                        lambda x, positions, size: chunked(positions, x.shape[1], 16))
     _check_against_eager(make_input((2, 11, 9, 7), torch.float32, "nchw", seed=4), size=size)
     _check_against_eager(make_input((1, 11, 7, 9), torch.float32, "channels_last", seed=6), size=size)
+
+
+def test_chunk_that_is_not_a_multiple_of_the_window_is_refused():
+    from kernels import triton_relu_lrn
+    from kernels._tiling import walk_of
+
+    x = make_input((1, 11, 5, 5), torch.float32, "nchw")
+    with pytest.raises(ValueError, match="chunk 4 is not a multiple of the LRN size 5"):
+        triton_relu_lrn.relu_lrn_forward(x, **LRN, walk=walk_of(25, 11, 16, 4))
+    assert walk_of(25, 11, 16, 4, multiple=5).chunk == 5 and walk_of(25, 11, 16, 40, multiple=5).chunk == 11
 
 
 def test_int64_index_path_matches(monkeypatch):
