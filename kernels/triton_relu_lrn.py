@@ -3,11 +3,16 @@
     a = relu(x),  d_c = k + alpha * sum_{i in W(c)} a_i^2,  b_c = a_c / d_c^beta
     W(c) = [c - size//2, c + size//2] clipped to [0, C-1]              (alpha: paper convention)
 
-Each program owns a tile of BLOCK spatial positions (flattened over N*H*W) and walks all C channels once.
-The window sum is carried in a small register ring of the last ``size`` squares (one slot per
-channel, SIZE_P2 >= size slots): every channel is loaded from DRAM once and reused for the ``size``
-windows it belongs to, and the sum is re-added from the ring (never "add new, subtract old"), so an
-inf or NaN leaves the window as cleanly as it entered. Accumulation is float32 (float64 for float64).
+Each program owns a tile of BLOCK spatial positions (flattened over N*H*W) and walks a chunk of
+channels once (all C of them unless positions alone give too few programs: ``_tiling``); a chunk
+re-reads the size - 1 halo channels around it. The window sum is carried in a small register ring of
+the last ``size`` squares (one slot per channel, SIZE_P2 >= size slots): every channel is loaded from
+DRAM once and reused for the ``size`` windows it belongs to, and the sum is re-added from the ring
+(never "add new, subtract old"), so an inf or NaN leaves the window as cleanly as it entered. Channel
+steps go in groups of ``size`` from a chunk start that is a multiple of ``size``, so each step's ring
+slot is a compile-time constant; the next channel is prefetched during a step's arithmetic.
+Accumulation is float32 (float64 for float64); d^-beta is exp2(-beta * log2 d), with the SFU's
+approximate log2 in compiled float32/16-bit kernels (``_log2``).
 
 Backward, with g the gradient of b (saved for backward: only x):
 
