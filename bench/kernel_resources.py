@@ -97,6 +97,9 @@ def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case
                     continue
                 record("relu_lrn", "forward", *label, lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN))
                 record("relu_lrn", "backward", *label, lambda: triton_relu_lrn.relu_lrn_backward(x, x, **LRN))
+                if layout_name == "channels_last":  # the experimental channel-vector forward
+                    record("relu_lrn_cvec", "forward", *label,
+                           lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN, channel_vectors=True))
                 record("relu_lrn_pool", "forward", *label,
                        lambda: triton_relu_lrn_pool.relu_lrn_pool_forward(x, **LRN, **POOL))
                 record("relu_lrn_pool", "backward", *label,

@@ -35,6 +35,7 @@ from bench.tables import markdown
 from bench.timing import copy_bandwidth
 from kernels import triton_max_pool as mp
 from kernels import triton_relu_lrn as lrn
+from kernels import triton_relu_lrn_cvec as cvec
 from kernels import triton_relu_lrn_pool as fused
 from kernels._offsets import memory_format_of
 from kernels._tiling import ChannelWalk, channel_walk, walk_of
@@ -89,9 +90,14 @@ def kernel_cases(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[li
     full, pooled = x.numel() * size, y_pool.numel() * size
     positions, pooled_positions = n * h * w, n * y_pool.shape[2] * y_pool.shape[3]
     lrn_blocks, fused_blocks = (128, 256, 512), (16, 32, 64)
+    forward = _walk_candidates(positions, c, device, lrn_blocks, smoke, lambda wk: lrn.relu_lrn_forward(x, **LRN, walk=wk))
+    if cvec.supports(x, LRN["size"]) is None:  # channels_last: the experimental channel-vector kernel too
+        grid = [(16, 4)] if smoke else [(b, wp) for b in (64, 128, 256) for wp in (2, 4, 8) if b >= 32 * wp]
+        forward += [Candidate(f"channel-vectors block={b} warps={wp}",
+                              lambda b=b, wp=wp: cvec.relu_lrn_forward_cvec(x, **LRN, block=b, num_warps=wp))
+                    for b, wp in grid]
     return {
-        ("relu_lrn", "forward"): (_walk_candidates(
-            positions, c, device, lrn_blocks, smoke, lambda wk: lrn.relu_lrn_forward(x, **LRN, walk=wk)), 2 * full),
+        ("relu_lrn", "forward"): (forward, 2 * full),
         ("relu_lrn", "backward"): (_walk_candidates(
             positions, c, device, lrn_blocks, smoke, lambda wk: lrn.relu_lrn_backward(x, g_full, **LRN, walk=wk)),
             3 * full),

@@ -228,11 +228,16 @@ def lrn_walk(x: torch.Tensor, size: int, pool_backward: bool = False) -> Channel
 
 
 def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
-                     walk: ChannelWalk | None = None) -> torch.Tensor:
+                     walk: ChannelWalk | None = None, channel_vectors: bool = False) -> torch.Tensor:
     """ReLU + LRN of ``x`` (any strides); the output has ``x``'s memory format. ``walk`` overrides the
-    launch shape (``bench.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it."""
+    launch shape (``bench.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it.
+    ``channel_vectors=True`` runs the experimental channels_last kernel (``triton_relu_lrn_cvec``)."""
     if x.ndim != 4 or size % 2 == 0:
         raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
+    if channel_vectors:
+        from kernels.triton_relu_lrn_cvec import relu_lrn_forward_cvec
+
+        return relu_lrn_forward_cvec(x, size, alpha, beta, k)
     n, c, h, w = x.shape
     y = torch.empty_like(x, memory_format=torch.preserve_format)
     walk = check_walk(walk or lrn_walk(x, size), c, size)

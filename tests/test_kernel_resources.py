@@ -20,7 +20,7 @@ from kernels._launch import recording_launches
 REPO = Path(__file__).resolve().parents[1]
 NVIDIA_BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 KERNELS = {"_max_pool_fwd_kernel", "_max_pool_bwd_kernel", "_relu_lrn_fwd_kernel", "_relu_lrn_bwd_kernel",
-           "_relu_lrn_pool_fwd_kernel"}
+           "_relu_lrn_pool_fwd_kernel", "_relu_lrn_fwd_cvec_kernel"}
 
 
 def test_recording_launches_runs_nothing():

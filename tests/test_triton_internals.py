@@ -204,3 +204,38 @@ def test_gpu_channel_walk_gives_every_sm_work(monkeypatch):
         chunks = triton.cdiv(channels, walk.chunk)
         assert walk.chunk * chunks >= channels and (walk.chunk >= _tiling.MIN_CHUNK or walk.chunk == channels)
         assert walk.programs == triton.cdiv(positions, 256) * chunks
+
+
+@pytest.mark.parametrize("dtype,size,shape", [
+    (torch.float32, 5, (2, 11, 5, 6)),  # C not a multiple of the 4-channel vector
+    (torch.float32, 7, (1, 13, 3, 4)),  # window reaching 3 channels into the neighbour vectors
+    (torch.float32, 3, (1, 4, 5, 5)),  # one vector
+    (torch.bfloat16, 5, (2, 20, 4, 4)),  # 8-channel vectors
+    (torch.float64, 5, (1, 7, 3, 3)),  # 2-channel vectors: the window spans three of them
+])
+def test_channel_vector_forward_matches_the_ring_kernel(dtype, size, shape):
+    """The experimental channels_last kernel (``triton_relu_lrn_cvec``) against eager and the ring kernel,
+    with a NaN and an inf among the inputs."""
+    from kernels import triton_relu_lrn
+
+    x = make_input(shape, dtype, "channels_last", seed=9)
+    x[0, 1, 1, 1] = float("nan")
+    x[-1, -1, 0, 0] = float("inf")
+    lrn = dict(LRN, size=size)
+    y = triton_relu_lrn.relu_lrn_forward(x, **lrn, channel_vectors=True)
+    ring = triton_relu_lrn.relu_lrn_forward(x, **lrn)
+    assert y.is_contiguous(memory_format=torch.channels_last) and y.dtype == dtype
+    torch.testing.assert_close(y, ring, rtol=1e-6, atol=1e-7, equal_nan=True)
+    eager = F.local_response_norm(torch.relu(x.double()), size, size * lrn["alpha"], lrn["beta"], lrn["k"])
+    torch.testing.assert_close(y.double(), eager, rtol=2e-5 if dtype != torch.bfloat16 else 1e-2, atol=1e-6,
+                               equal_nan=True)
+
+
+def test_channel_vector_forward_refuses_what_it_cannot_do():
+    from kernels import triton_relu_lrn
+
+    with pytest.raises(ValueError, match="needs a channels_last-dense"):
+        triton_relu_lrn.relu_lrn_forward(make_input((1, 8, 4, 4), torch.float32, "nchw"), **LRN, channel_vectors=True)
+    with pytest.raises(ValueError, match="window 7 reaches past one 2-channel vector"):
+        triton_relu_lrn.relu_lrn_forward(make_input((1, 8, 4, 4), torch.float64, "channels_last"),
+                                         **dict(LRN, size=7), channel_vectors=True)

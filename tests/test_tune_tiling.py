@@ -23,6 +23,7 @@ def test_smoke_sweep_runs_every_kernel_and_candidate(tmp_path):
     assert table.groupby(["op", "pass"]).size().min() >= 3  # the default and at least two alternatives
     assert table["matches_default"].all() and (table["us"] > 0).all()
     assert table["config"].str.contains("chunk=5").any()  # a chunked walk (of 11 channels) was among them
+    assert table["config"].str.startswith("channel-vectors").any()  # channels_last: the vector kernel too
     report = (tmp_path / "README.md").read_text()
     assert "SMOKE RUN" in report and "matched the default's: yes" in report
 
