@@ -54,8 +54,9 @@ def _log2(d, FAST_LOG2: tl.constexpr):
 
 @triton.jit
 def _load_relu(base, channel, stride_c, mask, C, lane0, ACC: tl.constexpr, INDEX_64: tl.constexpr):
-    """relu(x) of one channel at every lane, in ACC; zero where the channel is outside [0, C) (the
-    window's zero padding) or the lane is masked. NaN stays NaN (ATen's relu keeps it)."""
+    """relu(x) of one channel at every lane (any shape: ``base``, ``mask`` and ``lane0`` alike), in ACC;
+    zero where the channel is outside [0, C) (the window's zero padding) or the lane is masked. NaN
+    stays NaN (ATen's relu keeps it)."""
     ok = mask & ((lane0 + channel) >= 0) & ((lane0 + channel) < C)
     v = tl.load(base + _as_index(channel, INDEX_64) * stride_c, mask=ok, other=0.0).to(ACC)
     return tl.where(v < 0, 0.0, v)

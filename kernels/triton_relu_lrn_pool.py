@@ -22,15 +22,7 @@ from kernels._offsets import index_is_64
 from kernels._tiling import ChannelWalk, channel_walk
 from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
 from kernels.triton_max_pool import pooled_empty
-from kernels.triton_relu_lrn import _log2, _split, check_walk, fast_log2, relu_lrn_backward
-
-
-@triton.jit
-def _load_relu_tile(xs, channel, stride_c, pix_ok, C, lane0, ACC: tl.constexpr, INDEX_64: tl.constexpr):
-    """relu(x) of one channel on the [BLOCK, KK_P2] pixel tile; zero outside [0, C) or off the tile."""
-    ok = pix_ok & ((lane0 + channel) >= 0) & ((lane0 + channel) < C)
-    v = tl.load(xs + _as_index(channel, INDEX_64) * stride_c, mask=ok, other=0.0).to(ACC)
-    return tl.where(v < 0, 0.0, v)  # relu that keeps NaN
+from kernels.triton_relu_lrn import _load_relu, _log2, _split, check_walk, fast_log2, relu_lrn_backward
 
 
 @triton.jit
@@ -76,17 +68,17 @@ def _relu_lrn_pool_fwd_kernel(
     # prologue: the window of channel c0 fills up. Then steps in groups of SIZE from c0 (a multiple
     # of SIZE), so every ring slot is a compile-time constant.
     for i in tl.static_range(2 * HALF):
-        a = _load_relu_tile(xs, c0 - HALF + i, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+        a = _load_relu(xs, c0 - HALF + i, sxc, pix_ok, C, lane0, ACC, INDEX_64)
         ring = tl.where(slots == (i - HALF + SIZE) % SIZE, (a * a)[None, :, :], ring)
-    a_next = _load_relu_tile(xs, c0 + HALF, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+    a_next = _load_relu(xs, c0 + HALF, sxc, pix_ok, C, lane0, ACC, INDEX_64)
     for g in range(c0, c1, SIZE):
         for i in tl.static_range(SIZE):
             j = g + i
             a = a_next
-            a_next = _load_relu_tile(xs, j + HALF + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
+            a_next = _load_relu(xs, j + HALF + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
             ring = tl.where(slots == (i + HALF) % SIZE, (a * a)[None, :, :], ring)
             d = k + alpha * tl.sum(ring, axis=0)
-            aj = _load_relu_tile(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
+            aj = _load_relu(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
             b = tl.where(pix_ok, aj * tl.exp2(-beta * _log2(d, FAST_LOG2)), float("-inf"))
             # window max with ATen's rule: any NaN wins (the last one), else the first maximum
             is_nan = b != b
