@@ -171,3 +171,19 @@ def test_cuda_kernels_match_cpu_kernels(backend, channels_last, size):
         torch.testing.assert_close(y_gpu.cpu(), y_cpu)
         torch.testing.assert_close(gx_gpu.cpu(), gx_cpu)
         assert y_gpu.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_backward_ops_name_bad_arguments(backend):
+    """The checks the CPU and CUDA entry points share (alexnet_ops.h): shapes and offset dtypes."""
+    ops = torch.ops.alexnet_cuda_ext
+    x = torch.randn(1, 4, 9, 9)
+    with pytest.raises(RuntimeError, match=r"relu_lrn_backward: grad shape \[1, 4, 8, 9\] does not match"):
+        ops.relu_lrn_backward(torch.randn(1, 4, 8, 9), x, *LRN)
+    g, off = torch.randn(1, 4, 4, 4), torch.zeros(1, 4, 4, 4, dtype=torch.int8)
+    with pytest.raises(RuntimeError, match="max_pool_backward: offsets must be Char"):
+        ops.max_pool_backward(g, off.int(), 9, 9, 3, 2)
+    with pytest.raises(RuntimeError, match=r"max_pool_backward: grad shape \[1, 4, 4, 4\] does not fit input size 7x7"):
+        ops.max_pool_backward(g, off, 7, 7, 3, 2)
+    with pytest.raises(RuntimeError, match="relu_lrn_pool_backward: grad shape .* do not match the pooled shape"):
+        ops.relu_lrn_pool_backward(g[..., :3], x, off[..., :3], *LRN, 3, 2)
+    ops.max_pool_backward(g, off, 9, 9, 3, 2)  # the right arguments pass

@@ -51,4 +51,38 @@ inline void check_4d_float(const char* op, const at::Tensor& x) {
   TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": expected a floating dtype, got ", x.scalar_type());
 }
 
+// Argument checks of the backward ops, shared by the CPU and CUDA entry points.
+inline void check_relu_lrn_backward_args(const at::Tensor& grad_y, const at::Tensor& x, int64_t size) {
+  check_4d_float("relu_lrn_backward", x);
+  check_lrn_args("relu_lrn_backward", size);
+  TORCH_CHECK(grad_y.sizes() == x.sizes(), "relu_lrn_backward: grad shape ", grad_y.sizes(),
+              " does not match input shape ", x.sizes());
+}
+
+inline void check_max_pool_backward_args(const at::Tensor& grad_y, const at::Tensor& offsets, int64_t height,
+                                         int64_t width, int64_t kernel_size, int64_t stride) {
+  TORCH_CHECK(grad_y.dim() == 4 && grad_y.sizes() == offsets.sizes(), "max_pool_backward: grad shape ",
+              grad_y.sizes(), " does not match offsets shape ", offsets.sizes());
+  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "max_pool_backward: offsets must be ",
+              offset_dtype(kernel_size), " for kernel_size ", kernel_size, ", got ", offsets.scalar_type());
+  check_pool_args("max_pool_backward", height, width, kernel_size, stride);
+  TORCH_CHECK(grad_y.size(2) == pool_out_size(height, kernel_size, stride) &&
+                  grad_y.size(3) == pool_out_size(width, kernel_size, stride),
+              "max_pool_backward: grad shape ", grad_y.sizes(), " does not fit input size ", height, "x", width);
+}
+
+inline void check_relu_lrn_pool_backward_args(const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& offsets,
+                                              int64_t size, int64_t kernel_size, int64_t stride) {
+  check_4d_float("relu_lrn_pool_backward", x);
+  check_lrn_args("relu_lrn_pool_backward", size);
+  const int64_t H = x.size(2), W = x.size(3);
+  check_pool_args("relu_lrn_pool_backward", H, W, kernel_size, stride);
+  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  TORCH_CHECK(grad_y.sizes() == at::IntArrayRef({x.size(0), x.size(1), OH, OW}) && offsets.sizes() == grad_y.sizes(),
+              "relu_lrn_pool_backward: grad shape ", grad_y.sizes(), " / offsets shape ", offsets.sizes(),
+              " do not match the pooled shape of input ", x.sizes());
+  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "relu_lrn_pool_backward: offsets must be ",
+              offset_dtype(kernel_size), ", got ", offsets.scalar_type());
+}
+
 }  // namespace alexnet_ext

@@ -381,10 +381,7 @@ at::Tensor relu_lrn_cuda(const at::Tensor& x_in, int64_t size, double alpha, dou
 
 at::Tensor relu_lrn_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_in, int64_t size, double alpha,
                                   double beta, double k) {
-  check_4d_float("relu_lrn_backward", x_in);
-  check_lrn_args("relu_lrn_backward", size);
-  TORCH_CHECK(grad_y.sizes() == x_in.sizes(), "relu_lrn_backward: grad shape ", grad_y.sizes(),
-              " does not match input shape ", x_in.sizes());
+  check_relu_lrn_backward_args(grad_y, x_in, size);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const auto fmt = layout_of(x_in);
   const at::Tensor x = x_in.contiguous(fmt);
@@ -432,14 +429,8 @@ std::tuple<at::Tensor, at::Tensor> max_pool_cuda(const at::Tensor& x_in, int64_t
 
 at::Tensor max_pool_backward_cuda(const at::Tensor& grad_y, const at::Tensor& offsets, int64_t height, int64_t width,
                                   int64_t kernel_size, int64_t stride) {
-  TORCH_CHECK(grad_y.dim() == 4 && grad_y.sizes() == offsets.sizes(), "max_pool_backward: grad shape ",
-              grad_y.sizes(), " does not match offsets shape ", offsets.sizes());
-  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "max_pool_backward: offsets must be ",
-              offset_dtype(kernel_size), " for kernel_size ", kernel_size, ", got ", offsets.scalar_type());
-  check_pool_args("max_pool_backward", height, width, kernel_size, stride);
+  check_max_pool_backward_args(grad_y, offsets, height, width, kernel_size, stride);
   const int64_t N = grad_y.size(0), C = grad_y.size(1), OH = grad_y.size(2), OW = grad_y.size(3);
-  TORCH_CHECK(OH == pool_out_size(height, kernel_size, stride) && OW == pool_out_size(width, kernel_size, stride),
-              "max_pool_backward: grad shape ", grad_y.sizes(), " does not fit input size ", height, "x", width);
   const c10::cuda::CUDAGuard guard(grad_y.device());
   const auto fmt = layout_of(offsets);
   const at::Tensor off = offsets.contiguous(fmt);
@@ -491,16 +482,9 @@ std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cuda(const at::Tensor& x_in, in
 at::Tensor relu_lrn_pool_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_in, const at::Tensor& offsets,
                                        int64_t size, double alpha, double beta, double k, int64_t kernel_size,
                                        int64_t stride) {
-  check_4d_float("relu_lrn_pool_backward", x_in);
-  check_lrn_args("relu_lrn_pool_backward", size);
+  check_relu_lrn_pool_backward_args(grad_y, x_in, offsets, size, kernel_size, stride);
   const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("relu_lrn_pool_backward", H, W, kernel_size, stride);
   const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
-  TORCH_CHECK(grad_y.sizes() == at::IntArrayRef({N, C, OH, OW}) && offsets.sizes() == grad_y.sizes(),
-              "relu_lrn_pool_backward: grad shape ", grad_y.sizes(), " / offsets shape ", offsets.sizes(),
-              " do not match the pooled shape of input ", x_in.sizes());
-  TORCH_CHECK(offsets.scalar_type() == offset_dtype(kernel_size), "relu_lrn_pool_backward: offsets must be ",
-              offset_dtype(kernel_size), ", got ", offsets.scalar_type());
   const c10::cuda::CUDAGuard guard(x_in.device());
   const auto fmt = layout_of(x_in);
   const at::Tensor x = x_in.contiguous(fmt);
