@@ -20,10 +20,11 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels._interpreter import triton_interpreted
 from kernels._launch import launch
 from kernels._offsets import index_is_64
 from kernels.triton_indexing import _as_index, _position_tile
-from kernels.triton_relu_lrn import _log2, fast_log2
+from kernels.triton_relu_lrn import _log2, _split, fast_log2
 
 
 @triton.jit
@@ -106,9 +107,6 @@ def supports(x: torch.Tensor, size: int) -> str | None:
 def relu_lrn_forward_cvec(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
                           block: int | None = None, num_warps: int = 4) -> torch.Tensor:
     """ReLU + LRN of a channels_last ``x``, channel vectors per thread; same result as the ring kernel."""
-    from kernels._interpreter import triton_interpreted
-    from kernels.triton_relu_lrn import _split
-
     if size % 2 == 0:
         raise ValueError(f"relu_lrn_forward_cvec: LRN size must be odd, got {size}")
     reason = supports(x, size)
