@@ -1,7 +1,7 @@
 """Atomic checkpoint files: a crash while saving never destroys the previous checkpoint.
 
-``save_checkpoint`` writes to a temporary file in the same directory, flushes and fsyncs it, then
-``os.replace``s it over the target (atomic on POSIX and Windows) and fsyncs the directory.
+``save_checkpoint`` writes through ``alexnet.atomic_io.atomic_write`` (a temporary file, fsynced, then
+``os.replace``d over the target).
 ``load_checkpoint`` loads with ``weights_only=True`` (tensors and plain Python values only) and turns
 a missing, truncated or foreign file into a ``CheckpointError`` that names the file and the problem.
 """
@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 import torch
+
+from alexnet.atomic_io import atomic_write
 
 REQUIRED_KEYS = ("format", "model", "optimizer", "epoch", "step", "history")
 FORMAT = "alexnet-kernels/checkpoint-v1"
@@ -22,34 +24,7 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

@@ -5,6 +5,7 @@ field out (or ``None``) instead of failing the benchmark. Nothing here assumes a
 """
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -40,6 +41,26 @@ def software_versions() -> dict:
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "platform": platform.platform(),
     }
+
+
+def cpu_info() -> dict:
+    """CPU model (from /proc/cpuinfo where there is one), logical cores, the cores this process may use,
+    and torch's intra-op thread count."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {"cpu_model": model, "cpu_logical_cores": os.cpu_count(), "cpu_usable_cores": usable,
+            "torch_threads": torch.get_num_threads()}
 
 
 def _nvml():

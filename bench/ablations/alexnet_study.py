@@ -344,7 +344,7 @@ class _null:
 def summarize_cifar_run(result: dict, threshold: float = FIG1_THRESHOLD) -> dict:
     """Epochs and seconds to ``threshold`` training error (interpolated, from (0, chance) at the start),
     final training and test error, and the run's status."""
-    from bench.stats import epochs_to_threshold
+    from bench.ablations.stats import epochs_to_threshold
 
     curve, tests = result["curve"], result["test_curve"]
     chance = chance_error(result["num_classes"])

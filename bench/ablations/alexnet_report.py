@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench.stats import mean_sd, paired_delta
+from bench.ablations.stats import mean_sd, paired_delta
 
 # claim name, AlexNet variant with the feature switched off, paper deltas (on - off, percentage points;
 # a string where the paper gives only a bound or words), where the paper says it.

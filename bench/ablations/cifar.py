@@ -1,0 +1,379 @@
+"""The paper's CIFAR-10 experiments at their own scale, on a CPU: ``python -m bench.ablations.cifar``.
+
+Three experiments on the paper's four-layer CNN (``alexnet.cifar_cnn``), real CIFAR-10 at 32 px:
+
+* ``fig1`` - Figure 1, ReLU vs tanh: epochs (and training seconds) until the running training error
+  reaches 25 %. No regularisation (no weight decay, no augmentation, no LRN). Each activation gets its
+  own learning rate, the fastest of a grid on the first seed (a grid run stops as soon as it is slower
+  than the best so far; a best rate at the edge of the grid extends the grid by a factor 2 that way,
+  up to ``--grid-extensions`` times); then every seed runs at that rate. A run stops one epoch after
+  the crossing, or at ``--fig1-max-epochs`` ("not reached in N epochs").
+* ``lrn`` - the net with and without LRN after the first two pooling layers (paper: 13 % -> 11 % test
+  error), ``--seeds`` seeds paired by seed.
+* ``pool`` - overlapping 3/2 vs 2/2 max-pooling, same protocol (the paper's -0.4 % is on ImageNet).
+
+``lrn`` and ``pool`` share one recipe and one baseline arm (ReLU, 3/2 pooling, no LRN), each other arm
+differing from it in one switch: SGD momentum 0.9, weight decay 5e-4, random horizontal flips, batch
+128, ``--epochs`` epochs at ``--lr`` divided by 10 from ``--lr-drop-epoch`` on; test error after each.
+
+Every run's record is one small JSON file, ``<out>/runs/<experiment>/<arm>/seed<k>.json``, written
+the moment the run ends; a run whose file exists is never redone (its settings must match: a file made
+with other settings is an error, not a silent mix), and an interrupted run resumes at its last
+finished epoch from ``--state-dir``. The report (``bench.ablations.cifar_report``) is rendered from
+those files alone at the end, or with ``--report-only`` without training anything.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from alexnet.atomic_io import write_json_atomic
+from alexnet.data import DataError, cifar10_archive
+from bench.ablations import cifar_report
+from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, train_run
+from bench.env_info import cpu_info, software_versions
+
+PROG = "python -m bench.ablations.cifar"
+EXPERIMENTS = ("fig1", "lrn", "pool")
+# arms of the lrn and pool experiments: the shared baseline and one switch each
+ARMS = {"base": {}, "lrn": {"lrn": True}, "pool-2x2": {"pool": "2/2"}}
+EXPERIMENT_ARMS = {"lrn": ("base", "lrn"), "pool": ("base", "pool-2x2")}
+ACTIVATIONS = ("relu", "tanh")
+
+
+class StudyError(ValueError):
+    """A request the study cannot honour (unknown experiment, run files made with other settings)."""
+
+
+def fig1_spec(args, activation: str, lr: float, seed: int) -> RunSpec:
+    return RunSpec(activation=activation, lr=lr, seed=seed, max_epochs=args.fig1_max_epochs, weight_decay=0.0,
+                   flip=False, batch_size=args.batch_size, points_per_epoch=args.points_per_epoch,
+                   threshold=args.threshold, epochs_past_threshold=1, test_every_epoch=False,
+                   max_steps=args.max_steps)
+
+
+def ablation_spec(args, arm: str, seed: int) -> RunSpec:
+    drops = (args.lr_drop_epoch,) if args.lr_drop_epoch is not None and args.lr_drop_epoch < args.epochs else ()
+    return RunSpec(activation="relu", lr=args.lr, seed=seed, max_epochs=args.epochs, lr_drop_epochs=drops,
+                   weight_decay=5e-4, flip=True, batch_size=args.batch_size,
+                   points_per_epoch=args.points_per_epoch, test_every_epoch=True, max_steps=args.max_steps,
+                   **ARMS[arm])
+
+
+def fastest_lr(grid: dict[float, dict]) -> float:
+    """The rate whose run reaches the threshold soonest (in epochs); among rates that never do, the lowest
+    final training error; a diverged run ranks last."""
+    def key(lr):
+        r = grid[lr]
+        if r["diverged"]:
+            return (math.inf, math.inf)
+        ep = r["epochs_to_threshold"]
+        return (ep if ep is not None else math.inf, r["final_train_err"] if r["final_train_err"] is not None else math.inf)
+    return min(grid, key=key)
+
+
+def data_key(args) -> dict:
+    """What identifies the training data without decoding it (stored in and checked against every run)."""
+    if args.data == "synthetic":
+        return {"source": "synthetic", "train": args.synthetic_train, "test": args.synthetic_test,
+                "limit_per_class": args.limit_per_class}
+    path = cifar10_archive() if args.data == "cifar10" else Path(args.data).expanduser()
+    if not path.exists():
+        raise DataError(f"data {args.data!r}: no such file or directory {path}")
+    key = {"source": path.name, "limit_per_class": args.limit_per_class}
+    if path.is_file():
+        key["bytes"] = path.stat().st_size
+    return key
+
+
+class Study:
+    """Runs (or finds) each training run; keeps the data loaded once; prints progress with an ETA."""
+
+    def __init__(self, args, log=print):
+        self.args, self.log = args, log
+        self.out = Path(args.out)
+        self.state_dir = Path(args.state_dir)
+        self.key = data_key(args)
+        self._data = None
+        self.trained_epochs, self.trained_seconds = 0, 0.0
+        self.remaining = None  # callable -> estimated epochs left in the whole study
+
+    def data(self):
+        if self._data is None:
+            a = self.args
+            self.log(f"decoding {a.data} once into memory (32 px, normalised) ...")
+            self._data = load_cifar_tensors(a.data, limit_per_class=a.limit_per_class,
+                                            synthetic_train=a.synthetic_train, synthetic_test=a.synthetic_test)
+            self.log(f"  {self._data.describe()}")
+        return self._data
+
+    def run(self, name: str, spec: RunSpec, give_up_after: float | None = None) -> dict:
+        path = self.out / "runs" / f"{name}.json"
+        if path.exists():
+            try:
+                rec = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise StudyError(f"{path} is not valid JSON ({exc}); delete it to redo that run") from None
+            if rec.get("spec") != spec.to_dict() or rec.get("data_key") != self.key:
+                diff = [f"{k}: file {rec.get('spec', {}).get(k)!r} vs now {v!r}" for k, v in spec.to_dict().items()
+                        if rec.get("spec", {}).get(k) != v]
+                if rec.get("data_key") != self.key:
+                    diff.append(f"data: file {rec.get('data_key')!r} vs now {self.key!r}")
+                raise StudyError(f"{path} was made with other settings ({'; '.join(diff)}); pass another --out "
+                                 "or delete that file")
+            return rec
+        state = self.state_dir / f"{name}.pt"
+        self.log(f"[{name}] {'resuming' if state.exists() else 'training'}: {_describe(spec)}"
+                 + (f"; stops unless under 25% by epoch {give_up_after:.2f}" if give_up_after is not None else ""))
+        data = self.data()
+        self._tick = time.perf_counter()
+        rec = train_run(spec, data, state_path=state, give_up_after=give_up_after,
+                        on_epoch=lambda e: self._progress(name, spec, e))
+        rec["data_key"] = self.key
+        rec["finished"] = _now()
+        write_json_atomic(path, rec)
+        state.unlink(missing_ok=True)
+        self.log(f"[{name}] done: {_outcome(rec)}")
+        return rec
+
+    def _progress(self, name: str, spec: RunSpec, e: dict) -> None:
+        now = time.perf_counter()
+        self.trained_epochs += 1
+        self.trained_seconds += now - self._tick
+        self._tick = now
+        last = e["curve"][-1] if e["curve"] else {}
+        test = e["test_curve"][-1]["test_top1_err"] if e["test_curve"] else None
+        ips = e["steps"] * spec.batch_size / e["train_seconds"] if e["train_seconds"] else 0.0
+        eta = ""
+        if self.remaining is not None and self.trained_epochs:
+            left = self.remaining()
+            eta = f"; study ETA ~{_hms(left * self.trained_seconds / self.trained_epochs)} ({left:.0f} epochs)"
+        self.log(f"  [{name}] epoch {e['epoch']}/{spec.max_epochs}: train err {_pct(last.get('train_top1_err'))}"
+                 + (f", test err {_pct(test)}" if test is not None else "") + f", {ips:,.0f} img/s{eta}")
+
+
+def run_fig1(study: Study, seeds: list[int]) -> None:
+    a = study.args
+    for act in ACTIVATIONS:
+        grid: dict[float, dict] = {}
+        queue = sorted(set(a.lrs))
+        extended = 0
+        while queue:
+            lr = queue.pop(0)
+            reached = [r["epochs_to_threshold"] for r in grid.values() if r["epochs_to_threshold"] is not None]
+            grid[lr] = study.run(f"fig1/{act}-lr{lr:g}/seed{seeds[0]}", fig1_spec(a, act, lr, seeds[0]),
+                                 give_up_after=min(reached) if reached else None)
+            if not queue and extended < a.grid_extensions:
+                best = fastest_lr(grid)
+                if grid[best]["epochs_to_threshold"] is not None and len(grid) > 1:
+                    step = 2.0 if best == max(grid) else 0.5 if best == min(grid) else None
+                    if step is not None:
+                        queue.append(best * step)
+                        extended += 1
+        best = fastest_lr(grid)
+        study.log(f"fig1 {act}: fastest rate of the grid {sorted(grid)} is {best:g}")
+        for seed in seeds[1:]:
+            study.run(f"fig1/{act}-lr{best:g}/seed{seed}", fig1_spec(a, act, best, seed))
+
+
+def run_ablations(study: Study, experiments: list[str], seeds: list[int]) -> None:
+    arms = list(dict.fromkeys(arm for e in experiments if e in EXPERIMENT_ARMS for arm in EXPERIMENT_ARMS[e]))
+    for seed in seeds:  # seed-major: a stop leaves complete pairs
+        for arm in arms:
+            study.run(f"ablation/{arm}/seed{seed}", ablation_spec(study.args, arm, seed))
+
+
+def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], seeds: list[int]):
+    """Epochs the study still has to train (fig1 runs guessed from the finished ones, else half the cap)."""
+    a = study.args
+    runs_dir = study.out / "runs"
+
+    def left() -> float:
+        total = 0.0
+        if "fig1" in experiments:
+            for act in ACTIVATIONS:
+                done = [json.loads(p.read_text()) for p in runs_dir.glob(f"fig1/{act}-lr*/seed*.json")]
+                per_run = (sum(r["epochs_run"] for r in done) / len(done)) if done else a.fig1_max_epochs / 2
+                total += max(len(a.lrs) + len(fig1_seeds) - 1 - len(done), 0) * per_run
+        arms = {arm for e in experiments if e in EXPERIMENT_ARMS for arm in EXPERIMENT_ARMS[e]}
+        done = len(list(runs_dir.glob("ablation/*/seed*.json")))
+        total += max(len(arms) * len(seeds) - done, 0) * a.epochs
+        return total
+    return left
+
+
+def parse_seeds(spec: str, name: str) -> list[int]:
+    """'3' -> [0, 1, 2]; '0,4,7' -> [0, 4, 7]."""
+    try:
+        seeds = [int(s) for s in spec.split(",") if s.strip()] if "," in spec else list(range(int(spec)))
+    except ValueError:
+        raise StudyError(f"{name} must be a count or a comma list of integers, got {spec!r}") from None
+    if not seeds:
+        raise StudyError(f"{name} must name at least one seed, got {spec!r}")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="cifar10",
+                   help="'cifar10' (../shared/data/cifar10-jpg.tar.gz or $ALEXNET_CIFAR10), an archive or ImageFolder "
+                        "with train/ and test/, or 'synthetic'")
+    p.add_argument("--experiments", default=",".join(EXPERIMENTS), help=f"comma list of {', '.join(EXPERIMENTS)}")
+    p.add_argument("--out", default="reports/cifar10-cpu", help="report folder; per-run records go to OUT/runs/")
+    p.add_argument("--state-dir", default="runs/cifar10-cpu-state", help="per-epoch state of unfinished runs")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the usable cores)")
+    p.add_argument("--report-only", action="store_true", help="re-render the report from OUT/runs, train nothing")
+    g = p.add_argument_group("Figure 1 (ReLU vs tanh)")
+    g.add_argument("--fig1-seeds", default="3", help="seeds: a count (0..N-1) or a comma list; the first picks the lr")
+    g.add_argument("--lrs", default="0.005,0.01,0.02,0.04", help="learning-rate grid, searched per activation")
+    g.add_argument("--grid-extensions", type=int, default=2, help="times a best rate at the grid's edge extends it")
+    g.add_argument("--fig1-max-epochs", type=int, default=30, help="budget of a run that never reaches the threshold")
+    g.add_argument("--threshold", type=float, default=0.25, help="training error to reach")
+    g = p.add_argument_group("LRN and pooling (shared recipe)")
+    g.add_argument("--seeds", default="5", help="seeds of every arm: a count or a comma list")
+    g.add_argument("--epochs", type=int, default=8)
+    g.add_argument("--lr", type=float, default=0.01)
+    g.add_argument("--lr-drop-epoch", type=int, default=6, help="lr / 10 from this epoch on (0-based)")
+    g = p.add_argument_group("scale (tests and quick trials)")
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--points-per-epoch", type=int, default=4, help="training-error points per epoch")
+    g.add_argument("--max-steps", type=int, default=None, help="stop every run after this many steps")
+    g.add_argument("--limit-per-class", type=int, default=None, help="first N images of each class in each split")
+    g.add_argument("--synthetic-train", type=int, default=None)
+    g.add_argument("--synthetic-test", type=int, default=None)
+    return p
+
+
+def _check(args) -> list[str]:
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    unknown = [e for e in experiments if e not in EXPERIMENTS]
+    if unknown or not experiments:
+        raise StudyError(f"unknown experiment(s) {unknown or [args.experiments]}; choose from {', '.join(EXPERIMENTS)}")
+    try:
+        args.lrs = [float(v) for v in args.lrs.split(",") if v.strip()]
+    except ValueError:
+        raise StudyError(f"--lrs must be comma-separated numbers, got {args.lrs!r}") from None
+    if not args.lrs or any(not lr > 0 for lr in args.lrs):
+        raise StudyError(f"--lrs must be positive numbers, got {args.lrs!r}")
+    for name in ("epochs", "fig1_max_epochs", "batch_size", "points_per_epoch"):
+        if getattr(args, name) < 1:
+            raise StudyError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise StudyError(f"--threads must be at least 1, got {args.threads}")
+    if not 0 < args.threshold < 1:
+        raise StudyError(f"--threshold must lie in (0, 1), got {args.threshold}")
+    if not args.lr > 0:
+        raise StudyError(f"--lr must be positive, got {args.lr}")
+    return experiments
+
+
+def main(args: argparse.Namespace, log=print) -> dict:
+    """Run (or finish) the study, then write the report; return what the report was made from."""
+    experiments = _check(args)
+    fig1_seeds, seeds = parse_seeds(args.fig1_seeds, "--fig1-seeds"), parse_seeds(args.seeds, "--seeds")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"--out {out} is a file, not a folder")
+    if not args.report_only:
+        torch.set_num_threads(args.threads or cpu_info()["cpu_usable_cores"] or 1)
+        study = Study(args, log)
+        study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds)
+        invocation = {"command": shlex.join(["python", "-m", "bench.ablations.cifar", *sys.argv[1:]]),
+                      "started": _now(), "code": _git_revision(), "machine": {**cpu_info(), **software_versions()}}
+        log(f"{PROG}: {', '.join(experiments)}; threads {torch.get_num_threads()}; "
+            f"~{study.remaining():.0f} epochs to train")
+        t0 = time.perf_counter()
+        try:
+            if "fig1" in experiments:
+                run_fig1(study, fig1_seeds)
+            run_ablations(study, experiments, seeds)
+        finally:
+            invocation.update(finished=_now(), seconds=round(time.perf_counter() - t0, 1),
+                              epochs_trained=study.trained_epochs)
+            _append_invocation(out, invocation, args)
+    paths = cifar_report.write_report(out)
+    for p in paths:
+        log(f"wrote {p}")
+    return cifar_report.load_study(out)
+
+
+def _git_revision() -> str | None:
+    """The commit the code ran from (with '+changes' when the work tree differs), or None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+changes" if dirty else "")
+
+
+def _append_invocation(out: Path, invocation: dict, args) -> None:
+    path = out / "study.json"
+    study = json.loads(path.read_text()) if path.exists() else {}
+    study.setdefault("invocations", []).append(invocation)
+    settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "state_dir")}
+    study["settings"] = settings
+    write_json_atomic(path, study)
+
+
+def _describe(spec: RunSpec) -> str:
+    bits = [spec.activation, f"lr {spec.lr:g}", f"seed {spec.seed}", f"pool {spec.pool}"]
+    if spec.lrn:
+        bits.append("LRN")
+    if spec.weight_decay:
+        bits.append(f"wd {spec.weight_decay:g}")
+    if spec.flip:
+        bits.append("flips")
+    bits.append(f"max {spec.max_epochs} epochs")
+    return ", ".join(bits)
+
+
+def _outcome(rec: dict) -> str:
+    bits = [f"stopped: {rec['stop_reason']} after {rec['epochs_run']} epochs"]
+    if rec["epochs_to_threshold"] is not None:
+        bits.append(f"25% at epoch {rec['epochs_to_threshold']:.2f} ({rec['seconds_to_threshold']:.0f} s)")
+    bits.append(f"final train err {_pct(rec['final_train_err'])}, test err {_pct(rec['test_top1_err'])}")
+    if rec["images_per_s"]:
+        bits.append(f"{rec['images_per_s']:,.0f} img/s")
+    return "; ".join(bits)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _hms(seconds: float) -> str:
+    m = int(seconds // 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{int(seconds % 60):02d}s"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        main(args, log=lambda msg: print(msg, flush=True))
+    except (StudyError, DataError, cifar_report.ReportError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

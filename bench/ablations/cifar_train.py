@@ -1,0 +1,281 @@
+"""One training run of the paper's 4-layer CIFAR-10 CNN (``alexnet.cifar_cnn``), sized for a CPU.
+
+``load_cifar_tensors`` decodes the images once (``alexnet.data``'s uint8 cache) and keeps both splits as
+whole float32 tensors, already normalised (training mean image, per-channel std) and channels-last,
+so the inner loop is one gather, an optional flip, forward, backward and the SGD step.
+
+``train_run(spec, data)`` trains one net and returns its record:
+
+* the training-error curve: every point is the running top-1 error over the same number of batches
+  (``steps_per_epoch // points_per_epoch``, 97 batches = 12,416 images for CIFAR-10 at batch 128),
+  windows run on across epoch boundaries, and each point sits at its window's middle (in epochs and in
+  training seconds), where a running average measures a falling error without lag;
+* the test error after every epoch (or, for ``test_every_epoch=False``, after the last one);
+* for a ``threshold`` (Figure 1), the interpolated crossing in epochs and training seconds; the run stops
+  ``epochs_past_threshold`` epochs after the crossing, or at ``give_up_after`` epochs without one (a
+  learning-rate grid stops a run that is already slower than the best rate found);
+* images/s of the training steps alone (evaluation excluded).
+
+After every epoch the full state (model, optimiser, curve so far) is saved atomically to
+``state_path``, so a stopped run resumes at its last finished epoch with the same batches: each epoch's
+order and flips come from a generator seeded by (seed, epoch), and the weights from ``seed``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from alexnet.atomic_io import atomic_write
+from alexnet.cifar_cnn import CifarCNN
+from alexnet.data import build_data
+from bench.ablations.stats import epochs_to_threshold
+
+STATE_FORMAT = "alexnet-kernels/cifar-run-state-v1"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides what one run computes (two runs with equal specs are the same run)."""
+
+    activation: str = "relu"
+    lrn: bool = False
+    pool: str = "3/2"  # max-pool kernel/stride: 3/2 overlapping (paper) or 2/2
+    lr: float = 0.01
+    seed: int = 0
+    max_epochs: int = 8
+    lr_drop_epochs: tuple = ()  # the learning rate is divided by 10 from each of these epochs on
+    weight_decay: float = 0.0
+    flip: bool = False
+    batch_size: int = 128
+    momentum: float = 0.9
+    points_per_epoch: int = 4
+    threshold: float | None = None  # Figure 1: stop epochs_past_threshold epochs after reaching it
+    epochs_past_threshold: int = 1
+    test_every_epoch: bool = True
+    max_steps: int | None = None  # tiny runs (tests); None = whole epochs
+
+    def __post_init__(self):
+        if self.pool not in ("3/2", "2/2"):
+            raise ValueError(f"pool must be '3/2' or '2/2', got {self.pool!r}")
+        if self.batch_size < 1 or self.max_epochs < 1 or self.points_per_epoch < 1:
+            raise ValueError("batch_size, max_epochs and points_per_epoch must be at least 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lr_drop_epochs"] = list(self.lr_drop_epochs)
+        return d
+
+    def lr_at(self, epoch: int) -> float:
+        return self.lr * 0.1 ** sum(1 for e in self.lr_drop_epochs if epoch >= e)
+
+
+@dataclass
+class CifarTensors:
+    """Both splits as normalised float32 tensors (N x 3 x 32 x 32, channels-last) and int64 labels."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list
+    source: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def describe(self) -> dict:
+        return {"data": self.source, "train_images": len(self.train_y), "test_images": len(self.test_y),
+                "num_classes": self.num_classes, **self.info}
+
+
+def load_cifar_tensors(data: str, *, limit_per_class: int | None = None, synthetic_train: int | None = None,
+                       synthetic_test: int | None = None) -> CifarTensors:
+    """Decode ``data`` (as ``alexnet.data.build_data``: 'cifar10', an archive, a folder, 'synthetic') at 32 px."""
+    kwargs = {"image_size": 32, "seed": 0, "limit_per_class": limit_per_class}
+    if synthetic_train is not None:
+        kwargs["synthetic_train"] = synthetic_train
+    if synthetic_test is not None:
+        kwargs["synthetic_val"] = synthetic_test
+    t0 = time.perf_counter()
+    bundle = build_data(data, **kwargs)
+    mean = bundle.stats.mean.float()  # 3 x 32 x 32, training split only
+
+    def prepared(images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(images, dtype=np.uint8)).float().sub_(mean)  # a copy: the cache is read-only
+
+    train_x = prepared(bundle.train.images)
+    std = train_x.transpose(0, 1).reshape(3, -1).std(dim=1).clamp_min(1e-3).view(1, 3, 1, 1)
+    train_x = train_x.div_(std).contiguous(memory_format=torch.channels_last)
+    test_x = prepared(bundle.val.images).div_(std).contiguous(memory_format=torch.channels_last)
+    return CifarTensors(train_x=train_x, train_y=torch.from_numpy(np.asarray(bundle.train.labels, np.int64)),
+                        test_x=test_x, test_y=torch.from_numpy(np.asarray(bundle.val.labels, np.int64)),
+                        classes=list(bundle.classes), source=str(bundle.source),
+                        info={"prepare_seconds": round(time.perf_counter() - t0, 2), "skipped_images": bundle.skipped})
+
+
+def build_model(spec: RunSpec, num_classes: int) -> CifarCNN:
+    kernel, stride = (int(v) for v in spec.pool.split("/"))
+    torch.manual_seed(spec.seed)  # same seed -> same initial weights in every arm (equal parameter shapes)
+    model = CifarCNN(num_classes=num_classes, activation=spec.activation, lrn=spec.lrn, pool_kernel=kernel,
+                     pool_stride=stride)
+    return model.to(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000) -> dict:
+    model.eval()
+    wrong, loss, n = 0, 0.0, len(data.test_y)
+    for i in range(0, n, batch_size):
+        logits = model(data.test_x[i:i + batch_size])
+        y = data.test_y[i:i + batch_size]
+        wrong += int((logits.argmax(1) != y).sum())
+        loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    model.train()
+    return {"test_top1_err": wrong / max(n, 1), "test_loss": loss / max(n, 1)}
+
+
+class _Window:
+    """Running error of the batches since the last curve point."""
+
+    def __init__(self, start_step: int = 0, start_seconds: float = 0.0, wrong: int = 0, seen: int = 0,
+                 loss_sum: float = 0.0):
+        self.start_step, self.start_seconds = start_step, start_seconds
+        self.wrong, self.seen, self.loss_sum = wrong, seen, loss_sum
+
+    def state(self) -> dict:
+        return dict(vars(self))
+
+
+def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLike | None = None,
+              give_up_after: float | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train one net (resuming from ``state_path`` when it holds this spec's state); return its record."""
+    model = build_model(spec, data.num_classes)
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    n = len(data.train_y)
+    steps_per_epoch = max(n // spec.batch_size, 1)  # the last partial batch is dropped, as batch 128 training does
+    window_steps = max(steps_per_epoch // spec.points_per_epoch, 1)
+    rec = {"curve": [], "test_curve": [], "step": 0, "epochs_run": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
+           "stop_reason": None, "window": _Window().state()}
+    state_path = Path(state_path) if state_path is not None else None
+    if state_path is not None and state_path.is_file():
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if saved.get("format") == STATE_FORMAT and saved.get("spec") == spec.to_dict():
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            rec = saved["record"]
+    window = _Window(**rec["window"])
+    flip_dim = 3  # W of N x C x H x W
+
+    for epoch in range(rec["epochs_run"], spec.max_epochs):
+        if rec["stop_reason"] is not None:
+            break
+        wall0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = spec.lr_at(epoch)
+        gen = torch.Generator().manual_seed(spec.seed * 1000 + epoch)
+        order = torch.randperm(n, generator=gen)
+        flips = torch.rand(n, generator=gen) < 0.5
+        wrong = torch.zeros((), dtype=torch.int64)
+        loss_sum = torch.zeros(())
+        t0 = time.perf_counter()
+        for i in range(steps_per_epoch):
+            if spec.max_steps is not None and rec["step"] >= spec.max_steps:
+                rec["stop_reason"] = "max-steps"
+                break
+            idx = order[i * spec.batch_size:(i + 1) * spec.batch_size]
+            x, y = data.train_x[idx], data.train_y[idx]
+            if spec.flip:
+                f = flips[idx]
+                x[f] = x[f].flip(flip_dim)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            wrong += (logits.detach().argmax(1) != y).sum()
+            loss_sum += loss.detach()
+            window.seen += len(y)
+            rec["step"] += 1
+            if rec["step"] - window.start_step == window_steps:
+                seconds = rec["train_seconds"] + (time.perf_counter() - t0)
+                window.wrong += int(wrong)
+                window.loss_sum += float(loss_sum)
+                wrong.zero_()
+                loss_sum.zero_()
+                point = _close_window(window, rec["step"], seconds, steps_per_epoch)
+                rec["curve"].append(point)
+                window = _Window(rec["step"], seconds)
+                if not math.isfinite(point["train_loss"]):
+                    rec["stop_reason"] = "diverged"
+                    break
+        rec["train_seconds"] += time.perf_counter() - t0
+        window.wrong += int(wrong)
+        window.loss_sum += float(loss_sum)
+        rec["epochs_run"] = epoch + 1
+        crossing = _crossing(rec["curve"], spec.threshold, data.num_classes, "epoch")
+        if rec["stop_reason"] is None:
+            if crossing is not None and rec["epochs_run"] >= crossing + spec.epochs_past_threshold:
+                rec["stop_reason"] = "threshold-reached"
+            elif crossing is None and give_up_after is not None and rec["epochs_run"] >= give_up_after:
+                rec["stop_reason"] = "slower-than-best"
+            elif rec["epochs_run"] >= spec.max_epochs:
+                rec["stop_reason"] = "budget"
+        if spec.test_every_epoch or rec["stop_reason"] is not None:
+            rec["test_curve"].append({"epoch": rec["epochs_run"], **test_error(model, data)})
+        rec["wall_seconds"] += time.perf_counter() - wall0
+        rec["window"] = window.state()
+        if state_path is not None:
+            state = {"format": STATE_FORMAT, "spec": spec.to_dict(), "model": model.state_dict(),
+                     "optimizer": opt.state_dict(), "record": rec}
+            atomic_write(state_path, lambda f: torch.save(state, f))
+        if on_epoch is not None:
+            on_epoch({"epoch": rec["epochs_run"], "curve": rec["curve"], "test_curve": rec["test_curve"],
+                      "train_seconds": rec["train_seconds"], "steps": rec["step"]})
+    return _record(spec, rec, data, steps_per_epoch, window_steps)
+
+
+def _close_window(window: _Window, step: int, seconds: float, steps_per_epoch: int) -> dict:
+    batches = step - window.start_step
+    return {"epoch": (window.start_step + step) / 2 / steps_per_epoch,  # the window's middle
+            "seconds": (window.start_seconds + seconds) / 2,
+            "epoch_end": step / steps_per_epoch, "step": step, "images": window.seen,
+            "train_top1_err": window.wrong / max(window.seen, 1), "train_loss": window.loss_sum / max(batches, 1)}
+
+
+def _crossing(curve: list, threshold: float | None, num_classes: int, axis: str) -> float | None:
+    if threshold is None:
+        return None
+    return epochs_to_threshold([(p[axis], p["train_top1_err"]) for p in curve], threshold,
+                               start=(0.0, 1.0 - 1.0 / num_classes))
+
+
+def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, window_steps: int) -> dict:
+    curve, tests = rec["curve"], rec["test_curve"]
+    images = rec["step"] * spec.batch_size
+    return {
+        "spec": spec.to_dict(), "data": data.describe(),
+        "stop_reason": rec["stop_reason"], "diverged": rec["stop_reason"] == "diverged",
+        "epochs_run": rec["epochs_run"], "steps": rec["step"], "steps_per_epoch": steps_per_epoch,
+        "window_batches": window_steps,
+        "epochs_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "epoch"),
+        "seconds_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "seconds"),
+        "final_train_err": curve[-1]["train_top1_err"] if curve else None,
+        "final_train_loss": curve[-1]["train_loss"] if curve else None,
+        "test_top1_err": tests[-1]["test_top1_err"] if tests else None,
+        "train_seconds": rec["train_seconds"], "wall_seconds": rec["wall_seconds"],
+        "images_per_s": images / rec["train_seconds"] if rec["train_seconds"] > 0 else None,
+        "threads": torch.get_num_threads(),
+        "curve": curve, "test_curve": tests,
+    }
