@@ -5,9 +5,9 @@ import statistics
 
 import pytest
 
-from bench.ablation_report import claims, fmt_measured
-from bench.ablations import run_status
-from bench.stats import epochs_to_threshold, mean_sd, paired_delta, t_cdf, t_quantile
+from bench.ablations.alexnet_report import claims, fmt_measured
+from bench.ablations.alexnet_study import run_status
+from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio, t_cdf, t_quantile, verdict
 
 # Two-sided 95% critical values t_{0.975, df}: NIST/SEMATECH e-Handbook of Statistical Methods, 1.3.6.7.2
 # (upper critical values of Student's t distribution), 3 decimals.
@@ -120,17 +120,35 @@ def test_claims_sign_pairing_and_stability():
     assert "-1.00" in fmt_measured(row)
 
 
-def test_fig1_speedup_is_ratio_of_paired_epochs():
-    def runs(values):
-        return {str(s): {"status": "ok", "epochs_to_threshold": v, "seconds_to_threshold": None if v is None else 10 * v}
-                for s, v in enumerate(values)}
-    cifar = {"data": "synthetic", "epochs": 30, "num_classes": 10, "lrs": ["0.01"],
-             "fig1": {"relu": {"best_lr": "0.01", "runs": runs([2.0, 4.0, 3.0])},
-                      "tanh": {"best_lr": "0.01", "runs": runs([12.0, 24.0, None])}},
-             "lrn": {"lr": 0.01, "runs": {"lrn": {}, "no-lrn": {}}}}
-    rows = [r for r in claims({"seeds": [0, 1, 2], "cifar": cifar}) if r["claim"].startswith("Figure 1")]
-    epochs = next(r for r in rows if r["metric"].startswith("epochs"))
-    assert epochs["paper_value"] == 6.0
-    assert epochs["measured"]["n"] == 2 and epochs["measured"]["mean"] == pytest.approx(6.0)
-    assert epochs["measured"]["ci"] == pytest.approx([6.0, 6.0])
-    assert "tanh never reached it in seed(s) 2" in epochs["stability"]
+def test_paired_ratio_is_geometric_mean_with_log_interval():
+    relu = {0: 2.0, 1: 4.0, 2: 3.0, 3: 5.0}
+    tanh = {0: 12.0, 1: 24.0, 2: None, 3: 10.0}  # seed 2 never reached the threshold: it drops out
+    r = paired_ratio(relu, tanh)
+    assert r.n == 3 and r.seeds == [0, 1, 3] and r.ratios == pytest.approx([6.0, 6.0, 2.0])
+    logs = [math.log(6.0), math.log(6.0), math.log(2.0)]
+    half = 4.302653 * statistics.stdev(logs) / math.sqrt(3)
+    assert r.mean == pytest.approx((6.0 * 6.0 * 2.0) ** (1 / 3))
+    assert r.ci == pytest.approx((math.exp(statistics.mean(logs) - half), math.exp(statistics.mean(logs) + half)),
+                                 rel=1e-5)
+    assert r.ci[0] > 0  # a ratio's interval never crosses zero
+    same = paired_ratio({0: 2.0, 1: 3.0}, {0: 12.0, 1: 18.0})
+    assert same.mean == pytest.approx(6.0) and same.ci == pytest.approx((6.0, 6.0))
+    assert paired_ratio({0: 2.0}, {0: 8.0}).ci is None
+
+
+@pytest.mark.parametrize("ci,paper,null,expected", [
+    ((-3.0, -1.0), -2.0, 0.0, "agrees"),
+    ((-1.0, -0.5), -2.0, 0.0, "agrees in direction, smaller"),
+    ((-4.0, -3.0), -2.0, 0.0, "agrees in direction, larger"),
+    ((-0.5, 0.5), -2.0, 0.0, "disagrees"),  # no effect of the paper's size
+    ((0.2, 1.0), -2.0, 0.0, "disagrees"),  # the opposite effect
+    ((-3.0, 0.5), -2.0, 0.0, "inconclusive"),
+    (None, -2.0, 0.0, "inconclusive"),
+    ((4.0, 7.0), 6.0, 1.0, "agrees"),
+    ((1.5, 3.0), 6.0, 1.0, "agrees in direction, smaller"),
+    ((0.5, 0.9), 6.0, 1.0, "disagrees"),
+    ((0.8, 1.2), 6.0, 1.0, "disagrees"),
+    ((0.8, 9.0), 6.0, 1.0, "inconclusive"),
+])
+def test_verdict_comes_from_the_interval(ci, paper, null, expected):
+    assert verdict(ci, paper, null) == expected

@@ -1,47 +1,11 @@
-"""The ablation harness: the 4-layer CIFAR CNN, the one-switch variant table, and the whole study end to
-end on CPU at a tiny budget (one seed, a few steps, synthetic data): runs, resumes without redoing
-anything, refuses stale run directories, and writes the report files."""
+"""The AlexNet ablation harness: the one-switch variant table, and the whole study end to end on CPU at a
+tiny budget (one seed, a few steps, synthetic data): runs, resumes without redoing anything, refuses
+stale run directories, and writes the report files."""
 import json
 
 import pytest
-import torch
 
-from alexnet.cifar_cnn import CifarCNN
-from bench import ablations
-
-
-def test_cifar_cnn_shapes_and_one_switch():
-    x = torch.randn(4, 3, 32, 32)
-    torch.manual_seed(0)
-    relu = CifarCNN(activation="relu")
-    torch.manual_seed(0)
-    tanh = CifarCNN(activation="tanh")
-    assert relu(x).shape == (4, 10) and relu.classifier.in_features == 64 * 4 * 4
-    # same seed -> identical initial weights; only the nonlinearity differs
-    for (n1, p1), (n2, p2) in zip(relu.named_parameters(), tanh.named_parameters()):
-        assert n1 == n2 and torch.equal(p1, p2)
-    assert not torch.allclose(relu(x), tanh(x))
-    lrn = CifarCNN(lrn=True)
-    assert sum(p.numel() for p in lrn.parameters()) == sum(p.numel() for p in relu.parameters())
-    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in lrn.modules()) == 2
-
-
-def test_cifar_cnn_lrn_uses_paper_alpha_convention():
-    lrn = next(m for m in CifarCNN(lrn=True).modules() if isinstance(m, torch.nn.LocalResponseNorm))
-    a = torch.rand(1, 8, 2, 2) * 50
-    n, alpha, beta, k = 5, 1e-4, 0.75, 2.0
-    i = 3  # channels 1..5 are inside the window of channel 3
-    expected = a[0, i] / (k + alpha * (a[0, 1:6] ** 2).sum(0)) ** beta
-    assert torch.allclose(lrn(a)[0, i], expected, rtol=1e-5)
-
-
-def test_cifar_cnn_rejects_bad_input():
-    with pytest.raises(ValueError, match="activation"):
-        CifarCNN(activation="sigmoid")
-    with pytest.raises(ValueError, match="32 px"):
-        CifarCNN()(torch.randn(2, 3, 24, 24))
-    with pytest.raises(ValueError, match="N x 3 x H x W"):
-        CifarCNN()(torch.randn(3, 32, 32))
+from bench.ablations import alexnet_study as ablations
 
 
 def test_variants_differ_from_baseline_in_one_switch():
@@ -57,8 +21,7 @@ def test_variants_differ_from_baseline_in_one_switch():
 
 TINY = ["--data", "synthetic", "--seeds", "1", "--epochs", "1", "--max-steps", "1", "--batch-size", "8",
         "--synthetic-train", "16", "--synthetic-val", "8", "--image-size", "70", "--crop-size", "67",
-        "--recipes", "base", "--cifar-epochs", "1", "--cifar-max-steps", "2", "--cifar-batch-size", "8",
-        "--cifar-lrs", "0.01", "--cifar-points-per-epoch", "1", "--study", "tiny",
+        "--recipes", "base", "--study", "tiny",
         # two AlexNet variants keep CI short (each run writes a 455 MB checkpoint); every variant's flags are
         # checked against alexnet.train below
         "--variants", "baseline,no-lrn"]
@@ -90,15 +53,13 @@ def test_study_end_to_end_tiny_cpu(tmp_path, capsys):
         assert (study / "base" / variant / "seed0" / "summary.json").is_file(), variant
         assert results["alexnet"]["base"][variant]["0"]["status"] in ("ok", "diverged", "exploded", "at-chance")
     assert set(results["crops"]["base"]["0"]) >= {"centre", "ten_crop"} or results["crops"]["base"]["0"]["status"] == "diverged"
-    assert len(results["cifar"]["fig1"]["relu"]["runs"]["0"]["curve"]) >= 1
     claim_names = {r["claim"] for r in results["claims"]}
-    assert {"LRN", "10-crop vs centre-crop test", "CIFAR 4-layer CNN: LRN (13% -> 11% test error)",
-            "Figure 1: ReLU vs tanh speed-up (4-layer CNN)"} <= claim_names
+    assert {"LRN", "10-crop vs centre-crop test"} <= claim_names
     reports = tmp_path / "reports"
     md = (reports / "ablations_tiny.md").read_text()
     assert "| claim | metric | recipe | paper delta | measured delta +/- 95% CI" in md
     assert "-1.4 pp" in md and "Scale: the paper vs this study" in md
-    assert (reports / "ablations_tiny_figure1.png").stat().st_size > 1000
+    assert (reports / "ablations_tiny_deltas.png").stat().st_size > 1000
     assert json.loads((study / "results.json").read_text())["study"] == "tiny"
 
     # resumable: a second invocation redoes nothing
@@ -106,7 +67,7 @@ def test_study_end_to_end_tiny_cpu(tmp_path, capsys):
     capsys.readouterr()
     ablations.main(ablations.build_parser().parse_args(argv))
     out = capsys.readouterr().out
-    assert "python -m alexnet.train" not in out and "CIFAR CNN {" not in out
+    assert "python -m alexnet.train" not in out
     assert {p: p.stat().st_mtime_ns for p in study.rglob("summary.json")} == mtimes
 
     # a run directory made with other flags is refused, not silently reused

@@ -1,14 +1,14 @@
-"""Report of the ablation study (``bench.ablations``): claim table, delta bar chart, Figure-1 curves.
+"""Report of the AlexNet ablation study (``python -m bench.ablations``): claim table and delta bar chart.
 
 ``claims(results)`` turns the study's per-run numbers into one row per paper claim, metric and recipe:
 the paper's delta next to the measured one, ``feature on - feature off`` in percentage points of error
 (negative = the feature helps), the mean of per-seed paired differences with a t-based 95% CI
-(``bench.stats.paired_delta``), flagged when the interval includes zero. Seeds where either side
+(``bench.ablations.stats.paired_delta``), flagged when the interval includes zero. Seeds where either side
 diverged or sat at chance are left out of the pairing and counted in the "stability" column instead,
 so 'harder to train' is never turned into a number. ``write_report(results, report_dir)`` writes
-``ablations_<study>.md``, ``ablations_<study>_deltas.png`` and ``ablations_<study>_figure1.png``.
+``ablations_<study>.md`` and ``ablations_<study>_deltas.png``.
 
-``python -m bench.ablation_report runs/ablations/<study>/results.json [--report-dir reports]`` re-renders.
+``python -m bench.ablations.alexnet_report runs/ablations/<study>/results.json [--report-dir reports]`` re-renders.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench.ablations.stats import mean_sd, paired_delta
+from bench.ablations.stats import mean_sd, paired_delta, verdict
 
 # claim name, AlexNet variant with the feature switched off, paper deltas (on - off, percentage points;
 # a string where the paper gives only a bound or words), where the paper says it.
@@ -33,7 +33,7 @@ ALEXNET_CLAIMS = [
 ]
 METRIC_KEYS = {"top-1": "val_top1_err", "top-5": "val_top5_err", "train-val gap": "gap_top1"}
 PAPER_SCALE = ("ImageNet ILSVRC-2010/2012: 1000 classes, 1.2 M training images at 256 px (227 px crops), "
-               "~90 epochs, batch 128, two GTX 580 GPUs, 5-6 days; 4-layer CNN claims on CIFAR-10 (10 classes, 50k images, 32 px)")
+               "~90 epochs, batch 128, two GTX 580 GPUs, 5-6 days")
 
 
 def _good(run: dict | None) -> bool:
@@ -92,44 +92,6 @@ def claims(results: dict) -> list[dict]:
             for metric, key in (("top-1", "val_top1_err"), ("top-5", "val_top5_err")):
                 rows.append(_row("10-crop vs centre-crop test", metric, recipe, "not given (used for all results)",
                                  on, off, key, _setting(list(base.values()), n_seeds), "sec. 4.1"))
-    cifar = results.get("cifar")
-    if cifar:
-        setting = (f"{cifar['data']} at 32 px ({cifar.get('num_classes')} classes, {cifar.get('train_images')} train / "
-                   f"{cifar.get('val_images')} test), {cifar['epochs']} epochs"
-                   + (f" (max {cifar['max_steps']} steps)" if cifar.get("max_steps") else "") + f", {n_seeds} seeds")
-        lrn = cifar["lrn"]["runs"]
-        rows.append(_row("CIFAR 4-layer CNN: LRN (13% -> 11% test error)", "top-1", f"lr {cifar['lrn']['lr']:g}, wd, flips",
-                         -2.0, lrn["lrn"], lrn["no-lrn"], "test_top1_err", setting, "sec. 3.3"))
-        rows += _fig1_rows(cifar, setting)
-    return rows
-
-
-def _fig1_rows(cifar: dict, setting: str) -> list[dict]:
-    """ReLU vs tanh: speed-up = tanh's / ReLU's epochs (and seconds) to the threshold, as the geometric
-    mean over seeds with a CI from the paired log ratios (exp of the t interval)."""
-    relu, tanh = cifar["fig1"]["relu"], cifar["fig1"]["tanh"]
-    rows = []
-    for metric, key in (("epochs to 25% train err", "epochs_to_threshold"),
-                        ("seconds to 25% train err", "seconds_to_threshold")):
-        def logs(runs):
-            return {s: math.log(r[key]) for s, r in runs.items()
-                    if _good(r) and r.get(key) is not None and r[key] > 0}
-        d = paired_delta(logs(relu["runs"]), logs(tanh["runs"]))
-        m = d.to_dict()
-        ratio = {"n": m["n"], "seeds": m["seeds"], "diffs": [math.exp(x) for x in m["diffs"]],
-                 "mean": None if m["mean"] is None else math.exp(m["mean"]), "sd": None,
-                 "ci": None if m["ci"] is None else [math.exp(m["ci"][0]), math.exp(m["ci"][1])],
-                 "half_width": None, "level": m["level"],
-                 "includes_zero": None if m["ci"] is None else m["ci"][0] <= 0.0 <= m["ci"][1]}
-        never = {a: [s for s, r in runs["runs"].items() if r.get(key) is None] for a, runs in (("relu", relu), ("tanh", tanh))}
-        note = "; ".join(f"{a} never reached it in seed(s) {','.join(v)}" for a, v in never.items() if v)
-        rows.append({"claim": "Figure 1: ReLU vs tanh speed-up (4-layer CNN)", "metric": metric,
-                     "recipe": f"best lr of grid: relu {relu['best_lr']}, tanh {tanh['best_lr']}",
-                     "paper": "6x" if key == "epochs_to_threshold" else "not given",
-                     "paper_value": 6.0 if key == "epochs_to_threshold" else None, "measured": ratio, "unit": "x",
-                     "stability": f"relu: {_stability(relu['runs'])}; tanh: {_stability(tanh['runs'])}"
-                                  + (f"; {note}" if note else ""),
-                     "setting": setting, "where": "Figure 1"})
     return rows
 
 
@@ -141,9 +103,6 @@ def fmt_measured(row: dict) -> str:
     m = row["measured"]
     if m["mean"] is None:
         return "no trained pair (see stability)"
-    if row["unit"] == "x":
-        ci = "n/a (1 seed)" if m["ci"] is None else f"95% CI [{m['ci'][0]:.2f}x, {m['ci'][1]:.2f}x]"
-        return f"{m['mean']:.2f}x, {ci}"
     mean = 100 * m["mean"]
     if m["ci"] is None:
         return f"{mean:+.2f} pp, CI n/a (1 pair)"
@@ -153,7 +112,7 @@ def fmt_measured(row: dict) -> str:
 def fmt_paper(row: dict) -> str:
     p = row["paper"]
     if isinstance(p, (int, float)):
-        return f"{p:+.1f} pp" if row["unit"] == "pp" else f"{p:g}x"
+        return f"{p:+.1f} pp"
     return str(p)
 
 
@@ -161,9 +120,15 @@ def fmt_zero(row: dict) -> str:
     m = row["measured"]
     if m["ci"] is None:
         return "n/a"
-    if row["unit"] == "x":  # for a ratio the "no effect" value is 1
-        return "**yes: not resolved**" if m["ci"][0] <= 1.0 <= m["ci"][1] else "no"
     return "**yes: not resolved**" if m["includes_zero"] else "no"
+
+
+def fmt_verdict(row: dict) -> str:
+    """The interval's verdict on the paper's number (``bench.ablations.stats.verdict``); '-' without one."""
+    if row["paper_value"] is None:
+        return "-"
+    ci = row["measured"]["ci"]
+    return verdict(None if ci is None else [100 * ci[0], 100 * ci[1]], row["paper_value"])
 
 
 def _pct(v) -> str:
@@ -190,11 +155,11 @@ def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) ->
          "t-based 95% confidence interval. 'CI includes 0' = the study does not resolve the sign. Seeds where "
          "either side diverged, exploded or sat at chance (see the status definitions below) are excluded from the pairing and "
          "counted under stability.", "",
-         "| claim | metric | recipe | paper delta | measured delta +/- 95% CI | pairs | CI includes 0 | stability | dataset, epochs, seeds |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "| claim | metric | recipe | paper delta | measured delta +/- 95% CI | pairs | CI includes 0 | verdict | stability | dataset, epochs, seeds |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         L.append(f"| {r['claim']} ({r['where']}) | {r['metric']} | {r['recipe']} | {fmt_paper(r)} | {fmt_measured(r)} | "
-                 f"{r['measured']['n']} | {fmt_zero(r)} | {r['stability']} | {r['setting']} |")
+                 f"{r['measured']['n']} | {fmt_zero(r)} | {fmt_verdict(r)} | {r['stability']} | {r['setting']} |")
     L.append("")
     if figures.get("deltas"):
         L += [f"![measured vs paper deltas]({figures['deltas']})", ""]
@@ -237,30 +202,6 @@ def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) ->
                 L.append(f"| {recipe} | {seed} | {_pct(c['centre']['val_top1_err'])} | {_pct(c['ten_crop']['val_top1_err'])} | "
                          f"{_pct(c['centre']['val_top5_err'])} | {_pct(c['ten_crop']['val_top5_err'])} |")
         L.append("")
-    cifar = results.get("cifar")
-    if cifar:
-        L += ["## Figure 1: ReLU vs tanh, 4-layer CIFAR CNN", "",
-              f"Training error = running top-1 error of the training batches, {cifar.get('threshold', 0.25):.0%} "
-              "threshold crossing linearly interpolated between measurements (from chance at epoch 0); seconds "
-              "count training steps only. Each activation uses the learning rate of the grid "
-              f"({', '.join(cifar['lrs'])}) that reaches the threshold soonest on average, as the paper tuned "
-              "each network separately. No weight decay, no augmentation, no LRN (no regularisation, as in Figure 1).", "",
-              "| activation | lr | seed | status | epochs to threshold | seconds to threshold | final train err | final test err |",
-              "|---|---|---|---|---|---|---|---|"]
-        for act in ("relu", "tanh"):
-            for lr, runs in cifar["fig1"][act]["grid"].items():
-                for seed, r in runs.items():
-                    mark = " (chosen)" if lr == cifar["fig1"][act]["best_lr"] else ""
-                    L.append(f"| {act} | {lr}{mark} | {seed} | {r['status']} | {_num(r['epochs_to_threshold'])} | "
-                             f"{_num(r['seconds_to_threshold'], '{:.1f}')} | {_pct(r['final_train_err'])} | "
-                             f"{_pct(r['test_top1_err'])} |")
-        L.append("")
-        if figures.get("figure1"):
-            L += [f"![Figure 1 style curves]({figures['figure1']})", ""]
-        L += [f"LRN on the CIFAR CNN (lr {cifar['lrn']['lr']:g}, weight decay 5e-4, random flips): test top-1 error "
-              + "; ".join(f"{name} " + ", ".join(f"seed {s}: {r['status']} {_pct(r['test_top1_err'])}"
-                                                 for s, r in runs.items())
-                          for name, runs in cifar["lrn"]["runs"].items()), ""]
     return "\n".join(L) + "\n"
 
 
@@ -317,39 +258,6 @@ def plot_deltas(rows: list[dict], path: Path) -> bool:
     return True
 
 
-def plot_figure1(cifar: dict, path: Path) -> bool:
-    """Training error vs epochs and vs seconds, ReLU solid and tanh dashed, one line per seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    drew = False
-    for act, style, color in (("relu", "-", "C0"), ("tanh", "--", "C3")):
-        info = cifar["fig1"][act]
-        for i, (seed, r) in enumerate(info["runs"].items()):
-            curve = r.get("curve") or []
-            if not curve:
-                continue
-            drew = True
-            label = f"{act} (lr {info['best_lr']})" if i == 0 else None
-            axes[0].plot([p["epoch"] for p in curve], [p["train_top1_err"] for p in curve], style, color=color, label=label)
-            axes[1].plot([p["seconds"] for p in curve], [p["train_top1_err"] for p in curve], style, color=color, label=label)
-    thr = cifar.get("threshold", 0.25)
-    for ax, xl in zip(axes, ("epochs", "training seconds")):
-        ax.axhline(thr, color="k", ls=":", lw=0.8)
-        ax.set_xlabel(xl)
-        ax.set_ylabel("training error rate")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=8)
-    fig.suptitle("Figure 1 style: 4-layer CNN on CIFAR, ReLU (solid) vs tanh (dashed)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return drew
-
-
 def write_report(results: dict, report_dir: Path) -> list[Path]:
     """Write the Markdown report and its plots; return the paths written."""
     report_dir = Path(report_dir)
@@ -361,18 +269,13 @@ def write_report(results: dict, report_dir: Path) -> list[Path]:
     if plot_deltas(rows, deltas):
         written.append(deltas)
         figures["deltas"] = deltas.name
-    if results.get("cifar"):
-        fig1 = report_dir / f"{stem}_figure1.png"
-        if plot_figure1(results["cifar"], fig1):
-            written.append(fig1)
-            figures["figure1"] = fig1.name
     md = report_dir / f"{stem}.md"
     md.write_text(render_markdown(results, rows, figures))
     return [md, *written]
 
 
 def cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ablation_report", description="Re-render an ablation report.")
+    p = argparse.ArgumentParser(prog="python -m bench.ablations.alexnet_report", description="Re-render an ablation report.")
     p.add_argument("results", help="runs/ablations/<study>/results.json")
     p.add_argument("--report-dir", default="reports")
     a = p.parse_args(argv)

@@ -10,12 +10,12 @@ data order, schedule and budget):
   accurate once trained"). ``--lr-grid`` adds a recipe ``lr-best``: the baseline's best learning rate
   from the grid (first seed), applied to every variant alike.
 * 10-crop test: the baseline checkpoints re-evaluated with the centre crop and with 10 crops.
-* The paper's 4-layer CIFAR CNN (``alexnet.cifar_cnn``) in a compact loop on 32 px images: ReLU vs tanh
-  (Figure 1: epochs and seconds to 25 % training error; each activation gets its fastest learning rate of
-  ``--cifar-lrs``, as the paper chose its rates per net), and with vs without LRN (test error).
+
+The paper's CIFAR-10 claims on its four-layer CNN (Figure 1, LRN) are a separate, CPU-sized study:
+``python -m bench.ablations.cifar``.
 
 Runs live in ``runs/ablations/<study>/<recipe>/<variant>/seed<k>/``; a run whose ``summary.json`` (AlexNet)
-or ``result.json`` (CIFAR CNN) exists is not redone, a run with only a checkpoint is resumed, and a run
+exists is not redone, a run with only a checkpoint is resumed, and a run
 directory made with other flags is an error (use another ``--study``). Results go to
 ``<study dir>/results.json``; the report (``bench.ablation_report``) to ``--report-dir``.
 """
@@ -24,15 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+
+from alexnet.atomic_io import write_json_atomic
+from bench.ablations import alexnet_report
 
 # Variants of AlexNet: name -> flags added to the baseline's (exactly one switch each).
 VARIANTS: dict[str, list[str]] = {
@@ -47,19 +47,10 @@ RECIPES = ("base", "warmup", "lr-best")
 # Run settings copied into the results (they describe the scale of what was measured).
 SETTING_KEYS = ("data", "image_size", "crop_size", "epochs", "max_steps", "batch_size", "lr", "warmup_epochs", "amp",
                 "train_images", "val_images", "num_classes", "layout", "width", "devices")
-FIG1_THRESHOLD = 0.25
 
 
 # ----------------------------------------------------------------------------------------------------
 # small helpers
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _check_or_record_flags(run_dir: Path, flags: list[str]) -> None:
@@ -203,229 +194,6 @@ def crops_for_run(run_dir: Path, log) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
-# the paper's 4-layer CIFAR CNN: a compact training loop
-
-
-_TENSOR_CACHE: dict = {}
-
-
-def cifar_tensors(args) -> dict:
-    """The CIFAR CNN's data as whole tensors on the device (built once per process): 32 px, normalised
-    per channel with the training split's mean image and per-channel standard deviation."""
-    key = (args.cifar_data, args.synthetic_classes, args.synthetic_train, args.synthetic_val, args.limit_per_class)
-    if key in _TENSOR_CACHE:
-        return _TENSOR_CACHE[key]
-    from alexnet.data import build_data
-
-    kwargs = dict(image_size=32, seed=0, synthetic_classes=args.synthetic_classes,
-                  limit_per_class=args.limit_per_class)
-    for name in ("synthetic_train", "synthetic_val"):
-        if getattr(args, name) is not None:
-            kwargs[name] = getattr(args, name)
-    data = build_data(args.cifar_data, **kwargs)
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-    def stack(ds):
-        if hasattr(ds, "images") and hasattr(ds, "labels"):  # alexnet.data.UInt8ImageDataset: whole arrays
-            return torch.from_numpy(np.ascontiguousarray(ds.images)), torch.from_numpy(np.asarray(ds.labels, np.int64))
-        xs, ys = zip(*(ds[i] for i in range(len(ds))))
-        return torch.stack(list(xs)), torch.tensor(ys, dtype=torch.int64)
-
-    xtr, ytr = stack(data.train)
-    xva, yva = stack(data.val)
-    mean = data.stats.mean.float()
-    std = (xtr.float() - mean).transpose(0, 1).reshape(3, -1).std(dim=1).clamp_min(1e-3).view(3, 1, 1)
-    out = {"train_x": xtr.to(device), "train_y": ytr.to(device), "val_x": xva.to(device), "val_y": yva.to(device),
-           "mean": mean.to(device), "std": std.to(device), "num_classes": len(data.classes), "device": device,
-           "train_images": len(ytr), "val_images": len(yva), "classes": list(data.classes)}
-    _TENSOR_CACHE[key] = out
-    return out
-
-
-def train_cifar_cnn(tensors: dict, *, activation: str, lrn: bool, seed: int, epochs: int, lr: float,
-                    batch_size: int = 128, momentum: float = 0.9, weight_decay: float = 0.0, flip: bool = False,
-                    max_steps: int | None = None, points_per_epoch: int = 4, amp: str = "off") -> dict:
-    """Train the 4-layer CNN; return its training-error curve and final errors.
-
-    The curve has ``points_per_epoch`` points per epoch: (epochs done, running training top-1 error of the
-    batches since the previous point, training seconds so far). Seconds count training steps only
-    (synchronised), not evaluation. Same ``seed`` -> same initial weights and batch order for both
-    activations (their parameter shapes are identical).
-    """
-    from alexnet.cifar_cnn import CifarCNN
-
-    device = tensors["device"]
-    torch.manual_seed(seed)
-    model = CifarCNN(num_classes=tensors["num_classes"], activation=activation, lrn=lrn).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    n = tensors["train_images"]
-    steps_per_epoch = max(n // batch_size, 1)
-    chunk = max(steps_per_epoch // points_per_epoch, 1)
-    curve, test_curve, step, train_seconds, diverged = [], [], 0, 0.0, False
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-                if amp == "bf16" and device.type == "cuda" else None)
-
-    def normalise(x):
-        return (x.float() - tensors["mean"]) / tensors["std"]
-
-    for epoch in range(epochs):
-        if max_steps is not None and step >= max_steps:
-            break
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        order = torch.randperm(n, generator=gen).to(device)
-        flips = torch.rand(n, generator=gen).to(device) < 0.5
-        model.train()
-        wrong, seen = torch.zeros((), device=device), 0
-        _sync(device)
-        t0 = time.perf_counter()
-        for i in range(steps_per_epoch):
-            if max_steps is not None and step >= max_steps:
-                break
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            x, y = normalise(tensors["train_x"][idx]), tensors["train_y"][idx]
-            if flip:
-                x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(-1), x)
-            with autocast if autocast is not None else _null():
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            wrong += (logits.argmax(1) != y).sum()
-            seen += y.numel()
-            step += 1
-            if (i + 1) % chunk == 0 or i + 1 == steps_per_epoch or (max_steps is not None and step >= max_steps):
-                _sync(device)
-                train_seconds += time.perf_counter() - t0
-                err, loss_v = float(wrong) / seen, loss.item()
-                if not math.isfinite(loss_v):
-                    diverged = True
-                    break
-                curve.append({"epoch": epoch + (i + 1) / steps_per_epoch, "train_top1_err": err,
-                              "train_loss": loss_v, "seconds": train_seconds, "step": step})
-                wrong, seen = torch.zeros((), device=device), 0
-                t0 = time.perf_counter()
-        if diverged:
-            break
-        test_curve.append({"epoch": epoch + 1, **_cifar_eval(model, tensors, normalise)})
-
-    return {"curve": curve, "test_curve": test_curve, "diverged": diverged, "steps": step,
-            "train_seconds": train_seconds, "lr": lr, "activation": activation, "lrn": lrn, "seed": seed,
-            "weight_decay": weight_decay, "flip": flip, "batch_size": batch_size, "epochs": epochs,
-            "num_classes": tensors["num_classes"]}
-
-
-@torch.no_grad()
-def _cifar_eval(model, tensors, normalise, batch_size: int = 1000) -> dict:
-    model.eval()
-    wrong, loss, n = 0, 0.0, tensors["val_y"].numel()
-    for i in range(0, n, batch_size):
-        x, y = normalise(tensors["val_x"][i:i + batch_size]), tensors["val_y"][i:i + batch_size]
-        logits = model(x).float()
-        wrong += int((logits.argmax(1) != y).sum())
-        loss += float(F.cross_entropy(logits, y, reduction="sum"))
-    model.train()
-    return {"test_top1_err": wrong / max(n, 1), "test_loss": loss / max(n, 1)}
-
-
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def summarize_cifar_run(result: dict, threshold: float = FIG1_THRESHOLD) -> dict:
-    """Epochs and seconds to ``threshold`` training error (interpolated, from (0, chance) at the start),
-    final training and test error, and the run's status."""
-    from bench.ablations.stats import epochs_to_threshold
-
-    curve, tests = result["curve"], result["test_curve"]
-    chance = chance_error(result["num_classes"])
-    last_loss = curve[-1]["train_loss"] if curve else None
-    final_test = tests[-1]["test_top1_err"] if tests else None
-    return {
-        "status": run_status(last_loss, final_test, result["diverged"], result["num_classes"]),
-        "epochs_to_threshold": epochs_to_threshold([(p["epoch"], p["train_top1_err"]) for p in curve], threshold,
-                                                   start=(0.0, chance)),
-        "seconds_to_threshold": epochs_to_threshold([(p["seconds"], p["train_top1_err"]) for p in curve], threshold,
-                                                    start=(0.0, chance)),
-        "final_train_err": curve[-1]["train_top1_err"] if curve else None,
-        "test_top1_err": final_test, "lr": result["lr"], "threshold": threshold,
-    }
-
-
-def run_cifar(run_dir: Path, spec: dict, tensors_fn, log) -> dict:
-    """One CIFAR-CNN run, cached in ``result.json`` (skipped when present)."""
-    path = run_dir / "result.json"
-    _check_or_record_flags(run_dir, [f"{k}={v}" for k, v in sorted(spec.items())])
-    if path.exists():
-        log(f"  done already: {run_dir}")
-        return json.loads(path.read_text())
-    log(f"  CIFAR CNN {spec} -> {run_dir}")
-    result = train_cifar_cnn(tensors_fn(), **spec)
-    write_json_atomic(path, result)
-    return result
-
-
-def cifar_study(args, study_dir: Path, seeds: list[int], log) -> dict:
-    """Figure 1 (ReLU vs tanh, per-activation best lr of the grid) and LRN on/off on the CIFAR CNN."""
-    lrs = parse_floats(args.cifar_lrs, "--cifar-lrs")
-    common = dict(epochs=args.cifar_epochs, batch_size=args.cifar_batch_size, max_steps=args.cifar_max_steps,
-                  points_per_epoch=args.cifar_points_per_epoch, amp=args.amp)
-    tensors_fn = lambda: cifar_tensors(args)  # noqa: E731  (data are loaded only if some run is not cached)
-    fig1: dict = {}
-    for act in ("relu", "tanh"):
-        grid = {}
-        for lr in lrs:
-            runs = {}
-            for seed in seeds:
-                spec = dict(activation=act, lrn=False, seed=seed, lr=lr, **common)
-                res = run_cifar(study_dir / "cifar" / "fig1" / f"{act}-lr{lr:g}" / f"seed{seed}", spec, tensors_fn, log)
-                runs[str(seed)] = {**summarize_cifar_run(res, args.cifar_threshold), "curve": res["curve"],
-                                   "test_curve": res["test_curve"]}
-            grid[f"{lr:g}"] = runs
-        fig1[act] = {"grid": grid, "best_lr": _fastest_lr(grid)}
-        fig1[act]["runs"] = grid[fig1[act]["best_lr"]]
-
-    lrn_lr = args.cifar_lrn_lr if args.cifar_lrn_lr is not None else float(fig1["relu"]["best_lr"])
-    lrn_runs: dict = {}
-    for lrn in (True, False):
-        name = "lrn" if lrn else "no-lrn"
-        runs = {}
-        for seed in seeds:
-            spec = dict(activation="relu", lrn=lrn, seed=seed, lr=lrn_lr, weight_decay=5e-4, flip=True, **common)
-            res = run_cifar(study_dir / "cifar" / "lrn" / f"{name}-lr{lrn_lr:g}" / f"seed{seed}", spec, tensors_fn, log)
-            runs[str(seed)] = {**summarize_cifar_run(res, args.cifar_threshold), "test_curve": res["test_curve"]}
-        lrn_runs[name] = runs
-    info = {}
-    if _TENSOR_CACHE:
-        t = next(iter(_TENSOR_CACHE.values()))
-        info = {"train_images": t["train_images"], "val_images": t["val_images"], "num_classes": t["num_classes"]}
-    return {"fig1": fig1, "lrn": {"lr": lrn_lr, "runs": lrn_runs}, "lrs": [f"{lr:g}" for lr in lrs],
-            "epochs": args.cifar_epochs, "max_steps": args.cifar_max_steps, "data": args.cifar_data,
-            "threshold": args.cifar_threshold, "batch_size": args.cifar_batch_size, **info}
-
-
-def _fastest_lr(grid: dict) -> str:
-    """The lr whose runs reach the threshold soonest on average (never = infinity); ties and 'never
-    anywhere' broken by the lowest mean final training error."""
-    def key(lr):
-        runs = list(grid[lr].values())
-        ep = [r["epochs_to_threshold"] if r["epochs_to_threshold"] is not None and r["status"] == "ok" else math.inf
-              for r in runs]
-        fin = [r["final_train_err"] if r["final_train_err"] is not None else math.inf for r in runs]
-        return (sum(ep) / len(ep), sum(fin) / len(fin))
-    return min(grid, key=key)
-
-
-# ----------------------------------------------------------------------------------------------------
 # the study
 
 
@@ -494,8 +262,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipes", default="base,warmup", help="base (flags as given) and/or warmup (+ --warmup-epochs)")
     p.add_argument("--warmup-epochs", type=float, default=2.0, help="warm-up length of the warmup recipe")
     p.add_argument("--lr-grid", default=None, help="comma list of lrs: adds recipe lr-best (baseline's best lr, first seed)")
-    p.add_argument("--no-alexnet", action="store_true", help="skip the AlexNet ablations")
-    p.add_argument("--no-cifar", action="store_true", help="skip the 4-layer CIFAR CNN experiments")
     p.add_argument("--no-ten-crop", action="store_true", help="skip the centre vs 10-crop evaluation")
     g = p.add_argument_group("shared with alexnet.train (passed to every AlexNet run; None = its default)")
     for name, typ in (("max_steps", int), ("batch_size", int), ("image_size", int), ("crop_size", int), ("lr", float),
@@ -505,26 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
     g.add_argument("--kernels", default="eager")
     g.add_argument("--train-arg", action="append", help="extra alexnet.train flags for every run (repeatable)")
-    g = p.add_argument_group("4-layer CIFAR CNN")
-    g.add_argument("--cifar-data", default=None, help="its data (default: --data), loaded at 32 px")
-    g.add_argument("--cifar-epochs", type=int, default=30)
-    g.add_argument("--cifar-lrs", default="0.005,0.01,0.02,0.04",
-                   help="lr grid; each activation uses its fastest to the threshold (the paper tuned each net)")
-    g.add_argument("--cifar-lrn-lr", type=float, default=None, help="lr of the LRN on/off runs (default: ReLU's best)")
-    g.add_argument("--cifar-batch-size", type=int, default=128)
-    g.add_argument("--cifar-max-steps", type=int, default=None)
-    g.add_argument("--cifar-points-per-epoch", type=int, default=4)
-    g.add_argument("--cifar-threshold", type=float, default=FIG1_THRESHOLD)
     return p
 
 
 def main(args: argparse.Namespace) -> dict:
     """Run (or resume) the whole study; write results.json and the report; return the results."""
-    from bench import ablation_report
-
     seeds = parse_seeds(args.seeds)
-    if args.cifar_data is None:
-        args.cifar_data = args.data
     name = args.study or f"{Path(str(args.data)).name.replace('.tar.gz', '')}-e{args.epochs if args.epochs else 'default'}"
     study_dir = Path(args.runs_dir) / name
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -533,15 +285,12 @@ def main(args: argparse.Namespace) -> dict:
     results: dict = {"study": name, "study_dir": str(study_dir), "seeds": seeds,
                      "command": shlex.join([sys.executable, "-m", "bench.ablations", *sys.argv[1:]]),
                      "settings": {k: v for k, v in vars(args).items()}, "machine": _machine()}
-    if not args.no_alexnet:
-        runs, crops, extra = alexnet_study(args, study_dir, seeds, log)
-        results.update(alexnet=runs, crops=crops, **extra)
-    if not args.no_cifar:
-        results["cifar"] = cifar_study(args, study_dir, seeds, log)
+    runs, crops, extra = alexnet_study(args, study_dir, seeds, log)
+    results.update(alexnet=runs, crops=crops, **extra)
     results["seconds"] = time.perf_counter() - start
-    results["claims"] = ablation_report.claims(results)
+    results["claims"] = alexnet_report.claims(results)
     write_json_atomic(study_dir / "results.json", results)
-    paths = ablation_report.write_report(results, Path(args.report_dir))
+    paths = alexnet_report.write_report(results, Path(args.report_dir))
     log("wrote " + ", ".join(str(p) for p in [study_dir / "results.json", *paths]))
     return results
 

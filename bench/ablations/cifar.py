@@ -68,18 +68,6 @@ def ablation_spec(args, arm: str, seed: int) -> RunSpec:
                    **ARMS[arm])
 
 
-def fastest_lr(grid: dict[float, dict]) -> float:
-    """The rate whose run reaches the threshold soonest (in epochs); among rates that never do, the lowest
-    final training error; a diverged run ranks last."""
-    def key(lr):
-        r = grid[lr]
-        if r["diverged"]:
-            return (math.inf, math.inf)
-        ep = r["epochs_to_threshold"]
-        return (ep if ep is not None else math.inf, r["final_train_err"] if r["final_train_err"] is not None else math.inf)
-    return min(grid, key=key)
-
-
 def data_key(args) -> dict:
     """What identifies the training data without decoding it (stored in and checked against every run)."""
     if args.data == "synthetic":
@@ -172,13 +160,13 @@ def run_fig1(study: Study, seeds: list[int]) -> None:
             grid[lr] = study.run(f"fig1/{act}-lr{lr:g}/seed{seeds[0]}", fig1_spec(a, act, lr, seeds[0]),
                                  give_up_after=min(reached) if reached else None)
             if not queue and extended < a.grid_extensions:
-                best = fastest_lr(grid)
+                best = cifar_report.fastest_lr(grid)
                 if grid[best]["epochs_to_threshold"] is not None and len(grid) > 1:
                     step = 2.0 if best == max(grid) else 0.5 if best == min(grid) else None
                     if step is not None:
                         queue.append(best * step)
                         extended += 1
-        best = fastest_lr(grid)
+        best = cifar_report.fastest_lr(grid)
         study.log(f"fig1 {act}: fastest rate of the grid {sorted(grid)} is {best:g}")
         for seed in seeds[1:]:
             study.run(f"fig1/{act}-lr{best:g}/seed{seed}", fig1_spec(a, act, best, seed))

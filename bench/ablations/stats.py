@@ -5,6 +5,9 @@
 * ``paired_delta(baseline, variant)``: ``variant - baseline`` per seed present in both, mean and 95% CI
   ``mean +/- t_{0.975, n-1} * sd / sqrt(n)``. One pair gives a mean but no interval (``ci = None``,
   rendered "n/a", never zero width); no pair gives no mean.
+* ``paired_ratio(baseline, variant)``: the geometric mean of per-seed ratios ``variant[s] / baseline[s]``
+  with its 95% CI (the t interval of the log ratios, exponentiated), e.g. tanh's epochs over ReLU's.
+* ``verdict(ci, paper, null)``: agrees / disagrees / inconclusive, from the interval alone.
 * ``epochs_to_threshold(points, threshold)``: the first moment the training error falls to the
   threshold, linearly interpolated between the two measurements that straddle it (see its docstring).
 """
@@ -107,6 +110,56 @@ def paired_delta(baseline: Mapping, variant: Mapping, level: float = 0.95) -> Pa
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
     half = t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
     return PairedDelta(n, seeds, diffs, mean, sd, (mean - half, mean + half), level)
+
+
+@dataclass
+class PairedRatio:
+    """Geometric mean of ``variant / baseline`` over the seeds both have; ``ci`` None when n < 2."""
+
+    n: int
+    seeds: list
+    ratios: list
+    mean: float | None
+    ci: tuple[float, float] | None
+    level: float = 0.95
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_ratio(baseline: Mapping, variant: Mapping, level: float = 0.95) -> PairedRatio:
+    """``exp`` of ``paired_delta`` on the logs: a ratio is symmetric in log space (2x and 0.5x are equally
+    far from 1), and the interval stays positive. Seeds with a missing or non-positive value drop out."""
+    logs = [{s: math.log(v) for s, v in side.items() if _finite(v) and v > 0} for side in (baseline, variant)]
+    d = paired_delta(*logs, level=level)
+    return PairedRatio(d.n, d.seeds, [math.exp(x) for x in d.diffs], None if d.mean is None else math.exp(d.mean),
+                       None if d.ci is None else (math.exp(d.ci[0]), math.exp(d.ci[1])), level)
+
+
+def verdict(ci: Sequence[float] | None, paper: float, null: float = 0.0) -> str:
+    """What the 95% interval says about the paper's figure ``paper`` (a delta, or a ratio with ``null`` 1).
+
+    * ``agrees``: the interval excludes ``null`` on the paper's side and contains the paper's value;
+    * ``agrees in direction, smaller`` / ``... larger``: the effect is resolved on the paper's side but the
+      interval excludes the paper's value;
+    * ``disagrees``: the interval lies entirely on the other side of ``null`` (the opposite effect),
+      or contains ``null`` while excluding the paper's value (no effect of the paper's size);
+    * ``inconclusive``: the interval contains both ``null`` and the paper's value, or there is none.
+    """
+    if ci is None:
+        return "inconclusive"
+    lo, hi = ci
+    side = 1.0 if paper > null else -1.0
+    has_paper, has_null = lo <= paper <= hi, lo <= null <= hi
+    if has_null:
+        return "inconclusive" if has_paper else "disagrees"
+    resolved_same_side = (lo - null) * side > 0
+    if not resolved_same_side:
+        return "disagrees"
+    if has_paper:
+        return "agrees"
+    farther_end = lo if side < 0 else hi  # the interval's end farthest from null
+    return "agrees in direction, smaller" if (paper - farther_end) * side > 0 else "agrees in direction, larger"
 
 
 def _finite(v) -> bool:

@@ -1,0 +1,199 @@
+"""The CPU-scale CIFAR-10 study: the four-layer CNN, the training loop's curve windows, stopping rules and
+resume, and the whole study end to end at a tiny budget through its command line (records, report,
+no redone run, settings clash, bad input as one line with exit status 2)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alexnet.cifar_cnn import ChannelLRN, CifarCNN
+from alexnet.data import DEFAULT_CIFAR10
+from bench.ablations import cifar, cifar_report
+from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, train_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_cifar_cnn_shapes_and_one_switch():
+    x = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(0)
+    relu = CifarCNN(activation="relu")
+    torch.manual_seed(0)
+    tanh = CifarCNN(activation="tanh")
+    assert relu(x).shape == (4, 10) and relu.classifier.in_features == 64 * 4 * 4
+    # same seed -> identical initial weights; only the nonlinearity differs
+    for (n1, p1), (n2, p2) in zip(relu.named_parameters(), tanh.named_parameters()):
+        assert n1 == n2 and torch.equal(p1, p2)
+    assert not torch.allclose(relu(x), tanh(x))
+    lrn = CifarCNN(lrn=True)
+    assert sum(p.numel() for p in lrn.parameters()) == sum(p.numel() for p in relu.parameters())
+    assert sum(isinstance(m, ChannelLRN) for m in lrn.modules()) == 2
+    pool22 = CifarCNN(pool_kernel=2, pool_stride=2)
+    assert pool22(x).shape == (4, 10) and pool22.classifier.in_features == 64 * 4 * 4
+
+
+def test_channel_lrn_is_the_paper_formula():
+    a = torch.rand(2, 8, 3, 3, dtype=torch.float64) * 50
+    lrn = ChannelLRN(8).double()
+    n, alpha, beta, k = 5, 1e-4, 0.75, 2.0
+    out = lrn(a)
+    for c in range(8):  # the window is clipped at the channel edges: max(0, c-2) .. min(7, c+2)
+        lo, hi = max(0, c - n // 2), min(7, c + n // 2)
+        expected = a[:, c] / (k + alpha * (a[:, lo:hi + 1] ** 2).sum(1)) ** beta
+        assert torch.allclose(out[:, c], expected, rtol=1e-7)  # alpha was rounded to float32 when built
+    # PyTorch's convention divides alpha by n: the paper's net is local_response_norm(alpha = n * 1e-4)
+    assert torch.allclose(out, F.local_response_norm(a, n, alpha=n * alpha, beta=beta, k=k), rtol=1e-7)
+    with pytest.raises(ValueError, match="odd"):
+        ChannelLRN(8, size=4)
+
+
+def test_cifar_cnn_rejects_bad_input():
+    with pytest.raises(ValueError, match="activation"):
+        CifarCNN(activation="sigmoid")
+    with pytest.raises(ValueError, match="32 px"):
+        CifarCNN()(torch.randn(2, 3, 24, 24))
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        CifarCNN()(torch.randn(3, 32, 32))
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    # 70 training images at batch 8: 8 steps an epoch, windows of 3 batches (8 // 2 points) cross epoch ends
+    return load_cifar_tensors("synthetic", synthetic_train=70, synthetic_test=20)
+
+
+def test_every_curve_point_rests_on_the_same_number_of_images(tiny_data):
+    rec = train_run(RunSpec(batch_size=8, points_per_epoch=2, max_epochs=3, seed=1), tiny_data)
+    assert rec["steps_per_epoch"] == 8 and rec["window_batches"] == 4 and rec["steps"] == 24
+    assert [p["images"] for p in rec["curve"]] == [32] * 6
+    rec = train_run(RunSpec(batch_size=8, points_per_epoch=3, max_epochs=3, seed=1), tiny_data)
+    # 8 steps an epoch, windows of 2: a window never shrinks at an epoch end; the last partial one is not a point
+    assert rec["window_batches"] == 2 and [p["images"] for p in rec["curve"]] == [16] * 12
+    mids = [p["epoch"] for p in rec["curve"]]
+    assert mids[0] == pytest.approx(1 / 8) and all(b - a == pytest.approx(2 / 8) for a, b in zip(mids, mids[1:]))
+    assert len(rec["test_curve"]) == 3 and rec["stop_reason"] == "budget" and rec["images_per_s"] > 0
+
+
+def test_threshold_and_give_up_stop_a_run(tiny_data):
+    easy = RunSpec(batch_size=8, points_per_epoch=2, max_epochs=6, threshold=0.95, test_every_epoch=False)
+    rec = train_run(easy, tiny_data)  # chance error is 0.9: the first point is already under 95%
+    assert rec["stop_reason"] == "threshold-reached" and rec["epochs_to_threshold"] is not None
+    assert rec["epochs_run"] == 2 and len(rec["test_curve"]) == 1  # one epoch past the crossing; test at the end
+    never = RunSpec(batch_size=8, points_per_epoch=2, max_epochs=6, threshold=0.0001, test_every_epoch=False)
+    rec = train_run(never, tiny_data, give_up_after=1.5)
+    assert rec["stop_reason"] == "slower-than-best" and rec["epochs_run"] == 2 and rec["epochs_to_threshold"] is None
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
+    spec = RunSpec(batch_size=8, points_per_epoch=2, max_epochs=3, seed=3, flip=True, lr_drop_epochs=(2,))
+    whole = train_run(spec, tiny_data)
+
+    def stop_after_two(e):
+        if e["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_run(spec, tiny_data, state_path=state, on_epoch=stop_after_two)
+    assert state.is_file()
+    resumed = train_run(spec, tiny_data, state_path=state)
+    assert resumed["epochs_run"] == 3 and resumed["steps"] == whole["steps"]
+    for key in ("curve", "test_curve"):
+        for a, b in zip(resumed[key], whole[key]):
+            for k in a:
+                if k != "seconds":
+                    assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (key, k)
+    # a state file of another spec is ignored, not resumed into the wrong run
+    other = train_run(RunSpec(batch_size=8, points_per_epoch=2, max_epochs=1, seed=4), tiny_data, state_path=state)
+    assert other["epochs_run"] == 1
+
+
+TINY = ["--data", "synthetic", "--synthetic-train", "48", "--synthetic-test", "16", "--batch-size", "8",
+        "--fig1-seeds", "2", "--seeds", "2", "--epochs", "2", "--lr-drop-epoch", "1", "--fig1-max-epochs", "2",
+        "--lrs", "0.01,0.02", "--grid-extensions", "1", "--threads", "1"]
+
+
+def _cli(args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "bench.ablations.cifar", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_study_end_to_end_tiny(tmp_path):
+    out, state = tmp_path / "out", tmp_path / "state"
+    args = [*TINY, "--out", str(out), "--state-dir", str(state)]
+    first = _cli(args)
+    assert first.returncode == 0, first.stderr
+    runs = sorted(p.relative_to(out / "runs").as_posix() for p in (out / "runs").rglob("*.json"))
+    assert {"ablation/base/seed0.json", "ablation/lrn/seed1.json", "ablation/pool-2x2/seed1.json"} <= set(runs)
+    assert any(r.startswith("fig1/relu-lr0.01/") for r in runs) and any(r.startswith("fig1/tanh-") for r in runs)
+    assert not list(state.rglob("*.pt"))  # finished runs leave no state behind
+    md = (out / "README.md").read_text()
+    assert "| claim | metric | paper | measured mean, 95% CI | seeds | verdict |" in md
+    assert "LRN lowers test error" in md and "Figure 1" in md and "python -m bench.ablations.cifar" in md
+    for png in ("figure1.png", "deltas.png", "curves.png"):
+        assert (out / png).stat().st_size > 5000, png
+    study = json.loads((out / "study.json").read_text())
+    assert study["invocations"][0]["machine"]["cpu_usable_cores"] >= 1
+
+    # a second invocation trains nothing and gives the same records
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")}
+    again = _cli(args)
+    assert again.returncode == 0 and "training:" not in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")} == mtimes
+
+    # the report re-renders from the records alone
+    md = (out / "README.md").read_text()
+    assert "(2 invocation(s))" in md
+    (out / "README.md").unlink()
+    assert cifar_report.cli([str(out)]) == 0 and (out / "README.md").read_text() == md
+
+    # run files made with other settings are refused with one line, not mixed in
+    clash = _cli([*args[:args.index("--epochs") + 1], "3", *args[args.index("--epochs") + 2:], "--experiments", "lrn"])
+    assert clash.returncode == 2 and "Traceback" not in clash.stderr
+    assert clash.stderr.startswith("python -m bench.ablations.cifar: error: ") and "other settings" in clash.stderr
+    assert "max_epochs: file 2 vs now 3" in clash.stderr and len(clash.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--experiments", "fig1,dropout"], "unknown experiment(s) ['dropout']"),
+    (["--data", "/nonexistent/cifar.tar.gz"], "no such file or directory"),
+    (["--lrs", "0.01,fast"], "--lrs must be comma-separated numbers"),
+    (["--seeds", "0"], "--seeds must name at least one seed"),
+])
+def test_bad_input_is_one_line_and_status_2(tmp_path, args, message):
+    r = _cli([*args, "--out", str(tmp_path / "out"), "--state-dir", str(tmp_path / "state")])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("python -m bench.ablations.cifar: error: ") and message in r.stderr
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_corrupt_archive_and_corrupt_record_are_one_line(tmp_path):
+    bad = tmp_path / "cifar.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    r = _cli(["--data", str(bad), "--out", str(tmp_path / "out"), "--state-dir", str(tmp_path / "s")])
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(bad) in r.stderr, r.stderr
+    runs = tmp_path / "rep" / "runs" / "ablation" / "base"
+    runs.mkdir(parents=True)
+    (runs / "seed0.json").write_text('{"spec": ')
+    r = subprocess.run([sys.executable, "-m", "bench.ablations.cifar_report", str(tmp_path / "rep")], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "is not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not DEFAULT_CIFAR10.exists(), reason=f"real CIFAR-10 archive not found at {DEFAULT_CIFAR10}")
+def test_real_cifar10_trains_a_few_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
+    data = load_cifar_tensors("cifar10", limit_per_class=20)
+    assert data.train_x.shape == (200, 3, 32, 32) and data.test_x.shape == (200, 3, 32, 32)
+    assert data.classes[:3] == ["airplane", "automobile", "bird"]
+    assert abs(float(data.train_x.mean())) < 0.05 and 0.9 < float(data.train_x.std()) < 1.1  # normalised
+    rec = train_run(RunSpec(batch_size=20, points_per_epoch=2, max_epochs=2, lrn=True, flip=True), data)
+    assert rec["stop_reason"] == "budget" and len(rec["curve"]) == 4 and 0 <= rec["test_top1_err"] <= 1
