@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from kernels.paper import PAPER_LRN
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -31,10 +33,10 @@ class CifarCNNConfig:
     kernel_size: int = 5
     pool_kernel: int = 3
     pool_stride: int = 2
-    lrn_size: int = 5
-    lrn_alpha: float = 1e-4  # paper convention (multiplies the plain sum of squares)
-    lrn_beta: float = 0.75
-    lrn_k: float = 2.0
+    lrn_size: int = PAPER_LRN["size"]
+    lrn_alpha: float = PAPER_LRN["alpha"]  # paper convention (multiplies the plain sum of squares)
+    lrn_beta: float = PAPER_LRN["beta"]
+    lrn_k: float = PAPER_LRN["k"]
     image_size: int = 32
 
     def validate(self) -> "CifarCNNConfig":
@@ -57,7 +59,8 @@ class CifarCNNConfig:
 class ChannelLRN(nn.Module):
     """Cross-channel LRN in the paper's convention, ``x_c / (k + alpha * sum_{|j-c|<=n/2} x_j^2)^beta``."""
 
-    def __init__(self, channels: int, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    def __init__(self, channels: int, size: int = PAPER_LRN["size"], alpha: float = PAPER_LRN["alpha"],
+                 beta: float = PAPER_LRN["beta"], k: float = PAPER_LRN["k"]):
         super().__init__()
         if size < 1 or size % 2 == 0:
             raise ValueError(f"LRN size must be a positive odd number, got {size}")

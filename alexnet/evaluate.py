@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+import kernels
+
 from alexnet.augment import EvalTransform
 from alexnet.checkpoint import CheckpointError, load_checkpoint
 from alexnet.data import build_data, make_loader
@@ -56,7 +58,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the --out directory of an alexnet.train run")
     parser.add_argument("--ten-crop", action="store_true", help="average the softmax over the paper's 10 crops")
-    parser.add_argument("--kernels", default="eager", choices=["eager", "torchscript", "compile", "cuda", "triton"])
+    parser.add_argument("--kernels", default="eager", choices=kernels.BACKENDS)
     args = parser.parse_args(argv)
     try:
         result = evaluate_run(args.run_dir, args.ten_crop, args.kernels)

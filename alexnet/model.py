@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import kernels
+from kernels.paper import PAPER_LRN, PAPER_POOL
 
 LAYOUTS = {"one-gpu": 1, "two-gpu": 2}
 ACTIVATIONS = ("relu", "tanh")
@@ -57,12 +58,12 @@ class AlexNetConfig:
     conv_widths: tuple = (96, 256, 384, 384, 256)  # TOTAL kernels per conv layer, split evenly over towers
     fc_width: int = 4096  # TOTAL neurons per hidden FC layer, split evenly over towers
     lrn: bool = True
-    lrn_size: int = 5
-    lrn_alpha: float = 1e-4  # paper convention: multiplies the plain sum of squares
-    lrn_beta: float = 0.75
-    lrn_k: float = 2.0
-    pool_kernel: int = 3  # 3/2 overlapping pooling (paper); 2/2 is the ablation
-    pool_stride: int = 2
+    lrn_size: int = PAPER_LRN["size"]
+    lrn_alpha: float = PAPER_LRN["alpha"]  # paper convention: multiplies the plain sum of squares
+    lrn_beta: float = PAPER_LRN["beta"]
+    lrn_k: float = PAPER_LRN["k"]
+    pool_kernel: int = PAPER_POOL["kernel_size"]  # 3/2 overlapping pooling (paper); 2/2 is the ablation
+    pool_stride: int = PAPER_POOL["stride"]
     activation: str = "relu"  # "relu" | "tanh"
     dropout: float = 0.5
     init: str = "kaiming"  # "kaiming" (default, trains) | "paper" | "paper-bias0"
@@ -219,7 +220,7 @@ class AlexNet(nn.Module):
         return [torch.cat([p.to(t.device) for p in parts], dim=1) for t in self.towers]
 
     def forward(self, x: torch.Tensor, shapes: dict | None = None) -> torch.Tensor:
-        _check_input(x)
+        check_input(x)
         # x: N x 3 x 227 x 227; shapes below are per tower in the two-gpu layout
         h = [t.lower(x.to(t.device), shapes) for t in self.towers]  # T x (N x 128 x 13 x 13)
         h = [t.upper(hi, shapes) for t, hi in zip(self.towers, self._to_each(h))]  # T x (N x 4608)
@@ -239,7 +240,7 @@ class AlexNet(nn.Module):
         }
 
 
-def _check_input(x: torch.Tensor) -> None:
+def check_input(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"AlexNet expects an N x 3 x H x W image batch, got {shape}")

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from alexnet.model import LAYOUTS, MIN_INPUT_SIZE, AlexNet, _check_input, split_evenly
+from alexnet.model import LAYOUTS, MIN_INPUT_SIZE, AlexNet, check_input, split_evenly
 
 LINKS = ("conv3_in", "fc6_in", "fc7_in", "fc8_in", "logits")
 _SUPPORTED_TYPES = ("cpu", "cuda", "mps")
@@ -318,7 +318,7 @@ class PlacedAlexNet(AlexNet):
     def forward(self, x: torch.Tensor, shapes: dict | None = None) -> torch.Tensor:
         if shapes is not None:  # feature_shapes(): the reference forward records shapes
             return super().forward(x, shapes)
-        _check_input(x)
+        check_input(x)
         chunks = x.tensor_split(min(self.micro_batches, x.shape[0])) if self.micro_batches > 1 else (x,)
         outs = [self._forward_chunk(c) for c in chunks]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)

@@ -25,7 +25,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import shlex
 import sys
@@ -43,6 +42,7 @@ from alexnet import distributed, placement
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from alexnet.data import build_data, make_loader
+from alexnet.machine import machine_info
 from alexnet.metrics import RunningSums, topk_wrong
 from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
 
@@ -544,18 +544,6 @@ def _check_compatible(resume_state: dict, cfg: AlexNetConfig, where: str) -> Non
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in ARCH_FIELDS if saved.get(k) != now[k]]
     if diff:
         raise SystemExit(f"alexnet.train: error: --resume {where} was trained with a different model: " + "; ".join(diff))
-
-
-def machine_info(devices) -> dict:
-    import triton
-
-    info = {"python": platform.python_version(), "torch": torch.__version__, "triton": triton.__version__,
-            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "devices": [str(d) for d in devices]}
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(d) for d in sorted({d for d in devices if d.type == "cuda"}, key=str)]
-        info["cuda"] = torch.version.cuda
-    return info
 
 
 def render_report(summary: dict) -> str:

@@ -98,7 +98,7 @@ def pytest_sessionfinish(session, exitstatus):
         if reporter:
             reporter.write_line("bench.report: no saved benchmark JSON found; no report written", yellow=True)
         return
-    from bench import report
+    from bench.report import render as report
 
     out_dir = Path(config.rootpath) / "reports"
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernels.ops import pool_output_size
+from kernels.paper import pool_output_size
 
 DIRECTIONS = ("fwd", "fwdbwd")
 OPS = ("relu_lrn", "max_pool", "relu_lrn_pool", "unfused")

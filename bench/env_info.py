@@ -1,15 +1,14 @@
-"""What a benchmark ran on: software versions, and GPU state from NVML (nvidia-ml-py).
+"""What a benchmark ran on: software versions and CPU (``alexnet.machine``), and GPU state from NVML
+(nvidia-ml-py).
 
 Everything is best-effort: no NVML library, no GPU or a query the GPU does not support leaves the
 field out (or ``None``) instead of failing the benchmark. Nothing here assumes a CUDA device exists.
 """
 from __future__ import annotations
 
-import os
-import platform
-import sys
-
 import torch
+
+from alexnet.machine import cpu_info, software_versions  # noqa: F401  (re-exported for the harness)
 
 # NVML throttle-reason bits (nvmlClocksThrottleReason*) by name, for a readable list
 _THROTTLE_BITS = {
@@ -23,44 +22,6 @@ _THROTTLE_BITS = {
     "hw_power_brake_slowdown": 0x80,
     "display_clock_setting": 0x100,
 }
-
-
-def software_versions() -> dict:
-    """torch, triton, CUDA, Python, platform versions."""
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except Exception as exc:  # triton is a dependency, but say why if it fails
-        triton_version = f"unavailable ({type(exc).__name__})"
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "triton": triton_version,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "platform": platform.platform(),
-    }
-
-
-def cpu_info() -> dict:
-    """CPU model (from /proc/cpuinfo where there is one), logical cores, the cores this process may use,
-    and torch's intra-op thread count."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
-    return {"cpu_model": model, "cpu_logical_cores": os.cpu_count(), "cpu_usable_cores": usable,
-            "torch_threads": torch.get_num_threads()}
 
 
 def _nvml():

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from kernels.backends import BACKENDS
+
 
 @dataclass(frozen=True)
 class KernelCase:
@@ -27,7 +29,6 @@ class KernelCase:
         return f"{self.op}-{self.shape_name}"
 
 
-ALL_BACKENDS = ("eager", "torchscript", "compile", "cuda", "triton")
 GPU_SHAPES = {
     "conv1": (128, 96, 55, 55),  # relu+LRN1 input; pool1 input
     "conv2": (128, 256, 27, 27),  # relu+LRN2 input; pool2 input
@@ -60,7 +61,7 @@ def kernel_cases(on_gpu: bool) -> list[KernelCase]:
     for op, sites in _OP_SITES.items():
         if on_gpu:
             for site in sites:
-                cases.append(KernelCase(op, site, GPU_SHAPES[site], ALL_BACKENDS, GPU_DTYPES))
+                cases.append(KernelCase(op, site, GPU_SHAPES[site], BACKENDS, GPU_DTYPES))
             if op in ("relu_lrn", "relu_lrn_pool"):
                 n, c, h, w = GPU_SHAPES["conv2"]
                 for batch in GPU_BATCH_SWEEP:
@@ -72,7 +73,7 @@ def kernel_cases(on_gpu: bool) -> list[KernelCase]:
                 if name in CPU_SMALL and not any(c.shape_name == name and c.op == op for c in cases):
                     cases.append(KernelCase(op, name, CPU_SMALL[name], CPU_FAST_BACKENDS, CPU_DTYPES))
             for name, shape in CPU_TINY.items():
-                cases.append(KernelCase(op, name, shape, ALL_BACKENDS, CPU_DTYPES))
+                cases.append(KernelCase(op, name, shape, BACKENDS, CPU_DTYPES))
     return cases
 
 

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import kernels
+from kernels.paper import PAPER_LRN
 from bench import counting, env_info, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 STATUS = kernels.backend_status()
-LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
+LRN = dict(PAPER_LRN)
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 CASES = [
     pytest.param(case, backend, dtype, id=f"{case.id}-{backend}-{DTYPE_NAMES[dtype]}")

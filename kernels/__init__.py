@@ -8,7 +8,7 @@ Public API::
 ``BACKENDS`` lists every backend name; ``backend_status()`` says which of them can run here and,
 for those that cannot, why.
 """
-from kernels._interpreter import configure_triton_interpreter
+from kernels.interpreter import configure_triton_interpreter
 
 configure_triton_interpreter()  # must run before any @triton.jit decorator is evaluated
 

@@ -1,6 +1,6 @@
 """Public ops (``relu_lrn``, ``max_pool``, ``relu_lrn_pool``): argument checks, then dispatch by backend name.
 
-Every backend module (``kernels/<name>`` in ``_BACKEND_MODULES``) provides the same interface::
+Every backend module (``kernels.backends.BACKEND_MODULES``) provides the same interface::
 
     unavailable_reason() -> str | None           # None when it can run on this machine
     device_problem(device) -> str | None         # None when it can run on tensors of that device
@@ -25,16 +25,11 @@ from types import ModuleType
 
 import torch
 
-BACKENDS: tuple[str, ...] = ("eager", "torchscript", "compile", "cuda", "triton")
+from kernels.backends import BACKEND_MODULES, BACKENDS
+from kernels.paper import PAPER_LRN, PAPER_POOL
+
 LRN_CONVENTIONS: tuple[str, ...] = ("paper", "pytorch")
 
-_BACKEND_MODULES = {
-    "eager": "kernels.reference",
-    "torchscript": "kernels.torchscript_backend",
-    "compile": "kernels.compile_backend",
-    "cuda": "kernels.cuda_backend",
-    "triton": "kernels.triton_backend",
-}
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -53,9 +48,9 @@ def get_backend(name: str) -> ModuleType:
     """
     if name in _checked_backends:
         return _checked_backends[name]
-    if name not in _BACKEND_MODULES:
+    if name not in BACKEND_MODULES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    module = importlib.import_module(_BACKEND_MODULES[name])
+    module = importlib.import_module(BACKEND_MODULES[name])
     reason = module.unavailable_reason()
     if reason is not None:
         raise BackendUnavailable(f"backend {name!r} is unavailable here: {reason}")
@@ -66,7 +61,7 @@ def get_backend(name: str) -> ModuleType:
 def backend_status() -> dict[str, str | None]:
     """Map each backend name to ``None`` (usable) or the reason it is unavailable."""
     status: dict[str, str | None] = {}
-    for name, module_name in _BACKEND_MODULES.items():
+    for name, module_name in BACKEND_MODULES.items():
         try:
             status[name] = importlib.import_module(module_name).unavailable_reason()
         except Exception as exc:  # an import failure is itself the reason
@@ -116,17 +111,12 @@ def _check_pool_args(op: str, x: torch.Tensor, kernel_size: int, stride: int) ->
         )
 
 
-def pool_output_size(size: int, kernel_size: int, stride: int) -> int:
-    """Output length of an unpadded, floor-mode pooling window sweep (as in the paper and ATen)."""
-    return (size - kernel_size) // stride + 1
-
-
 def relu_lrn(
     x: torch.Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = PAPER_LRN["size"],
+    alpha: float = PAPER_LRN["alpha"],
+    beta: float = PAPER_LRN["beta"],
+    k: float = PAPER_LRN["k"],
     *,
     alpha_convention: str = "paper",
     backend: str = "eager",
@@ -138,7 +128,8 @@ def relu_lrn(
     return impl.relu_lrn(x, size, alpha_paper, float(beta), float(k))
 
 
-def max_pool(x: torch.Tensor, kernel_size: int = 3, stride: int = 2, *, backend: str = "eager") -> torch.Tensor:
+def max_pool(x: torch.Tensor, kernel_size: int = PAPER_POOL["kernel_size"], stride: int = PAPER_POOL["stride"], *,
+             backend: str = "eager") -> torch.Tensor:
     """Unpadded floor-mode max-pool; 3/2 is the paper's overlapping pooling, 2/2 its ablation."""
     impl = get_backend(backend)
     _check_activation(x, "max_pool", impl, backend)
@@ -148,12 +139,12 @@ def max_pool(x: torch.Tensor, kernel_size: int = 3, stride: int = 2, *, backend:
 
 def relu_lrn_pool(
     x: torch.Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
-    kernel_size: int = 3,
-    stride: int = 2,
+    size: int = PAPER_LRN["size"],
+    alpha: float = PAPER_LRN["alpha"],
+    beta: float = PAPER_LRN["beta"],
+    k: float = PAPER_LRN["k"],
+    kernel_size: int = PAPER_POOL["kernel_size"],
+    stride: int = PAPER_POOL["stride"],
     *,
     alpha_convention: str = "paper",
     backend: str = "eager",

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench import compare, report
-from bench.results import ReportError, load_run
+from bench.report import compare
+from bench.report import render as report
+from bench.report.results import ReportError, load_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_run_small.json"
 

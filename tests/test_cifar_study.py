@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from alexnet.cifar_cnn import ChannelLRN, CifarCNN
 from alexnet.data import DEFAULT_CIFAR10
-from bench.ablations import cifar, cifar_report
+from bench.ablations import cifar_report
 from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, train_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import cuda_backend, reference
+from kernels.backends import cuda as cuda_backend
+from kernels.backends import eager as reference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LRN = (5, 1e-4, 0.75, 2.0)
@@ -31,7 +32,7 @@ def _run_python(code: str, **env_overrides) -> subprocess.CompletedProcess:
 
 
 def test_import_does_not_build(tmp_path):
-    probe = "import kernels, kernels.cuda_backend; import os, sys; sys.exit(len(os.listdir(os.environ['TORCH_EXTENSIONS_DIR'])))"
+    probe = "import kernels, kernels.backends.cuda; import os, sys; sys.exit(len(os.listdir(os.environ['TORCH_EXTENSIONS_DIR'])))"
     result = _run_python(probe, TORCH_EXTENSIONS_DIR=str(tmp_path))
     assert result.returncode == 0, f"importing built something or failed: {result.stderr[-2000:]}"
 
@@ -44,7 +45,7 @@ def test_second_process_reuses_cached_build(backend):
     assert libraries, f"no built library in {build_dir}"
     before = {p: p.stat().st_mtime_ns for p in libraries}
     result = _run_python(
-        "from kernels import cuda_backend as cb; r = cb.unavailable_reason(); assert r is None, r"
+        "from kernels.backends import cuda as cb; r = cb.unavailable_reason(); assert r is None, r"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in libraries} == before, "the cached extension was rebuilt"

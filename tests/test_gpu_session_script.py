@@ -1,4 +1,4 @@
-"""bench/gpu_session.sh, the staged GPU runbook: valid bash, clear refusals, and kernel parts that
+"""bench/tools/gpu_session.sh, the staged GPU runbook: valid bash, clear refusals, and kernel parts that
 split the benchmark matrix exactly (every case in one part, none in both)."""
 import re
 import subprocess

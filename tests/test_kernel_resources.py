@@ -2,7 +2,7 @@
 
 The interpreter that runs them in CI accepts code that the compiler rejects (it once accepted
 ``tl.full([], runtime_value, ...)``, which cannot compile), so every kernel is also compiled here,
-in a fresh process with ``TRITON_INTERPRET=0``, through ``bench.kernel_resources``.
+in a fresh process with ``TRITON_INTERPRET=0``, through ``bench.tools.kernel_resources``.
 """
 import os
 import shutil
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import triton
-from kernels._launch import recording_launches
+from kernels.backends.triton.launch import recording_launches
 
 REPO = Path(__file__).resolve().parents[1]
 NVIDIA_BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
@@ -24,7 +24,7 @@ KERNELS = {"_max_pool_fwd_kernel", "_max_pool_bwd_kernel", "_relu_lrn_fwd_kernel
 
 
 def test_recording_launches_runs_nothing():
-    from kernels import triton_relu_lrn
+    from kernels.backends.triton import relu_lrn as triton_relu_lrn
 
     x = torch.full((1, 4, 3, 3), 7.0)
     with recording_launches() as launches:
@@ -41,7 +41,7 @@ def test_every_kernel_compiles_for_sm90(tmp_path):
     env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_CACHE_DIR": str(tmp_path / "cache"),
            "TRITON_DEFAULT_FP_FUSION": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "bench.kernel_resources", "--arch", "90", "--batch", "128",
+        [sys.executable, "-m", "bench.tools.kernel_resources", "--arch", "90", "--batch", "128",
          "--dtypes", "float32,bfloat16,float64", "--out", str(tmp_path / "report")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
@@ -57,7 +57,7 @@ def test_every_kernel_compiles_for_sm90(tmp_path):
 
 
 def test_ptx_counting_and_occupancy():
-    from bench.kernel_resources import occupancy_warps, ptx_memory_ops
+    from bench.tools.kernel_resources import occupancy_warps, ptx_memory_ops
 
     ptx = "ld.global.v4.b32 {a}, [p];\n@%p1 ld.global.b16 {b}, [q];\nst.global.v2.b32 [r], {c};\nlg2.approx.f32 x;"
     assert ptx_memory_ops(ptx) == {"ptx_loads": 2, "ptx_vector_loads": 1, "ptx_stores": 1,
@@ -72,7 +72,7 @@ def test_ptx_counting_and_occupancy():
 def test_cuda_backend_kernels_compile_for_sm90():
     """The CUDA half of the ``cuda`` backend only builds on a CUDA PyTorch, so CI (CPU PyTorch) would
     never compile it; nvcc compiles it here with the extension's flags."""
-    from bench.kernel_resources import cuda_extension_resources
+    from bench.tools.kernel_resources import cuda_extension_resources
 
     table = cuda_extension_resources(90)
     names = set(table["kernel"].str.split("<").str[0])
@@ -87,7 +87,7 @@ def test_cuda_backend_kernels_compile_for_sm90():
 def test_importing_the_tool_leaves_the_interpreter_setting_alone():
     """Run as a program it compiles (TRITON_INTERPRET=0); imported, it must not switch the process's
     Triton mode (it once did, and every later interpreter test in the session skipped)."""
-    probe = "import os, bench.kernel_resources; print(os.environ['TRITON_INTERPRET'])"
+    probe = "import os, bench.tools.kernel_resources; print(os.environ['TRITON_INTERPRET'])"
     run = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=120)
     assert run.returncode == 0, run.stderr

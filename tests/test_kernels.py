@@ -3,10 +3,12 @@ AlexNet's layer shapes at small batch, odd shapes, all layouts; NaN/inf; fused =
 import pytest
 import torch
 
-from kernels import BACKENDS, max_pool, reference, relu_lrn, relu_lrn_pool
+from kernels import BACKENDS, max_pool, relu_lrn, relu_lrn_pool
+from kernels.backends import eager as reference
+from kernels.paper import PAPER_LRN
 from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
 
-LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
+LRN = dict(PAPER_LRN)
 ALEXNET_SHAPES = [(2, 96, 55, 55), (2, 256, 27, 27), (2, 256, 13, 13)]  # conv1, conv2, conv5 (batch 2)
 ODD_SHAPES = [(3, 7, 13, 11), (2, 1, 5, 6), (1, 4, 9, 9), (2, 3, 3, 3), (1, 5, 4, 7)]
 

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 import triton
 
 from kernels import max_pool, relu_lrn, relu_lrn_pool
-from kernels._offsets import (
+from kernels.paper import PAPER_LRN
+from kernels.backends.triton.offsets import (
     INT32_MAX, dense_strides, element_offset, max_element_offset, needs_int64, unravel,
 )
 from tests.conftest import make_input, require_backend
 
-LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
+LRN = dict(PAPER_LRN)
 HUGE = (300, 96, 275, 275)  # 2.18e9 elements: conv1-sized activations at batch 300 overflow int32
 
 
@@ -91,7 +92,7 @@ def test_custom_ops_trace_without_graph_breaks():
     """fullgraph=True fails on any graph break; aot_eager also runs the fake shape functions and
     the registered autograd formulas. (Calls the backend module: ops.get_backend's import is
     Python-level dispatch that runs before tracing in a model that picks its backend up front.)"""
-    from kernels import triton_backend as tb
+    from kernels.backends import triton as tb
 
     def block(t):
         t = tb.relu_lrn_pool(t, *LRN.values(), 3, 2)
@@ -139,11 +140,11 @@ def _check_against_eager(x: torch.Tensor, size: int = 5) -> None:
 
 @pytest.mark.parametrize("chunk,size", [(5, 5), (10, 5), (7, 7), (3, 3), (6, 3)])
 def test_channel_chunks_match_whole_channel_walk(monkeypatch, chunk, size):
-    """On a GPU the channel axis is split over programs (``_tiling.channel_walk``); under the interpreter
+    """On a GPU the channel axis is split over programs (``tiling.channel_walk``); under the interpreter
     it never is, so force chunks here: halos at both ends, a ragged last chunk, chunks as short as the
     window (chunks are multiples of the LRN size: the kernels step in groups of it)."""
-    from kernels import triton_relu_lrn, triton_relu_lrn_pool
-    from kernels._tiling import ChannelWalk
+    from kernels.backends.triton import relu_lrn as triton_relu_lrn, relu_lrn_pool as triton_relu_lrn_pool
+    from kernels.backends.triton.tiling import ChannelWalk
 
     def chunked(positions: int, channels: int, block: int = 64) -> ChannelWalk:
         return ChannelWalk(block, chunk, 4, triton.cdiv(positions, block) * triton.cdiv(channels, chunk))
@@ -157,8 +158,8 @@ def test_channel_chunks_match_whole_channel_walk(monkeypatch, chunk, size):
 
 
 def test_chunk_that_is_not_a_multiple_of_the_window_is_refused():
-    from kernels import triton_relu_lrn
-    from kernels._tiling import walk_of
+    from kernels.backends.triton import relu_lrn as triton_relu_lrn
+    from kernels.backends.triton.tiling import walk_of
 
     x = make_input((1, 11, 5, 5), torch.float32, "nchw")
     with pytest.raises(ValueError, match="chunk 4 is not a multiple of the LRN size 5"):
@@ -169,7 +170,7 @@ def test_chunk_that_is_not_a_multiple_of_the_window_is_refused():
 def test_int64_index_path_matches(monkeypatch):
     """Tensors past 2**31 elements switch the kernels to int64 indices (``INDEX_64``); too big to
     allocate here, so force the switch on small ones and compare with eager."""
-    from kernels import triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool
+    from kernels.backends.triton import max_pool as triton_max_pool, relu_lrn as triton_relu_lrn, relu_lrn_pool as triton_relu_lrn_pool
 
     for module in (triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool):
         monkeypatch.setattr(module, "index_is_64", lambda *tensors, lanes=0: True)
@@ -178,7 +179,7 @@ def test_int64_index_path_matches(monkeypatch):
 
 
 def test_index_width_choice():
-    from kernels._offsets import index_is_64
+    from kernels.backends.triton.offsets import index_is_64
 
     x = torch.empty((128, 96, 55, 55), device="meta")
     assert not index_is_64(x, lanes=x.numel())
@@ -191,18 +192,18 @@ def test_index_width_choice():
 def test_gpu_channel_walk_gives_every_sm_work(monkeypatch):
     """The GPU launch shapes (checked without a GPU): enough programs for 132 SMs, whole channels
     where positions suffice, chunks of at least MIN_CHUNK channels, and every channel covered."""
-    from kernels import _tiling
+    from kernels.backends.triton import tiling
 
-    monkeypatch.setattr(_tiling, "triton_interpreted", lambda: False)
+    monkeypatch.setattr(tiling, "triton_interpreted", lambda: False)
     meta = torch.device("meta")
-    conv1 = _tiling.channel_walk(128 * 55 * 55, 96, meta, gpu_block=256, interpreter_block=1)
+    conv1 = tiling.channel_walk(128 * 55 * 55, 96, meta, gpu_block=256, interpreter_block=1)
     assert conv1.chunk == 96 and conv1.programs == triton.cdiv(128 * 55 * 55, 256) >= 8 * 132
-    conv2 = _tiling.channel_walk(128 * 27 * 27, 256, meta, gpu_block=256, interpreter_block=1)
+    conv2 = tiling.channel_walk(128 * 27 * 27, 256, meta, gpu_block=256, interpreter_block=1)
     assert conv2.chunk < 256 and conv2.programs >= 8 * 132
     for positions, channels in ((32 * 27 * 27, 256), (1 * 13 * 13, 256), (7, 20), (10**6, 3)):
-        walk = _tiling.channel_walk(positions, channels, meta, gpu_block=256, interpreter_block=1)
+        walk = tiling.channel_walk(positions, channels, meta, gpu_block=256, interpreter_block=1)
         chunks = triton.cdiv(channels, walk.chunk)
-        assert walk.chunk * chunks >= channels and (walk.chunk >= _tiling.MIN_CHUNK or walk.chunk == channels)
+        assert walk.chunk * chunks >= channels and (walk.chunk >= tiling.MIN_CHUNK or walk.chunk == channels)
         assert walk.programs == triton.cdiv(positions, 256) * chunks
 
 
@@ -216,13 +217,14 @@ def test_gpu_channel_walk_gives_every_sm_work(monkeypatch):
 def test_channel_vector_forward_matches_the_ring_kernel(dtype, size, shape):
     """The experimental channels_last kernel (``triton_relu_lrn_cvec``) against eager and the ring kernel,
     with a NaN and an inf among the inputs."""
-    from kernels import triton_relu_lrn
+    from kernels.backends.triton import relu_lrn as triton_relu_lrn
+    from kernels.experimental.triton_relu_lrn_cvec import relu_lrn_forward_cvec
 
     x = make_input(shape, dtype, "channels_last", seed=9)
     x[0, 1, 1, 1] = float("nan")
     x[-1, -1, 0, 0] = float("inf")
     lrn = dict(LRN, size=size)
-    y = triton_relu_lrn.relu_lrn_forward(x, **lrn, channel_vectors=True)
+    y = relu_lrn_forward_cvec(x, **lrn)
     ring = triton_relu_lrn.relu_lrn_forward(x, **lrn)
     assert y.is_contiguous(memory_format=torch.channels_last) and y.dtype == dtype
     torch.testing.assert_close(y, ring, rtol=1e-6, atol=1e-7, equal_nan=True)
@@ -232,10 +234,9 @@ def test_channel_vector_forward_matches_the_ring_kernel(dtype, size, shape):
 
 
 def test_channel_vector_forward_refuses_what_it_cannot_do():
-    from kernels import triton_relu_lrn
+    from kernels.experimental.triton_relu_lrn_cvec import relu_lrn_forward_cvec
 
     with pytest.raises(ValueError, match="needs a channels_last-dense"):
-        triton_relu_lrn.relu_lrn_forward(make_input((1, 8, 4, 4), torch.float32, "nchw"), **LRN, channel_vectors=True)
+        relu_lrn_forward_cvec(make_input((1, 8, 4, 4), torch.float32, "nchw"), **LRN)
     with pytest.raises(ValueError, match="window 7 reaches past one 2-channel vector"):
-        triton_relu_lrn.relu_lrn_forward(make_input((1, 8, 4, 4), torch.float64, "channels_last"),
-                                         **dict(LRN, size=7), channel_vectors=True)
+        relu_lrn_forward_cvec(make_input((1, 8, 4, 4), torch.float64, "channels_last"), **dict(LRN, size=7))

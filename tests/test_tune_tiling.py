@@ -1,10 +1,10 @@
-"""bench.tune_tiling, the GPU launch-shape sweep, checked on the CPU through its smoke mode: every
+"""bench.tools.tune_tiling, the GPU launch-shape sweep, checked on the CPU through its smoke mode: every
 kernel and candidate runs, outputs are compared with the default's, and a wrong one fails the run."""
 import pandas as pd
 import pytest
 import torch
 
-from bench import tune_tiling
+from bench.tools import tune_tiling
 from tests.conftest import require_backend
 
 ARGS = ["--smoke", "--sites", "conv1", "--dtypes", "float32", "--layouts", "channels_last"]

@@ -17,7 +17,7 @@ The paper's CIFAR-10 claims on its four-layer CNN (Figure 1, LRN) are a separate
 Runs live in ``runs/ablations/<study>/<recipe>/<variant>/seed<k>/``; a run whose ``summary.json`` (AlexNet)
 exists is not redone, a run with only a checkpoint is resumed, and a run
 directory made with other flags is an error (use another ``--study``). Results go to
-``<study dir>/results.json``; the report (``bench.ablation_report``) to ``--report-dir``.
+``<study dir>/results.json``; the report (``bench.ablations.alexnet_report``) to ``--report-dir``.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from alexnet.atomic_io import write_json_atomic
+from alexnet.machine import machine_info
 from bench.ablations import alexnet_report
 
 # Variants of AlexNet: name -> flags added to the baseline's (exactly one switch each).
@@ -284,7 +284,7 @@ def main(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     results: dict = {"study": name, "study_dir": str(study_dir), "seeds": seeds,
                      "command": shlex.join([sys.executable, "-m", "bench.ablations", *sys.argv[1:]]),
-                     "settings": {k: v for k, v in vars(args).items()}, "machine": _machine()}
+                     "settings": {k: v for k, v in vars(args).items()}, "machine": machine_info()}
     runs, crops, extra = alexnet_study(args, study_dir, seeds, log)
     results.update(alexnet=runs, crops=crops, **extra)
     results["seconds"] = time.perf_counter() - start
@@ -293,13 +293,6 @@ def main(args: argparse.Namespace) -> dict:
     paths = alexnet_report.write_report(results, Path(args.report_dir))
     log("wrote " + ", ".join(str(p) for p in [study_dir / "results.json", *paths]))
     return results
-
-
-def _machine() -> dict:
-    info = {"torch": torch.__version__, "cuda_available": torch.cuda.is_available()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 import time
@@ -37,9 +36,9 @@ import torch
 
 from alexnet.atomic_io import write_json_atomic
 from alexnet.data import DataError, cifar10_archive
+from alexnet.machine import cpu_info, machine_info
 from bench.ablations import cifar_report
 from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, train_run
-from bench.env_info import cpu_info, software_versions
 
 PROG = "python -m bench.ablations.cifar"
 EXPERIMENTS = ("fig1", "lrn", "pool")
@@ -276,7 +275,7 @@ def main(args: argparse.Namespace, log=print) -> dict:
         study = Study(args, log)
         study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds)
         invocation = {"command": shlex.join(["python", "-m", "bench.ablations.cifar", *sys.argv[1:]]),
-                      "started": _now(), "code": _git_revision(), "machine": {**cpu_info(), **software_versions()}}
+                      "started": _now(), "code": _git_revision(), "machine": machine_info()}
         log(f"{PROG}: {', '.join(experiments)}; threads {torch.get_num_threads()}; "
             f"~{study.remaining():.0f} epochs to train")
         t0 = time.perf_counter()
@@ -310,12 +309,18 @@ def _git_revision() -> str | None:
 
 
 def _append_invocation(out: Path, invocation: dict, args) -> None:
-    path = out / "study.json"
-    study = json.loads(path.read_text()) if path.exists() else {}
-    study.setdefault("invocations", []).append(invocation)
-    settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "state_dir")}
-    study["settings"] = settings
-    write_json_atomic(path, study)
+    """Add this invocation to ``<out>/study.json`` (under a lock: two processes may share a study, each
+    running some of its experiments)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = out / "study.json"
+        study = json.loads(path.read_text()) if path.exists() else {}
+        settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "state_dir")}
+        study.setdefault("invocations", []).append({**invocation, "settings": settings})
+        write_json_atomic(path, study)
 
 
 def _describe(spec: RunSpec) -> str:

@@ -87,7 +87,7 @@ def analyse(loaded: dict) -> dict:
             fig1.setdefault(m["act"], {}).setdefault(float(m["lr"]), {})[seed] = rec
         else:
             arms.setdefault(m["arm"], {})[seed] = rec
-    settings = loaded["study"].get("settings", {})
+    settings = _merged_settings(loaded["study"].get("invocations", []))
     for act, by_lr in fig1.items():
         seeds = {s for runs in by_lr.values() for s in runs}
         grid_seed = _first_seed(settings.get("fig1_seeds"), seeds)
@@ -98,6 +98,20 @@ def analyse(loaded: dict) -> dict:
     analysis = {"fig1": fig1, "arms": arms, "settings": settings}
     analysis["claims"] = claims(analysis)
     return analysis
+
+
+def _merged_settings(invocations: list[dict]) -> dict:
+    """The settings of the invocations, later ones winning, with the union of their experiments (two
+    processes may each run some experiments of one study)."""
+    merged: dict = {}
+    experiments: list[str] = []
+    for inv in invocations:
+        s = inv.get("settings", {})
+        merged.update(s)
+        experiments += [e.strip() for e in str(s.get("experiments", "")).split(",") if e.strip()]
+    if experiments:
+        merged["experiments"] = ",".join(dict.fromkeys(experiments))
+    return merged
 
 
 def _first_seed(spec, seeds: set) -> int:
@@ -210,7 +224,6 @@ def _reached(r: dict, key: str = "epochs_to_threshold", spec: str = ".2f") -> st
 
 def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> str:
     study, runs = loaded["study"], loaded["runs"]
-    inv = study.get("invocations", [])
     L = ["# The paper's CIFAR-10 experiments on a CPU: ReLU vs tanh, LRN, overlapping pooling", "",
          "Krizhevsky et al. (2012) make two of their claims on CIFAR-10 with a small four-layer CNN (Figure 1, "
          "section 3.3), and one on ImageNet (overlapping pooling, section 3.4). This report measures all three "

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.tables import BACKEND_ORDER  # noqa: E402
+from kernels.backends import BACKENDS  # noqa: E402
 
 
 def _title(text: str, cpu: bool) -> str:
@@ -42,11 +42,11 @@ def _case_label(frame: pd.DataFrame) -> pd.Series:
 def _grouped_bars(ax, frame: pd.DataFrame, value: str, label_col: str = "case", series_col: str = "backend"):
     """Bars of ``value`` per label, one colour per series; a missing combination is a gap."""
     labels = list(dict.fromkeys(frame[label_col]))
-    series = [s for s in BACKEND_ORDER if s in set(frame[series_col])] + sorted(
-        set(frame[series_col]) - set(BACKEND_ORDER))
+    series = [s for s in BACKENDS if s in set(frame[series_col])] + sorted(
+        set(frame[series_col]) - set(BACKENDS))
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(labels))
-    names = list(BACKEND_ORDER) + [s for s in series if s not in BACKEND_ORDER]
+    names = list(BACKENDS) + [s for s in series if s not in BACKENDS]
     palette = {name: f"C{i % 10}" for i, name in enumerate(names)}  # a backend keeps its colour in every plot
     for i, name in enumerate(series):
         sub = frame[frame[series_col] == name].set_index(label_col)[value]

@@ -1,6 +1,6 @@
 """ReLU + LRN forward for channels_last tensors, walking channels in 16-byte vectors (experimental).
 
-The ring kernel (``triton_relu_lrn``) steps through one channel at a time; in channels_last each step
+The ring kernel (``kernels.backends.triton.relu_lrn``) steps through one channel at a time; in channels_last each step
 then touches one element per position, strided by C: every 4-byte load and store is its own memory
 transaction. Here each thread owns a ``[positions, CV]`` tile of contiguous channels (CV = 16 bytes /
 element size: 4 float32, 8 bfloat16/float16), so loads and stores are whole 16-byte vectors. The
@@ -10,7 +10,7 @@ compile to register reads because a thread holds its whole vector.
 
 Same semantics as the ring kernel: a NaN or inf stays inside the windows it belongs to (sums are
 re-formed, never updated by subtraction), float32 accumulation, d^-beta as exp2(-beta * log2 d).
-Not the default: ``relu_lrn_forward(..., channel_vectors=True)`` selects it, and ``bench.tune_tiling``
+Not on the main path: the triton backend never calls it; tests call ``relu_lrn_forward_cvec`` directly, and ``bench.tools.tune_tiling``
 times it against the ring kernel on channels_last inputs; whether it becomes the default is for
 that GPU measurement to decide.
 """
@@ -20,11 +20,11 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._interpreter import triton_interpreted
-from kernels._launch import launch
-from kernels._offsets import index_is_64
-from kernels.triton_indexing import _as_index, _position_tile
-from kernels.triton_relu_lrn import _log2, _split, fast_log2
+from kernels.interpreter import triton_interpreted
+from kernels.backends.triton.launch import launch
+from kernels.backends.triton.offsets import index_is_64
+from kernels.backends.triton.indexing import as_index, position_tile
+from kernels.backends.triton.relu_lrn import lrn_log2, split_float, fast_log2
 
 
 @triton.jit
@@ -38,7 +38,7 @@ def _load_relu_vector(xs, first, cols, mask, C, ACC: tl.constexpr, INDEX_64: tl.
     """relu(x) of channels first .. first + CV - 1 at every position ([BLOCK, CV]; zero beyond C)."""
     ch = first + cols
     ok = mask[:, None] & (ch >= 0) & (ch < C)
-    v = tl.load(xs[:, None] + _as_index(ch, INDEX_64), mask=ok, other=0.0).to(ACC)
+    v = tl.load(xs[:, None] + as_index(ch, INDEX_64), mask=ok, other=0.0).to(ACC)
     return tl.where(v < 0, 0.0, v)
 
 
@@ -58,7 +58,7 @@ def _relu_lrn_fwd_cvec_kernel(
     BLOCK: tl.constexpr,  # positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    mask, n, h, w = _position_tile(tl.program_id(0), N, H, W, BLOCK, INDEX_64)
+    mask, n, h, w = position_tile(tl.program_id(0), N, H, W, BLOCK, INDEX_64)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     ys = y_ptr + n * syn + h * syh + w * syw
     cols = tl.arange(0, CV)[None, :]
@@ -82,10 +82,10 @@ def _relu_lrn_fwd_cvec_kernel(
                 else:
                     v = _column(cur, cols, q + s)
                 total += v * v
-            y_q = _column(cur, cols, q) * tl.exp2(-beta * _log2(k + alpha * total, FAST_LOG2))
+            y_q = _column(cur, cols, q) * tl.exp2(-beta * lrn_log2(k + alpha * total, FAST_LOG2))
             out = tl.where(cols == q, y_q[:, None], out)
         ch = g + cols
-        tl.store(ys[:, None] + _as_index(ch, INDEX_64), out.to(y_ptr.dtype.element_ty), mask=mask[:, None] & (ch < C))
+        tl.store(ys[:, None] + as_index(ch, INDEX_64), out.to(y_ptr.dtype.element_ty), mask=mask[:, None] & (ch < C))
         prev = cur
         cur = nxt
 
@@ -120,7 +120,7 @@ def relu_lrn_forward_cvec(x: torch.Tensor, size: int, alpha: float, beta: float,
     launch(
         _relu_lrn_fwd_cvec_kernel, (triton.cdiv(positions, block),),
         x, y, n, c, h, w, x.stride(0), x.stride(2), x.stride(3), y.stride(0), y.stride(2), y.stride(3),
-        *_split(alpha), beta, k,
+        *split_float(alpha), beta, k,
         SIZE=size, CV=channel_vector(x.dtype), USE_FP64=x.dtype == torch.float64,
         INDEX_64=index_is_64(x, y, lanes=positions), FAST_LOG2=fast_log2(x), BLOCK=block, num_warps=num_warps,
     )

@@ -9,7 +9,7 @@ import shutil
 
 import torch
 
-from kernels import reference
+from kernels.backends import eager as reference
 
 _RECOMPILE_LIMIT = 256
 torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)

@@ -8,7 +8,8 @@ import math
 
 import pandas as pd
 
-BACKEND_ORDER = ("eager", "torchscript", "compile", "cuda", "triton")
+from kernels.backends import BACKENDS
+
 KERNEL_CASE = ["op", "shape_name", "dtype", "memory_format", "direction"]
 
 
@@ -40,7 +41,7 @@ def _col(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _backend_sort(frame: pd.DataFrame, by: list[str], backend_col: str) -> pd.DataFrame:
-    order = {b: i for i, b in enumerate(BACKEND_ORDER)}
+    order = {b: i for i, b in enumerate(BACKENDS)}
     frame = frame.assign(_b=frame[backend_col].map(lambda b: order.get(b, len(order))))
     return frame.sort_values(by + ["_b"]).drop(columns="_b")
 
@@ -67,8 +68,8 @@ def kernel_pivot(kernels: pd.DataFrame, value: str = "pct_copy_bw", spec: str = 
     if kernels.empty or value not in kernels:
         return "_no kernel results_\n"
     pivot = kernels.pivot_table(index=KERNEL_CASE, columns="backend", values=value, aggfunc="first")
-    pivot = pivot.reindex(columns=[b for b in BACKEND_ORDER if b in pivot.columns]).reset_index()
-    return markdown(pivot, {b: spec for b in BACKEND_ORDER})
+    pivot = pivot.reindex(columns=[b for b in BACKENDS if b in pivot.columns]).reset_index()
+    return markdown(pivot, {b: spec for b in BACKENDS})
 
 
 def memory_table(kernels: pd.DataFrame, models: pd.DataFrame) -> str:

@@ -2,7 +2,7 @@
 
 For each saved pytest-benchmark file (default: the newest under ``.benchmarks/``) writes
 ``<out>/<run name>/``: ``README.md`` (run header, targets summary, paper vs measured, plots),
-``kernels.md``, ``model.md``, ``memory.md``, ``targets.md`` and the PNGs of ``bench.plots``;
+``kernels.md``, ``model.md``, ``memory.md``, ``targets.md`` and the PNGs of ``bench.report.plots``;
 ``--merge NAME`` reports several files of one session (saved in parts) as one run.
 ``--compare A B`` writes ``<out>/compare_<A>_vs_<B>.md`` (changes with a regression flag) and
 prints it. ``pytest bench/ --benchmark-save=NAME`` calls this automatically at the end of the run.
@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import compare, paper_claims, plots, tables, targets
-from bench.results import ReportError, Run, load_run, merge_runs, run_header
+from bench.report import compare, paper_claims, plots, tables, targets
+from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
 
 __all__ = ["ReportError", "write_report", "write_comparison", "main"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.results import Run
+from bench.report.results import Run
 
 DEFAULT_THRESHOLD = 0.05
 

@@ -9,7 +9,7 @@ Instead of ATen's int64 flat indices the forward saves the argmax's position ins
 
 Backward: one lane per *input* element; it visits the at most ``ceil(K/S)**2`` windows that cover
 it and adds the gradient of those whose saved offset points at it. No atomics, deterministic.
-``_window_geometry`` / ``_window_grad`` are shared with the fused ReLU+LRN+pool backward.
+``window_geometry`` / ``window_grad`` are shared with the fused ReLU+LRN+pool backward.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._interpreter import triton_interpreted
-from kernels._launch import launch
-from kernels._offsets import index_is_64, memory_format_of
-from kernels.triton_indexing import _as_index, _unravel
-from kernels.ops import pool_output_size
+from kernels.interpreter import triton_interpreted
+from kernels.backends.triton.launch import launch
+from kernels.backends.triton.offsets import index_is_64, memory_format_of
+from kernels.backends.triton.indexing import as_index, unravel
+from kernels.paper import pool_output_size
 
 
 @triton.jit
@@ -39,9 +39,9 @@ def _max_pool_fwd_kernel(
     INDEX_64: tl.constexpr,  # int64 index arithmetic (some offset passes 2**31 - 1)
     BLOCK: tl.constexpr,
 ):
-    idx = _as_index(tl.program_id(0), INDEX_64) * BLOCK + tl.arange(0, BLOCK)
+    idx = as_index(tl.program_id(0), INDEX_64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
-    n, c, oh, ow = _unravel(idx, C, OH, OW, CHANNELS_LAST)
+    n, c, oh, ow = unravel(idx, C, OH, OW, CHANNELS_LAST)
     base = x_ptr + n * sxn + c * sxc + (oh * STRIDE) * sxh + (ow * STRIDE) * sxw
     if USE_FP64:
         best = tl.full([BLOCK], float("-inf"), tl.float64)
@@ -59,7 +59,7 @@ def _max_pool_fwd_kernel(
 
 
 @triton.jit
-def _window_geometry(
+def window_geometry(
     n, c, h, w,  # coordinates of the input elements (in the index type), shape [BLOCK]
     mask,
     OH, OW,
@@ -89,7 +89,7 @@ def _window_geometry(
 
 
 @triton.jit
-def _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, ACC: tl.constexpr):
+def window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, ACC: tl.constexpr):
     """Sum of the pooled gradients (of the windows in the geometry) whose argmax is the element."""
     o = tl.load(off_ptr + o_off, mask=valid, other=-1)
     hit = valid & (o.to(tl.int32) == code)
@@ -112,15 +112,15 @@ def _max_pool_bwd_kernel(
     INDEX_64: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    idx = _as_index(tl.program_id(0), INDEX_64) * BLOCK + tl.arange(0, BLOCK)
+    idx = as_index(tl.program_id(0), INDEX_64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
-    n, c, h, w = _unravel(idx, C, H, W, CHANNELS_LAST)
-    valid, code, g_off, o_off = _window_geometry(n, c, h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
+    n, c, h, w = unravel(idx, C, H, W, CHANNELS_LAST)
+    valid, code, g_off, o_off = window_geometry(n, c, h, w, mask, OH, OW, sgn, sgc, sgh, sgw,
                                                  son, soc, soh, sow, KS, STRIDE, NWIN, NW2_P2)
     if USE_FP64:
-        acc = _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, tl.float64)
+        acc = window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, tl.float64)
     else:
-        acc = _window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, tl.float32)
+        acc = window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, tl.float32)
     tl.store(dx_ptr + idx, acc.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
@@ -143,7 +143,7 @@ def pooled_empty(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.
 
 def _block(total: int, gpu_block: int) -> int:
     """Lanes per program. Interpreter: few, wide programs (its cost is per program). GPU: 4 warps with
-    ``gpu_block / 128`` elements each, sized by the sm_90 compile (``bench.kernel_resources``): the
+    ``gpu_block / 128`` elements each, sized by the sm_90 compile (``bench.tools.kernel_resources``): the
     forward at 512 vectorises its channels_last loads in 32 registers (NCHW: 48); the NCHW backward's
     2x2-window gather needs 117 registers at 512 lanes but 70 at 256."""
     if triton_interpreted():
@@ -154,7 +154,7 @@ def _block(total: int, gpu_block: int) -> int:
 def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int, block: int | None = None,
                      num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled output (same memory format as ``x``) and int8/int16 argmax window offsets. ``block``
-    and ``num_warps`` override the launch shape (``bench.tune_tiling`` sweeps them)."""
+    and ``num_warps`` override the launch shape (``bench.tools.tune_tiling`` sweeps them)."""
     if x.ndim != 4:
         raise ValueError(f"max_pool_forward: expected a 4-D NCHW tensor, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape

@@ -1,7 +1,7 @@
 """Compile every Triton kernel for an NVIDIA GPU this machine need not have, and report its resources.
 
-The host code of ``kernels.triton_*`` is run on ``meta`` tensors of AlexNet's real activation shapes
-with launches recorded instead of run (``kernels._launch.recording_launches``). Each recorded launch is
+The host code of ``kernels.backends.triton`` is run on ``meta`` tensors of AlexNet's real activation shapes
+with launches recorded instead of run (``kernels.backends.triton.launch.recording_launches``). Each recorded launch is
 specialised exactly as Triton's JIT would specialise it (same binder, so the same constexpr-1 and
 16-divisibility attributes) and compiled for the target architecture with Triton's bundled ptxas.
 ``cuobjdump`` then reads registers, spills (local memory), stack and shared memory from the cubin,
@@ -14,7 +14,7 @@ This proves that the kernels *compile* for the GPU and shows static pressure (re
 bound occupancy; local memory means spills). It measures no time: figures here are static, from a
 CPU-only compile. Run as::
 
-    python -m bench.kernel_resources --arch 90 --batch 128 --cuda --out reports/kernel-resources-sm90
+    python -m bench.tools.kernel_resources --arch 90 --batch 128 --cuda --out reports/kernel-resources-sm90
 
 It must run in a fresh process: Triton fixes interpreted-or-compiled when a kernel is defined, so
 run as a program this module sets ``TRITON_INTERPRET=0`` before ``kernels`` is imported. Imported as a
@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 if __name__ == "__main__":
-    os.environ["TRITON_INTERPRET"] = "0"  # before any @triton.jit is evaluated (see kernels._interpreter)
+    os.environ["TRITON_INTERPRET"] = "0"  # before any @triton.jit is evaluated (see kernels.interpreter)
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
@@ -44,11 +44,12 @@ import triton  # noqa: E402
 
 from bench.env_info import software_versions  # noqa: E402
 from bench.shapes import GPU_SHAPES  # noqa: E402
-from bench.tables import markdown  # noqa: E402
-from kernels._launch import Launch, recording_launches  # noqa: E402
+from bench.report.tables import markdown  # noqa: E402
+from kernels.backends.triton.launch import Launch, recording_launches  # noqa: E402
+from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
 
-LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)  # the paper's, alpha in the paper convention
-POOL = dict(kernel_size=3, stride=2)
+LRN = dict(PAPER_LRN)  # alpha in the paper convention
+POOL = dict(PAPER_POOL)
 LRN_SITES = ("conv1", "conv2")  # LRN follows conv1 and conv2 only
 POOL_SITES = ("conv1", "conv2", "conv5")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -73,7 +74,10 @@ def _meta_tensor(shape: tuple, dtype: torch.dtype, layout: torch.memory_format) 
 
 def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case]:
     """Run every Triton host function at AlexNet's shapes on meta tensors, recording launches."""
-    from kernels import triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool
+    from kernels.backends.triton import max_pool as triton_max_pool
+    from kernels.backends.triton import relu_lrn as triton_relu_lrn
+    from kernels.backends.triton import relu_lrn_pool as triton_relu_lrn_pool
+    from kernels.experimental import triton_relu_lrn_cvec
 
     cases: list[Case] = []
 
@@ -99,7 +103,7 @@ def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case
                 record("relu_lrn", "backward", *label, lambda: triton_relu_lrn.relu_lrn_backward(x, x, **LRN))
                 if layout_name == "channels_last":  # the experimental channel-vector forward
                     record("relu_lrn_cvec", "forward", *label,
-                           lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN, channel_vectors=True))
+                           lambda: triton_relu_lrn_cvec.relu_lrn_forward_cvec(x, **LRN))
                 record("relu_lrn_pool", "forward", *label,
                        lambda: triton_relu_lrn_pool.relu_lrn_pool_forward(x, **LRN, **POOL))
                 record("relu_lrn_pool", "backward", *label,
@@ -201,8 +205,8 @@ def _nvcc() -> str:
 
 
 def cuda_extension_resources(arch: int) -> pd.DataFrame:
-    """Compile the ``cuda`` backend's kernels (``kernels/csrc/alexnet_ops_cuda.cu``) with nvcc for
-    sm_<arch>, with the flags ``torch.utils.cpp_extension`` and ``kernels.cuda_backend`` use, and
+    """Compile the ``cuda`` backend's kernels (``kernels/backends/cuda/csrc/alexnet_ops_cuda.cu``) with nvcc for
+    sm_<arch>, with the flags ``torch.utils.cpp_extension`` and ``kernels.backends.cuda`` use, and
     return ptxas's registers / spills / stack per kernel instantiation. Works on a CPU-only PyTorch:
     the one header such a build lacks (``c10/cuda/impl/cuda_cmake_macros.h``, generated at build
     time) is supplied as a stub that defines what a shared-library CUDA build defines."""
@@ -210,7 +214,7 @@ def cuda_extension_resources(arch: int) -> pd.DataFrame:
 
     from torch.utils import cpp_extension
 
-    from kernels import cuda_backend
+    from kernels.backends import cuda as cuda_backend
 
     with tempfile.TemporaryDirectory() as tmp:
         stub = Path(tmp, "c10", "cuda", "impl", "cuda_cmake_macros.h")
@@ -300,7 +304,7 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
         cuda = cuda_table.assign(warps_per_sm=[occupancy_warps(r, 8, arch) for r in cuda_table["registers"]],
                                  kernel="`" + cuda_table["kernel"] + "`")  # code spans: <...> is not HTML
         lines += ["## `cuda` backend kernels (nvcc, the extension's flags)", "",
-                  "Every template instantiation in `kernels/csrc/alexnet_ops_cuda.cu` (the last template"
+                  "Every template instantiation in `kernels/backends/cuda/csrc/alexnet_ops_cuda.cu` (the last template"
                   " argument of the LRN kernels is the window size they are specialised for; 0 = any size)."
                   " Blocks of 256 threads (`kThreads`), so `warps_per_sm` assumes 8 warps per block.", "",
                   markdown(cuda[["kernel", "registers", "warps_per_sm", "stack_bytes", "spill_store_bytes",
@@ -326,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
     table = resource_table(record_cases(args.batch, dtypes, layouts), args.arch)
     cuda_table = cuda_extension_resources(args.arch) if args.cuda else None
-    command = "python -m bench.kernel_resources " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.tools.kernel_resources " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_report(table, args.out, args.arch, args.batch, command, cuda_table)
     failures = table[table["error"] != ""]
     print(f"{len(table)} launches, {len(table) - len(failures)} compiled; report: {path}")

@@ -1,6 +1,6 @@
 """The ``cuda`` backend: hand-written C++ (CPU) and CUDA kernels in a JIT-built PyTorch extension.
 
-The extension (``kernels/csrc``) is compiled with ``torch.utils.cpp_extension.load`` on first use
+The extension (``kernels/backends/cuda/csrc``) is compiled with ``torch.utils.cpp_extension.load`` on first use
 (the first call of ``unavailable_reason()`` or of an op, never at import) and cached in torch's
 extension directory (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a
 stable name, so later processes only load it. On a CPU-only PyTorch (``torch.version.cuda is None``)
@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 
 import torch
+
+from kernels.paper import pool_output_size
 
 NAMESPACE = "alexnet_cuda_ext"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
@@ -197,7 +199,7 @@ def _offset_dtype(kernel_size: int) -> torch.dtype:
 
 def _pooled(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     n, c, h, w = x.shape
-    shape = (n, c, (h - kernel_size) // stride + 1, (w - kernel_size) // stride + 1)
+    shape = (n, c, pool_output_size(h, kernel_size, stride), pool_output_size(w, kernel_size, stride))
     fmt = _layout(x)
     y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     offsets = torch.empty(shape, dtype=_offset_dtype(kernel_size), device=x.device, memory_format=fmt)

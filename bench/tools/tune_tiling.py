@@ -9,11 +9,11 @@ Every alternative's output is checked against the default's, so a tiling bug at 
 error, not a fast wrong number. Figures: microseconds, GB/s of the bytes the kernel must move, and
 that as a share of a device-to-device copy measured in the same run.
 
-    python -m bench.tune_tiling --out reports/tiling-h100     # GPU: about 4 minutes on an H100
-    python -m bench.tune_tiling --smoke --out /tmp/tiling     # CPU: tiny shapes through the interpreter
+    python -m bench.tools.tune_tiling --out reports/tiling-h100     # GPU: about 4 minutes on an H100
+    python -m bench.tools.tune_tiling --smoke --out /tmp/tiling     # CPU: tiny shapes through the interpreter
 
 The smoke run exercises every code path (and the output checks) on tiny shapes; its times are
-interpreter times and say nothing about a GPU. The result of a GPU run belongs in ``kernels._tiling``
+interpreter times and say nothing about a GPU. The result of a GPU run belongs in ``kernels.backends.triton.tiling``
 (and the kernels' ``*_walk`` / ``_block`` choices), with the run's report committed beside it.
 """
 from __future__ import annotations
@@ -31,17 +31,18 @@ import torch
 
 from bench.env_info import run_description
 from bench.shapes import GPU_SHAPES
-from bench.tables import markdown
+from bench.report.tables import markdown
 from bench.timing import copy_bandwidth
-from kernels import triton_max_pool as mp
-from kernels import triton_relu_lrn as lrn
-from kernels import triton_relu_lrn_cvec as cvec
-from kernels import triton_relu_lrn_pool as fused
-from kernels._offsets import memory_format_of
-from kernels._tiling import ChannelWalk, channel_walk, walk_of
+from kernels.backends.triton import max_pool as mp
+from kernels.backends.triton import relu_lrn as lrn
+from kernels.experimental import triton_relu_lrn_cvec as cvec
+from kernels.backends.triton import relu_lrn_pool as fused
+from kernels.backends.triton.offsets import memory_format_of
+from kernels.backends.triton.tiling import ChannelWalk, channel_walk, walk_of
+from kernels.paper import PAPER_LRN, PAPER_POOL
 
-LRN = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
-POOL = dict(kernel_size=3, stride=2)
+LRN = dict(PAPER_LRN)
+POOL = dict(PAPER_POOL)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 SMOKE_SHAPE = (2, 11, 9, 9)
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                                   ("layout", layouts, LAYOUTS)):
         if unknown := [v for v in values if v not in allowed]:
             parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
-    command = "python -m bench.tune_tiling " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.tools.tune_tiling " + " ".join(argv if argv is not None else sys.argv[1:])
     table = sweep(sites, dtypes, layouts, args.smoke, device)
     path = write_report(table, args.out, run_description(device, command), args.smoke)
     print(f"report: {path}")

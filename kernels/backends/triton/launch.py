@@ -2,7 +2,7 @@
 
 On a GPU kernels go through ``torch.library.wrap_triton`` so that ``triton_op`` can trace them;
 under the interpreter they are called directly. ``recording_launches()`` captures every launch
-(kernel, grid, arguments, meta-parameters) without running it: ``bench.kernel_resources`` uses it to
+(kernel, grid, arguments, meta-parameters) without running it: ``bench.tools.kernel_resources`` uses it to
 compile exactly what the host code would launch, for a GPU this machine does not have.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from kernels._interpreter import triton_interpreted
+from kernels.interpreter import triton_interpreted
 
 
 @dataclass

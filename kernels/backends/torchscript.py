@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from kernels import reference
+from kernels.backends import eager as reference
 
 _scripted: dict[str, object] = {}
 _failure: str | None = None

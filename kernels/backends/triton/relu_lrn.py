@@ -4,7 +4,7 @@
     W(c) = [c - size//2, c + size//2] clipped to [0, C-1]              (alpha: paper convention)
 
 Each program owns a tile of BLOCK spatial positions (flattened over N*H*W) and walks a chunk of
-channels once (all C of them unless positions alone give too few programs: ``_tiling``); a chunk
+channels once (all C of them unless positions alone give too few programs: ``tiling``); a chunk
 re-reads the size - 1 halo channels around it. The window sum is carried in a small register ring of
 the last ``size`` squares (one slot per channel, SIZE_P2 >= size slots): every channel is loaded from
 DRAM once and reused for the ``size`` windows it belongs to, and the sum is re-added from the ring
@@ -12,7 +12,7 @@ DRAM once and reused for the ``size`` windows it belongs to, and the sum is re-a
 steps go in groups of ``size`` from a chunk start that is a multiple of ``size``, so each step's ring
 slot is a compile-time constant; the next channel is prefetched during a step's arithmetic.
 Accumulation is float32 (float64 for float64); d^-beta is exp2(-beta * log2 d), with the SFU's
-approximate log2 in compiled float32/16-bit kernels (``_log2``).
+approximate log2 in compiled float32/16-bit kernels (``lrn_log2``).
 
 Backward, with g the gradient of b (saved for backward: only x):
 
@@ -22,7 +22,7 @@ Backward, with g the gradient of b (saved for backward: only x):
 is one more channel pipeline: at step t it enters a_t^2, finishes d_c for c = t - size//2 and
 pushes T_c = g_c a_c d_c^(-beta-1) and g_c d_c^-beta into two more rings, and emits channel
 j = t - 2*(size//2). With POOL=True, g_c is not loaded but gathered from a max-pool's output
-gradient and argmax offsets (``triton_max_pool._window_grad``): the fused ReLU+LRN+pool backward.
+gradient and argmax offsets (``max_pool.window_grad``): the fused ReLU+LRN+pool backward.
 """
 from __future__ import annotations
 
@@ -33,16 +33,16 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from kernels._interpreter import triton_interpreted
-from kernels._launch import launch
-from kernels._offsets import index_is_64
-from kernels._tiling import ChannelWalk, channel_walk
-from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
-from kernels.triton_max_pool import _window_geometry, _window_grad
+from kernels.interpreter import triton_interpreted
+from kernels.backends.triton.launch import launch
+from kernels.backends.triton.offsets import index_is_64
+from kernels.backends.triton.tiling import ChannelWalk, channel_walk
+from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
+from kernels.backends.triton.max_pool import window_geometry, window_grad
 
 
 @triton.jit
-def _log2(d, FAST_LOG2: tl.constexpr):
+def lrn_log2(d, FAST_LOG2: tl.constexpr):
     """log2 of the LRN denominator. FAST_LOG2 (float32 on a GPU): the SFU's lg2.approx (relative
     error ~2**-22, d >= k > 0 here) instead of libdevice's exact log2f, a ~20-instruction polynomial
     per element in the channel loop. The interpreter has no libdevice, and float64 keeps the exact one."""
@@ -53,12 +53,12 @@ def _log2(d, FAST_LOG2: tl.constexpr):
 
 
 @triton.jit
-def _load_relu(base, channel, stride_c, mask, C, lane0, ACC: tl.constexpr, INDEX_64: tl.constexpr):
+def load_relu(base, channel, stride_c, mask, C, lane0, ACC: tl.constexpr, INDEX_64: tl.constexpr):
     """relu(x) of one channel at every lane (any shape: ``base``, ``mask`` and ``lane0`` alike), in ACC;
     zero where the channel is outside [0, C) (the window's zero padding) or the lane is masked. NaN
     stays NaN (ATen's relu keeps it)."""
     ok = mask & ((lane0 + channel) >= 0) & ((lane0 + channel) < C)
-    v = tl.load(base + _as_index(channel, INDEX_64) * stride_c, mask=ok, other=0.0).to(ACC)
+    v = tl.load(base + as_index(channel, INDEX_64) * stride_c, mask=ok, other=0.0).to(ACC)
     return tl.where(v < 0, 0.0, v)
 
 
@@ -76,12 +76,12 @@ def _relu_lrn_fwd_kernel(
     SIZE_P2: tl.constexpr,  # ring slots: next power of two >= SIZE
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,  # int64 index arithmetic (some offset passes 2**31 - 1)
-    FAST_LOG2: tl.constexpr,  # approximate log2 (see _log2)
+    FAST_LOG2: tl.constexpr,  # approximate log2 (see lrn_log2)
     BLOCK: tl.constexpr,  # spatial positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    tile, c0, c1 = _channel_chunk(C, CHUNK)
-    mask, n, h, w = _position_tile(tile, N, H, W, BLOCK, INDEX_64)
+    tile, c0, c1 = channel_chunk(C, CHUNK)
+    mask, n, h, w = position_tile(tile, N, H, W, BLOCK, INDEX_64)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     ys = y_ptr + n * syn + h * syh + w * syw
     if USE_FP64:
@@ -96,20 +96,20 @@ def _relu_lrn_fwd_kernel(
     # slot of every step is a compile-time constant and the ring update compiles to register moves.
     # prologue: channels c0-HALF .. c0+HALF-1 enter the window before channel c0 is emitted
     for i in tl.static_range(2 * HALF):
-        a = _load_relu(xs, c0 - HALF + i, sxc, mask, C, lane0, ACC, INDEX_64)
+        a = load_relu(xs, c0 - HALF + i, sxc, mask, C, lane0, ACC, INDEX_64)
         ring = tl.where(slots == (i - HALF + SIZE) % SIZE, (a * a)[None, :], ring)
-    a_next = _load_relu(xs, c0 + HALF, sxc, mask, C, lane0, ACC, INDEX_64)
+    a_next = load_relu(xs, c0 + HALF, sxc, mask, C, lane0, ACC, INDEX_64)
     for g in range(c0, c1, SIZE):
         for i in tl.static_range(SIZE):
             j = g + i
             e = j + HALF  # channel entering the window of channel j; beyond C-1 it is zero
             a = a_next
-            a_next = _load_relu(xs, e + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch: in flight during the math
+            a_next = load_relu(xs, e + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch: in flight during the math
             ring = tl.where(slots == (i + HALF) % SIZE, (a * a)[None, :], ring)
             d = k + alpha * tl.sum(ring, axis=0)
-            aj = _load_relu(xs, j, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit: loaded HALF steps ago
-            y = aj * tl.exp2(-beta * _log2(d, FAST_LOG2))  # times d^-beta: no division
-            tl.store(ys + _as_index(j, INDEX_64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask & ((lane0 + j) < c1))
+            aj = load_relu(xs, j, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit: loaded HALF steps ago
+            y = aj * tl.exp2(-beta * lrn_log2(d, FAST_LOG2))  # times d^-beta: no division
+            tl.store(ys + as_index(j, INDEX_64) * syc, y.to(y_ptr.dtype.element_ty), mask=mask & ((lane0 + j) < c1))
 
 
 @triton.jit
@@ -135,8 +135,8 @@ def _relu_lrn_bwd_kernel(
     BLOCK: tl.constexpr,
 ):
     HALF: tl.constexpr = SIZE // 2
-    tile, c0, c1 = _channel_chunk(C, CHUNK)
-    mask, n, h, w = _position_tile(tile, N, H, W, BLOCK, INDEX_64)
+    tile, c0, c1 = channel_chunk(C, CHUNK)
+    mask, n, h, w = position_tile(tile, N, H, W, BLOCK, INDEX_64)
     xs = x_ptr + n * sxn + h * sxh + w * sxw
     gs = g_ptr + n * sgn + h * sgh + w * sgw
     ds = dx_ptr + n * sdn + h * sdh + w * sdw
@@ -152,34 +152,34 @@ def _relu_lrn_bwd_kernel(
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     if POOL:  # the windows covering each pixel do not depend on the channel: find them once
-        valid, code, g_off, o_off = _window_geometry(n, _as_index(lane0, INDEX_64), h, w, mask, OH, OW,
+        valid, code, g_off, o_off = window_geometry(n, as_index(lane0, INDEX_64), h, w, mask, OH, OW,
                                                      sgn, sgc, sgh, sgw, son, soc, soh, sow,
                                                      KS, STRIDE, NWIN, NW2_P2)
     # The window of channel j needs T_c for c in [j-HALF, j+HALF], each needing squares of
     # [c-HALF, c+HALF]: squares enter from c0 - 2*HALF (prologue), T_c is finished from c0 - HALF.
     # Steps go in groups of SIZE from c0 (a multiple of SIZE), so every ring slot is a constant.
     for i in tl.static_range(2 * HALF):
-        a = _load_relu(xs, c0 - 2 * HALF + i, sxc, mask, C, lane0, ACC, INDEX_64)
+        a = load_relu(xs, c0 - 2 * HALF + i, sxc, mask, C, lane0, ACC, INDEX_64)
         sq = tl.where(slots == (i - 2 * HALF + 2 * SIZE) % SIZE, (a * a)[None, :], sq)
-    a_next = _load_relu(xs, c0, sxc, mask, C, lane0, ACC, INDEX_64)
+    a_next = load_relu(xs, c0, sxc, mask, C, lane0, ACC, INDEX_64)
     for g in range(c0, c1 + 2 * HALF, SIZE):
         for i in tl.static_range(SIZE):
             t = g + i
             # 1. channel t enters the square ring (zero beyond C-1)
             a = a_next
-            a_next = _load_relu(xs, t + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch
+            a_next = load_relu(xs, t + 1, sxc, mask, C, lane0, ACC, INDEX_64)  # prefetch
             sq = tl.where(slots == i, (a * a)[None, :], sq)
             # 2. the window of channel c = t - HALF is complete: d_c, T_c, g_c d_c^-beta
             c = t - HALF
             c_ok = ((lane0 + c) >= 0) & ((lane0 + c) < C)
-            ci = _as_index(c, INDEX_64)
-            ac = _load_relu(xs, c, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit
+            ci = as_index(c, INDEX_64)
+            ac = load_relu(xs, c, sxc, mask, C, lane0, ACC, INDEX_64)  # cache hit
             if POOL:
-                gc = _window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + ci * sgc, o_off + ci * soc,
+                gc = window_grad(g_ptr, off_ptr, valid & c_ok[:, None], code, g_off + ci * sgc, o_off + ci * soc,
                                   ACC)
             else:
                 gc = tl.load(gs + ci * sgc, mask=mask & c_ok, other=0.0).to(ACC)
-            log2_d = _log2(k + alpha * tl.sum(sq, axis=0), FAST_LOG2)
+            log2_d = lrn_log2(k + alpha * tl.sum(sq, axis=0), FAST_LOG2)
             tc = tl.where(c_ok, gc * ac * tl.exp2((-beta - 1.0) * log2_d), 0.0)  # d^(-beta-1): no division
             slot_c = (i - HALF + SIZE) % SIZE
             t_ring = tl.where(slots == slot_c, tc[None, :], t_ring)
@@ -188,23 +188,23 @@ def _relu_lrn_bwd_kernel(
             j = t - 2 * HALF
             j_ok = ((lane0 + j) >= c0) & ((lane0 + j) < c1)
             gp_j = tl.sum(tl.where(slots == (i - 2 * HALF + 2 * SIZE) % SIZE, gp_ring, 0.0), axis=0)
-            xj = tl.load(xs + _as_index(j, INDEX_64) * sxc, mask=mask & j_ok, other=0.0).to(ACC)  # cache hit
+            xj = tl.load(xs + as_index(j, INDEX_64) * sxc, mask=mask & j_ok, other=0.0).to(ACC)  # cache hit
             aj = tl.where(xj < 0, 0.0, xj)
             grad = gp_j - two_alpha_beta * aj * tl.sum(t_ring, axis=0)
             grad = tl.where(xj <= 0, 0.0, grad)  # relu'; NaN inputs pass the gradient, like ATen
-            tl.store(ds + _as_index(j, INDEX_64) * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
+            tl.store(ds + as_index(j, INDEX_64) * sdc, grad.to(dx_ptr.dtype.element_ty), mask=mask & j_ok)
 
 
 # ---------------------------------------------------------------------------------- host side
 
-def _split(value: float) -> tuple[float, float]:
+def split_float(value: float) -> tuple[float, float]:
     """``value`` as a float32 pair hi + lo (kernels get float32 scalars; float64 kernels re-add them)."""
     hi = struct.unpack("f", struct.pack("f", value))[0]  # plain Python: also fine while tracing
     return hi, value - hi
 
 
 def fast_log2(x: torch.Tensor) -> bool:
-    """The approximate log2 (``_log2``) for compiled float32/16-bit kernels; exact under the interpreter
+    """The approximate log2 (``lrn_log2``) for compiled float32/16-bit kernels; exact under the interpreter
     (which has no libdevice) and for float64."""
     return not triton_interpreted() and x.dtype != torch.float64
 
@@ -221,7 +221,7 @@ def check_walk(walk: ChannelWalk, channels: int, size: int) -> ChannelWalk:
 def lrn_walk(x: torch.Tensor, size: int, pool_backward: bool = False) -> ChannelWalk:
     """Launch shape of the ReLU+LRN kernels over ``x``: 256 positions (2 per thread) per program on a
     GPU - 128 for the fused backward, whose per-pixel window geometry doubles its registers - with
-    channels split until every SM has programs (``_tiling``); under the interpreter one wide program
+    channels split until every SM has programs (``tiling``); under the interpreter one wide program
     per 16,384 positions."""
     n, c, h, w = x.shape
     return channel_walk(n * h * w, c, x.device, gpu_block=128 if pool_backward else 256, interpreter_block=16384,
@@ -229,22 +229,17 @@ def lrn_walk(x: torch.Tensor, size: int, pool_backward: bool = False) -> Channel
 
 
 def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
-                     walk: ChannelWalk | None = None, channel_vectors: bool = False) -> torch.Tensor:
+                     walk: ChannelWalk | None = None) -> torch.Tensor:
     """ReLU + LRN of ``x`` (any strides); the output has ``x``'s memory format. ``walk`` overrides the
-    launch shape (``bench.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it.
-    ``channel_vectors=True`` runs the experimental channels_last kernel (``triton_relu_lrn_cvec``)."""
+    launch shape (``bench.tools.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it."""
     if x.ndim != 4 or size % 2 == 0:
         raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
-    if channel_vectors:
-        from kernels.triton_relu_lrn_cvec import relu_lrn_forward_cvec
-
-        return relu_lrn_forward_cvec(x, size, alpha, beta, k)
     n, c, h, w = x.shape
     y = torch.empty_like(x, memory_format=torch.preserve_format)
     walk = check_walk(walk or lrn_walk(x, size), c, size)
     launch(
         _relu_lrn_fwd_kernel, (walk.programs,),
-        x, y, n, c, h, w, *x.stride(), *y.stride(), walk.chunk, *_split(alpha), beta, k,
+        x, y, n, c, h, w, *x.stride(), *y.stride(), walk.chunk, *split_float(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), USE_FP64=x.dtype == torch.float64,
         INDEX_64=index_is_64(x, y, lanes=n * h * w), FAST_LOG2=fast_log2(x), BLOCK=walk.block, num_warps=walk.num_warps,
     )
@@ -270,7 +265,7 @@ def relu_lrn_backward(
     launch(
         _relu_lrn_bwd_kernel, (walk.programs,),
         x, grad, off, dx, n, c, h, w, oh, ow, *x.stride(), *grad.stride(), *off_strides, *dx.stride(),
-        walk.chunk, *_split(alpha), beta, k,
+        walk.chunk, *split_float(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), POOL=pool, KS=kernel_size, STRIDE=stride,
         NWIN=triton.cdiv(kernel_size, stride), NW2_P2=triton.next_power_of_2(triton.cdiv(kernel_size, stride) ** 2),
         USE_FP64=x.dtype == torch.float64, INDEX_64=index_is_64(x, grad, off, dx, lanes=n * h * w),

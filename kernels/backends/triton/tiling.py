@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import triton
 
-from kernels._interpreter import triton_interpreted
+from kernels.interpreter import triton_interpreted
 
 DEFAULT_SMS = 132  # an H100 SXM; used where no CUDA device is at hand (meta tensors, ahead-of-time compiles)
 PROGRAMS_PER_SM = 8  # 8 programs x 4 warps = 32 resident warps per SM wanted

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels._interpreter import announce_interpreter_once, triton_interpreted
+from kernels.interpreter import announce_interpreter_once, triton_interpreted
 
 try:
     import triton  # noqa: F401
@@ -49,9 +49,9 @@ def device_problem(device: torch.device) -> str | None:
 
 
 if _IMPORT_ERROR is None:
-    from kernels import triton_max_pool as _mp
-    from kernels import triton_relu_lrn as _lrn
-    from kernels import triton_relu_lrn_pool as _fused
+    from kernels.backends.triton import max_pool as _mp
+    from kernels.backends.triton import relu_lrn as _lrn
+    from kernels.backends.triton import relu_lrn_pool as _fused
 
     _INTERPRETED = triton_interpreted()
 

@@ -2,12 +2,12 @@
 
 Forward: each program owns BLOCK pooled positions (flattened over N*OH*OW) and walks all channels. Its pixel
 tile is [BLOCK, KK_P2] (the K*K window pixels of each pooled position, padded to a power of two)
-and the LRN window sum is carried in a register ring over channels, as in ``triton_relu_lrn``.
+and the LRN window sum is carried in a register ring over channels, as in ``relu_lrn``.
 Per channel it reduces the tile to the window maximum (ATen's rule: NaN wins - the last NaN in scan
 order - else the first maximum) and stores only the pooled value and its int8 window offset.
 The LRN of overlapping windows' shared pixels is recomputed (compute is cheap, bytes are not).
 
-Backward: saved for backward are only ``x`` and the offsets. ``triton_relu_lrn``'s backward kernel
+Backward: saved for backward are only ``x`` and the offsets. ``relu_lrn``'s backward kernel
 with POOL=True gathers each pixel's gradient from the pooled positions whose argmax it is and
 recomputes a and d locally.
 """
@@ -17,12 +17,12 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._launch import launch
-from kernels._offsets import index_is_64
-from kernels._tiling import ChannelWalk, channel_walk
-from kernels.triton_indexing import _as_index, _channel_chunk, _position_tile
-from kernels.triton_max_pool import pooled_empty
-from kernels.triton_relu_lrn import _load_relu, _log2, _split, check_walk, fast_log2, relu_lrn_backward
+from kernels.backends.triton.launch import launch
+from kernels.backends.triton.offsets import index_is_64
+from kernels.backends.triton.tiling import ChannelWalk, channel_walk
+from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
+from kernels.backends.triton.max_pool import pooled_empty
+from kernels.backends.triton.relu_lrn import load_relu, lrn_log2, split_float, check_walk, fast_log2, relu_lrn_backward
 
 
 @triton.jit
@@ -41,12 +41,12 @@ def _relu_lrn_pool_fwd_kernel(
     KK_P2: tl.constexpr,  # next power of two >= KS*KS
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,
-    FAST_LOG2: tl.constexpr,  # approximate log2 (see triton_relu_lrn._log2)
+    FAST_LOG2: tl.constexpr,  # approximate log2 (see relu_lrn.lrn_log2)
     BLOCK: tl.constexpr,  # pooled positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
-    tile, c0, c1 = _channel_chunk(C, CHUNK)
-    qmask, n, oh, ow = _position_tile(tile, N, OH, OW, BLOCK, INDEX_64)  # pooled positions over (n, oh, ow)
+    tile, c0, c1 = channel_chunk(C, CHUNK)
+    qmask, n, oh, ow = position_tile(tile, N, OH, OW, BLOCK, INDEX_64)  # pooled positions over (n, oh, ow)
     kk = tl.arange(0, KK_P2)
     kh = kk // KS
     kw = kk % KS
@@ -68,18 +68,18 @@ def _relu_lrn_pool_fwd_kernel(
     # prologue: the window of channel c0 fills up. Then steps in groups of SIZE from c0 (a multiple
     # of SIZE), so every ring slot is a compile-time constant.
     for i in tl.static_range(2 * HALF):
-        a = _load_relu(xs, c0 - HALF + i, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+        a = load_relu(xs, c0 - HALF + i, sxc, pix_ok, C, lane0, ACC, INDEX_64)
         ring = tl.where(slots == (i - HALF + SIZE) % SIZE, (a * a)[None, :, :], ring)
-    a_next = _load_relu(xs, c0 + HALF, sxc, pix_ok, C, lane0, ACC, INDEX_64)
+    a_next = load_relu(xs, c0 + HALF, sxc, pix_ok, C, lane0, ACC, INDEX_64)
     for g in range(c0, c1, SIZE):
         for i in tl.static_range(SIZE):
             j = g + i
             a = a_next
-            a_next = _load_relu(xs, j + HALF + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
+            a_next = load_relu(xs, j + HALF + 1, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # prefetch
             ring = tl.where(slots == (i + HALF) % SIZE, (a * a)[None, :, :], ring)
             d = k + alpha * tl.sum(ring, axis=0)
-            aj = _load_relu(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
-            b = tl.where(pix_ok, aj * tl.exp2(-beta * _log2(d, FAST_LOG2)), float("-inf"))
+            aj = load_relu(xs, j, sxc, pix_ok, C, lane0, ACC, INDEX_64)  # cache hit
+            b = tl.where(pix_ok, aj * tl.exp2(-beta * lrn_log2(d, FAST_LOG2)), float("-inf"))
             # window max with ATen's rule: any NaN wins (the last one), else the first maximum
             is_nan = b != b
             last_nan = tl.max(tl.where(is_nan, kk[None, :], -1), axis=1)
@@ -88,7 +88,7 @@ def _relu_lrn_pool_fwd_kernel(
             has_nan = last_nan >= 0
             out = tl.where(has_nan, float("nan"), best)
             at = tl.where(has_nan, last_nan, first_max)
-            ji = _as_index(j, INDEX_64)
+            ji = as_index(j, INDEX_64)
             ok = qmask & ((qlane0 + j) < c1)
             tl.store(ys + ji * syc, out.to(y_ptr.dtype.element_ty), mask=ok)
             tl.store(offs + ji * soc, at.to(off_ptr.dtype.element_ty), mask=ok)
@@ -98,7 +98,7 @@ def _relu_lrn_pool_fwd_kernel(
 
 def fused_walk(x: torch.Tensor, pooled_positions: int, size: int) -> ChannelWalk:
     """Launch shape of the fused forward: 32 pooled positions x 16 window lanes (4 per thread) per
-    program on a GPU, channels split until every SM has programs (``_tiling``)."""
+    program on a GPU, channels split until every SM has programs (``tiling``)."""
     return channel_walk(pooled_positions, x.shape[1], x.device, gpu_block=32, interpreter_block=2048,
                         chunk_multiple=size)
 
@@ -117,7 +117,7 @@ def relu_lrn_pool_forward(
     launch(
         _relu_lrn_pool_fwd_kernel, (walk.programs,),
         x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
-        walk.chunk, *_split(alpha), beta, k,
+        walk.chunk, *split_float(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), KS=kernel_size, STRIDE=stride,
         KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64,
         FAST_LOG2=fast_log2(x),

@@ -3,13 +3,13 @@
 # machine (a bare image with CUDA PyTorch, Triton, pytest-benchmark, pandas and matplotlib; the repo
 # is not pip-installed there, so everything runs from the repository root).
 #
-#   bash bench/gpu_session.sh STAGE [NAME]
+#   bash bench/tools/gpu_session.sh STAGE [NAME]
 #
 # STAGE      what it runs (~minutes on an H100)                               writes under $OUT
 # check      nvidia-smi; GPU kernel tests at batch 128 and the CUDA-only tests   check.log
 #            (~4)
 # tiling     sweep of the Triton launch shapes vs the defaults, outputs checked  tiling/README.md, tiling.csv
-#            (~6; python -m bench.tune_tiling)
+#            (~6; python -m bench.tools.tune_tiling)
 # kernels-a  relu_lrn kernel benchmarks, all backends (~6)                       NAME-kernels-a.tgz
 # kernels-b  max_pool, relu_lrn_pool and unfused benchmarks (~6)               NAME-kernels-b.tgz
 # model      AlexNet step benchmarks: layouts, placements, kernels (~6)          NAME-model.tgz
@@ -22,7 +22,7 @@
 # The train stage needs the CIFAR-10 archive carried along: copy ../shared/data/cifar10-jpg.tar.gz to
 # .gpu_carry/ (ignored by git) and name .gpu_carry in the device call's carry list.
 set -euo pipefail
-stage=${1:?usage: bash bench/gpu_session.sh check|tiling|kernels-a|kernels-b|model|train [NAME]}
+stage=${1:?usage: bash bench/tools/gpu_session.sh check|tiling|kernels-a|kernels-b|model|train [NAME]}
 name=${2:-h100}
 out=${OUT:-gpu-out}
 mkdir -p "$out"
@@ -47,7 +47,7 @@ case "$stage" in
         tests/test_kernels.py -x -q -p no:cacheprovider
     } 2>&1 | tee "$out/check.log"
     ;;
-  tiling) $python -m bench.tune_tiling --out "$out/tiling" 2>&1 | tee "$out/tiling.log" ;;
+  tiling) $python -m bench.tools.tune_tiling --out "$out/tiling" 2>&1 | tee "$out/tiling.log" ;;
   kernels-a) bench kernels-a bench/test_kernel_bench.py -k "relu_lrn and not relu_lrn_pool" ;;
   kernels-b) bench kernels-b bench/test_kernel_bench.py -k "not relu_lrn or relu_lrn_pool" ;;
   model) bench model bench/test_model_bench.py ;;

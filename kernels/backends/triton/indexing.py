@@ -1,6 +1,6 @@
 """Index helpers shared by the Triton kernels: the index type, flat lane -> (n, c, h, w), position tiles.
 
-Every kernel takes an ``INDEX_64`` constexpr from ``_offsets.index_is_64``: int64 arithmetic when some
+Every kernel takes an ``INDEX_64`` constexpr from ``offsets.index_is_64``: int64 arithmetic when some
 element offset or lane index passes 2**31 - 1, int32 otherwise (fewer registers, cheaper division).
 """
 import triton
@@ -8,7 +8,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _as_index(v, INDEX_64: tl.constexpr):
+def as_index(v, INDEX_64: tl.constexpr):
     """``v`` (a tensor, a loop counter or a constant) in the kernel's index type."""
     if INDEX_64:
         return tl.cast(v, tl.int64)
@@ -17,9 +17,9 @@ def _as_index(v, INDEX_64: tl.constexpr):
 
 
 @triton.jit
-def _unravel(idx, C, H, W, CHANNELS_LAST: tl.constexpr):
+def unravel(idx, C, H, W, CHANNELS_LAST: tl.constexpr):
     """(n, c, h, w) of element ``idx`` of a dense N x C x H x W tensor walked in memory order
-    (w fastest for NCHW, c fastest for channels_last); ``_offsets.unravel`` is its host twin."""
+    (w fastest for NCHW, c fastest for channels_last); ``offsets.unravel`` is its host twin."""
     if CHANNELS_LAST:
         c = idx % C
         w = (idx // C) % W
@@ -34,16 +34,16 @@ def _unravel(idx, C, H, W, CHANNELS_LAST: tl.constexpr):
 
 
 @triton.jit
-def _position_tile(tile, N, H, W, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+def position_tile(tile, N, H, W, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
     """Tile number ``tile``'s BLOCK positions flattened over (n, h, w) - a tile may span images, which
     keeps small images busy - as (mask, n, h, w) in the index type."""
-    p = _as_index(tile, INDEX_64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < _as_index(N, INDEX_64) * H * W
+    p = as_index(tile, INDEX_64) * BLOCK + tl.arange(0, BLOCK)
+    mask = p < as_index(N, INDEX_64) * H * W
     return mask, p // (H * W), (p // W) % H, p % W
 
 
 @triton.jit
-def _channel_chunk(C, CHUNK):
+def channel_chunk(C, CHUNK):
     """This program's (position tile, first channel, end channel): programs are numbered with the
     chunk fastest, so the chunks of one tile run side by side and share their halo channels in L2."""
     n_chunks = tl.cdiv(C, CHUNK)

@@ -1,0 +1,58 @@
+"""What a run ran on, in one place for every command that records it: software versions, the CPU, and
+the devices used (GPU names when CUDA is present). Best-effort: a field that cannot be read is
+reported as unavailable instead of failing the run. GPU clocks and power (NVML) are the benchmark
+harness's business (``bench.env_info``)."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import torch
+
+
+def software_versions() -> dict:
+    """Python, torch, Triton, CUDA, cuDNN and platform versions."""
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except Exception as exc:  # triton is a dependency, but say why if it fails
+        triton_version = f"unavailable ({type(exc).__name__})"
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "platform": platform.platform(),
+    }
+
+
+def cpu_info() -> dict:
+    """CPU model (from /proc/cpuinfo where there is one), logical cores, the cores this process may use,
+    and torch's intra-op thread count."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {"cpu_model": model, "cpu_logical_cores": os.cpu_count(), "cpu_usable_cores": usable,
+            "torch_threads": torch.get_num_threads()}
+
+
+def machine_info(devices=()) -> dict:
+    """Versions, CPU, the devices a run used and, where CUDA is available, their GPU names."""
+    info = {**software_versions(), **cpu_info(), "devices": [str(d) for d in devices]}
+    cuda = sorted({torch.device(d) for d in devices if torch.device(d).type == "cuda"}, key=str)
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(d) for d in (cuda or [torch.device("cuda", 0)])]
+    return info
