@@ -13,12 +13,13 @@ from pathlib import Path
 import torch
 
 from alexnet.atomic_io import atomic_write
+from alexnet.errors import UsageError
 
 REQUIRED_KEYS = ("format", "model", "optimizer", "epoch", "step", "history")
 FORMAT = "alexnet-kernels/checkpoint-v1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UsageError, RuntimeError):
     """A checkpoint file is missing, unreadable or not one of ours."""
 
 

@@ -9,7 +9,8 @@ LRN uses the AlexNet constants in the paper's convention (k=2, n=5, alpha=1e-4, 
 ``nn.LocalResponseNorm`` would need ``alpha * n``). ``ChannelLRN`` computes the window sums as one
 matrix product with a banded 0/1 matrix (the paper's clipped window at the channel edges), which on
 a 2-core CPU trains the LRN net 1.4x faster than ``nn.LocalResponseNorm`` (an ``avg_pool3d`` over
-padded squares) and gives the same values. Weights use PyTorch's default initialisation for both
+padded squares) and gives the same values. It always computes in float32, also under bfloat16
+autocast, where ``k + alpha * sum`` would round to ``k``. Weights use PyTorch's default initialisation for both
 activations, so the only difference between the nets of one comparison is the switch under test.
 """
 from __future__ import annotations
@@ -70,8 +71,11 @@ class ChannelLRN(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scaled_sums = torch.einsum("nchw,cd->ndhw", x * x, self.window)
-        return x * (self.k + scaled_sums).pow(-self.beta)
+        # float32 whatever the autocast dtype: in bfloat16, k + alpha * sum (2 + ~1e-3) rounds to k
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x32 = x.float()
+            scaled_sums = torch.einsum("nchw,cd->ndhw", x32 * x32, self.window.float())
+            return (x32 * (self.k + scaled_sums).pow(-self.beta)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.window.shape[0]}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -51,6 +51,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from alexnet.errors import UsageError
 from alexnet.synthetic import make_synthetic
 
 CACHE_FORMAT = 1  # bump when the cached bytes would change for the same inputs
@@ -65,7 +66,7 @@ DEFAULT_SYNTHETIC_TRAIN = 5000
 DEFAULT_SYNTHETIC_VAL = 1000
 
 
-class DataError(ValueError):
+class DataError(UsageError, ValueError):
     """The data source is unusable: missing path, bad layout, empty class folder, no images."""
 
 

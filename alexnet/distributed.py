@@ -30,6 +30,8 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from alexnet.errors import UsageError
+
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
@@ -49,12 +51,16 @@ class DistContext:
         return self.backend is not None
 
 
+class LaunchError(UsageError, RuntimeError):
+    """The torchrun environment or the requested process layout cannot work (the message says how to fix it)."""
+
+
 def _env_int(name: str) -> int:
     raw = os.environ[name]
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} is not an integer (set by torchrun?)") from None
+        raise LaunchError(f"environment variable {name}={raw!r} is not an integer (set by torchrun?)") from None
 
 
 def init_distributed(device_type: str, *, backend: str | None = None, timeout_s: float = 600.0) -> DistContext:
@@ -68,31 +74,31 @@ def init_distributed(device_type: str, *, backend: str | None = None, timeout_s:
         return DistContext()
     if len(present) != len(_TORCHRUN_VARS):
         missing = sorted(set(_TORCHRUN_VARS) - set(present))
-        raise RuntimeError(
+        raise LaunchError(
             f"partial torchrun environment: {', '.join(present)} set but {', '.join(missing)} missing; "
             "start the job with torchrun (or set RANK, WORLD_SIZE and LOCAL_RANK together)"
         )
     rank, world_size, local_rank = (_env_int(v) for v in _TORCHRUN_VARS)
     local_world_size = _env_int("LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in os.environ else world_size
     if world_size < 1:
-        raise ValueError(f"WORLD_SIZE must be >= 1, got {world_size}")
+        raise LaunchError(f"WORLD_SIZE must be >= 1, got {world_size}")
     if not 0 <= rank < world_size:
-        raise ValueError(f"RANK={rank} is outside the world of WORLD_SIZE={world_size}")
+        raise LaunchError(f"RANK={rank} is outside the world of WORLD_SIZE={world_size}")
     if not 0 <= local_rank < local_world_size:
-        raise ValueError(f"LOCAL_RANK={local_rank} is outside LOCAL_WORLD_SIZE={local_world_size}")
+        raise LaunchError(f"LOCAL_RANK={local_rank} is outside LOCAL_WORLD_SIZE={local_world_size}")
     if local_world_size > world_size:
-        raise ValueError(f"LOCAL_WORLD_SIZE={local_world_size} exceeds WORLD_SIZE={world_size}")
+        raise LaunchError(f"LOCAL_WORLD_SIZE={local_world_size} exceeds WORLD_SIZE={world_size}")
     if world_size == 1:
         return DistContext(local_rank=local_rank, local_world_size=local_world_size)
 
     if device_type not in ("cpu", "cuda"):
-        raise ValueError(f"distributed training supports device types 'cpu' and 'cuda', got {device_type!r}")
+        raise LaunchError(f"distributed training supports device types 'cpu' and 'cuda', got {device_type!r}")
     if backend is None:
         backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl" and not (torch.cuda.is_available() and dist.is_nccl_available()):
-        raise RuntimeError("NCCL backend requested but this torch build has no CUDA/NCCL; use CPU devices (gloo)")
+        raise LaunchError("NCCL backend requested but this torch build has no CUDA/NCCL; use CPU devices (gloo)")
     if not dist.is_available():
-        raise RuntimeError("this torch build has no torch.distributed support")
+        raise LaunchError("this torch build has no torch.distributed support")
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     if dist.get_world_size() != world_size or dist.get_rank() != rank:

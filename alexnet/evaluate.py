@@ -18,9 +18,10 @@ import torch
 import kernels
 
 from alexnet.augment import EvalTransform
-from alexnet.checkpoint import CheckpointError, load_checkpoint
+from alexnet.checkpoint import load_checkpoint
 from alexnet.data import build_data, make_loader
 from alexnet.distributed import DistContext
+from alexnet.errors import UsageError, run_cli
 from alexnet.model import AlexNetConfig, build_model
 
 
@@ -30,9 +31,14 @@ def evaluate_run(run_dir: Path, ten_crop: bool, kernels: str = "eager", device: 
 
     run_dir = Path(run_dir)
     summary = run_dir / "summary.json"
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is not a folder; pass the --out folder of an alexnet.train run")
     if not summary.exists():
-        raise FileNotFoundError(f"{summary} does not exist: {run_dir} is not a finished alexnet.train run")
-    cfg = json.loads(summary.read_text())["config"]
+        raise UsageError(f"{summary} does not exist: {run_dir} is not a finished alexnet.train run")
+    try:
+        cfg = json.loads(summary.read_text())["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UsageError(f"{summary} is not an alexnet.train summary ({type(exc).__name__}: {exc})") from None
     state = load_checkpoint(run_dir, map_location="cpu")
     model_config = dict(state["model_config"], conv_widths=tuple(state["model_config"]["conv_widths"]), kernels=kernels)
     model = build_model(AlexNetConfig(**model_config))
@@ -55,21 +61,22 @@ def evaluate_run(run_dir: Path, ten_crop: bool, kernels: str = "eager", device: 
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m alexnet.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the --out directory of an alexnet.train run")
     parser.add_argument("--ten-crop", action="store_true", help="average the softmax over the paper's 10 crops")
     parser.add_argument("--kernels", default="eager", choices=kernels.BACKENDS)
     args = parser.parse_args(argv)
-    try:
+
+    def body():
+        status = kernels.backend_status()[args.kernels]
+        if status is not None:
+            raise UsageError(f"--kernels {args.kernels} is unavailable here: {status}")
         result = evaluate_run(args.run_dir, args.ten_crop, args.kernels)
-    except (FileNotFoundError, CheckpointError) as exc:
-        print(f"alexnet.evaluate: {exc}", file=sys.stderr)
-        return 2
-    crops = "10 crops" if args.ten_crop else "centre crop"
-    print(f"{args.run_dir} ({crops}): val loss {result['val_loss']:.4f}, top-1 error "
-          f"{100 * result['val_top1_err']:.2f}%, top-5 error {100 * result['val_top5_err']:.2f}%")
-    print(json.dumps(result))
-    return 0
+        crops = "10 crops" if args.ten_crop else "centre crop"
+        print(f"{args.run_dir} ({crops}): val loss {result['val_loss']:.4f}, top-1 error "
+              f"{100 * result['val_top1_err']:.2f}%, top-5 error {100 * result['val_top5_err']:.2f}%")
+        print(json.dumps(result))
+    return run_cli(parser.prog, body)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from alexnet.errors import UsageError
 from alexnet.model import LAYOUTS, MIN_INPUT_SIZE, AlexNet, check_input, split_evenly
 
 LINKS = ("conv3_in", "fc6_in", "fc7_in", "fc8_in", "logits")
@@ -42,34 +43,38 @@ _SUPPORTED_TYPES = ("cpu", "cuda", "mps")
 
 
 # ----------------------------------------------------------------------------------------- devices
+class DeviceError(UsageError, ValueError):
+    """A device name that does not exist here, or too few devices for the layout and processes."""
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return int(os.environ.get(name, default))
     except ValueError:
-        raise ValueError(f"environment variable {name}={os.environ[name]!r} is not an integer") from None
+        raise DeviceError(f"environment variable {name}={os.environ[name]!r} is not an integer") from None
 
 
 def _one_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device name {name!r}; use names like 'cpu', 'cuda:0', 'cuda:1'") from None
+        raise DeviceError(f"unknown device name {name!r}; use names like 'cpu', 'cuda:0', 'cuda:1'") from None
     if dev.type not in _SUPPORTED_TYPES:
-        raise ValueError(f"device {name!r}: type {dev.type!r} is not supported for training (use cpu or cuda)")
+        raise DeviceError(f"device {name!r}: type {dev.type!r} is not supported for training (use cpu or cuda)")
     if dev.type == "cpu":
         return torch.device("cpu")  # 'cpu:1' is the same memory as 'cpu'
     if dev.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError(f"device {name!r} requested but MPS is not available on this machine")
+            raise DeviceError(f"device {name!r} requested but MPS is not available on this machine")
         return torch.device("mps")
     if not torch.cuda.is_available():
-        raise ValueError(
+        raise DeviceError(
             f"device {name!r} requested but CUDA is not available (CPU-only torch build or no visible GPU)"
         )
     count = torch.cuda.device_count()
     index = 0 if dev.index is None else dev.index
     if index >= count:
-        raise ValueError(f"device {name!r} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+        raise DeviceError(f"device {name!r} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
     return torch.device("cuda", index)
 
 
@@ -90,12 +95,12 @@ def parse_devices(
     order ("cuda:0,cuda:1,cuda:2,cuda:3" for two two-tower ranks) so that no two ranks share a GPU.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}")
+        raise DeviceError(f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}")
     towers = LAYOUTS[layout]
     lr = _env_int("LOCAL_RANK", 0) if local_rank is None else local_rank
     lws = _env_int("LOCAL_WORLD_SIZE", 1) if local_world_size is None else local_world_size
     if not 0 <= lr < lws:
-        raise ValueError(f"local rank {lr} is outside the local world of size {lws}")
+        raise DeviceError(f"local rank {lr} is outside the local world of size {lws}")
 
     if spec is None or spec.strip().lower() in ("", "auto"):
         if not torch.cuda.is_available():
@@ -105,19 +110,19 @@ def parse_devices(
             return [torch.device("cuda", lr * towers + t) for t in range(towers)]
         if count >= lws:
             return [torch.device("cuda", lr)] * towers
-        raise ValueError(
+        raise DeviceError(
             f"{lws} process(es) per node need at least {lws} GPU(s) (ideally {towers * lws} for layout "
             f"{layout!r}), this machine has {count}"
         )
 
     names = [n.strip() for n in spec.split(",")]
     if any(not n for n in names):
-        raise ValueError(f"empty device name in --devices {spec!r}")
+        raise DeviceError(f"empty device name in --devices {spec!r}")
     devices = [_one_device(n) for n in names]
     uses_cuda = any(d.type == "cuda" for d in devices)
     if lws > 1 and uses_cuda:
         if len(devices) != towers * lws:
-            raise ValueError(
+            raise DeviceError(
                 f"{lws} processes per node with layout {layout!r} need {towers * lws} CUDA devices listed "
                 f"({towers} per local rank, in rank order) so that ranks do not share a GPU; got {len(devices)} "
                 f"({spec!r}). Omit --devices to use the default assignment."
@@ -127,7 +132,7 @@ def parse_devices(
         return devices * towers
     if len(devices) != towers:
         need = "one device" if towers == 1 else f"{towers} devices (one per tower) or one device for both"
-        raise ValueError(f"layout {layout!r} needs {need}, got {len(devices)}: {spec!r}")
+        raise DeviceError(f"layout {layout!r} needs {need}, got {len(devices)}: {spec!r}")
     return devices
 
 

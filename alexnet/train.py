@@ -40,8 +40,10 @@ from tqdm import tqdm
 import kernels
 from alexnet import distributed, placement
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
+from alexnet.atomic_io import write_json_atomic, write_text_atomic
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from alexnet.data import build_data, make_loader
+from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.machine import machine_info
 from alexnet.metrics import RunningSums, topk_wrong
 from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
@@ -171,7 +173,7 @@ def resolve_config(args: argparse.Namespace, on_gpu: bool) -> tuple[argparse.Nam
 
 def _check_args(args: argparse.Namespace) -> None:
     def bad(msg: str) -> None:
-        raise SystemExit(f"alexnet.train: error: {msg}")
+        raise UsageError(msg)
 
     if args.crop_size < MIN_INPUT_SIZE:
         bad(f"--crop-size {args.crop_size} is below {MIN_INPUT_SIZE}, the smallest input AlexNet's pooling chain accepts")
@@ -184,6 +186,23 @@ def _check_args(args: argparse.Namespace) -> None:
         bad(f"--max-steps must be at least 1, got {args.max_steps}")
     if args.lr <= 0 or args.warmup_epochs < 0 or args.lr_patience < 0:
         bad("--lr must be positive, --warmup-epochs and --lr-patience non-negative")
+    check_output_dir(Path(args.out), resuming=args.resume is not None)
+
+
+def check_output_dir(out: Path, resuming: bool) -> None:
+    """Refuse, before anything is written, an --out that is a file, cannot be created or written, or
+    already holds a run that this one would overwrite (continue it with --resume instead)."""
+    check_output_folder(out)
+    if not resuming and out.is_dir() and any((out / f).exists() for f in ("checkpoint.pt", "summary.json")):
+        raise UsageError(f"--out {out} already holds a run (checkpoint.pt or summary.json); continue it with "
+                         f"--resume {out}, or choose another --out")
+
+
+def check_amp(amp: str, devices) -> None:
+    """fp16 autocast needs its GradScaler on a CUDA device; on a CPU use bf16 (or off)."""
+    if amp == "fp16" and any(d.type != "cuda" for d in devices):
+        raise UsageError(f"--amp fp16 needs CUDA devices (fp16 autocast with a GradScaler), got "
+                         f"{', '.join(map(str, devices))}; use --amp bf16 or --amp off on a CPU")
 
 
 def input_std(stats) -> float:
@@ -391,14 +410,15 @@ def _run(args, on_gpu: bool, ctx) -> dict:
     args, notes = resolve_config(args, on_gpu)
     status = kernels.backend_status()[args.kernels]
     if status is not None:
-        raise SystemExit(f"alexnet.train: error: --kernels {args.kernels} is unavailable here: {status}")
+        raise UsageError(f"--kernels {args.kernels} is unavailable here: {status}")
     devices = placement.parse_devices(args.devices, args.layout, local_rank=ctx.local_rank,
                                       local_world_size=ctx.local_world_size)
+    check_amp(args.amp, devices)
     batch = distributed.per_rank_batch_size(args.batch_size, ctx)
     device = devices[0]
     problem = kernels.get_backend(args.kernels).device_problem(device)
     if problem is not None:
-        raise SystemExit(f"alexnet.train: error: --kernels {args.kernels} cannot run on {device}: {problem}")
+        raise UsageError(f"--kernels {args.kernels} cannot run on {device}: {problem}")
     out = Path(args.out)
     say = print if ctx.is_main else (lambda *a, **k: None)
 
@@ -407,7 +427,7 @@ def _run(args, on_gpu: bool, ctx) -> dict:
         try:
             resume_state = load_checkpoint(args.resume, map_location="cpu")
         except CheckpointError as exc:
-            raise SystemExit(f"alexnet.train: error: --resume: {exc}") from exc
+            raise CheckpointError(f"--resume: {exc}") from exc
 
     # seeds first: weights, data order, dropout and augmentation all derive from --seed
     torch.manual_seed(args.seed)
@@ -532,8 +552,8 @@ def _run(args, on_gpu: bool, ctx) -> dict:
         "command": " ".join(shlex.quote(a) for a in [sys.executable, "-m", "alexnet.train", *sys.argv[1:]]),
     }
     if ctx.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        (out / "report.md").write_text(render_report(summary))
+        write_json_atomic(out / "summary.json", summary)  # its presence marks the run as finished
+        write_text_atomic(out / "report.md", render_report(summary))
         say(f"wrote {out / 'metrics.jsonl'}, {out / 'checkpoint.pt'}, {out / 'summary.json'}, {out / 'report.md'}")
     return summary
 
@@ -543,7 +563,8 @@ def _check_compatible(resume_state: dict, cfg: AlexNetConfig, where: str) -> Non
     now = cfg.to_dict()
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in ARCH_FIELDS if saved.get(k) != now[k]]
     if diff:
-        raise SystemExit(f"alexnet.train: error: --resume {where} was trained with a different model: " + "; ".join(diff))
+        raise UsageError(f"--resume {where} was trained with a different model: " + "; ".join(diff)
+                         + "; resume with the flags it was started with, or start a new run")
 
 
 def render_report(summary: dict) -> str:
@@ -580,8 +601,9 @@ def render_report(summary: dict) -> str:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    summary = main(build_parser().parse_args(argv))
-    return 0 if summary is not None else 1
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: main(args))
 
 
 if __name__ == "__main__":

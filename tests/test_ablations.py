@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from alexnet.errors import UsageError
 from bench.ablations import alexnet_study as ablations
 
 
@@ -15,7 +16,7 @@ def test_variants_differ_from_baseline_in_one_switch():
             assert flags and flags[0].startswith("--") and sum(f.startswith("--") for f in flags) <= 2
     assert ablations.VARIANTS["one-gpu-half"] == ["--layout", "one-gpu", "--width", "half"]
     assert ablations.parse_seeds("3") == [0, 1, 2] and ablations.parse_seeds("4,9") == [4, 9]
-    with pytest.raises(SystemExit, match="--seeds"):
+    with pytest.raises(UsageError, match="--seeds"):
         ablations.parse_seeds("0")
 
 
@@ -72,5 +73,5 @@ def test_study_end_to_end_tiny_cpu(tmp_path, capsys):
 
     # a run directory made with other flags is refused, not silently reused
     stale = [*argv[:argv.index("--max-steps") + 1], "2", *argv[argv.index("--max-steps") + 2:]]
-    with pytest.raises(SystemExit, match="made with flags"):
+    with pytest.raises(UsageError, match="made with flags"):
         ablations.main(ablations.build_parser().parse_args(stale))

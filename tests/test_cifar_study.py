@@ -113,7 +113,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
     assert other["epochs_run"] == 1
 
 
-TINY = ["--data", "synthetic", "--synthetic-train", "48", "--synthetic-test", "16", "--batch-size", "8",
+TINY = ["--data", "synthetic", "--amp", "off", "--synthetic-train", "48", "--synthetic-test", "16", "--batch-size", "8",
         "--fig1-seeds", "2", "--seeds", "2", "--epochs", "2", "--lr-drop-epoch", "1", "--fig1-max-epochs", "2",
         "--lrs", "0.01,0.02", "--grid-extensions", "1", "--threads", "1"]
 

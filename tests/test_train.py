@@ -9,6 +9,7 @@ import torch
 
 from alexnet import checkpoint as ckpt_module
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from alexnet.errors import UsageError
 from alexnet.train import build_parser, main
 from tests.conftest import CIFAR10_ARCHIVE, cached_backend_status
 
@@ -70,7 +71,7 @@ def test_resume_continues_exactly(tmp_path):
 
 def test_resume_rejects_a_different_model(tmp_path):
     run(tmp_path, "a", "--epochs", "1", "--max-steps", "1")
-    with pytest.raises(SystemExit, match="layout: checkpoint 'two-gpu' vs now 'one-gpu'"):
+    with pytest.raises(UsageError, match="layout: checkpoint 'two-gpu' vs now 'one-gpu'"):
         run(tmp_path, "b", "--epochs", "2", "--layout", "one-gpu", "--resume", str(tmp_path / "a"))
 
 
@@ -121,7 +122,7 @@ def test_divergence_is_reported_not_raised(tmp_path):
      (["--epochs", "0"], "--epochs must be at least 1")],
 )
 def test_bad_flags_are_named(tmp_path, flags, message):
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(UsageError, match=message):
         run(tmp_path, "bad", *flags)
 
 

@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from alexnet.errors import UsageError, check_output_folder, run_cli
 from bench.ablations.stats import mean_sd, paired_delta, verdict
 
 # claim name, AlexNet variant with the feature switched off, paper deltas (on - off, percentage points;
@@ -279,11 +280,20 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("results", help="runs/ablations/<study>/results.json")
     p.add_argument("--report-dir", default="reports")
     a = p.parse_args(argv)
-    results = json.loads(Path(a.results).read_text())
-    results["claims"] = claims(results)
-    for path in write_report(results, Path(a.report_dir)):
-        print(f"wrote {path}")
-    return 0
+
+    def body():
+        path = Path(a.results)
+        check_output_folder(a.report_dir, "--report-dir")
+        try:
+            results = json.loads(path.read_text())
+            results["claims"] = claims(results)
+        except FileNotFoundError:
+            raise UsageError(f"{path} does not exist; pass the results.json of a finished study") from None
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"{path} is not a results.json of bench.ablations ({type(exc).__name__}: {exc})") from None
+        for written in write_report(results, Path(a.report_dir)):
+            print(f"wrote {written}")
+    return run_cli(p.prog, body)
 
 
 if __name__ == "__main__":

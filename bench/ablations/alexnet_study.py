@@ -31,6 +31,7 @@ from pathlib import Path
 
 
 from alexnet.atomic_io import write_json_atomic
+from alexnet.errors import UsageError, run_cli
 from alexnet.machine import machine_info
 from bench.ablations import alexnet_report
 
@@ -59,8 +60,7 @@ def _check_or_record_flags(run_dir: Path, flags: list[str]) -> None:
     if record.exists():
         old = json.loads(record.read_text())
         if old != flags:
-            raise SystemExit(
-                f"bench.ablations: error: {run_dir} was made with flags {shlex.join(old)!r}, now asked for "
+            raise UsageError(f"{run_dir} was made with flags {shlex.join(old)!r}, now asked for "
                 f"{shlex.join(flags)!r}; choose another --study or delete that directory")
     else:
         write_json_atomic(record, flags)
@@ -93,9 +93,9 @@ def parse_seeds(spec: str) -> list[int]:
             return [int(s) for s in spec.split(",") if s.strip()]
         n = int(spec)
     except ValueError:
-        raise SystemExit(f"bench.ablations: error: --seeds must be a count or a comma list, got {spec!r}") from None
+        raise UsageError(f"--seeds must be a count or a comma list, got {spec!r}") from None
     if n < 1:
-        raise SystemExit(f"bench.ablations: error: --seeds must be at least 1, got {n}")
+        raise UsageError(f"--seeds must be at least 1, got {n}")
     return list(range(n))
 
 
@@ -103,9 +103,9 @@ def parse_floats(spec: str, name: str) -> list[float]:
     try:
         vals = [float(s) for s in spec.split(",") if s.strip()]
     except ValueError:
-        raise SystemExit(f"bench.ablations: error: {name} must be comma-separated numbers, got {spec!r}") from None
+        raise UsageError(f"{name} must be comma-separated numbers, got {spec!r}") from None
     if not vals or any(v <= 0 for v in vals):
-        raise SystemExit(f"bench.ablations: error: {name} must be positive numbers, got {spec!r}")
+        raise UsageError(f"{name} must be positive numbers, got {spec!r}")
     return vals
 
 
@@ -201,13 +201,13 @@ def alexnet_study(args, study_dir: Path, seeds: list[int], log) -> tuple[dict, d
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        raise SystemExit(f"bench.ablations: error: unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+        raise UsageError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
     if "baseline" not in variants:
         variants.insert(0, "baseline")
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     bad = [r for r in recipes if r not in ("base", "warmup")]
     if bad:
-        raise SystemExit(f"bench.ablations: error: unknown recipe(s) {bad}; choose from base, warmup "
+        raise UsageError(f"unknown recipe(s) {bad}; choose from base, warmup "
                          "(lr-best is added by --lr-grid)")
     common = common_train_flags(args)
     runs: dict = {}
@@ -296,8 +296,9 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    main(build_parser().parse_args(argv))
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: main(args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from alexnet.atomic_io import write_text_atomic
+from alexnet.errors import UsageError, run_cli
 from bench.ablations.stats import mean_sd, paired_delta, paired_ratio, verdict
 
 DEFAULT_OUT = "reports/cifar10-cpu"
@@ -33,7 +34,7 @@ DELTA_CLAIMS = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(UsageError, ValueError):
     """The study folder cannot be read (missing, or a run file that is not valid JSON)."""
 
 
@@ -532,14 +533,11 @@ def cli(argv: list[str] | None = None) -> int:
                                 description="Re-render the CIFAR-10 study's report from its per-run records.")
     p.add_argument("out", nargs="?", default=DEFAULT_OUT, help="the study folder (holds runs/ and study.json)")
     a = p.parse_args(argv)
-    try:
-        paths = write_report(a.out)
-    except ReportError as exc:
-        print(f"{p.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(f"wrote {path}")
-    return 0
+
+    def body():
+        for path in write_report(a.out):
+            print(f"wrote {path}")
+    return run_cli(p.prog, body)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class RunSpec:
     epochs_past_threshold: int = 1
     test_every_epoch: bool = True
     max_steps: int | None = None  # tiny runs (tests); None = whole epochs
+    amp: str = "off"  # "bf16": bfloat16 autocast for the convolutions and the classifier (LRN stays float32)
 
     def __post_init__(self):
         if self.pool not in ("3/2", "2/2"):
@@ -69,6 +70,8 @@ class RunSpec:
             raise ValueError("batch_size, max_epochs and points_per_epoch must be at least 1")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.amp not in ("off", "bf16"):
+            raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -138,7 +141,7 @@ def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000) -> d
     model.eval()
     wrong, loss, n = 0, 0.0, len(data.test_y)
     for i in range(0, n, batch_size):
-        logits = model(data.test_x[i:i + batch_size])
+        logits = model(data.test_x[i:i + batch_size]).float()
         y = data.test_y[i:i + batch_size]
         wrong += int((logits.argmax(1) != y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -199,7 +202,8 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             if spec.flip:
                 f = flips[idx]
                 x[f] = x[f].flip(flip_dim)
-            logits = model(x)
+            with _autocast(spec):
+                logits = model(x).float()
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -233,7 +237,8 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             elif rec["epochs_run"] >= spec.max_epochs:
                 rec["stop_reason"] = "budget"
         if spec.test_every_epoch or rec["stop_reason"] is not None:
-            rec["test_curve"].append({"epoch": rec["epochs_run"], **test_error(model, data)})
+            with _autocast(spec):
+                rec["test_curve"].append({"epoch": rec["epochs_run"], **test_error(model, data)})
         rec["wall_seconds"] += time.perf_counter() - wall0
         rec["window"] = window.state()
         if state_path is not None:
@@ -244,6 +249,10 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             on_epoch({"epoch": rec["epochs_run"], "curve": rec["curve"], "test_curve": rec["test_curve"],
                       "train_seconds": rec["train_seconds"], "steps": rec["step"]})
     return _record(spec, rec, data, steps_per_epoch, window_steps)
+
+
+def _autocast(spec: RunSpec):
+    return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16")
 
 
 def _close_window(window: _Window, step: int, seconds: float, steps_per_epoch: int) -> dict:

@@ -1,6 +1,6 @@
 """``python -m bench.report``: re-make the benchmark report from saved pytest-benchmark JSON."""
 import sys
 
-from bench.report.render import cli
+from bench.report.render import main
 
-sys.exit(cli())
+sys.exit(main())

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from bench.report import compare, paper_claims, plots, tables, targets
+from alexnet.errors import check_output_folder, run_cli
 from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
 
 __all__ = ["ReportError", "write_report", "write_comparison", "main"]
@@ -135,21 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def body():
+        check_output_folder(args.out)
         if args.compare:
             path, text, regressions = write_comparison(*args.compare, args.out, args.threshold)
             print(text)
             print(f"wrote {path}")
             if not args.json:
-                return 0
+                return
         paths = args.json or [newest_saved_run()]
         for path in write_report(paths, args.out, merge=args.merge):
             print(f"wrote {path}")
-    except ReportError as exc:
-        print(f"bench.report: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(parser.prog, body)
 
 
 if __name__ == "__main__":

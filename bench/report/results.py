@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from alexnet.errors import UsageError
+
 from bench import derive
 
 KINDS = ("kernel", "model")
 
 
-class ReportError(ValueError):
+class ReportError(UsageError, ValueError):
     """A results file cannot be used; the message names the file and what is wrong."""
 
 

@@ -42,6 +42,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import triton  # noqa: E402
 
+from alexnet.errors import check_output_folder, run_cli  # noqa: E402
 from bench.env_info import software_versions  # noqa: E402
 from bench.shapes import GPU_SHAPES  # noqa: E402
 from bench.report.tables import markdown  # noqa: E402
@@ -315,7 +316,7 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.tools.kernel_resources", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="compute capability x10 (90: H100/H200)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--dtypes", default=",".join(DTYPES), help=f"comma-separated, of {list(DTYPES)}")
@@ -328,15 +329,23 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [v for v in (dtypes if name == "dtype" else layouts) if v not in allowed]
         if unknown:
             parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
-    table = resource_table(record_cases(args.batch, dtypes, layouts), args.arch)
-    cuda_table = cuda_extension_resources(args.arch) if args.cuda else None
-    command = "python -m bench.tools.kernel_resources " + " ".join(argv if argv is not None else sys.argv[1:])
-    path = write_report(table, args.out, args.arch, args.batch, command, cuda_table)
-    failures = table[table["error"] != ""]
-    print(f"{len(table)} launches, {len(table) - len(failures)} compiled; report: {path}")
-    for row in failures.drop_duplicates(["kernel", "dtype", "error"]).itertuples():
-        print(f"FAILED {row.kernel} {row.dtype} {row.layout}: {row.error}", file=sys.stderr)
-    return 1 if len(failures) else 0
+    if args.batch < 1:
+        parser.error(f"--batch must be at least 1, got {args.batch}")
+    failed = []
+
+    def body():
+        check_output_folder(args.out)
+        table = resource_table(record_cases(args.batch, dtypes, layouts), args.arch)
+        cuda_table = cuda_extension_resources(args.arch) if args.cuda else None
+        command = "python -m bench.tools.kernel_resources " + " ".join(argv if argv is not None else sys.argv[1:])
+        path = write_report(table, args.out, args.arch, args.batch, command, cuda_table)
+        failures = table[table["error"] != ""]
+        print(f"{len(table)} launches, {len(table) - len(failures)} compiled; report: {path}")
+        for row in failures.drop_duplicates(["kernel", "dtype", "error"]).itertuples():
+            print(f"FAILED {row.kernel} {row.dtype} {row.layout}: {row.error}", file=sys.stderr)
+        failed.extend(failures.index)
+    status = run_cli(parser.prog, body)
+    return status if status else (1 if failed else 0)
 
 
 if __name__ == "__main__":

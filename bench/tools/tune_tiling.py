@@ -29,6 +29,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from alexnet.errors import check_output_folder, run_cli
 from bench.env_info import run_description
 from bench.shapes import GPU_SHAPES
 from bench.report.tables import markdown
@@ -204,7 +205,7 @@ def write_report(table: pd.DataFrame, out: Path, description: dict, smoke: bool)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.tools.tune_tiling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", default="conv1,conv2", help="AlexNet sites, of conv1, conv2")
     parser.add_argument("--dtypes", default="float32,bfloat16", help=f"of {list(DTYPES)}")
     parser.add_argument("--layouts", default="nchw,channels_last", help=f"of {list(LAYOUTS)}")
@@ -220,10 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         if unknown := [v for v in values if v not in allowed]:
             parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
     command = "python -m bench.tools.tune_tiling " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = sweep(sites, dtypes, layouts, args.smoke, device)
-    path = write_report(table, args.out, run_description(device, command), args.smoke)
-    print(f"report: {path}")
-    return 0 if table["matches_default"].all() else 1
+    outcome = {}
+
+    def body():
+        check_output_folder(args.out)
+        table = sweep(sites, dtypes, layouts, args.smoke, device)
+        print(f"report: {write_report(table, args.out, run_description(device, command), args.smoke)}")
+        outcome["all_match"] = bool(table["matches_default"].all())
+    status = run_cli(parser.prog, body)
+    return status if status else (0 if outcome["all_match"] else 1)
 
 
 if __name__ == "__main__":
