@@ -552,8 +552,9 @@ def _run(args, on_gpu: bool, ctx) -> dict:
         "command": " ".join(shlex.quote(a) for a in [sys.executable, "-m", "alexnet.train", *sys.argv[1:]]),
     }
     if ctx.is_main:
+        curves = plot_curves(history, out / "curves.png")
         write_json_atomic(out / "summary.json", summary)  # its presence marks the run as finished
-        write_text_atomic(out / "report.md", render_report(summary))
+        write_text_atomic(out / "report.md", render_report(summary, curves.name if curves else None))
         say(f"wrote {out / 'metrics.jsonl'}, {out / 'checkpoint.pt'}, {out / 'summary.json'}, {out / 'report.md'}")
     return summary
 
@@ -567,8 +568,31 @@ def _check_compatible(resume_state: dict, cfg: AlexNetConfig, where: str) -> Non
                          + "; resume with the flags it was started with, or start a new run")
 
 
-def render_report(summary: dict) -> str:
-    """A short human-readable summary of one run (Markdown)."""
+def plot_curves(history: list[dict], path: Path) -> Path | None:
+    """Loss (left) and top-1 error (right) per epoch, training and validation; None without epochs."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
+    for ax, key, what in ((loss_ax, "loss", "loss"), (err_ax, "top1_err", "top-1 error")):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="training (running)")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def render_report(summary: dict, curves: str | None = None) -> str:
+    """A short human-readable summary of one run (Markdown), with its learning curves when plotted."""
     cfg, hist = summary["config"], summary["history"]
     last = hist[-1] if hist else {}
 
@@ -584,6 +608,8 @@ def render_report(summary: dict) -> str:
               f"| {len(hist)} | {summary['steps']} | {last.get('train_loss', float('nan')):.4f} | "
               f"{last.get('val_loss', float('nan')):.4f} | {pct(last.get('val_top1_err'))} | {pct(last.get('val_top5_err'))} | "
               f"{pct(summary['best_val_top1_err'])} | {last.get('images_per_s', float('nan')):.1f} |", ""]
+    if curves:
+        lines += [f"![learning curves: loss and top-1 error per epoch]({curves})", ""]
     if hist:
         lines += ["| epoch | train loss | train top-1 err | val loss | val top-1 err | lr | grad norm | images/s | peak memory |",
                   "|---|---|---|---|---|---|---|---|---|"]

@@ -5,12 +5,23 @@
   kernels are judged against), dense GEMM throughput (for model-FLOPs utilisation), versions and
   GPU facts. Stored in the saved JSON under ``machine_info["alexnet_bench"]``.
 * ``timer``: ``bench.timing.Timer`` (warm-up excluded, L2 flushed, synchronized; see its docstring).
-* When the run is saved (``--benchmark-save`` / ``--benchmark-autosave``), the session ends by
-  writing the report for the file pytest-benchmark just wrote (``python -m bench.report FILE``).
+* When the run is saved (``--benchmark-save=NAME``), every case is also appended to
+  ``reports/NAME/cases.jsonl`` the moment it ends - passed (its ``extra_info``), failed (the message,
+  e.g. a pre-timing check that did not match eager) or skipped (the reason) - after a first line that
+  lists every planned case. pytest-benchmark writes its JSON only at the end, so a run stopped at a
+  time limit keeps what it measured there: ``python -m bench.report reports/NAME/cases.jsonl``
+  renders it, marking what is missing. The saved JSON also lists the failed cases.
+* The session ends by writing the report for the file pytest-benchmark just wrote
+  (``python -m bench.report FILE``) and prints the wall time of each part (kernels, model), so a time
+  budget can be checked.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -20,6 +31,28 @@ import kernels  # noqa: F401  (sets up Triton's interpreter on CPU before any ke
 from bench import derive, env_info, timing
 
 _SESSION_INFO = pytest.StashKey[dict]()
+_CASE_LOG = pytest.StashKey["CaseLog"]()
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_STARTED] = time.perf_counter()
+
+
+class CaseLog:
+    """``reports/NAME/cases.jsonl``: one JSON object per line, flushed as each case ends."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.failed: list[dict] = []
+        self.parts: dict[str, list[float]] = {}  # test file -> [cases, seconds]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+            f.flush()
 
 # The compile backend compiles each op once per process and then sees every shape, dtype, layout and
 # grad mode of the matrix. Past Dynamo's default of 8 recompiles it would silently run eager code
@@ -48,6 +81,9 @@ def bench_env(request, bench_device) -> dict:
         info["gemm_flops_per_s"] = {"bf16": None, "fp32": cpu_gemm}
     info["gpu_state_at_start"] = env_info.gpu_state(bench_device)
     request.config.stash[_SESSION_INFO] = info
+    log = request.config.stash.get(_CASE_LOG, None)
+    if log is not None:
+        log.write({"type": "env", "info": info})
     return info
 
 
@@ -71,8 +107,75 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
-    """Pair results of this session: speedups over eager and compile into each extra_info."""
+    """Pair results of this session: speedups over eager and compile into each extra_info; list the
+    cases that failed (a check against eager, or an error) so the report shows them."""
     derive.add_speedups([b.get("extra_info", {}) for b in output_json.get("benchmarks", [])])
+    log = config.stash.get(_CASE_LOG, None)
+    output_json["alexnet_failed_cases"] = log.failed if log is not None else []
+
+
+def reports_dir(config) -> Path:
+    """Where reports go: ``$ALEXNET_REPORTS_DIR`` (the GPU script's output folder), else ``reports/``."""
+    return Path(os.environ.get("ALEXNET_REPORTS_DIR") or Path(config.rootpath) / "reports")
+
+
+def _save_name(config) -> str | None:
+    name = config.getoption("benchmark_save", None)
+    return name if isinstance(name, str) and name else None
+
+
+def pytest_collection_finish(session):
+    """With --benchmark-save=NAME: start reports/NAME/cases.jsonl with the planned cases."""
+    name = _save_name(session.config)
+    if name is None or session.config.option.collectonly:
+        return
+    log = CaseLog(reports_dir(session.config) / name / "cases.jsonl")
+    session.config.stash[_CASE_LOG] = log
+    log.write({"type": "session", "name": name, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "command": "pytest " + " ".join(str(a) for a in session.config.invocation_params.args),
+               "planned": [item.nodeid for item in session.items]})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Append each case to the case log as it ends (the call phase, or a setup that did not pass)."""
+    outcome = yield
+    report = outcome.get_result()
+    log = item.config.stash.get(_CASE_LOG, None)
+    if log is None or not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        return
+    if report.skipped:
+        status, message = "skipped", report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    elif report.failed:
+        status = "failed"
+        message = call.excinfo.exconly() if call.excinfo is not None else report.longreprtext.splitlines()[-1]
+    else:
+        status, message = "passed", ""
+    bench = item.funcargs.get("benchmark") if hasattr(item, "funcargs") else None
+    record = {"type": "case", "nodeid": item.nodeid, "status": status, "message": message,
+              "seconds": round(report.duration, 3), "extra_info": dict(getattr(bench, "extra_info", {}) or {})}
+    if bench is not None and status == "passed" and getattr(bench, "stats", None) is not None:
+        stats = bench.stats.stats
+        record["stats"] = {"median": stats.median, "iqr": stats.iqr, "rounds": stats.rounds}
+    log.write(record)
+    if status == "failed":
+        log.failed.append({k: record[k] for k in ("nodeid", "message", "extra_info")})
+    part = log.parts.setdefault(item.nodeid.split("::")[0], [0, 0.0])
+    part[0] += 1
+    part[1] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The wall time of each part of the run (setup and check included), against a time budget."""
+    log = config.stash.get(_CASE_LOG, None)
+    if log is None or not log.parts:
+        return
+    elapsed = time.perf_counter() - config.stash[_STARTED]
+    terminalreporter.section("bench wall time by part")
+    for part, (count, seconds) in log.parts.items():
+        terminalreporter.write_line(f"{part}: {count} cases, {seconds:.1f} s (check, warm-up incl. compiles, timing)")
+    terminalreporter.write_line(f"session total (collection, yardsticks and report included): {elapsed:.1f} s")
+    terminalreporter.write_line(f"per-case log: {log.path}")
 
 
 def _saved_json(config) -> Path | None:
@@ -100,7 +203,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from bench.report import render as report
 
-    out_dir = Path(config.rootpath) / "reports"
+    out_dir = reports_dir(config)
     try:
         written = report.write_report([saved], out_dir)
     except report.ReportError as exc:

@@ -9,7 +9,7 @@ nothing about GPU performance.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -77,6 +77,17 @@ def kernel_cases(on_gpu: bool) -> list[KernelCase]:
     return cases
 
 
+def is_headline_kernel(case: KernelCase, dtype: torch.dtype, on_gpu: bool) -> bool:
+    """The quick set (``pytest bench/ -m headline``): every op and backend at AlexNet's conv1 activations,
+    float32 and bfloat16, both layouts and directions; at conv2 the fusion target (fused and unfused,
+    bfloat16). On a CPU, the tiny shape every backend runs."""
+    if not on_gpu:
+        return case.shape_name in CPU_TINY
+    if case.shape_name == "conv1":
+        return dtype in (torch.float32, torch.bfloat16)
+    return case.shape_name == "conv2" and case.op in ("relu_lrn_pool", "unfused") and dtype == torch.bfloat16
+
+
 # ---------------------------------------------------------------- model cases
 
 
@@ -94,6 +105,7 @@ class ModelCase:
     channels_last: bool
     compile_model: bool = False  # torch.compile of the whole model (the baseline)
     devices: str = "one"  # one | two (towers on two GPUs)
+    headline: bool = False  # in the quick set (pytest bench/ -m headline): the targets table's training steps
 
     @property
     def id(self) -> str:
@@ -126,8 +138,12 @@ def model_cases(on_gpu: bool, device_count: int = 1) -> list[ModelCase]:
 
     def add(*args, **kwargs):
         case = ModelCase(*args, **kwargs)
-        if all(case.id != seen.id for seen in cases):  # one benchmark answers several groups
-            cases.append(case)
+        case = replace(case, headline=case.group == "target")
+        for i, seen in enumerate(cases):
+            if seen.id == case.id:  # one benchmark answers several groups
+                cases[i] = replace(seen, headline=seen.headline or case.headline)
+                return
+        cases.append(case)
 
     if on_gpu:
         for kernels in ("eager", "compile", "cuda", "triton"):
@@ -154,6 +170,7 @@ def model_cases(on_gpu: bool, device_count: int = 1) -> list[ModelCase]:
         add("target", "no-lrn", "triton", "two-gpu", 256, "train", "bf16", True)
         add("target", "paper", "eager", "two-gpu", 256, "train", "bf16", True)
         add("target", "paper", "eager", "two-gpu", 256, "train", "bf16", True, compile_model=True)
+        add("target", "paper", "triton", "two-gpu", 256, "train", "bf16", True, compile_model=True)
         if device_count >= 2:
             for variant, layout in (("paper", "two-gpu"), ("one-gpu-half", "one-gpu")):
                 add("paper-claim", variant, "eager", layout, 128, "train", "none", False,
@@ -175,4 +192,16 @@ def model_cases(on_gpu: bool, device_count: int = 1) -> list[ModelCase]:
             layout = "one-gpu" if variant == "one-gpu-half" else "two-gpu"
             add("paper-claim", variant, "eager", layout, 2, "train", "none", False)
         add("paper-claim", "paper", "eager", "two-gpu", 2, "train", "none", False, devices="two")
+        # the headline's five training steps, at CPU scale (Triton through its interpreter: batch 1)
+        for kernels, variant, compiled in (("eager", "paper", False), ("eager", "paper", True),
+                                           ("triton", "paper", False), ("triton", "paper", True),
+                                           ("triton", "no-lrn", False)):
+            add("target", variant, kernels, "two-gpu", 1, "train", "none", False, compile_model=compiled)
     return cases
+
+
+def is_headline_model(case: ModelCase) -> bool:
+    """The headline's AlexNet cases: the training steps of the targets table (batch 256, bf16 autocast,
+    channels_last on a GPU): eager kernels, triton kernels, whole-model torch.compile with each, and
+    the net without LRN."""
+    return case.headline

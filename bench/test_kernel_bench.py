@@ -1,7 +1,10 @@
 """Kernel benchmarks: each op x backend x dtype x AlexNet shape x memory format x direction.
 
 Ops: ``relu_lrn``, ``max_pool`` (3/2), ``relu_lrn_pool`` and ``unfused`` (``relu_lrn`` then
-``max_pool`` of the same backend: what fusion is measured against). Each result's ``extra_info``
+``max_pool`` of the same backend: what fusion is measured against). Before a case is timed its output
+(and input gradient) is checked against eager (``bench.checks``): a mismatch fails the case with the
+error instead of timing it. Cases marked ``headline`` (``bench.shapes``) are the quick set that
+``pytest bench/ -m headline`` runs. Each result's ``extra_info``
 holds the case, the timing summary (``bench.timing``), achieved GB/s from the minimal bytes
 (``bench.counting``), the percentage of this session's measured copy bandwidth, the bytes autograd
 saves for the backward, peak memory of forward+backward (GPU) and the GPU's state. Speedups over
@@ -14,14 +17,15 @@ import torch
 
 import kernels
 from kernels.paper import PAPER_LRN
-from bench import counting, env_info, shapes, timing
+from bench import checks, counting, env_info, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 STATUS = kernels.backend_status()
 LRN = dict(PAPER_LRN)
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 CASES = [
-    pytest.param(case, backend, dtype, id=f"{case.id}-{backend}-{DTYPE_NAMES[dtype]}")
+    pytest.param(case, backend, dtype, id=f"{case.id}-{backend}-{DTYPE_NAMES[dtype]}",
+                 marks=[pytest.mark.headline] if shapes.is_headline_kernel(case, dtype, ON_GPU) else [])
     for case in shapes.kernel_cases(ON_GPU)
     for backend in case.backends
     for dtype in case.dtypes
@@ -66,6 +70,13 @@ def test_kernel(benchmark, bench_env, bench_device, timer, case, backend, dtype,
     fwdbwd = direction == "fwdbwd"
     x = make_input(case.shape, dtype, memory_format, bench_device, requires_grad=fwdbwd)
     dy = torch.randn_like(op(x.detach()))  # also fails early and clearly if the op rejects the input
+    benchmark.extra_info.update(kind="kernel", op=case.op, backend=backend, dtype=DTYPE_NAMES[dtype],
+                                shape_name=case.shape_name, memory_format=memory_format, direction=direction)
+    try:
+        benchmark.extra_info.update(checks.check_kernel(case.op, op, x, dy, fwdbwd))
+    except checks.CheckFailed as exc:
+        benchmark.extra_info["check_ok"] = False
+        pytest.fail(f"not timed: {exc}")
 
     if fwdbwd:
         def run():

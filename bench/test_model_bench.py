@@ -3,7 +3,9 @@
 Variants (``bench.shapes.model_cases``): fp32 NCHW and bf16-autocast channels_last, the whole-model
 ``torch.compile`` baseline (eager kernels), one-tower vs two-tower layouts (and two devices when
 there are two GPUs), a batch sweep, and the paper's ablations (no LRN, tanh, 2/2 pooling, the
-one-GPU half-width net) whose costs the paper-vs-measured table reports. Each result's
+one-GPU half-width net) whose costs the paper-vs-measured table reports. Before a case is timed, its
+logits (and, training, conv1's weight gradient) are checked against the same weights with eager
+kernels and no whole-model compile (``bench.checks``). Each result's
 ``extra_info`` holds images/s, counted TFLOP/s (``bench.counting``), model-FLOPs utilisation
 against this session's measured GEMM throughput, peak memory (GPU) and the GPU's state.
 """
@@ -16,13 +18,14 @@ import torch
 import torch.nn.functional as F
 
 import kernels
-from bench import counting, env_info, shapes, timing
+from bench import checks, counting, env_info, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 DEVICE_COUNT = torch.cuda.device_count() if ON_GPU else 1
 IMAGE_SIZE = shapes.GPU_IMAGE_SIZE if ON_GPU else shapes.CPU_IMAGE_SIZE
 STATUS = kernels.backend_status()
-CASES = [pytest.param(case, id=case.id) for case in shapes.model_cases(ON_GPU, DEVICE_COUNT)]
+CASES = [pytest.param(case, id=case.id, marks=[pytest.mark.headline] if shapes.is_headline_model(case) else [])
+         for case in shapes.model_cases(ON_GPU, DEVICE_COUNT)]
 
 
 def _import(name: str):
@@ -43,15 +46,16 @@ def skip_reason(case: shapes.ModelCase, device: torch.device) -> str | None:
     return None
 
 
-def build(case: shapes.ModelCase, device: torch.device):
-    """The model (placed, compiled as the case says) and its parameters' module."""
+def build(case: shapes.ModelCase, device: torch.device, kernels_backend: str | None = None):
+    """The model (placed, compiled as the case says) and its parameters' module; ``kernels_backend``
+    overrides the case's (the eager reference of the pre-timing check)."""
     model_mod, reason = _import("alexnet.model")
     if model_mod is None:
         pytest.skip(reason)
     overrides = {**shapes.VARIANTS[case.variant], "layout": case.layout}
     if not ON_GPU:
         overrides.update(shapes.CPU_MODEL_OVERRIDES)
-    cfg = model_mod.AlexNetConfig(**overrides, kernels=case.kernels)
+    cfg = model_mod.AlexNetConfig(**overrides, kernels=kernels_backend or case.kernels)
     model = model_mod.build_model(cfg).to(device)
     if case.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -61,7 +65,7 @@ def build(case: shapes.ModelCase, device: torch.device):
             pytest.skip(reason)
         spec = "cuda:0,cuda:1" if ON_GPU else "cpu,cpu"
         model = placement.place_model(model, placement.parse_devices(spec, case.layout))
-    runner = torch.compile(model) if case.compile_model else model
+    runner = torch.compile(model) if case.compile_model and kernels_backend is None else model
     return cfg, model, runner
 
 
@@ -76,6 +80,20 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
         x = x.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, cfg.num_classes, (case.batch,), device=bench_device)
     autocast = torch.autocast(bench_device.type, dtype=torch.bfloat16, enabled=case.amp == "bf16")
+    benchmark.extra_info.update(kind="model", variant=case.variant, kernels=case.kernels, batch=case.batch,
+                                mode=case.mode, amp=case.amp, compile_model=case.compile_model)
+    if case.kernels != "eager" or case.compile_model:  # eager kernels without compile is the reference itself
+        _, reference, _ = build(case, bench_device, kernels_backend="eager")
+        reference.load_state_dict(model.state_dict())
+        try:
+            benchmark.extra_info.update(checks.check_model(model, runner, reference, x, labels, case.amp,
+                                                           train=case.mode == "train"))
+        except checks.CheckFailed as exc:
+            benchmark.extra_info["check_ok"] = False
+            pytest.fail(f"not timed: {exc}")
+        del reference
+    else:
+        benchmark.extra_info.update(check_ok=True, check_reference="is the reference (eager kernels, no compile)")
 
     if case.mode == "train":
         model.train()

@@ -8,23 +8,12 @@ import pytest
 import torch
 
 from kernels import BACKENDS, backend_status
+from kernels.tolerances import GRAD_TOLERANCES, TOLERANCES  # noqa: F401  (per-dtype (rtol, atol), for the tests)
 
 CIFAR10_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 # Where kernel tests put their inputs: the GPU when one is visible and Triton compiles for it, else the
 # CPU (Triton through its interpreter). The same tests then check the compiled kernels on a GPU machine.
 TEST_DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
-
-# (rtol, atol) against the float32 reference evaluated on the same (upcast) input.
-TOLERANCES = {
-    torch.float64: (1e-10, 1e-12),
-    torch.float32: (2e-5, 2e-6),
-    torch.float16: (4e-3, 2e-3),
-    torch.bfloat16: (2e-2, 1e-2),
-}
-# Gradients in 16-bit: a pixel that is the maximum of two overlapping windows receives the sum of two
-# upstream gradients, rounded once more; with cancellation that costs up to ~2 ulp of the summands.
-GRAD_TOLERANCES = {**TOLERANCES, torch.float16: (4e-3, 4e-3), torch.bfloat16: (2e-2, 3e-2)}
-
 
 @functools.lru_cache(maxsize=1)
 def cached_backend_status() -> dict:

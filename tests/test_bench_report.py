@@ -179,3 +179,84 @@ def test_merge_reports_files_saved_in_parts_as_one_run(saved_run, tmp_path):
     md = (folder / "targets.md").read_text()
     assert _status(md, "relu_lrn fwd >= 85% of copy bandwidth", "conv1 float32 nchw") == "met"
     assert _status(md, "model peak memory <= 0.7x eager", "train b256 bf16 channels_last two-gpu") == "met"
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_every_plot_is_compact(written):
+    """One compact figure per question: none taller than 1.5x its width, none needing zoom."""
+    folder, _ = written
+    for png in folder.glob("*.png"):
+        width, height = _png_size(png)
+        assert height <= 1.5 * width + 1 and max(width, height) <= 2600, (png.name, width, height)
+
+
+def test_plots_of_the_whole_gpu_matrix_stay_compact(tmp_path):
+    """At the full GPU matrix (every op, site, dtype, layout, direction and backend) the figures keep the
+    size rule: rows grow, the width follows."""
+    import numpy as np
+
+    from bench import shapes
+    from bench.report import plots
+
+    rng = np.random.default_rng(0)
+    rows = [{"op": c.op, "shape_name": c.shape_name, "dtype": str(d).removeprefix("torch."), "backend": b,
+             "memory_format": fmt, "direction": direction, "pct_copy_bw": rng.uniform(5, 95),
+             "speedup_vs_compile": rng.uniform(0.3, 4), "speedup_vs_eager": rng.uniform(0.5, 6),
+             "saved_bytes": rng.uniform(1e5, 1e8), "peak_mem_bytes": rng.uniform(1e6, 1e9)}
+            for c in shapes.kernel_cases(True) for d in c.dtypes for b in c.backends
+            for fmt in ("nchw", "channels_last") for direction in ("fwd", "fwdbwd")]
+    kernels = pd.DataFrame(rows)
+    for name, make in (("bandwidth", lambda p: plots.bandwidth_plot(kernels, 3000.0, False, p)),
+                       ("speedup", lambda p: plots.speedup_plot(kernels, False, p)),
+                       ("memory", lambda p: plots.memory_plot(kernels, False, p))):
+        path = make(tmp_path / f"{name}.png")
+        width, height = _png_size(path)
+        assert height <= 1.5 * width + 1 and max(width, height) <= 2600, (name, width, height)
+
+
+def _case_log(tmp_path: Path, stop_after: int) -> Path:
+    """A per-case log as bench/conftest.py writes it, from the fixture's results, cut after
+    ``stop_after`` cases, one of which failed its check."""
+    data = json.loads(FIXTURE.read_text())
+    benches = [b for b in data["benchmarks"] if b["extra_info"].get("kind") == "kernel"]
+    planned = [f"bench/test_kernel_bench.py::test_kernel[{b['name']}]" for b in benches]
+    lines = [{"type": "session", "name": "stopped", "started": "2026-12-01T10:00:00+00:00",
+              "command": "pytest bench/ -m headline --benchmark-save=stopped", "planned": planned},
+             {"type": "env", "info": data["machine_info"]["alexnet_bench"]}]
+    for nodeid, b in list(zip(planned, benches))[:stop_after]:
+        lines.append({"type": "case", "nodeid": nodeid, "status": "passed", "message": "", "seconds": 1.0,
+                      "extra_info": b["extra_info"], "stats": {"median": b["stats"]["median"]}})
+    lines[-1] = {**lines[-1], "status": "failed", "stats": None,
+                 "message": "Failed: not timed: relu_lrn forward: 12.5% of elements outside rtol=2e-05"}
+    path = tmp_path / "stopped" / "cases.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(json.dumps(r) for r in lines) + '\n{"type": "case", "nodeid": "cut off by a ki')
+    return path
+
+
+def test_a_stopped_run_is_rendered_from_its_case_log(tmp_path):
+    path = _case_log(tmp_path, stop_after=4)
+    run = load_run(path)
+    assert run.label == "stopped" and run.planned > 4
+    assert len(run.kernels) == 3 and len(run.failed) == 1 and len(run.missing) == run.planned - 4
+    written = report.write_report([path], tmp_path / "out")
+    readme = (tmp_path / "out" / "stopped" / "README.md").read_text()
+    assert f"**Incomplete run:** 3 of {run.planned} planned cases measured" in readme
+    assert "1 case(s) failed and were not timed" in readme and "12.5% of elements outside" in readme
+    assert "FIXTURE GPU" in readme and "-m headline" in readme
+    assert any(p.name == "bandwidth.png" for p in written)
+
+
+def test_failed_cases_in_a_saved_run_are_listed(saved_run, tmp_path):
+    data = json.loads(saved_run.read_text())
+    data["alexnet_failed_cases"] = [{"nodeid": "bench/test_kernel_bench.py::test_kernel[x-triton]",
+                                     "message": "Failed: not timed: max_pool input gradient: 3% outside",
+                                     "extra_info": {}}]
+    saved_run.write_text(json.dumps(data))
+    report.write_report([saved_run], tmp_path / "out")
+    kernels_md = (tmp_path / "out" / "fixture" / "kernels.md").read_text()
+    assert "failed and were not timed" in kernels_md and "max_pool input gradient" in kernels_md

@@ -154,6 +154,17 @@ def test_study_end_to_end_tiny(tmp_path):
     (out / "README.md").unlink()
     assert cifar_report.cli([str(out)]) == 0 and (out / "README.md").read_text() == md
 
+    # the project README's headline block is filled from the same rows, and only that block changes
+    readme = tmp_path / "README.md"
+    readme.write_text("# top\n\n<!-- cifar10-cpu:begin -->\nold rows\n<!-- cifar10-cpu:end -->\n\nrest\n")
+    assert cifar_report.cli([str(out), "--update-readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# top\n") and text.endswith("<!-- cifar10-cpu:end -->\n\nrest\n")
+    assert "old rows" not in text and "| claim | paper | measured mean, 95% CI | seeds | verdict |" in text
+    assert "LRN lowers test error" in text and "float32" in text
+    readme.write_text("no block here")
+    assert cifar_report.cli([str(out), "--update-readme", str(readme)]) == 2
+
     # run files made with other settings are refused with one line, not mixed in
     clash = _cli([*args[:args.index("--epochs") + 1], "3", *args[args.index("--epochs") + 2:], "--experiments", "lrn"])
     assert clash.returncode == 2 and "Traceback" not in clash.stderr

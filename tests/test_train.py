@@ -52,7 +52,8 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     assert saved["history"] == json.loads(json.dumps(summary["history"]))
     assert saved["config"]["num_parameters"] == summary["config"]["num_parameters"] > 1_000_000
     report = (out / "report.md").read_text()
-    assert "val top-1 err" in report and "torch" in report
+    assert "val top-1 err" in report and "torch" in report and "![learning curves" in report
+    assert (out / "curves.png").stat().st_size > 5000
     state = load_checkpoint(out)
     assert state["epoch"] == 3 and state["step"] == 48
 

@@ -7,7 +7,9 @@ interval (``bench.ablations.stats``: paired by seed), the seeds, and the interva
 ``write_report(out)`` writes ``<out>/README.md`` with ``figure1.png``, ``deltas.png`` and
 ``curves.png``. A study still running renders too: what is missing is counted, never filled in.
 
-``python -m bench.ablations.cifar_report [OUT]`` re-renders without training anything.
+``python -m bench.ablations.cifar_report [OUT] [--update-readme README.md]`` re-renders without training
+anything; ``--update-readme`` also puts the claim rows, with their caveats, between the README's
+``<!-- cifar10-cpu:begin -->`` and ``<!-- cifar10-cpu:end -->`` lines.
 """
 from __future__ import annotations
 
@@ -528,15 +530,50 @@ def write_report(out: str | Path) -> list[Path]:
     return [md, *written]
 
 
+README_BEGIN, README_END = "<!-- cifar10-cpu:begin -->", "<!-- cifar10-cpu:end -->"
+
+
+def readme_block(out: Path) -> str:
+    """The claim rows and their caveats (machine, precision, budget, dates, command) for the README."""
+    loaded = load_study(out)
+    analysis = analyse(loaded)
+    inv = loaded["study"].get("invocations", [])
+    m = inv[-1].get("machine", {}) if inv else {}
+    spec = next(iter(loaded["runs"].values()))["spec"] if loaded["runs"] else {}
+    arms = analysis["arms"]
+    budget = _ablation_recipe(next(iter(arms.values()))) if arms else "n/a"
+    lines = [f"The paper's CIFAR-10 claims on its four-layer CNN, measured on a CPU ({m.get('cpu_model')}, "
+             f"{m.get('cpu_usable_cores')} cores, torch {m.get('torch')}; "
+             f"{'bfloat16 autocast, LRN in float32' if spec.get('amp') == 'bf16' else 'float32'}; "
+             f"{inv[0].get('started', '?')[:10] if inv else '?'}). LRN and pooling: {budget}, far shorter "
+             "than the paper's training. 95% intervals, paired by seed; details, curves and every run's "
+             f"record: [`{out.as_posix()}/`]({out.as_posix()}/README.md).", "", *headline_rows(analysis)]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, out: Path) -> None:
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ReportError(f"{readme} has no {README_BEGIN} ... {README_END} block to fill")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    write_text_atomic(readme, f"{head}{README_BEGIN}\n{readme_block(out)}\n{README_END}{tail}")
+
+
 def cli(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ablations.cifar_report",
                                 description="Re-render the CIFAR-10 study's report from its per-run records.")
     p.add_argument("out", nargs="?", default=DEFAULT_OUT, help="the study folder (holds runs/ and study.json)")
+    p.add_argument("--update-readme", type=Path, default=None, metavar="README",
+                   help="also fill README's cifar10-cpu block with the claim rows")
     a = p.parse_args(argv)
 
     def body():
         for path in write_report(a.out):
             print(f"wrote {path}")
+        if a.update_readme is not None:
+            update_readme(a.update_readme, Path(a.out))
+            print(f"updated {a.update_readme}")
     return run_cli(p.prog, body)
 
 

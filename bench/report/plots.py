@@ -1,12 +1,15 @@
 """Matplotlib PNGs of a run, made from saved results only (re-plotting never re-runs anything).
 
-* ``bandwidth.png``: achieved GB/s per kernels backend and case, with the measured copy bandwidth
-  (the roofline for these memory-bound ops) as a line.
-* ``speedup.png``: speedup over eager and over compile per backend and case.
-* ``memory.png``: forward+backward peak memory (GPU) or autograd-saved bytes (CPU) per backend.
-* ``model_throughput.png``: AlexNet images/s per kernels backend and layout.
+One compact figure per question, none taller than 1.5x its width (``MAX_ASPECT``), one row per case:
+
+* ``bandwidth.png``: heatmap of % of the measured copy bandwidth (the roofline of these memory-bound
+  ops), cases x backends, a panel per direction.
+* ``speedup.png``: dot plot of each backend's speedup over torch.compile (log scale, 1x line).
+* ``memory.png``: heatmap of forward+backward memory per case and backend.
+* ``model_throughput.png``: AlexNet training images/s and peak memory side by side.
 * ``batch_scaling.png``: images/s against batch size.
-Every title says when the run was CPU-only.
+Cases are AlexNet's sites (conv1, conv2, conv5; the batch sweep stays in the tables). Every title says
+when the run was CPU-only.
 """
 from __future__ import annotations
 
@@ -26,103 +29,157 @@ def _title(text: str, cpu: bool) -> str:
     return text + (" [CPU run: code-path check, not GPU performance]" if cpu else "")
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = True) -> Path:
     """Lay out, write the PNG and free the figure (every plot ends this way)."""
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def _case_label(frame: pd.DataFrame) -> pd.Series:
-    return (frame["shape_name"] + "\n" + frame["dtype"].str.replace("bfloat", "bf").str.replace("float", "f")
-            + " " + frame["memory_format"].str.replace("channels_last", "cl"))
+SITES = ("conv1", "conv2", "conv5")  # AlexNet's activations; batch sweeps and CPU shapes keep their own names
+ROW_INCHES = 0.24  # one case per row: readable at 100% zoom with 7-8 pt labels
+MAX_ASPECT = 1.5  # no figure taller than 1.5x its width
 
 
-def _grouped_bars(ax, frame: pd.DataFrame, value: str, label_col: str = "case", series_col: str = "backend"):
-    """Bars of ``value`` per label, one colour per series; a missing combination is a gap."""
-    labels = list(dict.fromkeys(frame[label_col]))
-    series = [s for s in BACKENDS if s in set(frame[series_col])] + sorted(
-        set(frame[series_col]) - set(BACKENDS))
-    width = 0.8 / max(len(series), 1)
-    x = np.arange(len(labels))
-    names = list(BACKENDS) + [s for s in series if s not in BACKENDS]
-    palette = {name: f"C{i % 10}" for i, name in enumerate(names)}  # a backend keeps its colour in every plot
-    for i, name in enumerate(series):
-        sub = frame[frame[series_col] == name].set_index(label_col)[value]
-        heights = [float(sub.get(lbl, np.nan)) if lbl in sub.index else np.nan for lbl in labels]
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=name, color=palette.get(name))
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, fontsize=6)
-    ax.legend(fontsize=8)
+def _figsize(width: float, rows: int, extra: float = 1.6) -> tuple[float, float]:
+    height = max(rows * ROW_INCHES + extra, 2.6)
+    return max(width, height / MAX_ASPECT), height
 
 
-def _fig_width(n: int) -> float:
-    return min(max(8.0, 1.2 * n), 80.0)
+def _log_ticks(ax) -> None:
+    """Plain-number ticks (0.5, 1, 2, 4, ...) on a log x axis."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64) if lo <= t <= hi] or [1]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
 
 
-def _panels(kernels: pd.DataFrame) -> list[tuple[str, str]]:
-    """(op, direction) pairs present, one subplot each, so wide GPU matrices stay readable."""
-    ops = [o for o in ("relu_lrn", "max_pool", "relu_lrn_pool", "unfused") if o in set(kernels["op"])]
-    return [(o, d) for o in ops for d in ("fwd", "fwdbwd")
-            if ((kernels["op"] == o) & (kernels["direction"] == d)).any()]
+def _short(dtype: str) -> str:
+    return dtype.replace("bfloat", "bf").replace("float", "f")
 
 
-def _panel_figure(kernels: pd.DataFrame, panels):
-    widest = max(kernels[(kernels["op"] == o) & (kernels["direction"] == d)]["case"].nunique() for o, d in panels)
-    return plt.subplots(len(panels), 1, figsize=(_fig_width(widest), 3.6 * len(panels)), squeeze=False)
+def _row_label(frame: pd.DataFrame) -> pd.Series:
+    return (frame["op"] + " " + frame["shape_name"] + " " + frame["dtype"].map(_short) + " "
+            + frame["memory_format"].str.replace("channels_last", "cl"))
+
+
+def _site_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cases at AlexNet's sites (or the CPU shapes), ordered op, site, dtype, layout."""
+    at_sites = frame[frame["shape_name"].isin(SITES) | frame["shape_name"].str.startswith("cpu-")]
+    ops = {o: i for i, o in enumerate(("relu_lrn", "max_pool", "relu_lrn_pool", "unfused"))}
+    return at_sites.assign(_o=at_sites["op"].map(ops)).sort_values(
+        ["_o", "shape_name", "dtype", "memory_format"]).drop(columns="_o")
+
+
+def _backends(frame: pd.DataFrame) -> list[str]:
+    return [b for b in BACKENDS if b in set(frame["backend"])]
+
+
+def _palette() -> dict:
+    return {name: f"C{i}" for i, name in enumerate(BACKENDS)}  # a backend keeps its colour in every plot
 
 
 def bandwidth_plot(kernels: pd.DataFrame, copy_gbps: float | None, cpu: bool, path: Path) -> Path | None:
-    if kernels.empty or "gbps" not in kernels:
+    """Heatmap: % of the measured copy bandwidth, one row per case, one column per backend; a panel per
+    direction. Empty cell: not measured."""
+    if kernels.empty or "pct_copy_bw" not in kernels:
         return None
-    k = kernels.assign(case=_case_label(kernels))
-    panels = _panels(k)
-    fig, axes = _panel_figure(k, panels)
-    for ax, (op, direction) in zip(axes[:, 0], panels):
-        _grouped_bars(ax, k[(k["op"] == op) & (k["direction"] == direction)], "gbps")
-        if copy_gbps:
-            ax.axhline(copy_gbps, color="black", linestyle="--", linewidth=1)
-            ax.text(0.0, copy_gbps, f" measured copy {copy_gbps:.0f} GB/s", va="bottom", fontsize=8)
-        ax.set_ylabel("GB/s (minimal bytes / time)")
-        ax.set_title(_title(f"Achieved bandwidth: {op}, {direction}", cpu), fontsize=10)
-    return _save(fig, path)
+    k = _site_order(kernels)
+    if k.empty:
+        return None
+    k = k.assign(row=_row_label(k))
+    directions = [d for d in ("fwd", "fwdbwd") if (k["direction"] == d).any()]
+    backends = _backends(k)
+    rows = list(dict.fromkeys(k["row"]))
+    fig, axes = plt.subplots(1, len(directions), figsize=_figsize(3.2 + 2.6 * len(directions) + 0.5 * len(backends)
+                                                                  * len(directions), len(rows)), squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, direction in zip(axes[0], directions):
+        grid = (k[k["direction"] == direction].pivot_table(index="row", columns="backend", values="pct_copy_bw",
+                                                            aggfunc="first").reindex(index=rows, columns=backends))
+        image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0,
+                          vmax=max(100.0, float(np.nanmax(grid.to_numpy(dtype=float))) if grid.notna().any().any() else 100.0))
+        for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 55 else "black")
+        ax.set_xticks(range(len(backends)), backends, fontsize=8, rotation=30, ha="right")
+        ax.set_yticks(range(len(rows)), rows if ax is axes[0][0] else [""] * len(rows), fontsize=7)
+        ax.set_title("forward" if direction == "fwd" else "forward + backward", fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), shrink=0.6, label="% of measured copy bandwidth")
+    roof = f" (copy: {copy_gbps:.0f} GB/s)" if copy_gbps else ""
+    fig.suptitle(_title(f"% of measured copy bandwidth{roof}", cpu), fontsize=10)
+    return _save(fig, path, tight=False)
 
 
 def speedup_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
-    cols = [c for c in ("speedup_vs_eager", "speedup_vs_compile") if c in kernels and kernels[c].notna().any()]
-    if kernels.empty or not cols:
+    """Dot plot: each backend's speedup over torch.compile (over eager when compile did not run), one row per
+    case, a panel per direction, log scale with the 1x line."""
+    col = next((c for c in ("speedup_vs_compile", "speedup_vs_eager") if c in kernels and kernels[c].notna().any()),
+               None)
+    if kernels.empty or col is None:
         return None
-    k = kernels.assign(case=_case_label(kernels))
-    panels = [(op, d, col) for op, d in _panels(k) for col in cols]
-    fig, axes = _panel_figure(k, [(op, d) for op, d, _ in panels])
-    for ax, (op, direction, col) in zip(axes[:, 0], panels):
-        sub = k[(k["op"] == op) & (k["direction"] == direction)].dropna(subset=[col])
-        if sub.empty:
-            ax.set_axis_off()
-            continue
-        _grouped_bars(ax, sub, col)
-        ax.axhline(1.0, color="black", linewidth=1)
-        ax.set_yscale("log")
-        ax.set_ylabel(col.replace("_", " ") + " (log)")
-        ax.set_title(_title(f"{op}, {direction}: {col.replace('_', ' ')} (same run)", cpu), fontsize=10)
-    return _save(fig, path)
+    k = _site_order(kernels).dropna(subset=[col])
+    if k.empty:
+        return None
+    k = k.assign(row=_row_label(k))
+    base = "torch.compile" if col == "speedup_vs_compile" else "eager"
+    directions = [d for d in ("fwd", "fwdbwd") if (k["direction"] == d).any()]
+    rows = list(dict.fromkeys(k["row"]))
+    fig, axes = plt.subplots(1, len(directions), figsize=_figsize(3.0 + 3.6 * len(directions), len(rows)),
+                             squeeze=False, sharey=True, layout="constrained")
+    palette = _palette()
+    for ax, direction in zip(axes[0], directions):
+        sub = k[k["direction"] == direction]
+        for backend in _backends(sub):
+            b = sub[sub["backend"] == backend]
+            ax.plot(b[col], [rows.index(r) for r in b["row"]], "o", color=palette[backend], label=backend, ms=5)
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_xscale("log")
+        _log_ticks(ax)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(f"speedup over {base} (log; >1 faster)", fontsize=8)
+        ax.set_title("forward" if direction == "fwd" else "forward + backward", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=len(labels))
+    fig.suptitle(_title(f"Speedup over {base}, same run", cpu), fontsize=10)
+    return _save(fig, path, tight=False)
 
 
 def memory_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
+    """Heatmap of forward+backward memory (GPU: peak allocated delta; CPU: bytes saved for backward), one
+    row per case, one column per backend."""
     if kernels.empty:
         return None
-    k = kernels[kernels["direction"] == "fwdbwd"]
+    k = _site_order(kernels[kernels["direction"] == "fwdbwd"])
     value = "peak_mem_bytes" if "peak_mem_bytes" in k and k["peak_mem_bytes"].notna().any() else "saved_bytes"
     if k.empty or value not in k or not k[value].notna().any():
         return None
-    k = k.assign(case=k["op"] + "\n" + _case_label(k), mib=k[value] / 2**20).dropna(subset=["mib"])
-    fig, ax = plt.subplots(figsize=(_fig_width(k["case"].nunique()), 4.5))
-    _grouped_bars(ax, k, "mib")
+    k = k.assign(row=_row_label(k), mib=k[value] / 2**20)
+    rows, backends = list(dict.fromkeys(k["row"])), _backends(k)
+    grid = k.pivot_table(index="row", columns="backend", values="mib", aggfunc="first").reindex(index=rows,
+                                                                                                columns=backends)
+    fig, ax = plt.subplots(figsize=_figsize(3.2 + 0.8 * len(backends) + 1.5, len(rows)), layout="constrained")
+    data = grid.to_numpy(dtype=float)
+    image = ax.imshow(data, aspect="auto", cmap="magma_r")
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
+                    color="white" if v > np.nanmax(data) * 0.55 else "black")
+    ax.set_xticks(range(len(backends)), backends, fontsize=8, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
     what = "peak allocated delta" if value == "peak_mem_bytes" else "bytes saved for backward"
-    ax.set_ylabel(f"MiB ({what})")
+    fig.colorbar(image, ax=ax, shrink=0.7, label=f"MiB ({what})")
     ax.set_title(_title(f"Forward+backward memory: {what}", cpu), fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def _model_series(m: pd.DataFrame) -> pd.Series:
@@ -130,20 +187,38 @@ def _model_series(m: pd.DataFrame) -> pd.Series:
 
 
 def model_throughput_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
-    if models.empty:
+    """AlexNet training steps: images/s (left) and peak memory (right) side by side, one row per
+    configuration and kernels backend (whole-model compile marked), fastest first."""
+    m = models[models["mode"] == "train"] if not models.empty else models
+    if m.empty:
         return None
-    m = models.assign(
-        series=_model_series(models),
-        config=models["mode"] + " b" + models["batch"].astype(int).astype(str) + "\n"
-        + models["variant"] + " " + models["layout"] + models["devices"].map(lambda d: " 2dev" if d == "two" else "")
-        + "\n" + models["amp"].map(lambda a: "bf16" if a == "bf16" else "fp32")
-        + models["channels_last"].map(lambda c: " cl" if c else ""),
-    )
-    m = m.drop_duplicates(subset=["config", "series"])
-    fig, ax = plt.subplots(figsize=(_fig_width(m["config"].nunique()), 5))
-    _grouped_bars(ax, m, "images_per_s", label_col="config", series_col="series")
-    ax.set_ylabel("images/s")
-    ax.set_title(_title("AlexNet images/s per kernels backend and layout", cpu), fontsize=10)
+    m = m.assign(label=m["variant"] + " " + m["kernels"] + m["compile_model"].map(lambda c: "+compile" if c else "")
+                 + " b" + m["batch"].astype(int).astype(str) + " " + m["amp"].map(lambda a: "bf16" if a == "bf16" else "fp32")
+                 + m["channels_last"].map(lambda c: " cl" if c else "") + " " + m["layout"]
+                 + m["devices"].map(lambda d: " 2dev" if d == "two" else ""))
+    m = m.drop_duplicates("label").sort_values("images_per_s")
+    palette = _palette()
+    colors = [palette.get(k, "C9") for k in m["kernels"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=_figsize(12.0, len(m)), sharey=True)
+    y = np.arange(len(m))
+    left.barh(y, m["images_per_s"], color=colors, hatch=None)
+    for yi, (v, compiled) in enumerate(zip(m["images_per_s"], m["compile_model"])):
+        left.text(v, yi, f" {v:,.0f}" + (" (compiled)" if compiled else ""), va="center", fontsize=7)
+    left.set_yticks(y, m["label"], fontsize=7)
+    left.set_xlabel("images/s (training step)", fontsize=8)
+    mem = m["peak_mem_bytes"] / 2**30 if "peak_mem_bytes" in m else pd.Series([np.nan] * len(m))
+    if mem.notna().any():
+        right.barh(y, mem, color=colors)
+        right.set_xlabel("peak memory of a step (GiB, allocated delta)", fontsize=8)
+    else:
+        right.text(0.5, 0.5, "no GPU memory statistics\n(CPU run)", ha="center", va="center", transform=right.transAxes)
+        right.set_xticks([])
+    from matplotlib.patches import Patch
+
+    shown = [k for k in BACKENDS if k in set(m["kernels"])]
+    fig.legend([Patch(color=palette[k]) for k in shown], [f"{k} kernels" for k in shown], fontsize=7,
+               loc="lower center", ncol=len(shown), bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle(_title("AlexNet training step: throughput and memory", cpu), fontsize=10)
     return _save(fig, path)
 
 

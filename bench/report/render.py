@@ -31,6 +31,26 @@ def _cpu_note(run: Run) -> str:
             if run.cpu_only else "")
 
 
+def _status(run: Run) -> str:
+    """What the run did not measure: cases that failed their check against eager (or errored), and, for a
+    run stopped before its end, the planned cases that never finished."""
+    lines = []
+    measured = len(run.kernels) + len(run.models)
+    if run.missing:
+        lines += [f"> **Incomplete run:** {measured} of {run.planned} planned cases measured; {len(run.missing)} "
+                  "never finished (the run was stopped). Missing:", ">"]
+        lines += [f"> - `{m.split('::')[-1]}`" for m in run.missing[:40]]
+        if len(run.missing) > 40:
+            lines.append(f"> - ... and {len(run.missing) - 40} more")
+        lines.append("")
+    if run.failed:
+        lines += [f"**{len(run.failed)} case(s) failed and were not timed** (a result that differs from eager "
+                  "beyond the tests' tolerance, or an error):", "", "| case | why |", "|---|---|"]
+        lines += [f"| `{f['nodeid'].split('::')[-1]}` | {str(f['message']).replace('|', '/')[:400]} |" for f in run.failed]
+        lines.append("")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_run_report(run: Run, out_root: Path) -> list[Path]:
     """Write the Markdown pages and PNGs of one run into ``out_root/<run label>/``."""
     out = out_root / run.label
@@ -45,11 +65,13 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
         tmp.replace(path)
         written.append(path)
 
-    note = _cpu_note(run)
+    note = _cpu_note(run) + _status(run)
     put("kernels.md", _page("Kernel benchmarks", run, note
         + "Median of timed repetitions (L2 flushed between them; GPU: CUDA-event time). GB/s = minimal bytes "
           "(read input + write output; forward+backward adds read dy, re-read input, write dx) / median time. "
-          "Speedups pair results of this run.\n\n"
+          "Speedups pair results of this run. Every case was checked against eager before it was timed "
+          "(max err = largest absolute difference from eager in float32 on the same input; within the tests' "
+          "per-dtype tolerance, else the case failed and is listed above).\n\n"
         + tables.kernel_table(run.kernels)
         + "\n## % of measured copy bandwidth, by backend (empty = not measured)\n\n"
         + tables.kernel_pivot(run.kernels)))
@@ -81,9 +103,9 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     body = (note
             + "Pages: [kernels](kernels.md), [model](model.md), [memory](memory.md), [targets](targets.md)\n\n"
             + "## Targets\n\n" + tables.markdown(summary)
-            + "\n## Paper vs measured (systems claims)\n\n"
-            + tables.markdown(claims, {"ratio": ".3f"})
-            + "\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pngs))
+            + "\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pngs)
+            + "## Paper vs measured (systems claims)\n\n"
+            + tables.markdown(claims, {"ratio": ".3f"}))
     put("README.md", _page(f"Benchmark report: {run.label}", run, body))
     return written
 

@@ -2,9 +2,12 @@
 
 ``load_run(path)`` returns a ``Run``: the run's description (date, GPU, versions, command, the
 session's measured copy bandwidth) and one DataFrame row per benchmark of this suite, built from
-each result's ``extra_info`` plus pytest-benchmark's wall-clock stats (``wall_*``). Anything that
-is not a readable pytest-benchmark file of this suite raises ``ReportError`` naming the file and
-the problem; results of other suites (no ``extra_info["kind"]``) are ignored.
+each result's ``extra_info`` plus pytest-benchmark's wall-clock stats (``wall_*``), and the cases that
+failed (a pre-timing check against eager, or an error). ``path`` is a saved pytest-benchmark JSON, or
+the per-case log ``reports/NAME/cases.jsonl`` of a run that may have been stopped before pytest-benchmark
+saved anything: then ``Run.missing`` lists the planned cases that never finished. Anything that is not
+a readable file of this suite raises ``ReportError`` naming the file and the problem; results of other
+suites (no ``extra_info["kind"]``) are ignored.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ class Run:
     info: dict  # machine_info["alexnet_bench"]: versions, GPU, command, yardsticks
     kernels: pd.DataFrame = field(repr=False)
     models: pd.DataFrame = field(repr=False)
+    failed: list = field(default_factory=list)  # [{"nodeid", "message", "extra_info"}]
+    missing: list = field(default_factory=list)  # planned node ids with no result (a stopped run)
+    planned: int | None = None  # cases the run set out to measure (known from a per-case log)
 
     @property
     def cpu_only(self) -> bool:
@@ -86,6 +92,8 @@ def _row(path: Path, index: int, bench: dict) -> dict | None:
 def load_run(path: str | Path) -> Run:
     """Read one saved run; raise ``ReportError`` naming ``path`` if it is malformed or partial."""
     path = Path(path)
+    if path.suffix == ".jsonl":
+        return load_case_log(path)
     data = _read_json(path)
     machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
     info = machine.get("alexnet_bench") if isinstance(machine.get("alexnet_bench"), dict) else {}
@@ -101,6 +109,51 @@ def load_run(path: str | Path) -> Run:
         info=info,
         kernels=pd.DataFrame([r for r in rows if r["kind"] == "kernel"]),  # one frame per kind keeps dtypes
         models=pd.DataFrame([r for r in rows if r["kind"] == "model"]),
+        failed=[f for f in data.get("alexnet_failed_cases") or [] if isinstance(f, dict)],
+    )
+
+
+def load_case_log(path: Path) -> Run:
+    """A run from its per-case log (``bench/conftest.py``): every finished case, the failed ones, and the
+    planned cases that never finished. The run is named after the folder the log lies in."""
+    if not path.is_file():
+        raise ReportError(f"{path}: no such per-case log")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(path.read_text().splitlines()):  # a line cut off by a kill: the rest still counts
+                break
+            raise ReportError(f"{path}: line {number} is not valid JSON: {exc}") from exc
+    session = next((r for r in records if r.get("type") == "session"), None)
+    if session is None:
+        raise ReportError(f"{path}: not a per-case log of pytest bench/ (no session line)")
+    env = next((r.get("info", {}) for r in records if r.get("type") == "env"), {})
+    cases = [r for r in records if r.get("type") == "case"]
+    rows = []
+    for r in cases:
+        if r.get("status") != "passed":
+            continue
+        bench = {"name": r["nodeid"].split("::")[-1], "extra_info": r.get("extra_info", {}),
+                 "stats": r.get("stats") or {"median": r.get("extra_info", {}).get("time_s")}}
+        row = _row(path, len(rows), bench)
+        if row is not None:
+            rows.append(row)
+    derive.add_speedups(rows)
+    done = {r["nodeid"] for r in cases}
+    return Run(
+        path=path,
+        label=path.parent.name,
+        date=str(session.get("started", "unknown date")),
+        info={**env, "command": session.get("command") or env.get("command")},
+        kernels=pd.DataFrame([r for r in rows if r["kind"] == "kernel"]),
+        models=pd.DataFrame([r for r in rows if r["kind"] == "model"]),
+        failed=[{k: r.get(k) for k in ("nodeid", "message", "extra_info")} for r in cases if r.get("status") == "failed"],
+        missing=[n for n in session.get("planned", []) if n not in done],
+        planned=len(session.get("planned", [])),
     )
 
 
@@ -111,6 +164,8 @@ def merge_runs(runs: list[Run], label: str) -> Run:
         raise ReportError("merge: no runs given")
     info = dict(runs[0].info)
     info["merged_files"] = [str(r.path) for r in runs]
+    failed = [f for r in runs for f in r.failed]
+    missing = [m for r in runs for m in r.missing]
     frames = lambda attr: [getattr(r, attr) for r in runs if not getattr(r, attr).empty]  # noqa: E731
     return Run(
         path=runs[0].path,
@@ -119,6 +174,8 @@ def merge_runs(runs: list[Run], label: str) -> Run:
         info=info,
         kernels=pd.concat(frames("kernels"), ignore_index=True) if frames("kernels") else pd.DataFrame(),
         models=pd.concat(frames("models"), ignore_index=True) if frames("models") else pd.DataFrame(),
+        failed=failed,
+        missing=missing,
     )
 
 

@@ -58,9 +58,11 @@ def kernel_table(kernels: pd.DataFrame) -> str:
         "GB/s": _col(k, "gbps"), "% copy BW": _col(k, "pct_copy_bw"),
         "x eager": _col(k, "speedup_vs_eager"), "x compile": _col(k, "speedup_vs_compile"),
         "rounds": _col(k, "rounds"),
+        "max err out": _col(k, "check_out_max_abs_err"), "max err grad": _col(k, "check_grad_max_abs_err"),
     })
     return markdown(table, {"median us": ".1f", "IQR us": ".1f", "GB/s": ".1f", "% copy BW": ".1f",
-                            "x eager": ".2f", "x compile": ".2f", "rounds": ".0f"})
+                            "x eager": ".2f", "x compile": ".2f", "rounds": ".0f", "max err out": ".2g",
+                            "max err grad": ".2g"})
 
 
 def kernel_pivot(kernels: pd.DataFrame, value: str = "pct_copy_bw", spec: str = ".1f") -> str:

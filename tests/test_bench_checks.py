@@ -1,0 +1,90 @@
+"""The benchmarks' pre-timing check: a correct backend passes with its errors recorded, a wrong output or
+a wrong gradient fails naming which, and a model whose kernels misbehave (or that torch.compile broke)
+is caught against the same weights with eager kernels."""
+import pytest
+import torch
+
+import kernels
+from bench import checks
+from kernels.paper import PAPER_LRN, PAPER_POOL
+from tests.conftest import cached_backend_status
+
+
+def _x(dtype=torch.float32, channels_last=False):
+    x = torch.randn(2, 8, 9, 9, generator=torch.Generator().manual_seed(3)).to(dtype)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool", "unfused"])
+def test_correct_backends_pass_with_their_errors_recorded(backend, op):
+    if cached_backend_status()[backend] is not None:
+        pytest.skip(f"{backend} unavailable: {cached_backend_status()[backend]}")
+    fn = {"relu_lrn": lambda x: kernels.relu_lrn(x, **PAPER_LRN, backend=backend),
+          "max_pool": lambda x: kernels.max_pool(x, **PAPER_POOL, backend=backend),
+          "relu_lrn_pool": lambda x: kernels.relu_lrn_pool(x, **PAPER_LRN, **PAPER_POOL, backend=backend),
+          "unfused": lambda x: kernels.max_pool(kernels.relu_lrn(x, **PAPER_LRN, backend=backend), **PAPER_POOL,
+                                                backend=backend)}[op]
+    x = _x(channels_last=True)
+    dy = torch.randn_like(fn(x))
+    info = checks.check_kernel(op, fn, x, dy, fwdbwd=True)
+    assert info["check_ok"] and info["check_out_ok"] and info["check_grad_ok"]
+    assert 0 <= info["check_out_max_abs_err"] < 1e-5 and 0 <= info["check_grad_max_abs_err"] < 1e-5
+
+
+def test_a_wrong_output_fails_before_timing():
+    def off_by_a_little(x):  # a kernel that forgot the ReLU on negative inputs' neighbours: 1e-3 off
+        return kernels.relu_lrn(x, **PAPER_LRN, backend="eager") * (1 + 1e-3)
+
+    x = _x()
+    with pytest.raises(checks.CheckFailed, match="relu_lrn forward: .*outside rtol"):
+        checks.check_kernel("relu_lrn", off_by_a_little, x, torch.randn_like(x), fwdbwd=False)
+
+    def uninitialised(x):  # what a kernel dropped by a compiler leaves behind
+        return torch.empty_like(kernels.max_pool(x, **PAPER_POOL, backend="eager")).fill_(0.0)
+    with pytest.raises(checks.CheckFailed, match="max_pool forward"):
+        checks.check_kernel("max_pool", uninitialised, x, None, fwdbwd=False)
+
+
+def test_a_wrong_gradient_fails_and_names_the_gradient():
+    class WrongBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return kernels.relu_lrn(x, **PAPER_LRN, backend="eager")
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # ignores ReLU and LRN
+
+    x = _x()
+    with pytest.raises(checks.CheckFailed, match="relu_lrn input gradient") as exc:
+        checks.check_kernel("relu_lrn", WrongBackward.apply, x, torch.randn_like(x), fwdbwd=True)
+    assert "forward" not in str(exc.value).split("input gradient")[0]  # the forward was right
+
+
+def test_bf16_uses_the_bf16_tolerance():
+    x = _x(torch.bfloat16)
+    fn = lambda t: kernels.relu_lrn_pool(t, **PAPER_LRN, **PAPER_POOL, backend="eager")  # noqa: E731
+    info = checks.check_kernel("relu_lrn_pool", fn, x, torch.randn_like(fn(x)), fwdbwd=True)
+    assert info["check_ok"] and info["check_out_max_abs_err"] > 0  # bf16 output vs float32 reference
+
+
+def _alexnet(kernels_backend="eager"):
+    from alexnet.model import AlexNetConfig, build_model
+
+    torch.manual_seed(0)
+    return build_model(AlexNetConfig(num_classes=10, fc_width=64, kernels=kernels_backend))
+
+
+def test_model_check_catches_a_broken_model():
+    model, reference = _alexnet(), _alexnet()
+    reference.load_state_dict(model.state_dict())
+    x, labels = torch.randn(2, 3, 67, 67), torch.tensor([1, 2])
+    info = checks.check_model(model, model, reference, x, labels, "none", train=True)
+    assert info["check_ok"] and info["check_logits_max_abs_err"] < 1e-5 and "check_grad_max_abs_err" in info
+    assert model.training and all(p.grad is None for p in model.parameters())  # state restored
+
+    def broken(inp):  # e.g. a kernel torch.compile dropped: some layer's output never written
+        return model(inp) * 0
+    with pytest.raises(checks.CheckFailed, match="logits"):
+        checks.check_model(model, broken, reference, x, labels, "none", train=False)
