@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -284,14 +285,21 @@ def main(args: argparse.Namespace, log=print) -> dict:
         log(f"{PROG}: {', '.join(experiments)}; threads {torch.get_num_threads()}; "
             f"~{study.remaining():.0f} epochs to train")
         t0 = time.perf_counter()
+        number = _record_invocation(out, invocation, args)  # at once: a killed invocation still shows
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             if "fig1" in experiments:
                 run_fig1(study, fig1_seeds)
             run_ablations(study, experiments, seeds)
+            invocation["outcome"] = "finished"
+        except BaseException as exc:
+            invocation["outcome"] = f"stopped ({type(exc).__name__})"
+            raise
         finally:
+            signal.signal(signal.SIGTERM, previous)
             invocation.update(finished=_now(), seconds=round(time.perf_counter() - t0, 1),
                               epochs_trained=study.trained_epochs)
-            _append_invocation(out, invocation, args)
+            _record_invocation(out, invocation, args, number)
     paths = cifar_report.write_report(out)
     for p in paths:
         log(f"wrote {p}")
@@ -313,9 +321,13 @@ def _git_revision() -> str | None:
     return rev + ("+changes" if dirty else "")
 
 
-def _append_invocation(out: Path, invocation: dict, args) -> None:
-    """Add this invocation to ``<out>/study.json`` (under a lock: two processes may share a study, each
-    running some of its experiments)."""
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # SIGTERM (nohup's kill): unwind, so the invocation's record is completed
+
+
+def _record_invocation(out: Path, invocation: dict, args, number: int | None = None) -> int:
+    """Add this invocation to ``<out>/study.json`` (``number`` None), or rewrite entry ``number``; return its
+    number. Under a lock: several processes may share a study, each running some of its experiments."""
     import fcntl
 
     out.mkdir(parents=True, exist_ok=True)
@@ -324,8 +336,13 @@ def _append_invocation(out: Path, invocation: dict, args) -> None:
         path = out / "study.json"
         study = json.loads(path.read_text()) if path.exists() else {}
         settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "state_dir")}
-        study.setdefault("invocations", []).append({**invocation, "settings": settings})
+        entries = study.setdefault("invocations", [])
+        if number is None:
+            entries.append({})
+            number = len(entries) - 1
+        entries[number] = {**invocation, "settings": settings}
         write_json_atomic(path, study)
+    return number
 
 
 def _describe(spec: RunSpec) -> str:
