@@ -144,7 +144,10 @@ def pytest_runtest_makereport(item, call):
     log = item.config.stash.get(_CASE_LOG, None)
     if log is None or not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return
-    if report.skipped:
+    if hasattr(report, "wasxfail"):  # a known failure, marked as expected: still a failure of the case
+        status = "failed"
+        message = f"expected failure ({report.wasxfail})" + (f": {call.excinfo.exconly()}" if call.excinfo else "")
+    elif report.skipped:
         status, message = "skipped", report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     elif report.failed:
         status = "failed"

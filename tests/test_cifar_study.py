@@ -208,3 +208,34 @@ def test_real_cifar10_trains_a_few_steps(tmp_path, monkeypatch):
     assert abs(float(data.train_x.mean())) < 0.05 and 0.9 < float(data.train_x.std()) < 1.1  # normalised
     rec = train_run(RunSpec(batch_size=20, points_per_epoch=2, max_epochs=2, lrn=True, flip=True), data)
     assert rec["stop_reason"] == "budget" and len(rec["curve"]) == 4 and 0 <= rec["test_top1_err"] <= 1
+
+
+@pytest.mark.slow
+def test_a_stopped_study_records_itself_and_resumes(tmp_path):
+    """SIGTERM (how a nohup'd study is stopped) ends the invocation with its record completed; a restart
+    redoes no finished run and resumes the interrupted one from its last epoch."""
+    import signal
+    import time
+
+    out, state = tmp_path / "out", tmp_path / "state"
+    args = ["--data", "synthetic", "--synthetic-train", "256", "--synthetic-test", "32", "--batch-size", "8",
+            "--experiments", "lrn", "--seeds", "2", "--epochs", "3", "--amp", "off", "--threads", "1",
+            "--out", str(out), "--state-dir", str(state)]
+    proc = subprocess.Popen([sys.executable, "-m", "bench.ablations.cifar", *args], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list((out / "runs").rglob("*.json")) and time.time() < deadline:
+        time.sleep(0.5)
+    assert list((out / "runs").rglob("*.json")), "no run finished in time"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    record = json.loads((out / "study.json").read_text())["invocations"][-1]
+    assert record["outcome"].startswith("stopped") and record["finished"] and record["epochs_trained"] >= 3
+    finished = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")}
+    again = _cli(args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished run was redone"
+    assert len(list((out / "runs").rglob("*.json"))) == 4  # base and lrn, seeds 0 and 1
+    invocations = json.loads((out / "study.json").read_text())["invocations"]
+    assert [i["outcome"] for i in invocations][-1] == "finished" and len(invocations) == 2

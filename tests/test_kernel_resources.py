@@ -24,7 +24,7 @@ KERNELS = {"_max_pool_fwd_kernel", "_max_pool_bwd_kernel", "_relu_lrn_fwd_kernel
 
 
 def test_recording_launches_runs_nothing():
-    from kernels.backends.triton import relu_lrn as triton_relu_lrn
+    from kernels.backends.triton import relu_lrn_kernel as triton_relu_lrn
 
     x = torch.full((1, 4, 3, 3), 7.0)
     with recording_launches() as launches:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from bench.report import compare, paper_claims, plots, tables, targets
+from alexnet.atomic_io import write_text_atomic
 from alexnet.errors import check_output_folder, run_cli
 from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
 
@@ -59,11 +60,7 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     copy_gbps = (run.info.get("copy_bytes_per_s") or 0) / 1e9 or None
 
     def put(name: str, text: str) -> None:
-        path = out / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        written.append(path)
+        written.append(write_text_atomic(out / name, text))
 
     note = _cpu_note(run) + _status(run)
     put("kernels.md", _page("Kernel benchmarks", run, note

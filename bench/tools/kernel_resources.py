@@ -75,9 +75,9 @@ def _meta_tensor(shape: tuple, dtype: torch.dtype, layout: torch.memory_format) 
 
 def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case]:
     """Run every Triton host function at AlexNet's shapes on meta tensors, recording launches."""
-    from kernels.backends.triton import max_pool as triton_max_pool
-    from kernels.backends.triton import relu_lrn as triton_relu_lrn
-    from kernels.backends.triton import relu_lrn_pool as triton_relu_lrn_pool
+    from kernels.backends.triton import max_pool_kernel as triton_max_pool
+    from kernels.backends.triton import relu_lrn_kernel as triton_relu_lrn
+    from kernels.backends.triton import relu_lrn_pool_kernel as triton_relu_lrn_pool
     from kernels.experimental import triton_relu_lrn_cvec
 
     cases: list[Case] = []

@@ -34,10 +34,10 @@ from bench.env_info import run_description
 from bench.shapes import GPU_SHAPES
 from bench.report.tables import markdown
 from bench.timing import copy_bandwidth
-from kernels.backends.triton import max_pool as mp
-from kernels.backends.triton import relu_lrn as lrn
+from kernels.backends.triton import max_pool_kernel as mp
+from kernels.backends.triton import relu_lrn_kernel as lrn
 from kernels.experimental import triton_relu_lrn_cvec as cvec
-from kernels.backends.triton import relu_lrn_pool as fused
+from kernels.backends.triton import relu_lrn_pool_kernel as fused
 from kernels.backends.triton.offsets import memory_format_of
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk, walk_of
 from kernels.paper import PAPER_LRN, PAPER_POOL

@@ -1,6 +1,6 @@
 """ReLU + LRN forward for channels_last tensors, walking channels in 16-byte vectors (experimental).
 
-The ring kernel (``kernels.backends.triton.relu_lrn``) steps through one channel at a time; in channels_last each step
+The ring kernel (``kernels.backends.triton.relu_lrn_kernel``) steps through one channel at a time; in channels_last each step
 then touches one element per position, strided by C: every 4-byte load and store is its own memory
 transaction. Here each thread owns a ``[positions, CV]`` tile of contiguous channels (CV = 16 bytes /
 element size: 4 float32, 8 bfloat16/float16), so loads and stores are whole 16-byte vectors. The
@@ -24,7 +24,7 @@ from kernels.interpreter import triton_interpreted
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.indexing import as_index, position_tile
-from kernels.backends.triton.relu_lrn import lrn_log2, split_float, fast_log2
+from kernels.backends.triton.relu_lrn_kernel import lrn_log2, split_float, fast_log2
 
 
 @triton.jit

@@ -49,9 +49,9 @@ def device_problem(device: torch.device) -> str | None:
 
 
 if _IMPORT_ERROR is None:
-    from kernels.backends.triton import max_pool as _mp
-    from kernels.backends.triton import relu_lrn as _lrn
-    from kernels.backends.triton import relu_lrn_pool as _fused
+    from kernels.backends.triton import max_pool_kernel as _mp
+    from kernels.backends.triton import relu_lrn_kernel as _lrn
+    from kernels.backends.triton import relu_lrn_pool_kernel as _fused
 
     _INTERPRETED = triton_interpreted()
 

@@ -22,7 +22,7 @@ Backward, with g the gradient of b (saved for backward: only x):
 is one more channel pipeline: at step t it enters a_t^2, finishes d_c for c = t - size//2 and
 pushes T_c = g_c a_c d_c^(-beta-1) and g_c d_c^-beta into two more rings, and emits channel
 j = t - 2*(size//2). With POOL=True, g_c is not loaded but gathered from a max-pool's output
-gradient and argmax offsets (``max_pool.window_grad``): the fused ReLU+LRN+pool backward.
+gradient and argmax offsets (``max_pool_kernel.window_grad``): the fused ReLU+LRN+pool backward.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk
 from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
-from kernels.backends.triton.max_pool import window_geometry, window_grad
+from kernels.backends.triton.max_pool_kernel import window_geometry, window_grad
 
 
 @triton.jit

@@ -2,12 +2,12 @@
 
 Forward: each program owns BLOCK pooled positions (flattened over N*OH*OW) and walks all channels. Its pixel
 tile is [BLOCK, KK_P2] (the K*K window pixels of each pooled position, padded to a power of two)
-and the LRN window sum is carried in a register ring over channels, as in ``relu_lrn``.
+and the LRN window sum is carried in a register ring over channels, as in ``relu_lrn_kernel``.
 Per channel it reduces the tile to the window maximum (ATen's rule: NaN wins - the last NaN in scan
 order - else the first maximum) and stores only the pooled value and its int8 window offset.
 The LRN of overlapping windows' shared pixels is recomputed (compute is cheap, bytes are not).
 
-Backward: saved for backward are only ``x`` and the offsets. ``relu_lrn``'s backward kernel
+Backward: saved for backward are only ``x`` and the offsets. ``relu_lrn_kernel``'s backward kernel
 with POOL=True gathers each pixel's gradient from the pooled positions whose argmax it is and
 recomputes a and d locally.
 """
@@ -21,8 +21,8 @@ from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk
 from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
-from kernels.backends.triton.max_pool import pooled_empty
-from kernels.backends.triton.relu_lrn import load_relu, lrn_log2, split_float, check_walk, fast_log2, relu_lrn_backward
+from kernels.backends.triton.max_pool_kernel import pooled_empty
+from kernels.backends.triton.relu_lrn_kernel import load_relu, lrn_log2, split_float, check_walk, fast_log2, relu_lrn_backward
 
 
 @triton.jit
@@ -41,7 +41,7 @@ def _relu_lrn_pool_fwd_kernel(
     KK_P2: tl.constexpr,  # next power of two >= KS*KS
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,
-    FAST_LOG2: tl.constexpr,  # approximate log2 (see relu_lrn.lrn_log2)
+    FAST_LOG2: tl.constexpr,  # approximate log2 (see relu_lrn_kernel.lrn_log2)
     BLOCK: tl.constexpr,  # pooled positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
