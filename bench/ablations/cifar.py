@@ -43,7 +43,7 @@ from alexnet.data import DataError, cifar10_archive
 from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.machine import cpu_info, machine_info
 from bench.ablations import cifar_report
-from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, train_run
+from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, lrn_regime, train_run
 
 PROG = "python -m bench.ablations.cifar"
 EXPERIMENTS = ("fig1", "lrn", "pool")
@@ -183,6 +183,14 @@ def run_ablations(study: Study, experiments: list[str], seeds: list[int]) -> Non
             study.run(f"ablation/{arm}/seed{seed}", ablation_spec(study.args, arm, seed))
 
 
+def probe_lrn_regime(study: Study) -> None:
+    """``<out>/probes/lrn_regime.json``: how far below ``k`` the LRN term is here (``cifar_train.lrn_regime``)."""
+    path = study.out / "probes" / "lrn_regime.json"
+    if not path.exists():
+        write_json_atomic(path, {**lrn_regime(study.data()), "data_key": study.key, "measured": _now()})
+        study.log(f"wrote {path}")
+
+
 def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], seeds: list[int]):
     """Epochs the study still has to train (fig1 runs guessed from the finished ones, else half the cap)."""
     a = study.args
@@ -291,6 +299,8 @@ def main(args: argparse.Namespace, log=print) -> dict:
             if "fig1" in experiments:
                 run_fig1(study, fig1_seeds)
             run_ablations(study, experiments, seeds)
+            if "lrn" in experiments:
+                probe_lrn_regime(study)
             invocation["outcome"] = "finished"
         except BaseException as exc:
             invocation["outcome"] = f"stopped ({type(exc).__name__})"
@@ -307,15 +317,16 @@ def main(args: argparse.Namespace, log=print) -> dict:
 
 
 def _git_revision() -> str | None:
-    """The commit the code ran from (with '+changes' when the work tree differs), or None outside git."""
+    """The commit the code ran from (with '+changes' when tracked files outside reports/ - where studies
+    write their own records - differ from it), or None outside git."""
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return rev + ("+changes" if dirty else "")

@@ -58,12 +58,13 @@ def load_study(out: str | Path) -> dict:
         if not isinstance(rec, dict) or "spec" not in rec or "curve" not in rec:
             raise ReportError(f"{path} is not a run record (no spec or curve); delete it and rerun the study")
         runs[name] = rec
-    study_path = out / "study.json"
+    study_path, probe_path = out / "study.json", out / "probes" / "lrn_regime.json"
     try:
         study = json.loads(study_path.read_text()) if study_path.exists() else {}
+        probe = json.loads(probe_path.read_text()) if probe_path.exists() else None
     except json.JSONDecodeError as exc:
-        raise ReportError(f"{study_path} is not valid JSON ({exc})") from None
-    return {"runs": runs, "study": study}
+        raise ReportError(f"{study_path} or {probe_path} is not valid JSON ({exc})") from None
+    return {"runs": runs, "study": study, "lrn_regime": probe}
 
 
 def fastest_lr(grid: dict[float, dict]) -> float:
@@ -98,7 +99,7 @@ def analyse(loaded: dict) -> dict:
         best = fastest_lr(grid) if grid else None
         fig1[act] = {"by_lr": by_lr, "grid_seed": grid_seed, "grid": grid, "best_lr": best,
                      "runs": by_lr.get(best, {})}
-    analysis = {"fig1": fig1, "arms": arms, "settings": settings}
+    analysis = {"fig1": fig1, "arms": arms, "settings": settings, "lrn_regime": loaded.get("lrn_regime")}
     analysis["claims"] = claims(analysis)
     return analysis
 
@@ -303,7 +304,9 @@ def _provenance(study: dict, runs: dict) -> list[str]:
         return ["Provenance: no `study.json` (no invocation recorded).", ""]
     m = inv[-1].get("machine", {})
     commands = list(dict.fromkeys(i["command"] for i in inv))
-    wall = sum(i.get("seconds", 0) for i in inv)
+    timed = [i["seconds"] for i in inv if isinstance(i.get("seconds"), (int, float))]
+    wall = sum(timed)
+    untimed = len(inv) - len(timed)
     train = sum(r.get("wall_seconds", 0) for r in runs.values())
     ips = [r["images_per_s"] for r in runs.values() if r.get("images_per_s")]
     return [
@@ -313,9 +316,13 @@ def _provenance(study: dict, runs: dict) -> list[str]:
         f"threads, no GPU ({m.get('platform')}) |",
         f"| software | Python {m.get('python')}, torch {m.get('torch')} |",
         f"| code | {', '.join(dict.fromkeys(str(i.get('code')) for i in inv))} |",
-        f"| dates (UTC) | {inv[0].get('started')} to {inv[-1].get('finished')} ({len(inv)} invocation(s)) |",
-        f"| wall time | {wall / 60:.0f} min over all invocations; {train / 60:.0f} min of it in the {len(runs)} "
-        "finished runs (training and evaluation) |",
+        f"| dates (UTC) | {inv[0].get('started')} to "
+        f"{max((i['finished'] for i in inv if i.get('finished')), default='(running)')} ({len(inv)} invocation(s)"
+        + (", one still running" if any(not i.get("finished") for i in inv) else "") + ") |",
+        f"| wall time | {wall / 60:.0f} min over the invocations"
+        + (f" ({untimed} without a recorded duration)" if untimed else "")
+        + f"; {train / 60:.0f} min of training and evaluation in the {len(runs)} finished runs (processes ran "
+        "side by side) |",
         f"| throughput | {min(ips):,.0f}-{max(ips):,.0f} training images/s per run (median "
         f"{sorted(ips)[len(ips) // 2]:,.0f}), CPU |" if ips else "| throughput | n/a |",
         "",
@@ -375,6 +382,22 @@ def _discussion(analysis: dict) -> list[str]:
                          "their 11-layer net on ILSVRC while costing memory and time.")
             elif v == "inconclusive":
                 text += " At this budget and seed count neither the paper's gain nor no gain can be excluded."
+            regime = analysis.get("lrn_regime")
+            if regime and regime.get("layers"):
+                layers = "; ".join(f"{layer['layer']}: mean {layer['mean_alpha_sum']:.1e}, 99th percentile "
+                                   f"{layer['p99_alpha_sum']:.1e}" for layer in regime["layers"])
+                k, beta = regime["layers"][0]["k"], regime["layers"][0]["beta"]
+                text += (f" A caveat measured here: in the freshly initialised net, alpha * sum a^2 is tiny against "
+                         f"k = {k:g} ({layers}; {regime['images']} training images), so with inputs "
+                         f"{regime['input']} the paper's constants make LRN nearly the constant factor "
+                         f"k^-beta = {k ** -beta:.2f}.")
+                stds = regime.get("pixel_std") or []
+                if stds:
+                    factor = (sum(stds) / len(stds)) ** 2
+                    text += (f" The paper fed mean-subtracted 0-255 pixels, about {sum(stds) / len(stds):.0f}x larger "
+                             f"(the pixel std), which at initialisation scales the first term by ~{factor:,.0f} to "
+                             f"~{regime['layers'][0]['mean_alpha_sum'] * factor:.2g}, comparable to k: the regime "
+                             "the paper's constants were chosen for, not measured here.")
             L.append(text)
         else:
             L.append(f"- **Overlapping pooling** ({v}): {r['measured']['mean_pp']:+.2f} pp test error with 3/2 "
@@ -606,7 +629,9 @@ def readme_block(out: Path) -> str:
              f"{'bfloat16 autocast, LRN in float32' if spec.get('amp') == 'bf16' else 'float32'}; "
              f"{inv[0].get('started', '?')[:10] if inv else '?'}). LRN and pooling: {budget}, far shorter "
              "than the paper's training. 95% intervals, paired by seed; details, curves and every run's "
-             f"record: [`{out.as_posix()}/`]({out.as_posix()}/README.md).", "", *headline_rows(analysis)]
+             f"record: [`{out.as_posix()}/`]({out.as_posix()}/README.md)."
+             + (" The LRN row is for inputs scaled to unit variance, where the paper's constants barely normalise "
+                "(measured; see the report)." if analysis.get("lrn_regime") else ""), "", *headline_rows(analysis)]
     return "\n".join(lines)
 
 

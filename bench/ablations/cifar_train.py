@@ -125,7 +125,8 @@ def load_cifar_tensors(data: str, *, limit_per_class: int | None = None, synthet
     return CifarTensors(train_x=train_x, train_y=torch.from_numpy(np.asarray(bundle.train.labels, np.int64)),
                         test_x=test_x, test_y=torch.from_numpy(np.asarray(bundle.val.labels, np.int64)),
                         classes=list(bundle.classes), source=str(bundle.source),
-                        info={"prepare_seconds": round(time.perf_counter() - t0, 2), "skipped_images": bundle.skipped})
+                        info={"prepare_seconds": round(time.perf_counter() - t0, 2), "skipped_images": bundle.skipped,
+                              "pixel_std": [round(float(v), 3) for v in std.flatten()]})
 
 
 def build_model(spec: RunSpec, num_classes: int) -> CifarCNN:
@@ -134,6 +135,33 @@ def build_model(spec: RunSpec, num_classes: int) -> CifarCNN:
     model = CifarCNN(num_classes=num_classes, activation=spec.activation, lrn=spec.lrn, pool_kernel=kernel,
                      pool_stride=stride)
     return model.to(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def lrn_regime(data: CifarTensors, images: int = 1024, seed: int = 0) -> dict:
+    """How much LRN normalises here: at each LRN layer of the freshly initialised net, ``alpha * sum a_j^2``
+    over the window (mean and 99th percentile over positions and channels) against ``k``, on the first
+    ``images`` training images. Far below ``k``, LRN is nearly the constant factor ``k^-beta``."""
+    from alexnet.cifar_cnn import ChannelLRN
+
+    model = build_model(RunSpec(lrn=True, seed=seed), data.num_classes).eval()
+    layers = []
+
+    def probe(module, inputs, output):
+        x = inputs[0].float()
+        sums = torch.einsum("nchw,cd->ndhw", x * x, module.window.float()).flatten()
+        sample = sums[torch.randperm(sums.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]]
+        layers.append({"layer": f"LRN{len(layers) + 1}", "mean_alpha_sum": float(sums.mean()),
+                       "p99_alpha_sum": float(sample.quantile(0.99)), "k": module.k, "beta": module.beta})
+
+    hooks = [m.register_forward_hook(probe) for m in model.modules() if isinstance(m, ChannelLRN)]
+    try:
+        model(data.train_x[:images])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {"images": min(images, len(data.train_y)), "seed": seed, "layers": layers,
+            "input": "mean image subtracted, divided by the per-channel std", "pixel_std": data.info.get("pixel_std")}
 
 
 @torch.no_grad()
