@@ -143,7 +143,8 @@ def test_channel_chunks_match_whole_channel_walk(monkeypatch, chunk, size):
     """On a GPU the channel axis is split over programs (``tiling.channel_walk``); under the interpreter
     it never is, so force chunks here: halos at both ends, a ragged last chunk, chunks as short as the
     window (chunks are multiples of the LRN size: the kernels step in groups of it)."""
-    from kernels.backends.triton import relu_lrn_kernel as triton_relu_lrn, relu_lrn_pool as triton_relu_lrn_pool
+    from kernels.backends.triton import relu_lrn_kernel as triton_relu_lrn
+    from kernels.backends.triton import relu_lrn_pool_kernel as triton_relu_lrn_pool
     from kernels.backends.triton.tiling import ChannelWalk
 
     def chunked(positions: int, channels: int, block: int = 64) -> ChannelWalk:
@@ -170,7 +171,9 @@ def test_chunk_that_is_not_a_multiple_of_the_window_is_refused():
 def test_int64_index_path_matches(monkeypatch):
     """Tensors past 2**31 elements switch the kernels to int64 indices (``INDEX_64``); too big to
     allocate here, so force the switch on small ones and compare with eager."""
-    from kernels.backends.triton import max_pool_kernel as triton_max_pool, relu_lrn as triton_relu_lrn, relu_lrn_pool as triton_relu_lrn_pool
+    from kernels.backends.triton import max_pool_kernel as triton_max_pool
+    from kernels.backends.triton import relu_lrn_kernel as triton_relu_lrn
+    from kernels.backends.triton import relu_lrn_pool_kernel as triton_relu_lrn_pool
 
     for module in (triton_max_pool, triton_relu_lrn, triton_relu_lrn_pool):
         monkeypatch.setattr(module, "index_is_64", lambda *tensors, lanes=0: True)
