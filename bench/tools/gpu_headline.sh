@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The suite's headline on one GPU, in one command and under 9 minutes:
+# The suite's headline on one GPU, in one command capped at 9 minutes (step limits 150 + 390 s; the
+# estimates below are not yet timed on a GPU):
 #
 #   bash bench/tools/gpu_headline.sh OUT_DIR [NAME]
 #
