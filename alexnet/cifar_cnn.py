@@ -71,11 +71,11 @@ class ChannelLRN(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # float32 whatever the autocast dtype: in bfloat16, k + alpha * sum (2 + ~1e-3) rounds to k
+        # at least float32, whatever the autocast dtype: in bfloat16, k + alpha * sum (2 + ~1e-3) rounds to k
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x32 = x.float()
-            scaled_sums = torch.einsum("nchw,cd->ndhw", x32 * x32, self.window.float())
-            return (x32 * (self.k + scaled_sums).pow(-self.beta)).to(x.dtype)
+            wide = x if x.dtype == torch.float64 else x.float()
+            scaled_sums = torch.einsum("nchw,cd->ndhw", wide * wide, self.window.to(wide.dtype))
+            return (wide * (self.k + scaled_sums).pow(-self.beta)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.window.shape[0]}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

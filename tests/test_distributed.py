@@ -175,7 +175,8 @@ def test_torchrun_train_cli_two_ranks_and_resume(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:]
     summary = json.loads((first / "summary.json").read_text())
     assert summary["config"]["world_size"] == 2 and summary["steps"] == 2
-    assert sorted(p.name for p in first.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "report.md", "summary.json"]
+    assert sorted(p.name for p in first.iterdir()) == ["checkpoint.pt", "curves.png", "metrics.jsonl", "report.md",
+                                                       "summary.json"]
     assert result.stdout.count("wrote ") == 1  # only rank 0 writes (and says so)
     epochs = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines() if '"epoch"' in line]
     assert [e["epoch"] for e in epochs if e.get("type") == "epoch"] == [1]
