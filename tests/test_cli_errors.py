@@ -191,6 +191,8 @@ def test_tool_commands_bad_input(tmp_path):
     assert_user_error(run("bench.tools.kernel_resources", "--dtypes", "float8", "--out", tmp_path / "k"),
                       res, "unknown dtype ['float8']")
     assert_user_error(run("bench.tools.kernel_resources", "--out", a_file), res, "is a file")
+    assert_user_error(run("bench.tools.kernel_resources", "--arch", "7", "--out", tmp_path / "k"),
+                      res, "--arch 7 is not an NVIDIA compute capability")  # LLVM once aborted the process
 
 
 def test_run_cli_boundary_is_the_exception_type(capsys):

@@ -315,6 +315,10 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
     return path
 
 
+# NVIDIA compute capabilities x10 that Triton's NVIDIA backend compiles for (Turing through Blackwell)
+KNOWN_ARCHES = (75, 80, 86, 87, 89, 90, 100, 103, 120, 121)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tools.kernel_resources", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="compute capability x10 (90: H100/H200)")
@@ -331,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown {name} {unknown}; choose from {list(allowed)}")
     if args.batch < 1:
         parser.error(f"--batch must be at least 1, got {args.batch}")
+    if args.arch not in KNOWN_ARCHES:  # LLVM aborts the process on a target it does not know
+        parser.error(f"--arch {args.arch} is not an NVIDIA compute capability x10 that Triton targets; "
+                     f"choose one of {', '.join(map(str, KNOWN_ARCHES))} (90: H100/H200)")
     failed = []
 
     def body():
