@@ -68,7 +68,7 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        status = kernels.backend_status()[args.kernels]
+        status = kernels.backend_status([args.kernels])[args.kernels]
         if status is not None:
             raise UsageError(f"--kernels {args.kernels} is unavailable here: {status}")
         result = evaluate_run(args.run_dir, args.ten_crop, args.kernels)

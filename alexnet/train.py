@@ -408,7 +408,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def _run(args, on_gpu: bool, ctx) -> dict:
     args, notes = resolve_config(args, on_gpu)
-    status = kernels.backend_status()[args.kernels]
+    status = kernels.backend_status([args.kernels])[args.kernels]
     if status is not None:
         raise UsageError(f"--kernels {args.kernels} is unavailable here: {status}")
     devices = placement.parse_devices(args.devices, args.layout, local_rank=ctx.local_rank,

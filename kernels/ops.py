@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import math
 from types import ModuleType
+from typing import Iterable
 
 import torch
 
@@ -58,10 +59,14 @@ def get_backend(name: str) -> ModuleType:
     return module
 
 
-def backend_status() -> dict[str, str | None]:
-    """Map each backend name to ``None`` (usable) or the reason it is unavailable."""
+def backend_status(names: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Map each backend name (or only ``names``) to ``None`` (usable) or the reason it is unavailable.
+
+    Asking for one backend imports only that one: ``compile`` alone costs seconds of Dynamo imports.
+    """
     status: dict[str, str | None] = {}
-    for name, module_name in BACKEND_MODULES.items():
+    wanted = BACKEND_MODULES if names is None else {name: BACKEND_MODULES[name] for name in names}
+    for name, module_name in wanted.items():
         try:
             status[name] = importlib.import_module(module_name).unavailable_reason()
         except Exception as exc:  # an import failure is itself the reason
