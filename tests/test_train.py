@@ -131,7 +131,7 @@ def test_triton_kernels_train(tmp_path):
     reason = cached_backend_status()["triton"]
     if reason is not None:
         pytest.skip(f"backend 'triton' unavailable here: {reason}")
-    args = ["--epochs", "1", "--max-steps", "2", "--batch-size", "4", "--synthetic-val", "8"]
+    args = ["--epochs", "1", "--max-steps", "2", "--batch-size", "2", "--synthetic-val", "4"]
     summary = run(tmp_path, "triton", *args, "--kernels", "triton")
     eager = run(tmp_path, "eager", *args)
     assert losses(summary) == pytest.approx(losses(eager), rel=1e-4)
@@ -163,4 +163,7 @@ def test_evaluate_reproduces_the_runs_validation_and_ten_crop_runs(tmp_path, cap
     ten = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.0 <= ten["val_top1_err"] <= 1.0 and ten["val_loss"] != pytest.approx(centre["val_loss"], rel=1e-9)
     assert cli([str(tmp_path / "nothing")]) == 2
+    assert "nothing is not a folder" in capsys.readouterr().err
+    (tmp_path / "unfinished").mkdir()
+    assert cli([str(tmp_path / "unfinished")]) == 2
     assert "is not a finished alexnet.train run" in capsys.readouterr().err
