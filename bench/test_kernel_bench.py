@@ -92,7 +92,7 @@ def test_kernel(benchmark, bench_env, bench_device, timer, case, backend, dtype,
         before_each = None
 
     benchmark.group = f"{case.id}-{DTYPE_NAMES[dtype]}-{memory_format}-{direction}"
-    result = timer.time(benchmark, run, before_each)
+    result = timer.time(benchmark, run, before_each, interpreted=backend == "triton" and not ON_GPU)
 
     element_size = x.element_size()
     nbytes = counting.minimal_bytes(case.op, case.shape, element_size, direction)

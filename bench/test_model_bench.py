@@ -128,7 +128,7 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
                 runner(x)
 
     benchmark.group = f"model-{case.mode}-b{case.batch}-{case.amp}-{'cl' if case.channels_last else 'nchw'}"
-    result = timer.time(benchmark, run)
+    result = timer.time(benchmark, run, interpreted=case.kernels == "triton" and not ON_GPU)
     arch = dict(layout=cfg.layout, conv_widths=tuple(cfg.conv_widths), fc_width=cfg.fc_width,
                 num_classes=cfg.num_classes, pool_kernel=cfg.pool_kernel, pool_stride=cfg.pool_stride)
     flops_per_image = counting.alexnet_step_flops(IMAGE_SIZE, train=case.mode == "train", **arch)

@@ -31,6 +31,7 @@ GPU_TARGET_SECONDS = 0.25  # timed rounds per case aim for about this much GPU t
 GPU_MIN_ROUNDS, GPU_MAX_ROUNDS = 20, 300
 WARMUP_CALLS = 1  # the first call compiles/autotunes; never timed
 CPU_ROUNDS = 5
+CPU_INTERPRETER_ROUNDS = 2  # Triton through its CPU interpreter: seconds per call, and the times mean nothing
 GPU_WARMUP = 3  # further untimed calls that also size the number of rounds
 ENERGY_SECONDS = 0.2
 
@@ -76,9 +77,9 @@ class Timer:
         if self._flush is not None:
             self._flush.zero_()
 
-    def _rounds(self, fn: Callable[[], object], before_each: Callable[[], None] | None) -> int:
+    def _rounds(self, fn: Callable[[], object], before_each: Callable[[], None] | None, interpreted: bool) -> int:
         if not self.on_gpu:
-            return CPU_ROUNDS
+            return CPU_INTERPRETER_ROUNDS if interpreted else CPU_ROUNDS
         start = time.perf_counter()
         for _ in range(GPU_WARMUP):
             if before_each:
@@ -88,14 +89,16 @@ class Timer:
         per_call = max((time.perf_counter() - start) / GPU_WARMUP, 1e-6)
         return int(min(GPU_MAX_ROUNDS, max(GPU_MIN_ROUNDS, GPU_TARGET_SECONDS / per_call)))
 
-    def time(self, benchmark, fn: Callable[[], object], before_each: Callable[[], None] | None = None) -> TimingResult:
-        """Warm up ``fn``, then time it with ``benchmark.pedantic``; ``before_each`` runs untimed."""
+    def time(self, benchmark, fn: Callable[[], object], before_each: Callable[[], None] | None = None,
+             interpreted: bool = False) -> TimingResult:
+        """Warm up ``fn``, then time it with ``benchmark.pedantic``; ``before_each`` runs untimed.
+        ``interpreted``: ``fn`` runs Triton through its CPU interpreter (fewer rounds on a CPU)."""
         for _ in range(WARMUP_CALLS):
             if before_each:
                 before_each()
             fn()
         synchronize(self.device)
-        rounds = self._rounds(fn, before_each)
+        rounds = self._rounds(fn, before_each, interpreted)
         times: list[float] = []
         events: list[tuple] = []
 

@@ -15,6 +15,11 @@ CIFAR10_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # CPU (Triton through its interpreter). The same tests then check the compiled kernels on a GPU machine.
 TEST_DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
+# Under pytest-xdist (``-n N``) the workers share the cores: give each its share of torch's threads
+# instead of letting every worker start one thread per core.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 @functools.lru_cache(maxsize=1)
 def cached_backend_status() -> dict:
     return backend_status()

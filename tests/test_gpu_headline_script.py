@@ -16,7 +16,9 @@ def test_script_parses():
 
 def test_script_leaves_everything_in_its_folder(tmp_path):
     out = tmp_path / "gpu-out"
-    env = {**os.environ, "BENCH_ARGS": "-k relu_lrn-cpu-tiny-eager-float32-nchw", "PYTHON": "python"}
+    # as a user runs it: not inside this pytest-xdist worker (pytest-benchmark saves nothing under xdist)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(BENCH_ARGS="-k relu_lrn-cpu-tiny-eager-float32-nchw", PYTHON="python")
     run = subprocess.run(["bash", str(SCRIPT), str(out), "smoke"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
