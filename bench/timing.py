@@ -11,7 +11,8 @@ Timing choice (documented because GPU timing is easy to get wrong):
   cover the whole GPU work plus launch overhead.
 * The derived figures (GB/s, % of copy bandwidth, speedups) use the median of the CUDA-event times
   (GPU time, as ``triton.testing.do_bench`` measures it); on a CPU they use the wall-clock median.
-  ``extra_info["time_source"]`` says which.
+  ``extra_info["time_source"]`` says which. A CPU case runs 5 rounds, or 2 when Triton runs through
+  its interpreter (seconds per call; only the code path is being exercised there).
 * Energy per iteration (when NVML reports an energy counter) comes from a separate back-to-back
   loop of at least 0.25 s, because the counter's resolution is too coarse for one repetition.
 """
