@@ -20,6 +20,7 @@ TEST_DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INT
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
+
 @functools.lru_cache(maxsize=1)
 def cached_backend_status() -> dict:
     return backend_status()
