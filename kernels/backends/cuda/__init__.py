@@ -36,6 +36,15 @@ CPP_SOURCES = (CSRC_DIR / "alexnet_ops.cpp",)
 CUDA_SOURCES = (CSRC_DIR / "alexnet_ops_cuda.cu",)
 _OUTPUT_TAIL_CHARS = 3000
 CXX_FLAGS = ["-O3", "-fopenmp"]
+# The CPU kernels use ATen's at::vec::Vectorized at the instruction set of the CPU that builds them, the
+# one torch itself dispatches to here (torch.backends.cpu.get_cpu_capability(), which honours
+# $ATEN_CPU_CAPABILITY). The level is part of the build's cache name, so a cache shared between machines
+# never hands an AVX-512 build to an AVX2 CPU, and the loaded build is checked against it.
+ISA_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c"],
+    "AVX2": ["-mavx2", "-mfma", "-mf16c"],
+    "DEFAULT": [],
+}
 # No --use_fast_math: it would replace pow() by a less accurate approximation.
 CUDA_FLAGS = ["-O3", "-lineinfo"]
 
@@ -43,11 +52,24 @@ _lock = threading.Lock()
 _state: dict[str, object] = {"tried": False, "reason": None, "with_cuda": False}
 
 
-def extension_name(with_cuda: bool | None = None) -> str:
-    """The cache name of the extension build (separate names for CPU-only and CUDA builds)."""
+def cpu_isa() -> str:
+    """The vector instruction set the CPU kernels are built for on this machine: AVX512, AVX2 or DEFAULT."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability if capability in ISA_FLAGS else "DEFAULT"
+
+
+def isa_flags(isa: str) -> list[str]:
+    """Compiler flags of one instruction-set level (ATen's CPU_CAPABILITY macros select its Vectorized)."""
+    defines = [f"-DCPU_CAPABILITY={isa}"] + ([f"-DCPU_CAPABILITY_{isa}"] if isa != "DEFAULT" else [])
+    return ISA_FLAGS[isa] + defines
+
+
+def extension_name(with_cuda: bool | None = None, isa: str | None = None) -> str:
+    """The cache name of the extension build: CPU-only or CUDA, and the CPU instruction set."""
     if with_cuda is None:
         with_cuda = torch.version.cuda is not None
-    return "alexnet_kernels_ext_cuda" if with_cuda else "alexnet_kernels_ext_cpu"
+    isa = isa or cpu_isa()
+    return f"alexnet_kernels_ext_{'cuda' if with_cuda else 'cpu'}_{isa.lower()}"
 
 
 def _tail(text: str) -> str:
@@ -93,14 +115,15 @@ def build_extension(
     reason = _missing_tool_reason(with_cuda)
     if reason is not None:
         return reason
+    isa = cpu_isa()
     sources = [str(p) for p in CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())]
     if build_directory is not None:
         os.makedirs(build_directory, exist_ok=True)
     try:
         cpp_extension.load(
-            name=name or extension_name(with_cuda),
+            name=name or extension_name(with_cuda, isa),
             sources=sources,
-            extra_cflags=CXX_FLAGS,
+            extra_cflags=CXX_FLAGS + isa_flags(isa),
             extra_cuda_cflags=CUDA_FLAGS,
             extra_include_paths=[str(CSRC_DIR)],
             build_directory=None if build_directory is None else str(build_directory),
@@ -119,6 +142,12 @@ def build_extension(
         return (
             f"building the {kind} extension with {compiler!r} failed ({type(exc).__name__}); "
             f"end of the build output:\n{_tail(chr(10).join(details))}"
+        )
+    built = getattr(torch.ops, NAMESPACE).cpu_isa()
+    if built != isa:
+        return (
+            f"the loaded extension build runs {built} instructions but this CPU is {isa}; "
+            "remove the stale build from the torch extension cache ($TORCH_EXTENSIONS_DIR)"
         )
     return None
 

@@ -8,10 +8,10 @@
 //   relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride) -> (y, offsets)
 //   relu_lrn_pool_backward(grad_y, x, offsets, size, alpha, beta, k, kernel_size, stride) -> grad_x
 //
-// The CPU kernels work on tiles: a block of spatial positions is gathered into a [C][positions]
-// buffer in the accumulation type (float for half/bfloat16/float, double for double), the
-// cross-channel window sums are formed directly (no running sum, so NaN/Inf stay local to their
-// window exactly as in the reference), and the result is scattered back. Tiles run in parallel
+// float, bfloat16 and float16 run the vectorized bodies in cpu_ops.h. The scalar kernels below are the
+// float64 path: they work on tiles, a block of spatial positions gathered into a [C][positions] buffer
+// in double, the cross-channel window sums formed directly (no running sum, so NaN/Inf stay local to
+// their window exactly as in the reference), and the result scattered back. Tiles run in parallel
 // through at::parallel_for.
 #include <torch/library.h>
 
@@ -21,10 +21,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "alexnet_ops.h"
 #include "alexnet_ops_elementwise.h"
+#include "cpu_ops.h"
 
 namespace alexnet_ext {
 namespace {
@@ -138,6 +140,11 @@ at::Tensor relu_lrn_cpu(const at::Tensor& x_in, int64_t size, double alpha, doub
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
   const LrnParams params{size, alpha, beta, k};
+  if (cpu::vectorized_dtype(x.scalar_type())) {
+    const cpu::Lrn lrn(size, alpha, beta, k);
+    cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) { cpu::relu_lrn_forward<decltype(t)>(x, y, fmt, lrn); });
+    return y;
+  }
   const int64_t tiles = (P + kPositionsPerTile - 1) / kPositionsPerTile;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -167,6 +174,12 @@ at::Tensor relu_lrn_backward_cpu(const at::Tensor& grad_y, const at::Tensor& x_i
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
   const LrnParams params{size, alpha, beta, k};
+  if (cpu::vectorized_dtype(x.scalar_type())) {
+    const cpu::Lrn lrn(size, alpha, beta, k);
+    cpu::dispatch_vectorized(x.scalar_type(),
+                             [&](auto t) { cpu::relu_lrn_backward<decltype(t)>(g, x, gx, fmt, lrn); });
+    return gx;
+  }
   const int64_t tiles = (P + kPositionsPerTile - 1) / kPositionsPerTile;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -202,6 +215,11 @@ std::tuple<at::Tensor, at::Tensor> max_pool_cpu(const at::Tensor& x_in, int64_t 
   const at::Tensor x = x_in.contiguous(fmt);
   at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
   at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  if (cpu::vectorized_dtype(x.scalar_type())) {
+    cpu::dispatch_vectorized(x.scalar_type(),
+                             [&](auto t) { cpu::max_pool_forward<decltype(t)>(x, y, off, fmt, kernel_size, stride); });
+    return {y, off};
+  }
   const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -244,6 +262,12 @@ at::Tensor max_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor& off
   const at::Tensor off = offsets.contiguous(fmt);
   const at::Tensor g = grad_y.contiguous(fmt);
   at::Tensor gx = at::empty({N, C, height, width}, g.options().memory_format(fmt));
+  if (cpu::vectorized_dtype(g.scalar_type())) {
+    cpu::dispatch_vectorized(g.scalar_type(), [&](auto t) {
+      cpu::max_pool_backward<decltype(t)>(g, off, gx, fmt, kernel_size, stride);
+    });
+    return gx;
+  }
   const Strides4 si = strides_for(fmt, C, height, width), so = strides_for(fmt, C, OH, OW);
   const void* offp = off.const_data_ptr();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "max_pool_backward_cpu", [&] {
@@ -294,6 +318,13 @@ std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cpu(const at::Tensor& x_in, int
   at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
   const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
   const LrnParams params{size, alpha, beta, k};
+  if (cpu::vectorized_dtype(x.scalar_type())) {
+    const cpu::Lrn lrn(size, alpha, beta, k);
+    cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
+      cpu::relu_lrn_pool_forward<decltype(t)>(x, y, off, fmt, lrn, kernel_size, stride);
+    });
+    return {y, off};
+  }
   const bool small = off.scalar_type() == at::kChar;
   void* offp = off.mutable_data_ptr();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_cpu", [&] {
@@ -346,6 +377,13 @@ at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor
   at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
   const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
   const LrnParams params{size, alpha, beta, k};
+  if (cpu::vectorized_dtype(x.scalar_type())) {
+    const cpu::Lrn lrn(size, alpha, beta, k);
+    cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
+      cpu::relu_lrn_pool_backward<decltype(t)>(g, x, off, gx, fmt, lrn, kernel_size, stride);
+    });
+    return gx;
+  }
   const void* offp = off.const_data_ptr();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -385,10 +423,13 @@ at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor
   return gx;
 }
 
+std::string cpu_isa() { return cpu::compiled_isa(); }
+
 }  // namespace
 }  // namespace alexnet_ext
 
 TORCH_LIBRARY(alexnet_cuda_ext, m) {
+  m.def("cpu_isa() -> str");
   m.def("relu_lrn(Tensor x, int size, float alpha, float beta, float k) -> Tensor");
   m.def("relu_lrn_backward(Tensor grad_y, Tensor x, int size, float alpha, float beta, float k) -> Tensor");
   m.def("max_pool(Tensor x, int kernel_size, int stride) -> (Tensor, Tensor)");
@@ -402,6 +443,8 @@ TORCH_LIBRARY(alexnet_cuda_ext, m) {
       "relu_lrn_pool_backward(Tensor grad_y, Tensor x, Tensor offsets, int size, float alpha, float beta, "
       "float k, int kernel_size, int stride) -> Tensor");
 }
+
+TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CompositeExplicitAutograd, m) { m.impl("cpu_isa", &alexnet_ext::cpu_isa); }
 
 TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CPU, m) {
   m.impl("relu_lrn", &alexnet_ext::relu_lrn_cpu);

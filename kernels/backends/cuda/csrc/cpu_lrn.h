@@ -1,0 +1,158 @@
+// Vectorized ReLU + cross-channel LRN on the CPU, forward and backward, in float.
+//
+//   y_c = a_c * d_c^-beta,   d_c = k + alpha * sum_{j in W(c)} a_j^2,   a = relu(x)
+//   dx_j = [a_j != 0] * (g_j d_j^-beta - 2 alpha beta a_j sum_{c in W(j)} g_c a_c d_c^-1 d_c^-beta)
+//
+// Two shapes of the same math, one per memory layout:
+// * planes (NCHW): C rows of P positions, vectors run along positions and the window walks rows;
+// * rows (channels_last): one position's C channels, vectors run along channels and the window is the
+//   sum of `size` shifted loads from a zero-padded copy of the squares.
+// Window sums are formed directly, never as a running sum, so a NaN or Inf stays inside its own
+// windows exactly as in the reference. For the paper's beta = 3/4, d^-beta is 1 / (sqrt(d) sqrt(sqrt(d))),
+// exact up to rounding (two correctly rounded square roots and a division); any other beta uses
+// Sleef's vectorized pow (1 ulp).
+#pragma once
+
+#include "cpu_vec.h"
+
+namespace alexnet_ext {
+namespace cpu {
+
+struct Lrn {
+  int64_t size, half;
+  float alpha, beta, k, two_alpha_beta;
+  bool three_quarters;
+
+  Lrn(int64_t size_, double alpha_, double beta_, double k_)
+      : size(size_),
+        half(size_ / 2),
+        alpha(static_cast<float>(alpha_)),
+        beta(static_cast<float>(beta_)),
+        k(static_cast<float>(k_)),
+        two_alpha_beta(2.f * static_cast<float>(alpha_) * static_cast<float>(beta_)),
+        three_quarters(beta_ == 0.75) {}
+
+  Vec denominator(const Vec& window_sum) const { return at::vec::fmadd(Vec(alpha), window_sum, Vec(k)); }
+
+  Vec pow_neg_beta(const Vec& d) const {
+    if (three_quarters) {
+      const Vec s = d.sqrt();
+      return (s * s.sqrt()).reciprocal();
+    }
+    return d.pow(Vec(-beta));
+  }
+};
+
+// ---- planes (NCHW): x row c at x + c * ldx, P positions per row ------------------------------------
+
+// Scratch floats the plane kernels need for P positions.
+inline int64_t lrn_planes_scratch(int64_t C, int64_t P) { return C * P; }
+
+// sq[c * P + q] = relu(x_c[q])^2
+inline void squares_planes(const float* x, int64_t ldx, int64_t C, int64_t P, float* sq) {
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t q = 0; q < P; q += kLanes) {
+      const Vec a = relu(load(x + c * ldx + q, P - q));
+      store(sq + c * P + q, a * a, P - q);
+    }
+  }
+}
+
+inline Vec window_sum_planes(const float* v, int64_t P, int64_t q, int64_t lo, int64_t hi) {
+  Vec s(0.f);
+  for (int64_t j = lo; j <= hi; ++j) s = s + load(v + j * P + q, P - q);
+  return s;
+}
+
+// y_c = relu(x_c) * d_c^-beta; sq: lrn_planes_scratch(C, P) floats.
+inline void lrn_forward_planes(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t C, int64_t P,
+                               const Lrn& p, float* sq) {
+  squares_planes(x, ldx, C, P, sq);
+  for (int64_t c = 0; c < C; ++c) {
+    const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
+    for (int64_t q = 0; q < P; q += kLanes) {
+      const Vec d = p.denominator(window_sum_planes(sq, P, q, lo, hi));
+      const Vec a = relu(load(x + c * ldx + q, P - q));
+      store(y + c * ldy + q, a * p.pow_neg_beta(d), P - q);
+    }
+  }
+}
+
+// dx from x and the output gradient g; sq, u, t: lrn_planes_scratch(C, P) floats each.
+inline void lrn_backward_planes(const float* x, int64_t ldx, const float* g, int64_t ldg, float* dx, int64_t lddx,
+                                int64_t C, int64_t P, const Lrn& p, float* sq, float* u, float* t) {
+  squares_planes(x, ldx, C, P, sq);
+  for (int64_t c = 0; c < C; ++c) {
+    const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
+    for (int64_t q = 0; q < P; q += kLanes) {
+      const Vec d = p.denominator(window_sum_planes(sq, P, q, lo, hi));
+      const Vec a = relu(load(x + c * ldx + q, P - q));
+      const Vec uc = load(g + c * ldg + q, P - q) * p.pow_neg_beta(d);
+      store(u + c * P + q, uc, P - q);
+      store(t + c * P + q, uc * a / d, P - q);
+    }
+  }
+  const Vec zero(0.f), tab(p.two_alpha_beta);
+  for (int64_t j = 0; j < C; ++j) {
+    const int64_t lo = std::max<int64_t>(0, j - p.half), hi = std::min<int64_t>(C - 1, j + p.half);
+    for (int64_t q = 0; q < P; q += kLanes) {
+      const Vec a = relu(load(x + j * ldx + q, P - q));
+      const Vec gx = load(u + j * P + q, P - q) - tab * a * window_sum_planes(t, P, q, lo, hi);
+      store(dx + j * lddx + q, Vec::blendv(gx, zero, a == zero), P - q);
+    }
+  }
+}
+
+// ---- rows (channels_last): one position's C contiguous channels ------------------------------------
+
+// Floats of one zero-padded row buffer: `half` zeros, C values, `half` zeros, one vector of slack.
+inline int64_t padded_row_floats(int64_t C, const Lrn& p) { return C + 2 * p.half + kLanes; }
+
+// A padded row buffer with its pads zeroed once; the C values start at the returned pointer.
+inline float* init_padded_row(float* buf, int64_t C, const Lrn& p) {
+  std::fill(buf, buf + padded_row_floats(C, p), 0.f);
+  return buf + p.half;
+}
+
+inline Vec window_sum_row(const float* padded, int64_t q, const Lrn& p) {
+  Vec s(0.f);
+  for (int64_t o = -p.half; o <= p.half; ++o) s = s + Vec::loadu(padded + q + o);
+  return s;
+}
+
+// sq: init_padded_row buffer.
+inline void lrn_forward_row(const float* x, float* y, int64_t C, const Lrn& p, float* sq) {
+  for (int64_t q = 0; q < C; q += kLanes) {
+    const Vec a = relu(load(x + q, C - q));
+    store(sq + q, a * a, C - q);
+  }
+  for (int64_t q = 0; q < C; q += kLanes) {
+    const Vec d = p.denominator(window_sum_row(sq, q, p));
+    store(y + q, relu(load(x + q, C - q)) * p.pow_neg_beta(d), C - q);
+  }
+}
+
+// sq, t: init_padded_row buffers; u: C floats.
+inline void lrn_backward_row(const float* x, const float* g, float* dx, int64_t C, const Lrn& p, float* sq, float* u,
+                             float* t) {
+  for (int64_t q = 0; q < C; q += kLanes) {
+    const Vec a = relu(load(x + q, C - q));
+    store(sq + q, a * a, C - q);
+  }
+  for (int64_t q = 0; q < C; q += kLanes) {
+    const Vec d = p.denominator(window_sum_row(sq, q, p));
+    const Vec a = relu(load(x + q, C - q));
+    const Vec uc = load(g + q, C - q) * p.pow_neg_beta(d);
+    store(u + q, uc, C - q);
+    store(t + q, uc * a / d, C - q);
+  }
+  const Vec zero(0.f), tab(p.two_alpha_beta);
+  for (int64_t q = 0; q < C; q += kLanes) {
+    const Vec a = relu(load(x + q, C - q));
+    const Vec gx = load(u + q, C - q) - tab * a * window_sum_row(t, q, p);
+    store(dx + q, Vec::blendv(gx, zero, a == zero), C - q);
+  }
+}
+
+}  // namespace cpu
+}  // namespace alexnet_ext

@@ -1,0 +1,410 @@
+// The vectorized CPU bodies of the six ops for float, bfloat16 and float16 tensors (float64 keeps the
+// scalar path in alexnet_ops.cpp). Each takes inputs already checked and made contiguous in `fmt`, and
+// outputs allocated in `fmt`; work is split into tiles run through at::parallel_for, each thread with
+// its own scratch.
+//
+// Tiles: NCHW relu_lrn works on (image, block of kPlanePositions positions) across all channels;
+// channels_last on (image, block of positions), one position's channels at a time. The fused ops take
+// bands of rows: the forward computes the LRN of the input rows that a band of pooled rows reads into a
+// float buffer (rounded to the input dtype, as the unfused path would store it) and pools from there;
+// the backward routes each pooled gradient to its argmax, then runs the LRN backward on the band.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "alexnet_ops.h"
+#include "cpu_lrn.h"
+#include "cpu_pool.h"
+
+namespace alexnet_ext {
+namespace cpu {
+
+constexpr int64_t kPlanePositions = 256;   // positions per NCHW LRN block (C x 256 floats per buffer)
+constexpr int64_t kRowPositions = 64;      // channels_last positions per task
+constexpr int64_t kBandBytes = 192 * 1024; // target size of a fused tile's float LRN buffer
+
+inline bool vectorized_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
+}
+
+template <typename F>
+void dispatch_vectorized(at::ScalarType t, const F& f) {
+  switch (t) {
+    case at::kFloat: f(float{}); break;
+    case at::kBFloat16: f(at::BFloat16{}); break;
+    case at::kHalf: f(at::Half{}); break;
+    default: TORCH_CHECK(false, "alexnet_ext: no vectorized CPU path for ", t);
+  }
+}
+
+template <typename F>
+void dispatch_offsets(const at::Tensor& off, const F& f) {
+  if (off.scalar_type() == at::kChar) f(off.data_ptr<int8_t>());
+  else f(off.data_ptr<int32_t>());
+}
+
+// Input rows [h0, h1) of a band.
+struct Band {
+  int64_t h0, h1;
+  int64_t positions(int64_t W) const { return (h1 - h0) * W; }
+};
+
+// Output rows per fused forward tile so that its [C][rows * W] float buffer stays near kBandBytes.
+inline int64_t pooled_rows_per_band(int64_t C, int64_t W, int64_t kernel_size, int64_t stride) {
+  const int64_t rows_fit = std::max<int64_t>(kernel_size, kBandBytes / std::max<int64_t>(1, C * W * 4));
+  return std::clamp<int64_t>((rows_fit - kernel_size) / stride + 1, 1, 16);
+}
+
+// ------------------------------------------------------------------------------------------------
+// relu_lrn
+// ------------------------------------------------------------------------------------------------
+
+template <typename scalar_t>
+void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, const Lrn& p) {
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  if (fmt == at::MemoryFormat::ChannelsLast) {
+    at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
+      std::vector<float> sq_buf(padded_row_floats(C, p)), xs(is_float ? 0 : C), ys(is_float ? 0 : C);
+      float* sq = init_padded_row(sq_buf.data(), C, p);
+      for (int64_t pos = begin; pos < end; ++pos) {
+        int64_t ld;
+        const float* xr = float_rows(xp + pos * C, C, 1, C, xs.data(), ld);
+        if constexpr (is_float) {
+          lrn_forward_row(xr, yp + pos * C, C, p, sq);
+        } else {
+          lrn_forward_row(xr, ys.data(), C, p, sq);
+          from_float(ys.data(), yp + pos * C, C);
+        }
+      }
+    });
+    return;
+  }
+  const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t cap = lrn_planes_scratch(C, kPlanePositions);
+    std::vector<float> sq(cap), xs(is_float ? 0 : cap), ys(is_float ? 0 : cap);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
+      const int64_t base = n * C * P + p0;
+      int64_t ldx;
+      const float* xf = float_rows(xp + base, P, C, np, xs.data(), ldx);
+      if constexpr (is_float) {
+        lrn_forward_planes(xf, ldx, yp + base, P, C, np, p, sq.data());
+      } else {
+        lrn_forward_planes(xf, ldx, ys.data(), np, C, np, p, sq.data());
+        for (int64_t c = 0; c < C; ++c) from_float(ys.data() + c * np, yp + base + c * P, np);
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void relu_lrn_backward(const at::Tensor& g, const at::Tensor& x, at::Tensor& gx, at::MemoryFormat fmt, const Lrn& p) {
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* gp = g.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  if (fmt == at::MemoryFormat::ChannelsLast) {
+    at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
+      const int64_t padded = padded_row_floats(C, p);
+      std::vector<float> sq_buf(padded), t_buf(padded), u(C), xs(is_float ? 0 : C), gs(is_float ? 0 : C),
+          ds(is_float ? 0 : C);
+      float* sq = init_padded_row(sq_buf.data(), C, p);
+      float* t = init_padded_row(t_buf.data(), C, p);
+      for (int64_t pos = begin; pos < end; ++pos) {
+        int64_t ld;
+        const float* xr = float_rows(xp + pos * C, C, 1, C, xs.data(), ld);
+        const float* gr = float_rows(gp + pos * C, C, 1, C, gs.data(), ld);
+        if constexpr (is_float) {
+          lrn_backward_row(xr, gr, gxp + pos * C, C, p, sq, u.data(), t);
+        } else {
+          lrn_backward_row(xr, gr, ds.data(), C, p, sq, u.data(), t);
+          from_float(ds.data(), gxp + pos * C, C);
+        }
+      }
+    });
+    return;
+  }
+  const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t cap = lrn_planes_scratch(C, kPlanePositions);
+    std::vector<float> sq(cap), u(cap), tt(cap), xs(is_float ? 0 : cap), gs(is_float ? 0 : cap),
+        ds(is_float ? 0 : cap);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
+      const int64_t base = n * C * P + p0;
+      int64_t ldx, ldg;
+      const float* xf = float_rows(xp + base, P, C, np, xs.data(), ldx);
+      const float* gf = float_rows(gp + base, P, C, np, gs.data(), ldg);
+      if constexpr (is_float) {
+        lrn_backward_planes(xf, ldx, gf, ldg, gxp + base, P, C, np, p, sq.data(), u.data(), tt.data());
+      } else {
+        lrn_backward_planes(xf, ldx, gf, ldg, ds.data(), np, C, np, p, sq.data(), u.data(), tt.data());
+        for (int64_t c = 0; c < C; ++c) from_float(ds.data() + c * np, gxp + base + c * P, np);
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// max_pool
+// ------------------------------------------------------------------------------------------------
+
+template <typename scalar_t>
+void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::MemoryFormat fmt, int64_t kernel_size,
+                      int64_t stride) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  dispatch_offsets(off, [&](auto* op) {
+    using off_t = std::remove_pointer_t<decltype(op)>;
+    if (fmt == at::MemoryFormat::ChannelsLast) {
+      // (image, pooled row) tasks; each window element is C contiguous values.
+      at::parallel_for(0, N * OH, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> rows(is_float ? 0 : kernel_size * W * C);
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t n = r / OH, oh = r % OH;
+          const scalar_t* first = xp + ((n * H) + oh * stride) * W * C;
+          int64_t ld;
+          const float* xf = float_rows(first, W * C, kernel_size, W * C, rows.data(), ld);
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t o = (r * OW + ow) * C;
+            pool_channels(
+                [&](int64_t kh, int64_t kw) { return xf + kh * ld + (ow * stride + kw) * C; }, kernel_size, C,
+                yp + o, op + o);
+          }
+        }
+      });
+      return;
+    }
+    // (image, channel) planes.
+    at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> plane(is_float ? 0 : H * W);
+      std::vector<const float*> rows(kernel_size);
+      for (int64_t nc = begin; nc < end; ++nc) {
+        int64_t ld;
+        const float* xf = float_rows(xp + nc * H * W, H * W, 1, H * W, plane.data(), ld);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = xf + (oh * stride + kh) * W;
+          pool_row(rows.data(), kernel_size, stride, W, OW, yp + (nc * OH + oh) * OW, op + (nc * OH + oh) * OW);
+        }
+      }
+    });
+  });
+}
+
+template <typename scalar_t>
+void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& gx, at::MemoryFormat fmt,
+                       int64_t kernel_size, int64_t stride) {
+  const int64_t N = gx.size(0), C = gx.size(1), H = gx.size(2), W = gx.size(3), OH = g.size(2), OW = g.size(3);
+  const scalar_t* gp = g.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  dispatch_offsets(off, [&](auto* op_mut) {
+    using off_t = std::remove_pointer_t<decltype(op_mut)>;
+    const off_t* op = op_mut;
+    if (fmt == at::MemoryFormat::ChannelsLast) {
+      // Each input position gathers from the (at most ceil(k/s)^2) windows covering it: written once.
+      at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> acc(C);
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t n = r / H, h = r % H;
+          for (int64_t w = 0; w < W; ++w) {
+            const int64_t pooled = n * OH * OW;
+            gather_pool_grad<scalar_t, off_t>(
+                h, w, OH, OW, kernel_size, stride, C,
+                [&](int64_t oh, int64_t ow) { return gp + (pooled + oh * OW + ow) * C; },
+                [&](int64_t oh, int64_t ow) { return op + (pooled + oh * OW + ow) * C; }, acc.data());
+            from_float(acc.data(), gxp + (r * W + w) * C, C);
+          }
+        }
+      });
+      return;
+    }
+    // Planes: zero, then add each pooled gradient at its argmax (float accumulation).
+    at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> plane_buf(is_float ? 0 : H * W);
+      for (int64_t nc = begin; nc < end; ++nc) {
+        float* plane;
+        if constexpr (is_float) plane = gxp + nc * H * W;
+        else plane = plane_buf.data();
+        std::fill(plane, plane + H * W, 0.f);
+        const scalar_t* gr = gp + nc * OH * OW;
+        const off_t* orow = op + nc * OH * OW;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t kk = orow[oh * OW + ow];
+            plane[(oh * stride + kk / kernel_size) * W + ow * stride + kk % kernel_size] +=
+                static_cast<float>(gr[oh * OW + ow]);
+          }
+        }
+        if constexpr (!is_float) from_float(plane, gxp + nc * H * W, H * W);
+      }
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// relu_lrn_pool (fused)
+// ------------------------------------------------------------------------------------------------
+
+template <typename scalar_t>
+void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::MemoryFormat fmt, const Lrn& p,
+                           int64_t kernel_size, int64_t stride) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  const int64_t R = pooled_rows_per_band(C, W, kernel_size, stride);
+  const int64_t bands = (OH + R - 1) / R;
+  const int64_t band_rows = (R - 1) * stride + kernel_size;
+  dispatch_offsets(off, [&](auto* op) {
+    at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
+      const int64_t cap = C * band_rows * W;
+      std::vector<float> lrn(cap);  // the band's LRN outputs, as the unfused op would store them
+      std::vector<scalar_t> rounding(is_float ? 0 : cap);
+      const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+      const int64_t plane_cap = lrn_planes_scratch(C, kPlanePositions);
+      std::vector<float> sq(cl ? padded_row_floats(C, p) : plane_cap);
+      std::vector<float> xs(is_float ? 0 : (cl ? C : plane_cap));
+      float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
+      std::vector<const float*> rows(kernel_size);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / bands, oh0 = (t % bands) * R, oh1 = std::min(OH, oh0 + R);
+        const Band band{oh0 * stride, (oh1 - 1) * stride + kernel_size};
+        const int64_t np = band.positions(W);
+        if (cl) {
+          // lrn: [np][C], position-major like the input.
+          const scalar_t* xb = xp + (n * H + band.h0) * W * C;
+          for (int64_t q = 0; q < np; ++q) {
+            int64_t ld;
+            const float* xr = float_rows(xb + q * C, C, 1, C, xs.data(), ld);
+            lrn_forward_row(xr, lrn.data() + q * C, C, p, sq_row);
+          }
+          round_through(lrn.data(), np * C, rounding.data());
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            const float* top = lrn.data() + (oh * stride - band.h0) * W * C;
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t o = ((n * OH + oh) * OW + ow) * C;
+              pool_channels([&](int64_t kh, int64_t kw) { return top + (kh * W + ow * stride + kw) * C; },
+                            kernel_size, C, yp + o, op + o);
+            }
+          }
+          continue;
+        }
+        // lrn: [C][np], channel-major like the input; the band's positions in blocks.
+        const scalar_t* xb = xp + n * C * H * W + band.h0 * W;
+        for (int64_t q0 = 0; q0 < np; q0 += kPlanePositions) {
+          const int64_t nq = std::min(kPlanePositions, np - q0);
+          int64_t ldx;
+          const float* xf = float_rows(xb + q0, H * W, C, nq, xs.data(), ldx);
+          lrn_forward_planes(xf, ldx, lrn.data() + q0, np, C, nq, p, sq.data());
+        }
+        round_through(lrn.data(), C * np, rounding.data());
+        for (int64_t c = 0; c < C; ++c) {
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            for (int64_t kh = 0; kh < kernel_size; ++kh)
+              rows[kh] = lrn.data() + c * np + (oh * stride + kh - band.h0) * W;
+            const int64_t o = ((n * C + c) * OH + oh) * OW;
+            pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op + o);
+          }
+        }
+      }
+    });
+  });
+}
+
+template <typename scalar_t>
+void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::Tensor& off, at::Tensor& gx,
+                            at::MemoryFormat fmt, const Lrn& p, int64_t kernel_size, int64_t stride) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), OH = g.size(2), OW = g.size(3);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* gp = g.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  dispatch_offsets(off, [&](auto* op_mut) {
+    using off_t = std::remove_pointer_t<decltype(op_mut)>;
+    const off_t* op = op_mut;
+    if (fmt == at::MemoryFormat::ChannelsLast) {
+      // Per input position: its LRN-output gradient gathered from the covering windows, then the LRN backward.
+      at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
+        const int64_t padded = padded_row_floats(C, p);
+        std::vector<float> sq_buf(padded), t_buf(padded), u(C), acc(C), xs(is_float ? 0 : C), ds(is_float ? 0 : C);
+        float* sq = init_padded_row(sq_buf.data(), C, p);
+        float* t = init_padded_row(t_buf.data(), C, p);
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t n = r / H, h = r % H, pooled = n * OH * OW;
+          for (int64_t w = 0; w < W; ++w) {
+            gather_pool_grad<scalar_t, off_t>(
+                h, w, OH, OW, kernel_size, stride, C,
+                [&](int64_t oh, int64_t ow) { return gp + (pooled + oh * OW + ow) * C; },
+                [&](int64_t oh, int64_t ow) { return op + (pooled + oh * OW + ow) * C; }, acc.data());
+            const int64_t pos = (r * W + w) * C;
+            int64_t ld;
+            const float* xr = float_rows(xp + pos, C, 1, C, xs.data(), ld);
+            if constexpr (is_float) {
+              lrn_backward_row(xr, acc.data(), gxp + pos, C, p, sq, u.data(), t);
+            } else {
+              lrn_backward_row(xr, acc.data(), ds.data(), C, p, sq, u.data(), t);
+              from_float(ds.data(), gxp + pos, C);
+            }
+          }
+        }
+      });
+      return;
+    }
+    // NCHW: bands of input rows; G = the LRN-output gradient of the band ([C][np]), then the LRN backward
+    // on blocks of its positions.
+    const int64_t band_rows = std::max<int64_t>(1, kBandBytes / std::max<int64_t>(1, C * W * 4));
+    const int64_t bands = (H + band_rows - 1) / band_rows;
+    at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
+      const int64_t plane_cap = lrn_planes_scratch(C, kPlanePositions);
+      std::vector<float> G(C * band_rows * W), sq(plane_cap), u(plane_cap), tt(plane_cap),
+          xs(is_float ? 0 : plane_cap), ds(is_float ? 0 : plane_cap);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t n = t / bands;
+        const Band band{(t % bands) * band_rows, std::min(H, (t % bands) * band_rows + band_rows)};
+        const int64_t np = band.positions(W);
+        std::fill(G.begin(), G.begin() + C * np, 0.f);
+        const int64_t oh_lo = covering_windows(band.h0, OH, kernel_size, stride).lo;
+        const int64_t oh_hi = covering_windows(band.h1 - 1, OH, kernel_size, stride).hi;
+        for (int64_t c = 0; c < C; ++c) {
+          const scalar_t* gr = gp + (n * C + c) * OH * OW;
+          const off_t* orow = op + (n * C + c) * OH * OW;
+          for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t kk = orow[oh * OW + ow];
+              const int64_t h = oh * stride + kk / kernel_size;
+              if (h < band.h0 || h >= band.h1) continue;
+              G[c * np + (h - band.h0) * W + ow * stride + kk % kernel_size] += static_cast<float>(gr[oh * OW + ow]);
+            }
+          }
+        }
+        const int64_t base = n * C * H * W + band.h0 * W;
+        for (int64_t q0 = 0; q0 < np; q0 += kPlanePositions) {
+          const int64_t nq = std::min(kPlanePositions, np - q0);
+          int64_t ldx;
+          const float* xf = float_rows(xp + base + q0, H * W, C, nq, xs.data(), ldx);
+          if constexpr (is_float) {
+            lrn_backward_planes(xf, ldx, G.data() + q0, np, gxp + base + q0, H * W, C, nq, p, sq.data(), u.data(),
+                                tt.data());
+          } else {
+            lrn_backward_planes(xf, ldx, G.data() + q0, np, ds.data(), nq, C, nq, p, sq.data(), u.data(), tt.data());
+            for (int64_t c = 0; c < C; ++c) from_float(ds.data() + c * nq, gxp + base + q0 + c * H * W, nq);
+          }
+        }
+      }
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace alexnet_ext

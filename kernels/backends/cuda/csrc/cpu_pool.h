@@ -1,0 +1,113 @@
+// Vectorized max-pool (unpadded, floor mode) with argmax offsets on the CPU, in float.
+//
+// The argmax rule is the reference's: scan the window row by row, a value replaces the best when it is
+// larger or NaN, so the first maximum wins and NaN wins over everything (the last NaN). Taking each
+// window row's best first and then the best row (larger or NaN again) gives exactly that element.
+// Offsets are kh * kernel_size + kw, computed as exact small floats and stored as int8/int32.
+//
+// * rows (NCHW): one pooled row from `kernel_size` input rows, vectors along the output columns; for
+//   stride 2 (every AlexNet pool) the columns 2j, 2j+1, 2j+2 come from de-interleaved loads;
+// * channels (channels_last): vectors along the channels of one output position.
+#pragma once
+
+#include "alexnet_ops_elementwise.h"
+#include "cpu_vec.h"
+
+namespace alexnet_ext {
+namespace cpu {
+
+// (best, off) <- (v, v_off) where v > best or v is NaN.
+inline void take_if_better(Vec& best, Vec& off, const Vec& v, const Vec& v_off) {
+  const Vec better = (v > best) | v.isnan();
+  best = Vec::blendv(best, v, better);
+  off = Vec::blendv(off, v_off, better);
+}
+
+template <typename off_t>
+inline void store_offsets(off_t* p, const Vec& off, int64_t n) {
+  alignas(64) float tmp[kLanes];
+  off.store(tmp);
+  for (int64_t i = 0; i < std::min(n, kLanes); ++i) p[i] = static_cast<off_t>(tmp[i]);
+}
+
+// Even and odd columns 2j, 2j+1 for j in [j0, j0 + kLanes) of a row of W values (masked at the end).
+inline std::pair<Vec, Vec> columns_s2(const float* row, int64_t W, int64_t start) {
+  return at::vec::deinterleave2(load(row + start, W - start), load(row + start + kLanes, W - start - kLanes));
+}
+
+// One pooled row: rows[kh] is input row oh * stride + kh (W floats); writes OW outputs and offsets.
+template <typename scalar_t, typename off_t>
+void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int64_t W, int64_t OW, scalar_t* y,
+              off_t* off) {
+  int64_t ow = 0;
+  if (stride == 2 && (kernel_size == 2 || kernel_size == 3)) {
+    for (; ow < OW; ow += kLanes) {
+      Vec best, boff;
+      for (int64_t kh = 0; kh < kernel_size; ++kh) {
+        auto [even, odd] = columns_s2(rows[kh], W, 2 * ow);
+        Vec rbest = even, roff(static_cast<float>(kh * kernel_size));
+        take_if_better(rbest, roff, odd, Vec(static_cast<float>(kh * kernel_size + 1)));
+        if (kernel_size == 3) {
+          const Vec next = columns_s2(rows[kh], W, 2 * ow + 2).first;
+          take_if_better(rbest, roff, next, Vec(static_cast<float>(kh * kernel_size + 2)));
+        }
+        if (kh == 0) {
+          best = rbest;
+          boff = roff;
+        } else {
+          take_if_better(best, boff, rbest, roff);
+        }
+      }
+      store_as(y + ow, best, OW - ow);
+      store_offsets(off + ow, boff, OW - ow);
+    }
+    return;
+  }
+  for (; ow < OW; ++ow) {
+    float best;
+    int64_t best_off;
+    window_argmax<float>(
+        kernel_size, [&](int64_t kh, int64_t kw) { return rows[kh][ow * stride + kw]; }, best, best_off);
+    y[ow] = static_cast<scalar_t>(best);
+    off[ow] = static_cast<off_t>(best_off);
+  }
+}
+
+// One pooled output position over C channels: at(kh, kw) points at the C floats of window element
+// (kh, kw); writes C outputs and offsets.
+template <typename scalar_t, typename off_t, typename At>
+void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, off_t* off) {
+  for (int64_t q = 0; q < C; q += kLanes) {
+    Vec best(-std::numeric_limits<float>::infinity()), boff(0.f);
+    for (int64_t kh = 0; kh < kernel_size; ++kh) {
+      for (int64_t kw = 0; kw < kernel_size; ++kw) {
+        take_if_better(best, boff, load(at(kh, kw) + q, C - q), Vec(static_cast<float>(kh * kernel_size + kw)));
+      }
+    }
+    store_as(y + q, best, C - q);
+    store_offsets(off + q, boff, C - q);
+  }
+}
+
+// Gradient of one input position over C channels from the pooled gradients of the windows covering it
+// (channels_last): acc[c] = sum over covering windows (in output order) of g[c] where off[c] is this
+// position. gy(oh, ow) / offs(oh, ow) point at a pooled position's C values.
+template <typename scalar_t, typename off_t, typename GradAt, typename OffAt>
+void gather_pool_grad(int64_t h, int64_t w, int64_t OH, int64_t OW, int64_t kernel_size, int64_t stride, int64_t C,
+                      const GradAt& gy, const OffAt& offs, float* acc) {
+  std::fill(acc, acc + C, 0.f);
+  const CoveringWindows rows = covering_windows(h, OH, kernel_size, stride);
+  const CoveringWindows cols = covering_windows(w, OW, kernel_size, stride);
+  for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
+    for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
+      const off_t target = static_cast<off_t>((h - oh * stride) * kernel_size + (w - ow * stride));
+      const scalar_t* g = gy(oh, ow);
+      const off_t* o = offs(oh, ow);
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) acc[c] += o[c] == target ? static_cast<float>(g[c]) : 0.f;
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace alexnet_ext
