@@ -119,6 +119,18 @@ def test_lrn_window_sizes(backend, size):
     _check_op("relu_lrn", backend, x, f"relu_lrn size={size}[{backend}]", size=size, alpha=1e-2, beta=0.75, k=1.0)
 
 
+@pytest.mark.parametrize("beta", [0.5, 1.0])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_lrn_exponents_other_than_three_quarters(backend, beta, layout):
+    """beta = 3/4 may take a cheaper exact form; every other exponent goes through the general path."""
+    if backend == "compile":
+        pytest.skip("the compile backend is the eager reference under Inductor: one C++ build per case, no own path")
+    x = make_input((2, 11, 5, 5), torch.float32, layout, seed=12)
+    _check_op("relu_lrn", backend, x, f"relu_lrn beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta, k=1.0)
+    _check_op("relu_lrn_pool", backend, x, f"relu_lrn_pool beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta,
+              k=1.0, kernel_size=3, stride=2)
+
+
 def test_pytorch_alpha_convention(backend):
     """alpha_convention='pytorch' divides alpha by size, exactly like F.local_response_norm."""
     x = make_input((2, 8, 5, 5), torch.float32, "nchw", seed=5)
@@ -177,17 +189,18 @@ def test_output_keeps_channels_last(backend):
         assert y.is_contiguous(memory_format=torch.channels_last), f"{backend}: output lost channels_last"
 
 
-def _special_input() -> torch.Tensor:
+def _special_input(layout: str = "nchw") -> torch.Tensor:
     x = make_input((1, 6, 7, 7), torch.float32, "nchw", seed=8)
     x[0, 2, 1, 1] = float("nan")
     x[0, 4, 5, 2] = float("inf")
     x[0, 0, 3, 3] = float("-inf")
-    return x
+    return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
-def test_nan_and_inf_like_reference(backend, op):
-    x = _special_input()
+def test_nan_and_inf_like_reference(backend, op, layout):
+    x = _special_input(layout)
     xb, yb = _run(op, x, backend)
     xr, yr = _reference(op, x)
     assert torch.equal(yb.isnan(), yr.isnan()), f"{op}[{backend}]: NaN pattern differs from the reference"
