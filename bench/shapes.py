@@ -146,7 +146,7 @@ def model_cases(on_gpu: bool, device_count: int = 1) -> list[ModelCase]:
         cases.append(case)
 
     if on_gpu:
-        for kernels in ("eager", "compile", "cuda", "triton"):
+        for kernels in ("eager", "compile", "cpp", "triton"):
             for mode in ("train", "infer"):
                 for amp, cl in (("none", False), ("bf16", True)):
                     for batch in (128, 256):

@@ -1,7 +1,7 @@
 """Report generation from a saved pytest-benchmark JSON (tests/fixtures/bench_run_small.json).
 
 The fixture holds synthetic GPU-like results (its GPU is named as such) chosen so that targets
-land on both sides of their thresholds, a backend (cuda) is missing, and paper-claim pairs exist.
+land on both sides of their thresholds, a backend (cpp) is missing, and paper-claim pairs exist.
 """
 import json
 import shutil
@@ -63,9 +63,9 @@ def test_report_files_tables_and_plots(written):
     kernels_md = (folder / "kernels.md").read_text()
     assert "| relu_lrn | conv1 | float32 | nchw | fwd | triton |" in kernels_md
     assert "| 90.0 |" in kernels_md  # % of copy bandwidth of the 90% case
-    # the pivot has no cuda column (backend missing) and a gap where eager has no channels_last result
+    # the pivot has no cpp column (backend missing) and a gap where eager has no channels_last result
     pivot = kernels_md.split("by backend")[1]
-    assert "cuda" not in pivot
+    assert "cpp" not in pivot
     assert "| relu_lrn | conv1 | float32 | channels_last | fwd |  |  | 80.0 |" in pivot
     model_md = (folder / "model.md").read_text()
     assert "whole model" in model_md and "bf16 autocast, channels_last" in model_md
@@ -91,7 +91,7 @@ def test_targets_met_not_met_not_measured(written):
     assert _status(md, "max_pool saves less than ATen (int64 indices)", "conv1 float32 nchw") == "met"
     assert _status(md, "relu_lrn_pool fwd+bwd >= 1.3x best unfused own pair", "conv1 float32 nchw") == "met"
     assert _status(md, "relu_lrn_pool lower peak memory than unfused", "conv1 float32 nchw") == "met"
-    assert _status(md, "cuda within 1.5x of triton", "all kernel cases") == "not measured"
+    assert _status(md, "cpp within 1.5x of triton", "all kernel cases") == "not measured"
     case = "train b256 bf16 channels_last two-gpu"
     assert _status(md, "model --kernels triton >= 1.3x whole-model compile", case) == "met"  # 0.070/0.050 = 1.4
     assert _status(md, "model --kernels triton within 10% of no-LRN net", case) == "met"  # 0.050/0.047

@@ -24,7 +24,7 @@ KWARGS = {"relu_lrn": LRN, "max_pool": dict(kernel_size=3, stride=2),
           "relu_lrn_pool": dict(kernel_size=3, stride=2, **LRN)}
 
 
-@pytest.mark.parametrize("backend_name", ["torchscript", "compile", "cuda", "triton"])
+@pytest.mark.parametrize("backend_name", ["torchscript", "compile", "cpp", "triton"])
 @pytest.mark.parametrize("op,site,dtype,layout", CASES, ids=IDS)
 def test_batch128_matches_eager(backend_name, op, site, dtype, layout):
     require_backend(backend_name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 TARGET_SHAPES = ("conv1", "conv2")
-OWN_BACKENDS = ("triton", "cuda")
+OWN_BACKENDS = ("triton", "cpp")
 
 
 def _row(target, case, value, required, ok):
@@ -90,12 +90,12 @@ def kernel_targets(k: pd.DataFrame) -> list[dict]:
     if not k.empty:
         keys = ["op", "shape_name", "dtype", "memory_format", "direction"]
         triton = k[k["backend"] == "triton"].set_index(keys)["time_s"]
-        cuda = k[k["backend"] == "cuda"].set_index(keys)["time_s"]
-        pairs = [(key, float(cuda[key] / triton[key])) for key in triton.index.intersection(cuda.index)]
+        cpp = k[k["backend"] == "cpp"].set_index(keys)["time_s"]
+        pairs = [(key, float(cpp[key] / triton[key])) for key in triton.index.intersection(cpp.index)]
     for key, ratio in pairs:
-        rows.append(_row("cuda within 1.5x of triton", " ".join(map(str, key)), ratio, "<= 1.5x", ratio <= 1.5))
+        rows.append(_row("cpp within 1.5x of triton", " ".join(map(str, key)), ratio, "<= 1.5x", ratio <= 1.5))
     if not pairs:
-        rows.append(_row("cuda within 1.5x of triton", "all kernel cases", None, "<= 1.5x", None))
+        rows.append(_row("cpp within 1.5x of triton", "all kernel cases", None, "<= 1.5x", None))
     return rows
 
 

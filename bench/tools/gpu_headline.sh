@@ -6,7 +6,7 @@
 #
 # 1. machine facts (nvidia-smi, versions)                                   OUT_DIR/machine.txt
 # 2. correctness of the compiled kernels at AlexNet's batch-128 activations  OUT_DIR/check.log
-#    (tests/test_gpu_kernels.py, triton and cuda; ~2 min; compile is checked by every benchmark)
+#    (tests/test_gpu_kernels.py, triton and cpp; ~2 min; compile is checked by every benchmark)
 # 3. pytest bench/ -m headline --benchmark-save=NAME: the targets table's     OUT_DIR/bench.log,
 #    cases, each checked against eager before it is timed (~6 min)           OUT_DIR/benchmarks/ (JSON),
 #                                                                            OUT_DIR/report/ (Markdown,
@@ -36,7 +36,7 @@ stamp "machine"
 } > "$out/machine.txt" 2>&1
 
 stamp "correctness at batch 128 (limit ${check_limit} s)"
-timeout --signal=INT "$check_limit" $python -m pytest tests/test_gpu_kernels.py -k "triton or cuda" -q \
+timeout --signal=INT "$check_limit" $python -m pytest tests/test_gpu_kernels.py -k "triton or cpp" -q \
   -p no:cacheprovider ${CHECK_ARGS:-} > "$out/check.log" 2>&1
 check_rc=$?
 tail -n 3 "$out/check.log"

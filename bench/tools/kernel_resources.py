@@ -7,7 +7,7 @@ specialised exactly as Triton's JIT would specialise it (same binder, so the sam
 ``cuobjdump`` then reads registers, spills (local memory), stack and shared memory from the cubin,
 and the PTX is counted for global loads/stores and their vector width.
 
-With ``--cuda`` the ``cuda`` backend's kernels are compiled too, with nvcc and the extension's own
+With ``--cuda`` the ``cpp`` backend's kernels are compiled too, with nvcc and the extension's own
 flags, and ptxas's per-kernel registers and spills are added.
 
 This proves that the kernels *compile* for the GPU and shows static pressure (registers per thread
@@ -200,14 +200,14 @@ def _nvcc() -> str:
 
     found = shutil.which("nvcc") or (cpp_extension.CUDA_HOME and str(Path(cpp_extension.CUDA_HOME, "bin", "nvcc")))
     if not found or not Path(found).exists():
-        raise FileNotFoundError("nvcc is not on PATH and CUDA_HOME names none: the cuda backend's kernels "
+        raise FileNotFoundError("nvcc is not on PATH and CUDA_HOME names none: the cpp backend's kernels "
                                 "cannot be compiled here")
     return found
 
 
 def cuda_extension_resources(arch: int) -> pd.DataFrame:
-    """Compile the ``cuda`` backend's kernels (``kernels/backends/cuda/csrc/alexnet_ops_cuda.cu``) with nvcc for
-    sm_<arch>, with the flags ``torch.utils.cpp_extension`` and ``kernels.backends.cuda`` use, and
+    """Compile the ``cpp`` backend's kernels (``kernels/backends/cpp/csrc/alexnet_ops_cuda.cu``) with nvcc for
+    sm_<arch>, with the flags ``torch.utils.cpp_extension`` and ``kernels.backends.cpp`` use, and
     return ptxas's registers / spills / stack per kernel instantiation. Works on a CPU-only PyTorch:
     the one header such a build lacks (``c10/cuda/impl/cuda_cmake_macros.h``, generated at build
     time) is supplied as a stub that defines what a shared-library CUDA build defines."""
@@ -215,16 +215,16 @@ def cuda_extension_resources(arch: int) -> pd.DataFrame:
 
     from torch.utils import cpp_extension
 
-    from kernels.backends import cuda as cuda_backend
+    from kernels.backends import cpp as cpp_backend
 
     with tempfile.TemporaryDirectory() as tmp:
         stub = Path(tmp, "c10", "cuda", "impl", "cuda_cmake_macros.h")
         stub.parent.mkdir(parents=True)
         stub.write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
-        includes = [str(cuda_backend.CSRC_DIR), tmp, *cpp_extension.include_paths(), sysconfig.get_paths()["include"]]
+        includes = [str(cpp_backend.CSRC_DIR), tmp, *cpp_extension.include_paths(), sysconfig.get_paths()["include"]]
         cmd = [_nvcc(), "-std=c++17", f"-arch=sm_{arch}", "--resource-usage", *cpp_extension.COMMON_NVCC_FLAGS,
-               *cuda_backend.CUDA_FLAGS, "-DTORCH_EXTENSION_NAME=alexnet_kernels_ext_cuda",
-               *[f"-I{p}" for p in includes], "-c", *map(str, cuda_backend.CUDA_SOURCES), "-o", str(Path(tmp, "ops.o"))]
+               *cpp_backend.CUDA_FLAGS, "-DTORCH_EXTENSION_NAME=alexnet_kernels_ext_cuda",
+               *[f"-I{p}" for p in includes], "-c", *map(str, cpp_backend.CUDA_SOURCES), "-o", str(Path(tmp, "ops.o"))]
         run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"nvcc failed ({run.returncode}):\n{run.stderr[-3000:]}")
@@ -304,8 +304,8 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
     if cuda_table is not None:
         cuda = cuda_table.assign(warps_per_sm=[occupancy_warps(r, 8, arch) for r in cuda_table["registers"]],
                                  kernel="`" + cuda_table["kernel"] + "`")  # code spans: <...> is not HTML
-        lines += ["## `cuda` backend kernels (nvcc, the extension's flags)", "",
-                  "Every template instantiation in `kernels/backends/cuda/csrc/alexnet_ops_cuda.cu` (the last template"
+        lines += ["## `cpp` backend kernels (nvcc, the extension's flags)", "",
+                  "Every template instantiation in `kernels/backends/cpp/csrc/alexnet_ops_cuda.cu` (the last template"
                   " argument of the LRN kernels is the window size they are specialised for; 0 = any size)."
                   " Blocks of 256 threads (`kThreads`), so `warps_per_sm` assumes 8 warps per block.", "",
                   markdown(cuda[["kernel", "registers", "warps_per_sm", "stack_bytes", "spill_store_bytes",
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default=",".join(DTYPES), help=f"comma-separated, of {list(DTYPES)}")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {list(LAYOUTS)}")
     parser.add_argument("--out", type=Path, default=Path("reports/kernel-resources-sm90"))
-    parser.add_argument("--cuda", action="store_true", help="also compile the cuda backend's kernels with nvcc")
+    parser.add_argument("--cuda", action="store_true", help="also compile the cpp backend's kernels with nvcc")
     args = parser.parse_args(argv)
     dtypes, layouts = args.dtypes.split(","), args.layouts.split(",")
     for name, allowed in (("dtype", DTYPES), ("layout", LAYOUTS)):

@@ -6,7 +6,7 @@ BACKEND_MODULES = {
     "eager": "kernels.backends.eager",  # the reference every test and benchmark compares with
     "torchscript": "kernels.backends.torchscript",
     "compile": "kernels.backends.compile",
-    "cuda": "kernels.backends.cuda",
+    "cpp": "kernels.backends.cpp",
     "triton": "kernels.backends.triton",
 }
 BACKENDS: tuple[str, ...] = tuple(BACKEND_MODULES)

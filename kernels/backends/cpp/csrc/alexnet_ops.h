@@ -1,6 +1,6 @@
-// Shared declarations of the `cuda` backend extension: layout rule, offset dtype, shape helpers.
+// Shared declarations of the `cpp` backend extension: layout rule, offset dtype, shape helpers.
 //
-// Layout rule (mirrored by kernels/cuda_backend.py for the fake/meta kernels): a tensor is processed
+// Layout rule (mirrored by kernels/backends/cpp/__init__.py for the fake/meta kernels): a tensor is processed
 // as channels_last when it is channels_last-contiguous but not NCHW-contiguous; every other tensor is
 // taken as `.contiguous()` NCHW first. Outputs use the same layout as the processed input.
 // Max-pool argmax positions are stored as the index `kh * kernel_size + kw` inside the window:

@@ -1,12 +1,12 @@
-"""The ``cuda`` backend: hand-written C++ (CPU) and CUDA kernels in a JIT-built PyTorch extension.
+"""The ``cpp`` backend: hand-written C++ (CPU) and CUDA kernels in a JIT-built PyTorch extension.
 
-The extension (``kernels/backends/cuda/csrc``) is compiled with ``torch.utils.cpp_extension.load`` on first use
+The extension (``kernels/backends/cpp/csrc``) is compiled with ``torch.utils.cpp_extension.load`` on first use
 (the first call of ``unavailable_reason()`` or of an op, never at import) and cached in torch's
 extension directory (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a
 stable name, so later processes only load it. On a CPU-only PyTorch (``torch.version.cuda is None``)
 only ``alexnet_ops.cpp`` is compiled; on a CUDA PyTorch ``alexnet_ops_cuda.cu`` is compiled too.
 
-The C++ side registers plain operators in the ``alexnet_cuda_ext`` namespace (forward and backward
+The C++ side registers plain operators in the ``alexnet_cpp_ext`` namespace (forward and backward
 of each op); this module attaches autograd and fake (meta) kernels with ``torch.library``, so
 ``torch.compile`` sees opaque ops instead of graph breaks. What autograd keeps between forward and
 backward:
@@ -30,7 +30,7 @@ import torch
 
 from kernels.paper import pool_output_size
 
-NAMESPACE = "alexnet_cuda_ext"
+NAMESPACE = "alexnet_cpp_ext"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 CPP_SOURCES = (CSRC_DIR / "alexnet_ops.cpp",)
 CUDA_SOURCES = (CSRC_DIR / "alexnet_ops_cuda.cu",)
@@ -187,7 +187,7 @@ def _ops():
     # Lock-free once built, so torch.compile can trace through to the registered ops.
     reason = _state["reason"] if _state["tried"] else _ensure_built()
     if reason is not None:
-        raise RuntimeError(f"the cuda backend is unavailable: {reason}")
+        raise RuntimeError(f"the cpp backend is unavailable: {reason}")
     return getattr(torch.ops, NAMESPACE)
 
 

@@ -1,5 +1,5 @@
 // Per-element rules shared by the CPU (alexnet_ops.cpp) and CUDA (alexnet_ops_cuda.cu) kernels of the
-// `cuda` backend, compiled for the host and, under nvcc, for the device too. The CPU kernels are tested
+// `cpp` backend, compiled for the host and, under nvcc, for the device too. The CPU kernels are tested
 // natively in CI, so these rules - ReLU that keeps NaN, the max-pool window scan, the windows covering
 // an input pixel - are tested for the CUDA kernels as well.
 #pragma once

@@ -1,6 +1,6 @@
-// CPU kernels and operator schemas of the `cuda` backend extension (namespace alexnet_cuda_ext).
+// CPU kernels and operator schemas of the `cpp` backend extension (namespace alexnet_cpp_ext).
 //
-// Ops (forward and backward of each; autograd is attached in kernels/cuda_backend.py):
+// Ops (forward and backward of each; autograd is attached in kernels/backends/cpp/__init__.py):
 //   relu_lrn(x, size, alpha, beta, k) -> y                      alpha in the paper's convention
 //   relu_lrn_backward(grad_y, x, size, alpha, beta, k) -> grad_x   recomputes the LRN from x
 //   max_pool(x, kernel_size, stride) -> (y, offsets)           offsets: argmax index inside the window
@@ -428,7 +428,7 @@ std::string cpu_isa() { return cpu::compiled_isa(); }
 }  // namespace
 }  // namespace alexnet_ext
 
-TORCH_LIBRARY(alexnet_cuda_ext, m) {
+TORCH_LIBRARY(alexnet_cpp_ext, m) {
   m.def("cpu_isa() -> str");
   m.def("relu_lrn(Tensor x, int size, float alpha, float beta, float k) -> Tensor");
   m.def("relu_lrn_backward(Tensor grad_y, Tensor x, int size, float alpha, float beta, float k) -> Tensor");
@@ -444,9 +444,9 @@ TORCH_LIBRARY(alexnet_cuda_ext, m) {
       "float k, int kernel_size, int stride) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CompositeExplicitAutograd, m) { m.impl("cpu_isa", &alexnet_ext::cpu_isa); }
+TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CompositeExplicitAutograd, m) { m.impl("cpu_isa", &alexnet_ext::cpu_isa); }
 
-TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CPU, m) {
+TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CPU, m) {
   m.impl("relu_lrn", &alexnet_ext::relu_lrn_cpu);
   m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_cpu);
   m.impl("max_pool", &alexnet_ext::max_pool_cpu);

@@ -1,4 +1,4 @@
-// CUDA kernels of the `cuda` backend extension (registered for the CUDA dispatch key).
+// CUDA kernels of the `cpp` backend extension (registered for the CUDA dispatch key).
 //
 // Same ops and semantics as the CPU kernels in alexnet_ops.cpp. Design (a plain, hand-written
 // baseline; no fast-math, so pow() is the accurate one):
@@ -37,7 +37,7 @@ constexpr int kThreads = 256;
 
 inline unsigned int blocks_for(int64_t work) {
   const int64_t blocks = (work + kThreads - 1) / kThreads;
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "alexnet_cuda_ext: tensor too large (", work,
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "alexnet_cpp_ext: tensor too large (", work,
               " work items)");
   return static_cast<unsigned int>(blocks);
 }
@@ -513,7 +513,7 @@ at::Tensor relu_lrn_pool_backward_cuda(const at::Tensor& grad_y, const at::Tenso
 }  // namespace
 }  // namespace alexnet_ext
 
-TORCH_LIBRARY_IMPL(alexnet_cuda_ext, CUDA, m) {
+TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CUDA, m) {
   m.impl("relu_lrn", &alexnet_ext::relu_lrn_cuda);
   m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_cuda);
   m.impl("max_pool", &alexnet_ext::max_pool_cuda);

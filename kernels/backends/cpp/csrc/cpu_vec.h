@@ -1,6 +1,6 @@
 // Float-vector helpers of the extension's CPU kernels: ATen's at::vec::Vectorized<float> (8 lanes with
 // AVX2, 16 with AVX-512, a portable array otherwise), chosen by the CPU_CAPABILITY the extension is built
-// for (kernels/backends/cuda/__init__.py picks it from the running CPU and keys the build cache by it).
+// for (kernels/backends/cpp/__init__.py picks it from the running CPU and keys the build cache by it).
 //
 // Every kernel computes in float: float inputs are read and written in place, bfloat16/float16 rows are
 // converted to float scratch rows first (at::vec::convert) and back after. float64 keeps the scalar path

@@ -1,4 +1,4 @@
-"""Tests specific to the ``cuda`` backend (the C++/CUDA extension): lazy cached build, clear build
+"""Tests specific to the ``cpp`` backend (the C++/CUDA extension): lazy cached build, clear build
 failures, what autograd saves, device guard, and torch.compile seeing opaque ops.
 
 Cross-backend correctness against the reference lives in tests/test_kernels.py.
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels.backends import cuda as cuda_backend
+from kernels.backends import cpp as cpp_backend
 from kernels.backends import eager as reference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +20,10 @@ LRN = (5, 1e-4, 0.75, 2.0)
 
 @pytest.fixture(scope="module")
 def backend():
-    reason = cuda_backend.unavailable_reason()
+    reason = cpp_backend.unavailable_reason()
     if reason is not None:
-        pytest.skip(f"cuda backend unavailable: {reason}")
-    return cuda_backend
+        pytest.skip(f"cpp backend unavailable: {reason}")
+    return cpp_backend
 
 
 def _run_python(code: str, **env_overrides) -> subprocess.CompletedProcess:
@@ -32,7 +32,7 @@ def _run_python(code: str, **env_overrides) -> subprocess.CompletedProcess:
 
 
 def test_import_does_not_build(tmp_path):
-    probe = "import kernels, kernels.backends.cuda; import os, sys; sys.exit(len(os.listdir(os.environ['TORCH_EXTENSIONS_DIR'])))"
+    probe = "import kernels, kernels.backends.cpp; import os, sys; sys.exit(len(os.listdir(os.environ['TORCH_EXTENSIONS_DIR'])))"
     result = _run_python(probe, TORCH_EXTENSIONS_DIR=str(tmp_path))
     assert result.returncode == 0, f"importing built something or failed: {result.stderr[-2000:]}"
 
@@ -40,20 +40,41 @@ def test_import_does_not_build(tmp_path):
 def test_second_process_reuses_cached_build(backend):
     from torch.utils.cpp_extension import _get_build_directory
 
-    build_dir = Path(_get_build_directory(cuda_backend.extension_name(), verbose=False))
+    build_dir = Path(_get_build_directory(cpp_backend.extension_name(), verbose=False))
     libraries = list(build_dir.glob("*.so"))
     assert libraries, f"no built library in {build_dir}"
     before = {p: p.stat().st_mtime_ns for p in libraries}
     result = _run_python(
-        "from kernels.backends import cuda as cb; r = cb.unavailable_reason(); assert r is None, r"
+        "from kernels.backends import cpp as cb; r = cb.unavailable_reason(); assert r is None, r"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in libraries} == before, "the cached extension was rebuilt"
 
 
+def test_build_targets_this_cpus_instruction_set(backend):
+    """The build is compiled for the level torch dispatches to on this CPU, named for it in the cache
+    (so a shared cache never hands one CPU another's build), and the loaded library says so itself."""
+    isa = cpp_backend.cpu_isa()
+    assert isa == (torch.backends.cpu.get_cpu_capability() if isa != "DEFAULT" else "DEFAULT")
+    assert cpp_backend.extension_name(with_cuda=False).endswith("_" + isa.lower())
+    assert cpp_backend.extension_name(with_cuda=False, isa="AVX2") != cpp_backend.extension_name(False, "AVX512")
+    assert torch.ops.alexnet_cpp_ext.cpu_isa() == isa
+    flags = cpp_backend.isa_flags(isa)
+    assert f"-DCPU_CAPABILITY={isa}" in flags
+    assert ("-mavx2" in flags) == (isa == "AVX2") and ("-mavx512f" in flags) == (isa == "AVX512")
+
+
+def test_lowered_capability_selects_another_build():
+    """$ATEN_CPU_CAPABILITY (torch's own switch) lowers the level, and with it the build's cache name."""
+    result = _run_python("from kernels.backends import cpp as cb; print(cb.cpu_isa(), cb.extension_name(False))",
+                         ATEN_CPU_CAPABILITY="default")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["DEFAULT", "alexnet_kernels_ext_cpu_default"]
+
+
 def test_missing_compiler_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    reason = cuda_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
+    reason = cpp_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
     assert reason is not None and "no-such-compiler" in reason and "not on PATH" in reason
 
 
@@ -61,7 +82,7 @@ def test_missing_ninja_is_named(tmp_path, monkeypatch):
     from torch.utils import cpp_extension
 
     monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
-    reason = cuda_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
+    reason = cpp_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
     assert reason is not None and "ninja" in reason
 
 
@@ -74,7 +95,7 @@ def test_compiler_error_output_is_reported(tmp_path, monkeypatch):
     )
     fake.chmod(0o755)
     monkeypatch.setenv("CXX", str(fake))
-    reason = cuda_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
+    reason = cpp_backend.build_extension(tmp_path / "build", name="alexnet_kernels_ext_failtest")
     assert reason is not None
     assert "failed" in reason and str(fake) in reason and "fake-cxx: intentional failure" in reason
 
@@ -82,9 +103,9 @@ def test_compiler_error_output_is_reported(tmp_path, monkeypatch):
 def test_cuda_tensor_on_cpu_only_build_is_refused():
     if torch.version.cuda is not None:
         pytest.skip("this PyTorch has CUDA")
-    problem = cuda_backend.device_problem(torch.device("cuda"))
+    problem = cpp_backend.device_problem(torch.device("cuda"))
     assert problem is not None and "CPU-only" in problem
-    assert cuda_backend.device_problem(torch.device("cpu")) is None
+    assert cpp_backend.device_problem(torch.device("cpu")) is None
 
 
 def _saved_tensors(fn, x):
@@ -176,7 +197,7 @@ def test_cuda_kernels_match_cpu_kernels(backend, channels_last, size):
 
 def test_backward_ops_name_bad_arguments(backend):
     """The checks the CPU and CUDA entry points share (alexnet_ops.h): shapes and offset dtypes."""
-    ops = torch.ops.alexnet_cuda_ext
+    ops = torch.ops.alexnet_cpp_ext
     x = torch.randn(1, 4, 9, 9)
     with pytest.raises(RuntimeError, match=r"relu_lrn_backward: grad shape \[1, 4, 8, 9\] does not match"):
         ops.relu_lrn_backward(torch.randn(1, 4, 8, 9), x, *LRN)
