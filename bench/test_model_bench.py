@@ -22,7 +22,6 @@ from bench import checks, counting, env_info, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 DEVICE_COUNT = torch.cuda.device_count() if ON_GPU else 1
-IMAGE_SIZE = shapes.GPU_IMAGE_SIZE if ON_GPU else shapes.CPU_IMAGE_SIZE
 STATUS = kernels.backend_status()
 # Measured with torch 2.13 on a CPU: Inductor's backward of the whole-model-compiled two-tower AlexNet
 # (eager kernels) returns zero gradients for one tower's conv3-conv5 on some weights and inputs, while
@@ -68,7 +67,7 @@ def build(case: shapes.ModelCase, device: torch.device, kernels_backend: str | N
     if model_mod is None:
         pytest.skip(reason)
     overrides = {**shapes.VARIANTS[case.variant], "layout": case.layout}
-    if not ON_GPU:
+    if not ON_GPU and not case.paper_size:
         overrides.update(shapes.CPU_MODEL_OVERRIDES)
     cfg = model_mod.AlexNetConfig(**overrides, kernels=kernels_backend or case.kernels)
     model = model_mod.build_model(cfg).to(device)
@@ -90,7 +89,8 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
     if reason:
         pytest.skip(reason)
     cfg, model, runner = build(case, bench_device)
-    x = torch.randn(case.batch, 3, IMAGE_SIZE, IMAGE_SIZE, device=bench_device)
+    image_size = shapes.image_size(case, ON_GPU)
+    x = torch.randn(case.batch, 3, image_size, image_size, device=bench_device)
     if case.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, cfg.num_classes, (case.batch,), device=bench_device)
@@ -131,7 +131,7 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
     result = timer.time(benchmark, run, interpreted=case.kernels == "triton" and not ON_GPU)
     arch = dict(layout=cfg.layout, conv_widths=tuple(cfg.conv_widths), fc_width=cfg.fc_width,
                 num_classes=cfg.num_classes, pool_kernel=cfg.pool_kernel, pool_stride=cfg.pool_stride)
-    flops_per_image = counting.alexnet_step_flops(IMAGE_SIZE, train=case.mode == "train", **arch)
+    flops_per_image = counting.alexnet_step_flops(image_size, train=case.mode == "train", **arch)
     info = {
         "kind": "model",
         "group": case.group,
@@ -144,7 +144,7 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
         "channels_last": case.channels_last,
         "compile_model": case.compile_model,
         "devices": case.devices,
-        "image_size": IMAGE_SIZE,
+        "image_size": image_size,
         "cpu": not ON_GPU,
         "device": str(bench_device),
         **result.summary(),
@@ -158,7 +158,7 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
     if case.layout == "two-gpu" and case.devices == "two":
         element_size = 2 if case.amp == "bf16" else 4
         info["cross_tower_bytes_per_step"] = case.batch * counting.cross_tower_bytes(
-            IMAGE_SIZE, element_size=element_size, conv_widths=arch["conv_widths"], fc_width=cfg.fc_width,
+            image_size, element_size=element_size, conv_widths=arch["conv_widths"], fc_width=cfg.fc_width,
             num_classes=cfg.num_classes, pool_kernel=cfg.pool_kernel, pool_stride=cfg.pool_stride,
             train=case.mode == "train",
         )

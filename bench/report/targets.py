@@ -126,8 +126,64 @@ def _gpu_only(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame["cpu"].astype(bool)]
 
 
+def _cpu_only(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty or "cpu" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame["cpu"].astype(bool)]
+
+
+def _speedup(k: pd.DataFrame, base: str, ours: str = "cpp", **where) -> float | None:
+    """Time of ``base`` / time of ``ours`` on the same case (> 1: ours is faster)."""
+    t = _val(_get(k, backend=ours, **where), "time_s")
+    b = _val(_get(k, backend=base, **where), "time_s")
+    return b / t if t and b else None
+
+
+# The CPU targets: the cpp backend's vectorized C++ against torch.compile (Inductor's C++), the eager
+# reference and the peers, at conv1 (batch 16, float32), and the paper's AlexNet at 227 px, batch 16.
+CPU_KERNEL_TARGETS = (
+    # (target, op, direction, baseline, required ratio, layouts)
+    ("relu_lrn_pool fwd >= 4x compile (CPU)", "relu_lrn_pool", "fwd", "compile", 4.0, ("nchw", "channels_last")),
+    ("relu_lrn_pool fwd >= 2x OpenVINO (CPU)", "relu_lrn_pool", "fwd", "openvino", 2.0, ("nchw",)),
+    ("relu_lrn fwd >= 4x compile (CPU)", "relu_lrn", "fwd", "compile", 4.0, ("nchw", "channels_last")),
+    ("relu_lrn_pool fwd+bwd >= 3x compile (CPU)", "relu_lrn_pool", "fwdbwd", "compile", 3.0, ("nchw", "channels_last")),
+    ("max_pool fwd no slower than compile (CPU)", "max_pool", "fwd", "compile", 1.0, ("nchw", "channels_last")),
+    ("max_pool fwd+bwd no slower than compile (CPU)", "max_pool", "fwdbwd", "compile", 1.0, ("nchw", "channels_last")),
+)
+CPU_MODEL_TARGETS = (
+    # (target, mode, baseline kernels, required ratio)
+    ("AlexNet inference, cpp kernels >= 1.8x eager kernels (CPU)", "infer", "eager", 1.8),
+    ("AlexNet inference, cpp kernels >= 1.05x compile'd kernels (CPU)", "infer", "compile", 1.05),
+    ("AlexNet training step, cpp kernels >= 1.5x eager kernels (CPU)", "train", "eager", 1.5),
+    ("AlexNet training step, cpp kernels >= 1.05x compile'd kernels (CPU)", "train", "compile", 1.05),
+)
+
+
+def cpu_targets(k: pd.DataFrame, m: pd.DataFrame) -> list[dict]:
+    rows = []
+    for target, op, direction, base, need, layouts in CPU_KERNEL_TARGETS:
+        for fmt in layouts:
+            ratio = _speedup(k, base, op=op, shape_name="conv1", dtype="float32", memory_format=fmt,
+                             direction=direction)
+            rows.append(_row(target, f"conv1 float32 {fmt}", ratio, f">= {need}x",
+                             None if ratio is None else ratio >= need))
+    for target, mode, base, need in CPU_MODEL_TARGETS:
+        where = dict(variant="paper", layout="two-gpu", mode=mode, amp="none", compile_model=False, devices="one")
+        if not m.empty and "image_size" in m:
+            m = m[m["image_size"].astype(int) == 227]
+        ours = _val(_get(m, kernels="cpp", **where), "time_s")
+        other = _val(_get(m, kernels=base, **where), "time_s")
+        ratio = other / ours if ours and other else None
+        rows.append(_row(target, f"{mode} 227 px float32", ratio, f">= {need}x", None if ratio is None else ratio >= need))
+    return rows
+
+
 def evaluate(kernels: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(kernel_targets(_gpu_only(kernels)) + model_targets(_gpu_only(models)))
+    rows = kernel_targets(_gpu_only(kernels)) + model_targets(_gpu_only(models))
+    cpu_k, cpu_m = _cpu_only(kernels), _cpu_only(models)
+    if not cpu_k.empty or not cpu_m.empty:
+        rows += cpu_targets(cpu_k, cpu_m)
+    return pd.DataFrame(rows)
 
 
 def summary(detail: pd.DataFrame) -> pd.DataFrame:
