@@ -19,8 +19,7 @@ import kernels
 
 from alexnet.augment import EvalTransform
 from alexnet.checkpoint import load_checkpoint
-from alexnet.data import build_data, make_loader
-from alexnet.distributed import DistContext
+from alexnet.data import make_loader
 from alexnet.errors import UsageError, run_cli
 from alexnet.model import AlexNetConfig, build_model
 
@@ -45,19 +44,12 @@ def evaluate_run(run_dir: Path, ten_crop: bool, kernels: str = "eager", device: 
     model.load_state_dict(state["model"])
     device = device or (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     model.to(device)
-    data_kwargs = dict(image_size=cfg["image_size"], on_corrupt=cfg["on_corrupt"],
-                       limit_per_class=cfg["limit_per_class"], seed=cfg["seed"],
-                       synthetic_classes=cfg["synthetic_classes"])
-    for key in ("synthetic_train", "synthetic_val"):
-        if cfg.get(key) is not None:
-            data_kwargs[key] = cfg[key]
-    data = build_data(cfg["data"], **data_kwargs)
+    data = train.build_run_data(cfg)
     loader = make_loader(data.val, cfg["batch_size"], shuffle=False, seed=cfg["seed"], num_workers=cfg["workers"],
                          drop_last=False)
     transform = EvalTransform(data.stats, crop_size=cfg["crop_size"], ten_crop=ten_crop,
                               normalize=cfg.get("input_scale", "unit") == "unit").to(device)
-    eval_args = argparse.Namespace(amp=cfg["amp"], channels_last=False)
-    return train.evaluate(model, loader, transform, DistContext(), {"device": device, "devices": [device]}, eval_args)
+    return train.evaluate(model, loader, device, transform=transform, amp=cfg["amp"])
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -1,9 +1,13 @@
 """Train AlexNet with a chosen kernels backend: ``python -m alexnet.train --kernels triton``.
 
 Shaped like torchvision's classification reference: ``build_parser``, ``train_one_epoch``, ``evaluate``,
-``main(args)``. Every flag has a default resolved at start (the resolved config is printed): with a GPU
-the paper's setting (256 px images, 227 px crops, batch 128); without one a small CPU run (76 px
-images, 67 px crops, batch 32, 384 synthetic images, 3 epochs = 36 steps) that finishes in minutes, announced as such.
+``main(args)``; ``train_one_epoch`` and ``evaluate`` take what they use as parameters, and the loop's
+counters and history travel in a ``LoopState``. ``main`` sets up (a ``Setup``: data, model, optimizer,
+loaders), resumes, loops and finishes, one named function each.
+
+Every flag has a default resolved at start (the resolved config is printed): with a GPU the paper's
+setting (256 px images, 227 px crops, batch 128); without one a small CPU run (76 px images, 67 px
+crops, batch 32, 384 synthetic images, 3 epochs = 36 steps) that finishes in minutes, announced as such.
 Explicit flags always win.
 
 Recipe (paper, section 5): SGD, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 when the
@@ -29,12 +33,14 @@ import random
 import shlex
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Sampler
 from tqdm import tqdm
 
 import kernels
@@ -42,7 +48,8 @@ from alexnet import distributed, placement
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
 from alexnet.atomic_io import write_json_atomic, write_text_atomic
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from alexnet.data import build_data, make_loader
+from alexnet.data import DataBundle, build_data, make_loader
+from alexnet.distributed import DistContext
 from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.machine import machine_info
 from alexnet.metrics import RunningSums, topk_wrong
@@ -227,46 +234,100 @@ def model_config(args: argparse.Namespace, num_classes: int, input_std: float = 
     return cfg.validate()
 
 
+def data_settings(config: Mapping[str, Any]) -> dict:
+    """``build_data``'s keyword arguments from a resolved config: the parsed args of this run
+    (``vars(args)``) or the ``config`` of a finished run's summary.json; unset synthetic sizes keep the
+    data module's defaults."""
+    settings = dict(image_size=config["image_size"], on_corrupt=config["on_corrupt"],
+                    limit_per_class=config["limit_per_class"], seed=config["seed"],
+                    synthetic_classes=config["synthetic_classes"])
+    for key in ("synthetic_train", "synthetic_val"):
+        if config.get(key) is not None:
+            settings[key] = config[key]
+    return settings
+
+
+def build_run_data(config: Mapping[str, Any]) -> DataBundle:
+    """The training and validation data a run with this resolved config uses."""
+    return build_data(config["data"], **data_settings(config))
+
+
 # ----------------------------------------------------------------------------------------------------
 # one epoch of training, one evaluation
 
 
-def train_one_epoch(model, optimizer, scaler, loader, augment, generator, ctx, epoch: int, state: dict, args) -> dict:
-    """Train for one pass over ``loader``; return the epoch's metrics (``diverged`` set on a non-finite loss).
+@dataclass
+class Warmup:
+    """Linear learning-rate warm-up from ``peak_lr / steps`` to ``peak_lr`` over the first ``steps`` steps."""
 
-    ``state`` carries ``step`` (global optimizer steps), ``warmup_steps``, ``peak_lr`` and ``log`` (a
-    callable writing a metrics line) across epochs.
+    steps: int = 0
+    peak_lr: float = 0.0
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """Set the lr of optimizer step ``step`` (0-based, counted over the run)."""
+        if step < self.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = self.peak_lr * (step + 1) / self.steps
+        elif step == self.steps and self.steps > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = self.peak_lr
+
+
+@dataclass
+class LoopState:
+    """What the training loop carries across steps and epochs; ``epoch``, ``step`` and ``history`` are
+    saved in the checkpoint, ``best_val_top1_err`` is derived from the history on resume."""
+
+    step: int = 0  # optimizer steps taken over the run
+    epoch: int = 0  # epochs finished
+    history: list[dict] = field(default_factory=list)  # one record per finished epoch
+    best_val_top1_err: float = math.inf
+    diverged_at: dict | None = None  # {"epoch", "step", "loss"} of the first non-finite loss
+
+
+def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable, device: torch.device,
+                    epoch: int, *, augment: TrainAugment, generator: torch.Generator, scaler: torch.amp.GradScaler,
+                    state: LoopState, warmup: Warmup | None = None, ctx: DistContext | None = None,
+                    devices: Sequence[torch.device] = (), amp: str = "off", channels_last: bool = False,
+                    grad_clip: float | None = None, max_steps: int | None = None, log_every: int = 0,
+                    log: Callable[[dict], None] | None = None, epochs: int | None = None,
+                    progress: bool = True) -> dict:
+    """Train for one pass over ``loader`` (epoch ``epoch``, 0-based, of ``epochs``); return the epoch's metrics.
+
+    Advances ``state.step`` per optimizer step and stops early once it reaches ``max_steps``. A non-finite
+    loss stops the epoch before its update and is recorded in ``state.diverged_at``. Every ``log_every``
+    steps a step line goes to ``log`` (and, on the main process, below the progress bar). ``devices``
+    (default: ``device``) are synchronised before the epoch's time is taken. ``ctx`` (default: one process)
+    sums the metrics over the processes.
     """
+    warmup = warmup or Warmup()
+    ctx = ctx or DistContext()
     model.train()
-    device = state["device"]
     params = [p for p in model.parameters() if p.requires_grad]
     sums = RunningSums()
-    steps, images, diverged = 0, 0, False
+    steps, images = 0, 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not ctx.is_main or args.no_progress,
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not ctx.is_main or not progress,
                unit="step", dynamic_ncols=True, leave=False)
     for raw, target in bar:
-        if args.max_steps is not None and state["step"] >= args.max_steps:
+        if max_steps is not None and state.step >= max_steps:
             break
-        _warmup_lr(optimizer, state)
+        warmup.apply(optimizer, state.step)
         raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        x = augment(raw, generator)  # N x 3 x crop x crop float32 on device
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, args.amp):
+        x = _memory_format(augment(raw, generator), channels_last)  # N x 3 x crop x crop float32 on device
+        with _autocast(device, amp):
             logits = model(x)
             loss = F.cross_entropy(logits.float(), target)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
-            diverged = True
-            state["diverged_at"] = {"epoch": epoch + 1, "step": state["step"] + 1, "loss": str(loss_value)}
+            state.diverged_at = {"epoch": epoch + 1, "step": state.step + 1, "loss": str(loss_value)}
             break
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
         grads = [p.grad for p in params if p.grad is not None]
-        if args.grad_clip is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+        if grad_clip is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
         else:
             grad_norm = torch.nn.utils.get_total_norm(grads)
         scaler.step(optimizer)
@@ -277,17 +338,19 @@ def train_one_epoch(model, optimizer, scaler, loader, augment, generator, ctx, e
         sums.add(loss=loss.detach() * n, wrong1=wrong1, wrong5=wrong5, count=n, grad_norm=grad_norm.detach())
         steps += 1
         images += n
-        state["step"] += 1
+        state.step += 1
         rate = images / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{rate:.0f}", refresh=False)
-        if args.log_every and state["step"] % args.log_every == 0:
-            state["log"]({"type": "step", "epoch": epoch + 1, "step": state["step"], "loss": loss_value,
-                          "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm), "images_per_s": rate})
+        if log_every and state.step % log_every == 0:
+            lr = optimizer.param_groups[0]["lr"]
+            if log is not None:
+                log({"type": "step", "epoch": epoch + 1, "step": state.step, "loss": loss_value, "lr": lr,
+                     "grad_norm": float(grad_norm), "images_per_s": rate})
             if ctx.is_main:
-                bar.write(f"  step {state['step']}: loss {loss_value:.4f} grad-norm {float(grad_norm):.3g} "
-                          f"lr {optimizer.param_groups[0]['lr']:.3g} {rate:.0f} img/s")
+                bar.write(f"  step {state.step}: loss {loss_value:.4f} grad-norm {float(grad_norm):.3g} "
+                          f"lr {lr:.3g} {rate:.0f} img/s")
     bar.close()
-    _synchronize(state["devices"])
+    _synchronize(devices or (device,))
     seconds = time.perf_counter() - start
     totals = distributed.reduce_metrics({**sums.totals(), "steps": float(steps), "seconds": seconds}, ctx)
     count = max(totals.get("count", 0.0), 1.0)
@@ -298,22 +361,23 @@ def train_one_epoch(model, optimizer, scaler, loader, augment, generator, ctx, e
         "grad_norm": totals.get("grad_norm", float("nan")) / max(totals["steps"], 1.0),
         "images_per_s": totals.get("count", 0.0) / max(totals["seconds"] / ctx.world_size, 1e-9),
         "steps": int(totals["steps"] / ctx.world_size),
-        "diverged": diverged,
     }
 
 
 @torch.no_grad()
-def evaluate(model, loader, transform, ctx, state: dict, args) -> dict:
-    """Validation loss and top-1/top-5 error (centre crop, or 10-crop averaged softmax)."""
+def evaluate(model: torch.nn.Module, loader: Iterable, device: torch.device, *, transform: EvalTransform,
+             amp: str = "off", channels_last: bool = False, ctx: DistContext | None = None) -> dict:
+    """Validation loss and top-1/top-5 error (centre crop, or 10-crop averaged softmax, as ``transform``
+    makes the views), summed over the processes of ``ctx``."""
+    ctx = ctx or DistContext()
     model.eval()
-    device = state["device"]
     sums = RunningSums()
     for raw, target in loader:
         raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
         views = transform(raw)  # V x N x 3 x crop x crop
-        with _autocast(device, args.amp):
+        with _autocast(device, amp):
             if views.shape[0] == 1:
-                scores = model(_memory_format(views[0], args)).float()
+                scores = model(_memory_format(views[0], channels_last)).float()
                 loss = F.cross_entropy(scores, target, reduction="sum")
             else:
                 probs = predict_averaged(model, views).float()
@@ -328,24 +392,14 @@ def evaluate(model, loader, transform, ctx, state: dict, args) -> dict:
             "val_top5_err": totals.get("wrong5", float("nan")) / count}
 
 
-def _memory_format(x: torch.Tensor, args) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if args.channels_last else x
+def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def _autocast(device: torch.device, amp: str):
     if amp == "off":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def _warmup_lr(optimizer, state: dict) -> None:
-    """Linear warm-up from peak_lr / warmup_steps to peak_lr over the first warmup_steps steps."""
-    if state["step"] < state["warmup_steps"]:
-        for group in optimizer.param_groups:
-            group["lr"] = state["peak_lr"] * (state["step"] + 1) / state["warmup_steps"]
-    elif state["step"] == state["warmup_steps"] and state["warmup_steps"] > 0:
-        for group in optimizer.param_groups:
-            group["lr"] = state["peak_lr"]
 
 
 def _synchronize(devices) -> None:
@@ -396,6 +450,46 @@ def restore_rng(rng: dict, generator: torch.Generator) -> None:
 # main
 
 
+@dataclass
+class Setup:
+    """Everything a run builds before its first step (``_setup``); the loop reads it and changes only the
+    model's, optimizer's, scheduler's, scaler's and generator's state."""
+
+    ctx: DistContext
+    devices: list[torch.device]  # devices[0] holds the inputs
+    cfg: AlexNetConfig
+    data: DataBundle
+    model: torch.nn.Module  # the bare model: its state_dict is what the checkpoint saves
+    net: torch.nn.Module  # what runs: the model placed, DDP-wrapped and maybe compiled
+    optimizer: torch.optim.SGD
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator  # augmentation randomness
+    augment: TrainAugment
+    eval_transform: EvalTransform
+    train_sampler: Sampler | None
+    val_loader: Iterable
+    batch: int  # images per step on this process
+    drop_last: bool
+    steps_per_epoch: int
+
+    @property
+    def device(self) -> torch.device:
+        return self.devices[0]
+
+
+class MetricsLog:
+    """Appends one JSON line per record to ``path`` (on the main process only)."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+
+    def __call__(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
 def main(args: argparse.Namespace) -> dict:
     """Train as configured by ``args`` (from ``build_parser``); return the summary (also in summary.json)."""
     on_gpu = torch.cuda.is_available() and (args.devices is None or "cuda" in args.devices)
@@ -406,8 +500,35 @@ def main(args: argparse.Namespace) -> dict:
         distributed.cleanup_distributed(ctx)
 
 
-def _run(args, on_gpu: bool, ctx) -> dict:
+def _run(args: argparse.Namespace, on_gpu: bool, ctx: DistContext) -> dict:
     args, notes = resolve_config(args, on_gpu)
+    saved = _read_checkpoint(args.resume) if args.resume else None
+    setup = _setup(args, ctx)
+    state = _resume(setup, saved, args.resume, notes) if saved is not None else LoopState()
+    config = _run_config(args, setup)
+    out = Path(args.out)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _announce(notes, config)
+    run_start = time.perf_counter()
+    _train_loop(args, setup, state, MetricsLog(out / "metrics.jsonl", enabled=ctx.is_main))
+    return _finish(args, setup, state, config, seconds=time.perf_counter() - run_start)
+
+
+def _say(ctx: DistContext, *parts) -> None:
+    if ctx.is_main:
+        print(*parts)
+
+
+def _read_checkpoint(resume: str) -> dict:
+    try:
+        return load_checkpoint(resume, map_location="cpu")
+    except CheckpointError as exc:
+        raise CheckpointError(f"--resume: {exc}") from exc
+
+
+def _setup(args: argparse.Namespace, ctx: DistContext) -> Setup:
+    """Check that the backend runs here, seed, and build data, model, placement, optimizer and loaders."""
     status = kernels.backend_status([args.kernels])[args.kernels]
     if status is not None:
         raise UsageError(f"--kernels {args.kernels} is unavailable here: {status}")
@@ -419,15 +540,6 @@ def _run(args, on_gpu: bool, ctx) -> dict:
     problem = kernels.get_backend(args.kernels).device_problem(device)
     if problem is not None:
         raise UsageError(f"--kernels {args.kernels} cannot run on {device}: {problem}")
-    out = Path(args.out)
-    say = print if ctx.is_main else (lambda *a, **k: None)
-
-    resume_state = None
-    if args.resume:
-        try:
-            resume_state = load_checkpoint(args.resume, map_location="cpu")
-        except CheckpointError as exc:
-            raise CheckpointError(f"--resume: {exc}") from exc
 
     # seeds first: weights, data order, dropout and augmentation all derive from --seed
     torch.manual_seed(args.seed)
@@ -435,17 +547,9 @@ def _run(args, on_gpu: bool, ctx) -> dict:
     np.random.seed(args.seed)
     generator = torch.Generator(device=device).manual_seed(args.seed * 1000 + ctx.rank + 1)
 
-    data_kwargs = dict(image_size=args.image_size, on_corrupt=args.on_corrupt, limit_per_class=args.limit_per_class,
-                       seed=args.seed, synthetic_classes=args.synthetic_classes)
-    if args.synthetic_train is not None:
-        data_kwargs["synthetic_train"] = args.synthetic_train
-    if args.synthetic_val is not None:
-        data_kwargs["synthetic_val"] = args.synthetic_val
-    data = build_data(args.data, **data_kwargs)
+    data = build_run_data(vars(args))
     cfg = model_config(args, num_classes=len(data.classes), input_std=network_input_std(args, data.stats))
     model = build_model(cfg)
-    if resume_state is not None:
-        _check_compatible(resume_state, cfg, args.resume)
 
     placed = placement.place_model(model, devices, concurrent_towers=args.concurrent_towers,
                                    micro_batches=args.micro_batches)
@@ -470,92 +574,115 @@ def _run(args, on_gpu: bool, ctx) -> dict:
                              sampler=val_sampler, drop_last=False)
     drop_last = len(data.train) >= args.batch_size
     steps_per_epoch = len(data.train) // args.batch_size if drop_last else 1
+    return Setup(ctx=ctx, devices=devices, cfg=cfg, data=data, model=model, net=net, optimizer=optimizer,
+                 plateau=plateau, scaler=scaler, generator=generator, augment=augment, eval_transform=eval_transform,
+                 train_sampler=train_sampler, val_loader=val_loader, batch=batch, drop_last=drop_last,
+                 steps_per_epoch=steps_per_epoch)
 
-    history, start_epoch, step, best = [], 0, 0, math.inf
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        plateau.load_state_dict(resume_state["scheduler"])
-        scaler.load_state_dict(resume_state["scaler"])
-        restore_rng(resume_state["rng"], generator)
-        history, start_epoch, step = list(resume_state["history"]), resume_state["epoch"], resume_state["step"]
-        best = min([h["val_top1_err"] for h in history], default=math.inf)
-        notes.append(f"resuming from {args.resume}: {start_epoch} epoch(s), {step} step(s) done")
 
-    config = {**{k: v for k, v in vars(args).items()}, "devices": [str(d) for d in devices],
-              "world_size": ctx.world_size, "num_classes": cfg.num_classes, "train_images": len(data.train),
-              "val_images": len(data.val), "skipped_images": data.skipped, "steps_per_epoch": steps_per_epoch,
-              "num_parameters": count_parameters(model), "model": cfg.to_dict()}
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        for note in notes:
-            say(f"note: {note}")
-        say("resolved config:")
-        for key, value in config.items():
-            if key != "model":
-                say(f"  {key:20s} {value}")
-        say(f"  {'model':20s} {json.dumps(cfg.to_dict())}")
+def _resume(setup: Setup, saved: dict, where: str, notes: list[str]) -> LoopState:
+    """Load a checkpoint's model, optimizer, scheduler, scaler and RNG states; return the loop's state."""
+    _check_compatible(saved, setup.cfg, where)
+    setup.model.load_state_dict(saved["model"])
+    setup.optimizer.load_state_dict(saved["optimizer"])
+    setup.plateau.load_state_dict(saved["scheduler"])
+    setup.scaler.load_state_dict(saved["scaler"])
+    restore_rng(saved["rng"], setup.generator)
+    history = list(saved["history"])
+    state = LoopState(step=saved["step"], epoch=saved["epoch"], history=history,
+                      best_val_top1_err=min([h["val_top1_err"] for h in history], default=math.inf))
+    notes.append(f"resuming from {where}: {state.epoch} epoch(s), {state.step} step(s) done")
+    return state
 
-    metrics_path = out / "metrics.jsonl"
 
-    def log(record: dict) -> None:
-        if ctx.is_main:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+def _run_config(args: argparse.Namespace, setup: Setup) -> dict:
+    """The resolved config as printed at start and stored in summary.json."""
+    return {**vars(args), "devices": [str(d) for d in setup.devices], "world_size": setup.ctx.world_size,
+            "num_classes": setup.cfg.num_classes, "train_images": len(setup.data.train),
+            "val_images": len(setup.data.val), "skipped_images": setup.data.skipped,
+            "steps_per_epoch": setup.steps_per_epoch, "num_parameters": count_parameters(setup.model),
+            "model": setup.cfg.to_dict()}
 
-    state = {"device": device, "devices": devices, "step": step, "log": log, "peak_lr": args.lr,
-             "warmup_steps": round(args.warmup_epochs * steps_per_epoch)}
-    diverged = False
-    run_start = time.perf_counter()
-    for epoch in range(start_epoch, args.epochs):
-        if args.max_steps is not None and state["step"] >= args.max_steps:
+
+def _announce(notes: list[str], config: dict) -> None:
+    for note in notes:
+        print(f"note: {note}")
+    print("resolved config:")
+    for key, value in config.items():
+        if key != "model":
+            print(f"  {key:20s} {value}")
+    print(f"  {'model':20s} {json.dumps(config['model'])}")
+
+
+def _train_loop(args: argparse.Namespace, setup: Setup, state: LoopState, log: MetricsLog) -> None:
+    """Train and evaluate from epoch ``state.epoch`` to ``args.epochs`` (or ``--max-steps``), logging every
+    epoch and checkpointing after it; stop at the first non-finite loss (``state.diverged_at``)."""
+    ctx, devices, optimizer = setup.ctx, setup.devices, setup.optimizer
+    warmup = Warmup(steps=round(args.warmup_epochs * setup.steps_per_epoch), peak_lr=args.lr)
+    for epoch in range(state.epoch, args.epochs):
+        if args.max_steps is not None and state.step >= args.max_steps:
             break
-        if train_sampler is not None and hasattr(train_sampler, "set_epoch"):
-            train_sampler.set_epoch(epoch)
-        train_loader = make_loader(data.train, batch, shuffle=train_sampler is None,
-                                   seed=args.seed * 1000 + epoch, num_workers=args.workers, sampler=train_sampler,
-                                   drop_last=drop_last)
+        if setup.train_sampler is not None and hasattr(setup.train_sampler, "set_epoch"):
+            setup.train_sampler.set_epoch(epoch)
+        train_loader = make_loader(setup.data.train, setup.batch, shuffle=setup.train_sampler is None,
+                                   seed=args.seed * 1000 + epoch, num_workers=args.workers,
+                                   sampler=setup.train_sampler, drop_last=setup.drop_last)
         _reset_peak_memory(devices)
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(net, optimizer, scaler, train_loader, augment, generator, ctx, epoch, state, args)
-        if train.pop("diverged"):
-            diverged = True
-            log({"type": "diverged", **state["diverged_at"]})
-            say(f"diverged: non-finite loss at epoch {state['diverged_at']['epoch']} step "
-                f"{state['diverged_at']['step']}; stopping (last good checkpoint kept)")
+        train = train_one_epoch(setup.net, optimizer, train_loader, setup.device, epoch, augment=setup.augment,
+                                generator=setup.generator, scaler=setup.scaler, state=state, warmup=warmup,
+                                ctx=ctx, devices=devices, amp=args.amp, channels_last=args.channels_last,
+                                grad_clip=args.grad_clip, max_steps=args.max_steps, log_every=args.log_every,
+                                log=log, epochs=args.epochs, progress=not args.no_progress)
+        if state.diverged_at is not None:
+            log({"type": "diverged", **state.diverged_at})
+            _say(ctx, f"diverged: non-finite loss at epoch {state.diverged_at['epoch']} step "
+                 f"{state.diverged_at['step']}; stopping (last good checkpoint kept)")
             break
-        val = evaluate(net, val_loader, eval_transform, ctx, state, args)
+        val = evaluate(setup.net, setup.val_loader, setup.device, transform=setup.eval_transform, amp=args.amp,
+                       channels_last=args.channels_last, ctx=ctx)
         if epoch + 1 > args.warmup_epochs:
-            plateau.step(val["val_top1_err"])
+            setup.plateau.step(val["val_top1_err"])
         record = {"epoch": epoch + 1, **train, **val, "lr": lr, "seconds": time.perf_counter() - epoch_start,
                   "peak_mem_bytes": _peak_memory(devices)}
-        history.append(record)
-        best = min(best, val["val_top1_err"])
+        state.history.append(record)
+        state.epoch = epoch + 1
+        state.best_val_top1_err = min(state.best_val_top1_err, val["val_top1_err"])
         log({"type": "epoch", **record})
-        say(f"epoch {epoch + 1}: train loss {train['train_loss']:.4f} top-1 err {train['train_top1_err']:.3f} | "
-            f"val loss {val['val_loss']:.4f} top-1 err {val['val_top1_err']:.3f} top-5 err {val['val_top5_err']:.3f} | "
-            f"{train['images_per_s']:.0f} img/s, grad-norm {train['grad_norm']:.3g}, lr {lr:.3g}, "
-            f"{record['seconds']:.1f} s")
+        _say(ctx, f"epoch {epoch + 1}: train loss {train['train_loss']:.4f} top-1 err {train['train_top1_err']:.3f} | "
+             f"val loss {val['val_loss']:.4f} top-1 err {val['val_top1_err']:.3f} top-5 err {val['val_top5_err']:.3f} | "
+             f"{train['images_per_s']:.0f} img/s, grad-norm {train['grad_norm']:.3g}, lr {lr:.3g}, "
+             f"{record['seconds']:.1f} s")
         if ctx.is_main:
-            save_checkpoint({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
-                "scaler": scaler.state_dict(), "rng": capture_rng(generator), "epoch": epoch + 1,
-                "step": state["step"], "history": history, "model_config": cfg.to_dict(),
-                "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
-            }, out / "checkpoint.pt")
+            _save(args, setup, state, Path(args.out) / "checkpoint.pt")
 
+
+def _save(args: argparse.Namespace, setup: Setup, state: LoopState, path: Path) -> None:
+    save_checkpoint({
+        "model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict(),
+        "scheduler": setup.plateau.state_dict(), "scaler": setup.scaler.state_dict(),
+        "rng": capture_rng(setup.generator), "epoch": state.epoch, "step": state.step, "history": state.history,
+        "model_config": setup.cfg.to_dict(),
+        "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
+    }, path)
+
+
+def _finish(args: argparse.Namespace, setup: Setup, state: LoopState, config: dict, seconds: float) -> dict:
+    """The run's summary; the main process writes curves.png, summary.json and report.md."""
+    out = Path(args.out)
+    best = state.best_val_top1_err
     summary = {
-        "config": config, "history": history, "diverged": diverged, "diverged_at": state.get("diverged_at"),
-        "out_dir": str(out), "best_val_top1_err": best if math.isfinite(best) else None,
-        "seconds": time.perf_counter() - run_start, "steps": state["step"], "machine": machine_info(devices),
+        "config": config, "history": state.history, "diverged": state.diverged_at is not None,
+        "diverged_at": state.diverged_at, "out_dir": str(out), "best_val_top1_err": best if math.isfinite(best) else None,
+        "seconds": seconds, "steps": state.step, "machine": machine_info(setup.devices),
         "command": " ".join(shlex.quote(a) for a in [sys.executable, "-m", "alexnet.train", *sys.argv[1:]]),
     }
-    if ctx.is_main:
-        curves = plot_curves(history, out / "curves.png")
+    if setup.ctx.is_main:
+        curves = plot_curves(state.history, out / "curves.png")
         write_json_atomic(out / "summary.json", summary)  # its presence marks the run as finished
         write_text_atomic(out / "report.md", render_report(summary, curves.name if curves else None))
-        say(f"wrote {out / 'metrics.jsonl'}, {out / 'checkpoint.pt'}, {out / 'summary.json'}, {out / 'report.md'}")
+        print(f"wrote {out / 'metrics.jsonl'}, {out / 'checkpoint.pt'}, {out / 'summary.json'}, {out / 'report.md'}")
     return summary
 
 
