@@ -10,8 +10,14 @@ LRN uses the AlexNet constants in the paper's convention (k=2, n=5, alpha=1e-4, 
 matrix product with a banded 0/1 matrix (the paper's clipped window at the channel edges), which on
 a 2-core CPU trains the LRN net 1.4x faster than ``nn.LocalResponseNorm`` (an ``avg_pool3d`` over
 padded squares) and gives the same values. It always computes in float32, also under bfloat16
-autocast, where ``k + alpha * sum`` would round to ``k``. Weights use PyTorch's default initialisation for both
-activations, so the only difference between the nets of one comparison is the switch under test.
+autocast, where ``k + alpha * sum`` would round to ``k``. Where its input is known to be non-negative
+(after ReLU and max-pooling) it calls the project's own ``kernels.relu_lrn`` instead, whose ReLU is then a
+no-op (backend ``LRN_BACKEND``, falling back to ``eager`` where that one is unavailable); after tanh it
+keeps the einsum.
+
+Initialisation (``init``): ``"default"`` is PyTorch's for both activations; ``"cuda-convnet"`` is the
+published ``layers-18pct`` one, Gaussian weights with std 1e-4 in conv1 and 1e-2 in every other layer,
+biases 0. Either way the only difference between the nets of one comparison is the switch under test.
 """
 from __future__ import annotations
 
@@ -23,6 +29,26 @@ from torch import nn
 from kernels.paper import PAPER_LRN
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+# cuda-convnet's layers-18pct: initW per layer (Gaussian std), conv1 first; biases 0
+CUDA_CONVNET_INIT_STD = (1e-4, 1e-2, 1e-2, 1e-2)
+INITS = ("default", "cuda-convnet")
+# the kernels.relu_lrn backend of ChannelLRN where its input is non-negative (the fastest on this CPU,
+# measured forward + backward at the CNN's shapes); "eager" where it cannot run here
+LRN_BACKEND = "cuda"
+_resolved_backend: list[str] = []
+
+
+def lrn_backend() -> str:
+    """``LRN_BACKEND`` if it can run here, else ``"eager"`` (decided once per process)."""
+    if not _resolved_backend:
+        from kernels.ops import BackendUnavailable, get_backend
+
+        try:
+            get_backend(LRN_BACKEND)
+            _resolved_backend.append(LRN_BACKEND)
+        except (BackendUnavailable, ValueError):
+            _resolved_backend.append("eager")
+    return _resolved_backend[0]
 
 
 @dataclass
@@ -39,10 +65,13 @@ class CifarCNNConfig:
     lrn_beta: float = PAPER_LRN["beta"]
     lrn_k: float = PAPER_LRN["k"]
     image_size: int = 32
+    init: str = "default"  # "default" (PyTorch's) | "cuda-convnet" (Gaussian std 1e-4 conv1, 1e-2 others, biases 0)
 
     def validate(self) -> "CifarCNNConfig":
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if len(self.widths) != 3 or any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must be three positive integers, got {self.widths!r}")
         if self.num_classes < 2:
@@ -58,10 +87,14 @@ class CifarCNNConfig:
 
 
 class ChannelLRN(nn.Module):
-    """Cross-channel LRN in the paper's convention, ``x_c / (k + alpha * sum_{|j-c|<=n/2} x_j^2)^beta``."""
+    """Cross-channel LRN in the paper's convention, ``x_c / (k + alpha * sum_{|j-c|<=n/2} x_j^2)^beta``.
+
+    ``nonnegative=True`` promises inputs >= 0 (after ReLU and max-pooling): then ``kernels.relu_lrn``
+    computes it (its ReLU changes nothing), else the einsum below. Both in at least float32.
+    """
 
     def __init__(self, channels: int, size: int = PAPER_LRN["size"], alpha: float = PAPER_LRN["alpha"],
-                 beta: float = PAPER_LRN["beta"], k: float = PAPER_LRN["k"]):
+                 beta: float = PAPER_LRN["beta"], k: float = PAPER_LRN["k"], nonnegative: bool = False):
         super().__init__()
         if size < 1 or size % 2 == 0:
             raise ValueError(f"LRN size must be a positive odd number, got {size}")
@@ -69,16 +102,28 @@ class ChannelLRN(nn.Module):
         window = ((c[:, None] - c[None, :]).abs() <= size // 2).float()
         self.register_buffer("window", window * alpha, persistent=False)  # alpha folded into the 0/1 band
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.nonnegative = nonnegative
+
+    def alpha_sums(self, x: torch.Tensor) -> torch.Tensor:
+        """``alpha * sum_{window} x_j^2`` at every position (in float32 or wider): the term set against ``k``."""
+        wide = x if x.dtype == torch.float64 else x.float()
+        return torch.einsum("nchw,cd->ndhw", wide * wide, self.window.to(wide.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # at least float32, whatever the autocast dtype: in bfloat16, k + alpha * sum (2 + ~1e-3) rounds to k
         with torch.autocast(device_type=x.device.type, enabled=False):
             wide = x if x.dtype == torch.float64 else x.float()
-            scaled_sums = torch.einsum("nchw,cd->ndhw", wide * wide, self.window.to(wide.dtype))
-            return (wide * (self.k + scaled_sums).pow(-self.beta)).to(x.dtype)
+            if self.nonnegative:
+                from kernels.ops import relu_lrn
+
+                out = relu_lrn(wide, self.size, self.alpha, self.beta, self.k, backend=lrn_backend())
+            else:
+                out = wide * (self.k + self.alpha_sums(wide)).pow(-self.beta)
+            return out.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.window.shape[0]}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+        return (f"{self.window.shape[0]}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+                + (f", kernels.relu_lrn[{lrn_backend()}]" if self.nonnegative else ""))
 
 
 def _pooled(size: int, kernel: int, stride: int) -> int:
@@ -104,10 +149,21 @@ class CifarCNN(nn.Module):
                        nn.MaxPool2d(cfg.pool_kernel, cfg.pool_stride, ceil_mode=True)]
             side = _pooled(side, cfg.pool_kernel, cfg.pool_stride)
             if cfg.lrn and i < 2:  # LRN after the first two pooling layers, as in cuda-convnet's net
-                layers.append(ChannelLRN(width, cfg.lrn_size, alpha=cfg.lrn_alpha, beta=cfg.lrn_beta, k=cfg.lrn_k))
+                # after ReLU and max-pooling the input is >= 0: kernels.relu_lrn applies (its ReLU is a no-op)
+                layers.append(ChannelLRN(width, cfg.lrn_size, alpha=cfg.lrn_alpha, beta=cfg.lrn_beta, k=cfg.lrn_k,
+                                         nonnegative=cfg.activation == "relu"))
             c_in = width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c_in * side * side, cfg.num_classes)
+        if cfg.init == "cuda-convnet":
+            self._init_cuda_convnet()
+
+    @torch.no_grad()
+    def _init_cuda_convnet(self) -> None:
+        layers = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        for m, std in zip(layers, CUDA_CONVNET_INIT_STD, strict=True):
+            m.weight.normal_(0.0, std)
+            m.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:

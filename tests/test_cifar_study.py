@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.cifar_cnn import ChannelLRN, CifarCNN
+from alexnet.cifar_cnn import ChannelLRN, CifarCNN, lrn_backend
 from alexnet.data import DEFAULT_CIFAR10
 from bench.ablations import cifar_report
+from bench.ablations import cifar
 from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +136,9 @@ def test_study_end_to_end_tiny(tmp_path):
     assert any(r.startswith("fig1/relu-lr0.01/") for r in runs) and any(r.startswith("fig1/tanh-") for r in runs)
     assert not list(state.rglob("*.pt"))  # finished runs leave no state behind
     md = (out / "README.md").read_text()
-    assert "| claim | metric | paper | measured mean, 95% CI | seeds | verdict |" in md
+    assert "| claim | paper | unit-variance inputs, PyTorch init: measured mean, 95% CI | verdict |" in md
+    assert "not measured yet" in md  # the paper regime's rows are there, unmeasured
+    assert json.loads((out / "probes" / "lrn_terms_unit.json").read_text())["lrn_terms"]
     assert "LRN lowers test error" in md and "Figure 1" in md and "python -m bench.ablations.cifar" in md
     for png in ("figure1.png", "deltas.png", "curves.png"):
         assert (out / png).stat().st_size > 5000, png
@@ -160,7 +163,7 @@ def test_study_end_to_end_tiny(tmp_path):
     assert cifar_report.cli([str(out), "--update-readme", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("# top\n") and text.endswith("<!-- cifar10-cpu:end -->\n\nrest\n")
-    assert "old rows" not in text and "| claim | paper | measured mean, 95% CI | seeds | verdict |" in text
+    assert "old rows" not in text and "| claim | paper | unit-variance inputs, PyTorch init: measured mean" in text
     assert "LRN lowers test error" in text and "float32" in text
     readme.write_text("no block here")
     assert cifar_report.cli([str(out), "--update-readme", str(readme)]) == 2
@@ -239,3 +242,115 @@ def test_a_stopped_study_records_itself_and_resumes(tmp_path):
     assert len(list((out / "runs").rglob("*.json"))) == 4  # base and lrn, seeds 0 and 1
     invocations = json.loads((out / "study.json").read_text())["invocations"]
     assert [i["outcome"] for i in invocations][-1] == "finished" and len(invocations) == 2
+
+
+def test_cuda_convnet_init_is_the_published_one():
+    torch.manual_seed(0)
+    default = CifarCNN()
+    torch.manual_seed(0)
+    assert all(torch.equal(a, b) for a, b in zip(default.parameters(), CifarCNN(init="default").parameters()))
+    torch.manual_seed(0)
+    net = CifarCNN(init="cuda-convnet", widths=(32, 64, 64))
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    for m, std in zip(layers, (1e-4, 1e-2, 1e-2, 1e-2), strict=True):  # conv1 1e-4, the rest 1e-2, biases 0
+        w = m.weight.detach()
+        assert float(w.std()) == pytest.approx(std, rel=0.1) and abs(float(w.mean())) < std / 5
+        assert not m.bias.any()
+    with pytest.raises(ValueError, match="init"):
+        CifarCNN(init="xavier")
+
+
+def test_input_scale_gives_mean_subtracted_pixels(tiny_data):
+    x = tiny_data.train_x[:8]
+    assert tiny_data.inputs(x, "unit") is x
+    pixels = tiny_data.inputs(x, "pixels")
+    std = torch.tensor(tiny_data.info["pixel_std"]).view(1, 3, 1, 1)
+    assert torch.allclose(pixels, x * std, rtol=1e-3) and pixels.is_contiguous(memory_format=torch.channels_last)
+    whole = tiny_data.inputs(tiny_data.train_x, "pixels")
+    per_channel = whole.transpose(0, 1).reshape(3, -1).std(dim=1)
+    assert torch.allclose(per_channel, std.flatten(), rtol=1e-3)  # no longer divided by the std
+    with pytest.raises(ValueError, match="input_scale"):
+        RunSpec(input_scale="0-1")
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_relu_lrn_kernel_agrees_with_the_einsum_lrn(autocast):
+    """After ReLU and pooling the input is >= 0, so kernels.relu_lrn (its ReLU a no-op) is the same LRN."""
+    torch.manual_seed(0)
+    x = (torch.relu(torch.randn(4, 32, 8, 8)) * 60).contiguous(memory_format=torch.channels_last)  # paper-scale
+    einsum, kernel = ChannelLRN(32), ChannelLRN(32, nonnegative=True)
+    outs, grads = [], []
+    for m in (einsum, kernel):
+        xi = (x.bfloat16() if autocast else x).clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = m(xi)
+        (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.float())
+        grads.append(xi.grad.float())
+    assert outs[0].dtype == outs[1].dtype
+    tol = {"rtol": 2e-2, "atol": 1e-2} if autocast else {"rtol": 1e-5, "atol": 1e-5}
+    pos = x > 0  # at exactly 0 the kernel's ReLU passes no gradient; in the net the ReLU before it did not either
+    assert torch.allclose(outs[0], outs[1], **tol) and torch.allclose(grads[0][pos], grads[1][pos], **tol)
+    assert lrn_backend() in ("cuda", "cpp", "eager") and "relu_lrn" in repr(kernel)
+    assert CifarCNN(lrn=True).features[3].nonnegative and not CifarCNN(lrn=True, activation="tanh").features[3].nonnegative
+
+    # in the net (ReLU -> max-pool -> LRN) the two give the same loss and the same weight gradients
+    torch.manual_seed(1)
+    net = CifarCNN(lrn=True, init="cuda-convnet").to(memory_format=torch.channels_last)
+    images = (torch.randn(6, 3, 32, 32) * 60).contiguous(memory_format=torch.channels_last)
+    labels = torch.arange(6) % 10
+    results = []
+    for nonneg in (True, False):
+        for m in net.modules():
+            if isinstance(m, ChannelLRN):
+                m.nonnegative = nonneg
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(net(images).float(), labels)
+        loss.backward()
+        results.append((float(loss.detach()), [p.grad.clone() for p in net.parameters()]))
+    (l1, g1), (l2, g2) = results
+    assert l1 == pytest.approx(l2, rel=1e-3 if autocast else 1e-6)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=5e-2 if autocast else 1e-4, atol=1e-6 * float(b.abs().max()) + 1e-12)
+
+
+def test_lrn_runs_record_the_lrn_term_at_start_middle_and_end(tiny_data):
+    recs = {scale: train_run(RunSpec(batch_size=8, points_per_epoch=2, max_epochs=2, lrn=True, input_scale=scale,
+                                     init="cuda-convnet" if scale == "pixels" else "default"), tiny_data)
+            for scale in ("unit", "pixels")}
+    for rec in recs.values():
+        assert [t["epoch"] for t in rec["lrn_terms"]] == [0, 1, 2] and "relu_lrn" in rec["lrn_impl"]
+        layer = rec["lrn_terms"][0]["layers"][0]
+        assert layer["k"] == 2.0 and 0 <= layer["p50"] <= layer["p99"] <= layer["max"]
+    assert "lrn_terms" not in train_run(RunSpec(batch_size=8, max_epochs=1), tiny_data)
+
+
+def test_old_records_stay_valid_and_the_new_regime_is_another_run():
+    args = cifar.build_parser().parse_args([])
+    cifar._check(args)
+    for name, spec in (("ablation/lrn/seed0", cifar.ablation_spec(args, "lrn", 0)),
+                       ("fig1/tanh-lr0.02/seed1", cifar.fig1_spec(args, "tanh", 0.02, 1))):
+        stored = json.loads((REPO / "reports/cifar10-cpu/runs" / f"{name}.json").read_text())["spec"]
+        assert "input_scale" not in stored and "init" not in stored  # written before the switches existed
+        assert spec.matches(stored) and spec.to_dict()["input_scale"] == "unit"
+        paper = cifar.ablation_spec(args, "lrn", 0, "paper") if name.startswith("ablation") else \
+            cifar.fig1_spec(args, "tanh", 0.02, 1, "paper")
+        assert not paper.matches(stored) and (paper.input_scale, paper.init) == ("pixels", "cuda-convnet")
+    loaded = cifar_report.load_study(REPO / "reports/cifar10-cpu")
+    analysis = cifar_report.analyse(loaded)
+    assert len(analysis["regimes"]["unit"]["claims"]) == 5
+    rows = "\n".join(cifar_report.headline_rows(analysis))
+    assert "0.89x" in rows and rows.count("not measured yet") >= 5
+
+
+def test_trial_rule_and_at_chance_stop(tiny_data):
+    rec = {"diverged": False, "final_train_err": 0.79, "final_train_loss": 2.0, "data": {"num_classes": 10}}
+    assert cifar_report.trial_trains(rec)
+    assert not cifar_report.trial_trains({**rec, "final_train_err": 0.85})
+    assert not cifar_report.trial_trains({**rec, "diverged": True})
+    # a rate far too high for 0-255 inputs: the run stops at chance instead of running its whole budget
+    spec = RunSpec(batch_size=8, points_per_epoch=2, max_epochs=6, lr=5.0, input_scale="pixels",
+                   init="cuda-convnet", chance_stop_epochs=2)
+    out = train_run(spec, tiny_data)
+    assert out["stop_reason"] in ("at-chance", "diverged") and out["epochs_run"] <= 2

@@ -12,6 +12,27 @@ Three experiments on the paper's four-layer CNN (``alexnet.cifar_cnn``), real CI
   error), ``--seeds`` seeds paired by seed.
 * ``pool`` - overlapping 3/2 vs 2/2 max-pooling, same protocol (the paper's -0.4 % is on ImageNet).
 
+Two regimes (``--regime``), each a pair of switches of a run's settings, the net the same:
+
+* ``unit`` (the first study): inputs mean-subtracted and divided by the per-channel std, PyTorch's
+  default initialisation; records in ``<out>/runs/{fig1,ablation}/``.
+* ``paper``: cuda-convnet's regime for this net (``layers-18pct``), mean-subtracted 0-255 pixels (no
+  division by the std) and Gaussian weights, std 1e-4 in conv1 and 1e-2 elsewhere, biases 0; records in
+  ``<out>/runs/paper/``. Its parts run in the order of importance: ``lrn`` (base and LRN arms), then
+  ``fig1``, then ``pool`` (the 2/2 arm, sharing the base arm). The unit regime's rate 0.01 does not
+  train here, so the ablation's rate is chosen by one rule for every arm: the largest of
+  ``--paper-ablation-lrs`` (tried from the top) at which a one-epoch trial of each arm (base, LRN, 2/2;
+  seed 0; records in ``runs/paper/lr-trial/``) ends with a finite loss and a running training error
+  below chance by more than 10 pp; Figure 1 searches its own grid ``--paper-lrs`` with the unit
+  regime's protocol, from the largest rate down (the give-up rule then costs less; the fastest rate
+  is the same whatever the order). A paper-regime run still at chance after ``--chance-stop-epochs``
+  epochs stops there ("at-chance"), a result reported as such.
+
+Where LRN acts: every LRN run records ``alpha * sum a^2`` against ``k`` (percentiles over a fixed
+batch) at its start, middle and end. The unit regime's LRN records predate that, so the ``lrn`` part of
+either regime retrains the unit regime's LRN arm once, seed 0, with the same settings, into
+``<out>/probes/lrn_terms_unit.json`` (its test error also checks that the committed record reproduces).
+
 Every run of a study uses the same precision (``--amp``): by default bfloat16 autocast for the
 convolutions and the classifier with float32 master weights, loss and LRN.
 
@@ -29,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import signal
 import sys
@@ -43,7 +65,8 @@ from alexnet.data import DataError, cifar10_archive
 from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.machine import cpu_info, machine_info
 from bench.ablations import cifar_report
-from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, lrn_regime, train_run
+from bench.ablations.cifar_report import trial_trains
+from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, lrn_regime, train_run, with_later_keys
 
 PROG = "python -m bench.ablations.cifar"
 EXPERIMENTS = ("fig1", "lrn", "pool")
@@ -51,25 +74,38 @@ EXPERIMENTS = ("fig1", "lrn", "pool")
 ARMS = {"base": {}, "lrn": {"lrn": True}, "pool-2x2": {"pool": "2/2"}}
 EXPERIMENT_ARMS = {"lrn": ("base", "lrn"), "pool": ("base", "pool-2x2")}
 ACTIVATIONS = ("relu", "tanh")
+# regime -> the run settings it switches, and the folder of its records under <out>/runs/
+REGIMES = {"unit": {"input_scale": "unit", "init": "default"},
+           "paper": {"input_scale": "pixels", "init": "cuda-convnet"}}
+REGIME_PREFIX = {"unit": "", "paper": "paper/"}
+TRIAL_ARMS = ("base", "lrn", "pool-2x2")  # every arm must train at the paper regime's ablation rate
+UNIT_LRN_PROBE = "lrn_terms_unit"  # <out>/probes/<this>.json
 
 
 class StudyError(UsageError, ValueError):
     """A request the study cannot honour (unknown experiment, run files made with other settings)."""
 
 
-def fig1_spec(args, activation: str, lr: float, seed: int) -> RunSpec:
+def _regime_settings(args, regime: str) -> dict:
+    extra = {"chance_stop_epochs": args.chance_stop_epochs} if regime != "unit" else {}
+    return {**REGIMES[regime], **extra}
+
+
+def fig1_spec(args, activation: str, lr: float, seed: int, regime: str = "unit") -> RunSpec:
     return RunSpec(activation=activation, lr=lr, seed=seed, max_epochs=args.fig1_max_epochs, weight_decay=0.0,
                    flip=False, batch_size=args.batch_size, points_per_epoch=args.points_per_epoch,
                    threshold=args.threshold, epochs_past_threshold=1, test_every_epoch=False,
-                   max_steps=args.max_steps, amp=args.amp)
+                   max_steps=args.max_steps, amp=args.amp, **_regime_settings(args, regime))
 
 
-def ablation_spec(args, arm: str, seed: int) -> RunSpec:
-    drops = (args.lr_drop_epoch,) if args.lr_drop_epoch is not None and args.lr_drop_epoch < args.epochs else ()
-    return RunSpec(activation="relu", lr=args.lr, seed=seed, max_epochs=args.epochs, lr_drop_epochs=drops,
-                   weight_decay=5e-4, flip=True, batch_size=args.batch_size,
+def ablation_spec(args, arm: str, seed: int, regime: str = "unit", lr: float | None = None,
+                  epochs: int | None = None) -> RunSpec:
+    epochs = args.epochs if epochs is None else epochs
+    drops = (args.lr_drop_epoch,) if args.lr_drop_epoch is not None and args.lr_drop_epoch < epochs else ()
+    return RunSpec(activation="relu", lr=args.lr if lr is None else lr, seed=seed, max_epochs=epochs,
+                   lr_drop_epochs=drops, weight_decay=5e-4, flip=True, batch_size=args.batch_size,
                    points_per_epoch=args.points_per_epoch, test_every_epoch=True, max_steps=args.max_steps,
-                   amp=args.amp, **ARMS[arm])
+                   amp=args.amp, **_regime_settings(args, regime), **ARMS[arm])
 
 
 def data_key(args) -> dict:
@@ -107,22 +143,23 @@ class Study:
             self.log(f"  {self._data.describe()}")
         return self._data
 
-    def run(self, name: str, spec: RunSpec, give_up_after: float | None = None) -> dict:
-        path = self.out / "runs" / f"{name}.json"
+    def run(self, name: str, spec: RunSpec, give_up_after: float | None = None, folder: str = "runs") -> dict:
+        path = self.out / folder / f"{name}.json"
         if path.exists():
             try:
                 rec = json.loads(path.read_text())
             except json.JSONDecodeError as exc:
                 raise StudyError(f"{path} is not valid JSON ({exc}); delete it to redo that run") from None
-            if rec.get("spec") != spec.to_dict() or rec.get("data_key") != self.key:
-                diff = [f"{k}: file {rec.get('spec', {}).get(k)!r} vs now {v!r}" for k, v in spec.to_dict().items()
-                        if rec.get("spec", {}).get(k) != v]
+            if not spec.matches(rec.get("spec")) or rec.get("data_key") != self.key:
+                stored = with_later_keys(rec.get("spec") or {})
+                diff = [f"{k}: file {stored.get(k)!r} vs now {v!r}" for k, v in spec.to_dict().items()
+                        if stored.get(k) != v]
                 if rec.get("data_key") != self.key:
                     diff.append(f"data: file {rec.get('data_key')!r} vs now {self.key!r}")
                 raise StudyError(f"{path} was made with other settings ({'; '.join(diff)}); pass another --out "
                                  "or delete that file")
             return rec
-        state = self.state_dir / f"{name}.pt"
+        state = self.state_dir / ("" if folder == "runs" else f"{folder}/") / f"{name}.pt"
         self.log(f"[{name}] {'resuming' if state.exists() else 'training'}: {_describe(spec)}"
                  + (f"; stops unless under 25% by epoch {give_up_after:.2f}" if give_up_after is not None else ""))
         data = self.data()
@@ -152,16 +189,20 @@ class Study:
                  + (f", test err {_pct(test)}" if test is not None else "") + f", {ips:,.0f} img/s{eta}")
 
 
-def run_fig1(study: Study, seeds: list[int]) -> None:
+def run_fig1(study: Study, seeds: list[int], regime: str = "unit") -> None:
     a = study.args
+    prefix = REGIME_PREFIX[regime]
+    lrs = a.lrs if regime == "unit" else a.paper_lrs
     for act in ACTIVATIONS:
         grid: dict[float, dict] = {}
-        queue = sorted(set(a.lrs))
+        # unit: from the lowest rate up, as the first study ran; paper: from the highest down, where rates that
+        # stay at chance stop early and the first that trains bounds the rest (the fastest rate is the same)
+        queue = sorted(set(lrs), reverse=regime != "unit")
         extended = 0
         while queue:
             lr = queue.pop(0)
             reached = [r["epochs_to_threshold"] for r in grid.values() if r["epochs_to_threshold"] is not None]
-            grid[lr] = study.run(f"fig1/{act}-lr{lr:g}/seed{seeds[0]}", fig1_spec(a, act, lr, seeds[0]),
+            grid[lr] = study.run(f"{prefix}fig1/{act}-lr{lr:g}/seed{seeds[0]}", fig1_spec(a, act, lr, seeds[0], regime),
                                  give_up_after=min(reached) if reached else None)
             if not queue and extended < a.grid_extensions:
                 best = cifar_report.fastest_lr(grid)
@@ -171,16 +212,43 @@ def run_fig1(study: Study, seeds: list[int]) -> None:
                         queue.append(best * step)
                         extended += 1
         best = cifar_report.fastest_lr(grid)
-        study.log(f"fig1 {act}: fastest rate of the grid {sorted(grid)} is {best:g}")
+        study.log(f"fig1 ({regime}) {act}: fastest rate of the grid {sorted(grid)} is {best:g}")
         for seed in seeds[1:]:
-            study.run(f"fig1/{act}-lr{best:g}/seed{seed}", fig1_spec(a, act, best, seed))
+            study.run(f"{prefix}fig1/{act}-lr{best:g}/seed{seed}", fig1_spec(a, act, best, seed, regime))
 
 
-def run_ablations(study: Study, experiments: list[str], seeds: list[int]) -> None:
+def choose_ablation_lr(study: Study, seeds: list[int], regime: str) -> float:
+    """The ablation's rate: ``--lr`` in the unit regime; in the paper regime the largest of ``--paper-ablation-lrs``
+    at which a one-epoch trial of every arm of ``TRIAL_ARMS`` trains (``trial_trains``); when none does, the rate
+    whose worst arm ends lowest, so that the runs show how it fails."""
+    a = study.args
+    if regime == "unit":
+        return a.lr
+    tried: dict[float, list[dict]] = {}
+    for lr in sorted(set(a.paper_ablation_lrs), reverse=True):
+        tried[lr] = []
+        for arm in TRIAL_ARMS:
+            rec = study.run(f"{REGIME_PREFIX[regime]}lr-trial/{arm}-lr{lr:g}/seed{seeds[0]}",
+                            ablation_spec(a, arm, seeds[0], regime, lr=lr, epochs=1))
+            tried[lr].append(rec)
+            if not trial_trains(rec):
+                break
+        else:
+            study.log(f"ablation ({regime}): rate {lr:g}, the largest of {sorted(tried)} at which every arm trains")
+            return lr
+    lr = min(tried, key=lambda r: max(t["final_train_err"] if t["final_train_err"] is not None else math.inf
+                                      for t in tried[r]))
+    study.log(f"ablation ({regime}): no rate of {sorted(tried)} trains every arm; running at {lr:g}, the least bad")
+    return lr
+
+
+def run_ablations(study: Study, experiments: list[str], seeds: list[int], regime: str = "unit",
+                  lr: float | None = None) -> None:
     arms = list(dict.fromkeys(arm for e in experiments if e in EXPERIMENT_ARMS for arm in EXPERIMENT_ARMS[e]))
     for seed in seeds:  # seed-major: a stop leaves complete pairs
         for arm in arms:
-            study.run(f"ablation/{arm}/seed{seed}", ablation_spec(study.args, arm, seed))
+            study.run(f"{REGIME_PREFIX[regime]}ablation/{arm}/seed{seed}",
+                      ablation_spec(study.args, arm, seed, regime, lr=lr))
 
 
 def probe_lrn_regime(study: Study) -> None:
@@ -191,10 +259,18 @@ def probe_lrn_regime(study: Study) -> None:
         study.log(f"wrote {path}")
 
 
-def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], seeds: list[int]):
+def probe_unit_lrn_terms(study: Study, seeds: list[int]) -> dict:
+    """``<out>/probes/lrn_terms_unit.json``: the unit regime's LRN arm, first seed, retrained with the same
+    settings, for its ``lrn_terms`` (the committed records predate them); resumable like any run."""
+    return study.run(UNIT_LRN_PROBE, ablation_spec(study.args, "lrn", seeds[0], "unit"), folder="probes")
+
+
+def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], seeds: list[int],
+                   regime: str = "unit"):
     """Epochs the study still has to train (fig1 runs guessed from the finished ones, else half the cap)."""
     a = study.args
-    runs_dir = study.out / "runs"
+    runs_dir = study.out / "runs" / REGIME_PREFIX[regime].rstrip("/")
+    lrs = a.lrs if regime == "unit" else a.paper_lrs
 
     def left() -> float:
         total = 0.0
@@ -202,10 +278,15 @@ def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], 
             for act in ACTIVATIONS:
                 done = [json.loads(p.read_text()) for p in runs_dir.glob(f"fig1/{act}-lr*/seed*.json")]
                 per_run = (sum(r["epochs_run"] for r in done) / len(done)) if done else a.fig1_max_epochs / 2
-                total += max(len(a.lrs) + len(fig1_seeds) - 1 - len(done), 0) * per_run
+                total += max(len(lrs) + len(fig1_seeds) - 1 - len(done), 0) * per_run
         arms = {arm for e in experiments if e in EXPERIMENT_ARMS for arm in EXPERIMENT_ARMS[e]}
         done = len(list(runs_dir.glob("ablation/*/seed*.json")))
         total += max(len(arms) * len(seeds) - done, 0) * a.epochs
+        if regime != "unit" and arms:
+            trials = len(list(runs_dir.glob("lr-trial/*/seed*.json")))
+            total += max(len(TRIAL_ARMS) - trials, 0)  # at least one rate's trials
+        if "lrn" in experiments and not (study.out / "probes" / f"{UNIT_LRN_PROBE}.json").exists():
+            total += a.epochs
         return total
     return left
 
@@ -232,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default="runs/cifar10-cpu-state", help="per-epoch state of unfinished runs")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the usable cores)")
     p.add_argument("--report-only", action="store_true", help="re-render the report from OUT/runs, train nothing")
+    p.add_argument("--regime", default="unit", choices=tuple(REGIMES),
+                   help="unit: unit-variance inputs, PyTorch's initialisation (the first study); paper: cuda-convnet's "
+                        "mean-subtracted 0-255 pixels and Gaussian initialisation (std 1e-4 conv1, 1e-2 others), "
+                        "records under OUT/runs/paper/, parts in the order lrn, fig1, pool")
     p.add_argument("--amp", default="bf16", choices=("bf16", "off"),
                    help="bf16: bfloat16 autocast for convolutions and classifier, LRN in float32 (2.3x faster than "
                         "float32 on a CPU with AMX); off: float32 throughout")
@@ -241,11 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--grid-extensions", type=int, default=2, help="times a best rate at the grid's edge extends it")
     g.add_argument("--fig1-max-epochs", type=int, default=30, help="budget of a run that never reaches the threshold")
     g.add_argument("--threshold", type=float, default=0.25, help="training error to reach")
+    g.add_argument("--paper-lrs", default="0.00125,0.0025,0.005,0.01",
+                   help="the paper regime's learning-rate grid, searched per activation from the top")
     g = p.add_argument_group("LRN and pooling (shared recipe)")
     g.add_argument("--seeds", default="5", help="seeds of every arm: a count or a comma list")
     g.add_argument("--epochs", type=int, default=8)
     g.add_argument("--lr", type=float, default=0.01)
     g.add_argument("--lr-drop-epoch", type=int, default=6, help="lr / 10 from this epoch on (0-based)")
+    g.add_argument("--paper-ablation-lrs", default="0.01,0.005,0.0025,0.00125,0.000625",
+                   help="paper regime: the rates tried, from the top, for the one every arm trains at")
+    g.add_argument("--chance-stop-epochs", type=int, default=3,
+                   help="paper regime: a run still at chance after this many epochs stops ('at-chance')")
     g = p.add_argument_group("scale (tests and quick trials)")
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--points-per-epoch", type=int, default=4, help="training-error points per epoch")
@@ -261,12 +352,19 @@ def _check(args) -> list[str]:
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown or not experiments:
         raise StudyError(f"unknown experiment(s) {unknown or [args.experiments]}; choose from {', '.join(EXPERIMENTS)}")
-    try:
-        args.lrs = [float(v) for v in args.lrs.split(",") if v.strip()]
-    except ValueError:
-        raise StudyError(f"--lrs must be comma-separated numbers, got {args.lrs!r}") from None
-    if not args.lrs or any(not lr > 0 for lr in args.lrs):
-        raise StudyError(f"--lrs must be positive numbers, got {args.lrs!r}")
+    for name in ("lrs", "paper_lrs", "paper_ablation_lrs"):
+        flag, text = f"--{name.replace('_', '-')}", getattr(args, name)
+        if isinstance(text, list):
+            continue
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise StudyError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+        if not values or any(not lr > 0 for lr in values):
+            raise StudyError(f"{flag} must be positive numbers, got {text!r}")
+        setattr(args, name, values)
+    if args.chance_stop_epochs < 1:
+        raise StudyError(f"--chance-stop-epochs must be at least 1, got {args.chance_stop_epochs}")
     for name in ("epochs", "fig1_max_epochs", "batch_size", "points_per_epoch"):
         if getattr(args, name) < 1:
             raise StudyError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -287,20 +385,16 @@ def main(args: argparse.Namespace, log=print) -> dict:
     if not args.report_only:
         torch.set_num_threads(args.threads or cpu_info()["cpu_usable_cores"] or 1)
         study = Study(args, log)
-        study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds)
+        study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds, args.regime)
         invocation = {"command": shlex.join(["python", "-m", "bench.ablations.cifar", *sys.argv[1:]]),
                       "started": _now(), "code": _git_revision(), "machine": machine_info()}
-        log(f"{PROG}: {', '.join(experiments)}; threads {torch.get_num_threads()}; "
+        log(f"{PROG}: {args.regime} regime, {', '.join(experiments)}; threads {torch.get_num_threads()}; "
             f"~{study.remaining():.0f} epochs to train")
         t0 = time.perf_counter()
         number = _record_invocation(out, invocation, args)  # at once: a killed invocation still shows
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
-            if "fig1" in experiments:
-                run_fig1(study, fig1_seeds)
-            run_ablations(study, experiments, seeds)
-            if "lrn" in experiments:
-                probe_lrn_regime(study)
+            run_regime(study, args.regime, experiments, fig1_seeds, seeds)
             invocation["outcome"] = "finished"
         except BaseException as exc:
             invocation["outcome"] = f"stopped ({type(exc).__name__})"
@@ -314,6 +408,27 @@ def main(args: argparse.Namespace, log=print) -> dict:
     for p in paths:
         log(f"wrote {p}")
     return cifar_report.load_study(out)
+
+
+def run_regime(study: Study, regime: str, experiments: list[str], fig1_seeds: list[int], seeds: list[int]) -> None:
+    """unit: as the first study ran (fig1, then lrn and pool seed by seed, then the probes); paper: the rows
+    that matter most first - the LRN pairs, the unit regime's LRN-term probe, Figure 1, the 2/2 arm."""
+    if regime == "unit":
+        if "fig1" in experiments:
+            run_fig1(study, fig1_seeds)
+        run_ablations(study, experiments, seeds)
+        if "lrn" in experiments:
+            probe_lrn_regime(study)
+            probe_unit_lrn_terms(study, seeds)
+        return
+    lr = choose_ablation_lr(study, seeds, regime) if any(e in EXPERIMENT_ARMS for e in experiments) else None
+    if "lrn" in experiments:
+        run_ablations(study, ["lrn"], seeds, regime, lr)
+        probe_unit_lrn_terms(study, seeds)
+    if "fig1" in experiments:
+        run_fig1(study, fig1_seeds, regime)
+    if "pool" in experiments:
+        run_ablations(study, ["pool"], seeds, regime, lr)
 
 
 def _git_revision() -> str | None:
@@ -358,6 +473,8 @@ def _record_invocation(out: Path, invocation: dict, args, number: int | None = N
 
 def _describe(spec: RunSpec) -> str:
     bits = [spec.activation, f"lr {spec.lr:g}", f"seed {spec.seed}", f"pool {spec.pool}"]
+    if (spec.input_scale, spec.init) != ("unit", "default"):
+        bits.append(f"inputs {spec.input_scale}, init {spec.init}")
     if spec.lrn:
         bits.append("LRN")
     if spec.weight_decay:

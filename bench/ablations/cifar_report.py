@@ -25,7 +25,27 @@ from alexnet.errors import UsageError, run_cli
 from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio, verdict
 
 DEFAULT_OUT = "reports/cifar10-cpu"
-RUN_NAME = re.compile(r"^(?:fig1/(?P<act>relu|tanh)-lr(?P<lr>[0-9.e+-]+)|ablation/(?P<arm>[a-z0-9-]+))/seed(?P<seed>\d+)$")
+RUN_NAME = re.compile(r"^(?:(?P<regime>paper)/)?(?:fig1/(?P<act>relu|tanh)-lr(?P<lr>[0-9.e+-]+)|ablation/(?P<arm>[a-z0-9-]+)"
+                      r"|lr-trial/(?P<trial_arm>[a-z0-9-]+?)-lr(?P<trial_lr>[0-9.e+-]+))/seed(?P<seed>\d+)$")
+# the two regimes, in the order of the report's columns
+REGIMES = ("unit", "paper")
+REGIME_LABELS = {"unit": "unit-variance inputs, PyTorch init", "paper": "paper regime: 0-255 px, cuda-convnet init"}
+REGIME_TEXT = {"unit": "inputs mean-subtracted and divided by the per-channel std, PyTorch's default initialisation",
+               "paper": "cuda-convnet's regime: mean-subtracted 0-255 pixels (not divided by the std), Gaussian "
+                        "weights with std 1e-4 in conv1 and 1e-2 in the other layers, biases 0"}
+FIG_SUFFIX = {"unit": "", "paper": "-paper"}
+# the claim rows, in order (each regime gets each row, measured or not)
+CLAIM_KEYS = ("fig1-epochs", "fig1-whole", "fig1-seconds", "lrn", "pool")
+CLAIM_TEXT = {
+    "fig1-epochs": ("Figure 1: ReLU reaches 25% training error sooner than tanh", "epochs to 25% training error", "6x"),
+    "fig1-whole": ("Figure 1: ReLU reaches 25% training error sooner than tanh",
+                   "epochs to 25%, whole-epoch training error", "6x"),
+    "fig1-seconds": ("Figure 1: ReLU reaches 25% training error sooner than tanh",
+                     "training seconds to 25% training error", "not given"),
+    "lrn": ("LRN lowers test error", "test top-1 error, with - without (pp)", "-2.0 pp"),
+    "pool": ("Overlapping pooling (3/2 vs 2/2) lowers test error", "test top-1 error, with - without (pp)", "-0.4 pp"),
+}
+UNIT_LRN_PROBE = "lrn_terms_unit"
 ARM_LABELS = {"base": "baseline: ReLU, 3/2 pooling, no LRN", "lrn": "+ LRN (k=2, n=5, alpha=1e-4, beta=0.75)",
               "pool-2x2": "2/2 pooling instead of 3/2"}
 # claim -> (feature-on arm, feature-off arm, paper delta in pp of test error, what the paper says and where)
@@ -59,12 +79,14 @@ def load_study(out: str | Path) -> dict:
             raise ReportError(f"{path} is not a run record (no spec or curve); delete it and rerun the study")
         runs[name] = rec
     study_path, probe_path = out / "study.json", out / "probes" / "lrn_regime.json"
+    terms_path = out / "probes" / f"{UNIT_LRN_PROBE}.json"
     try:
         study = json.loads(study_path.read_text()) if study_path.exists() else {}
         probe = json.loads(probe_path.read_text()) if probe_path.exists() else None
+        terms = json.loads(terms_path.read_text()) if terms_path.exists() else None
     except json.JSONDecodeError as exc:
-        raise ReportError(f"{study_path} or {probe_path} is not valid JSON ({exc})") from None
-    return {"runs": runs, "study": study, "lrn_regime": probe}
+        raise ReportError(f"{study_path}, {probe_path} or {terms_path} is not valid JSON ({exc})") from None
+    return {"runs": runs, "study": study, "lrn_regime": probe, "unit_lrn_probe": terms}
 
 
 def fastest_lr(grid: dict[float, dict]) -> float:
@@ -81,17 +103,33 @@ def fastest_lr(grid: dict[float, dict]) -> float:
 
 
 def analyse(loaded: dict) -> dict:
-    """Group runs by experiment; pick each activation's rate; compute the claim rows."""
+    """Split the runs by regime; in each, group them by experiment, pick each activation's rate, compute the
+    claim rows (``analyse_regime``)."""
+    by_regime: dict[str, dict] = {r: {} for r in REGIMES}
+    for name, rec in loaded["runs"].items():
+        by_regime[RUN_NAME.match(name)["regime"] or "unit"][name] = rec
+    invocations = loaded["study"].get("invocations", [])
+    regimes = {}
+    for regime in REGIMES:
+        mine = [i for i in invocations if i.get("settings", {}).get("regime", "unit") == regime]
+        regimes[regime] = analyse_regime(by_regime[regime], _merged_settings(mine), regime)
+    terms = {"unit": _unit_terms(loaded, regimes["unit"]), "paper": _run_terms(regimes["paper"])}
+    return {"regimes": regimes, "lrn_regime": loaded.get("lrn_regime"), "lrn_terms": terms}
+
+
+def analyse_regime(runs: dict, settings: dict, regime: str) -> dict:
     fig1: dict = {}
     arms: dict = {}
-    for name, rec in loaded["runs"].items():
+    trials: dict = {}
+    for name, rec in runs.items():
         m = RUN_NAME.match(name)
         seed = int(m["seed"])
         if m["act"]:
             fig1.setdefault(m["act"], {}).setdefault(float(m["lr"]), {})[seed] = rec
+        elif m["trial_arm"]:
+            trials.setdefault(float(m["trial_lr"]), {})[m["trial_arm"]] = rec
         else:
             arms.setdefault(m["arm"], {})[seed] = rec
-    settings = _merged_settings(loaded["study"].get("invocations", []))
     for act, by_lr in fig1.items():
         seeds = {s for runs in by_lr.values() for s in runs}
         grid_seed = _first_seed(settings.get("fig1_seeds"), seeds)
@@ -99,9 +137,32 @@ def analyse(loaded: dict) -> dict:
         best = fastest_lr(grid) if grid else None
         fig1[act] = {"by_lr": by_lr, "grid_seed": grid_seed, "grid": grid, "best_lr": best,
                      "runs": by_lr.get(best, {})}
-    analysis = {"fig1": fig1, "arms": arms, "settings": settings, "lrn_regime": loaded.get("lrn_regime")}
+    analysis = {"regime": regime, "runs": runs, "fig1": fig1, "arms": arms, "trials": trials, "settings": settings}
     analysis["claims"] = claims(analysis)
     return analysis
+
+
+def _unit_terms(loaded: dict, unit: dict) -> dict | None:
+    """The unit regime's LRN terms: from its retrained LRN run (``probes/lrn_terms_unit.json``), with the
+    committed record of the same seed to compare its test error with."""
+    probe = loaded.get("unit_lrn_probe")
+    if not probe or not probe.get("lrn_terms"):
+        return None
+    committed = unit["arms"].get("lrn", {}).get(probe["spec"]["seed"])
+    return {"seed": probe["spec"]["seed"], "terms": probe["lrn_terms"], "images": probe.get("lrn_probe_images"),
+            "impl": probe.get("lrn_impl"), "test_err": probe["test_top1_err"],
+            "committed_test_err": committed["test_top1_err"] if committed else None, "source": "retrained"}
+
+
+def _run_terms(analysis: dict) -> dict | None:
+    runs = {s: r for s, r in analysis["arms"].get("lrn", {}).items() if r.get("lrn_terms")}
+    if not runs:
+        return None
+    seed = min(runs)
+    r = runs[seed]
+    return {"seed": seed, "terms": r["lrn_terms"], "images": r.get("lrn_probe_images"), "impl": r.get("lrn_impl"),
+            "test_err": r["test_top1_err"], "committed_test_err": None, "source": "run",
+            "seeds": sorted(runs), "all": {s: v["lrn_terms"] for s, v in runs.items()}}
 
 
 def _merged_settings(invocations: list[dict]) -> dict:
@@ -161,14 +222,15 @@ def claims(analysis: dict) -> list[dict]:
         for info in fig1.values():
             for rec in info["runs"].values():
                 rec["epochs_to_threshold_per_epoch"] = per_epoch_crossing(rec)
-        for metric, key, paper in (("epochs to 25% training error", "epochs_to_threshold", 6.0),
-                                   ("epochs to 25%, whole-epoch training error", "epochs_to_threshold_per_epoch", 6.0),
-                                   ("training seconds to 25% training error", "seconds_to_threshold", None)):
+        for row_key, metric, key, paper in (
+                ("fig1-epochs", "epochs to 25% training error", "epochs_to_threshold", 6.0),
+                ("fig1-whole", "epochs to 25%, whole-epoch training error", "epochs_to_threshold_per_epoch", 6.0),
+                ("fig1-seconds", "training seconds to 25% training error", "seconds_to_threshold", None)):
             relu, tanh = fig1["relu"]["runs"], fig1["tanh"]["runs"]
             r = paired_ratio({s: v[key] for s, v in relu.items()}, {s: v[key] for s, v in tanh.items()})
             missing = {act: sorted(s for s, v in fig1[act]["runs"].items() if v[key] is None) for act in ("relu", "tanh")}
             rows.append({
-                "claim": "Figure 1: ReLU reaches 25% training error sooner than tanh", "metric": metric,
+                "key": row_key, "claim": "Figure 1: ReLU reaches 25% training error sooner than tanh", "metric": metric,
                 "unit": "x", "paper": "6x sooner (in epochs)" if paper else "not given", "paper_value": paper,
                 "null": 1.0, "measured": r.to_dict(), "seeds": _seed_count(relu, tanh, r.n),
                 "verdict": verdict(r.ci, paper, 1.0) if paper else "-",
@@ -180,20 +242,31 @@ def claims(analysis: dict) -> list[dict]:
         if on not in analysis["arms"] or off not in analysis["arms"]:
             continue
         a_on, a_off = analysis["arms"][on], analysis["arms"][off]
-        ok = lambda runs: {s: r["test_top1_err"] for s, r in runs.items() if not r["diverged"]}  # noqa: E731
+        ok = lambda runs: {s: r["test_top1_err"] for s, r in runs.items() if not _failed(r)}  # noqa: E731
         d = paired_delta(ok(a_off), ok(a_on))
         ci_pp = None if d.ci is None else (100 * d.ci[0], 100 * d.ci[1])
         rows.append({
-            "claim": "LRN lowers test error" if claim == "lrn" else "Overlapping pooling (3/2 vs 2/2) lowers test error",
+            "key": claim, "claim": "LRN lowers test error" if claim == "lrn" else "Overlapping pooling (3/2 vs 2/2) lowers test error",
             "metric": "test top-1 error, with - without (pp)", "unit": "pp", "paper": says, "paper_value": paper,
             "null": 0.0, "measured": {**d.to_dict(), "mean_pp": None if d.mean is None else 100 * d.mean, "ci_pp": ci_pp},
             "seeds": _seed_count(a_on, a_off, d.n), "verdict": verdict(ci_pp, paper, 0.0),
             "diverged": sorted(s for runs in (a_on, a_off) for s, r in runs.items() if r["diverged"]),
-            "arm_means": {arm: mean_sd(r["test_top1_err"] for r in runs.values() if not r["diverged"])
+            "failed": {arm: sorted(s for s, r in runs.items() if _failed(r)) for arm, runs in ((on, a_on), (off, a_off))
+                       if any(_failed(r) for r in runs.values())},
+            "arm_means": {arm: mean_sd(r["test_top1_err"] for r in runs.values() if not _failed(r))
                           for arm, runs in ((on, a_on), (off, a_off))},
             "recipe": _ablation_recipe(a_on),
         })
     return rows
+
+
+def _failed(rec: dict) -> bool:
+    """A run that diverged or ended at chance: a result, reported, but no test error to pair."""
+    return bool(rec["diverged"] or rec.get("at_chance") or rec["stop_reason"] == "at-chance")
+
+
+def _regime_of(spec: dict) -> str:
+    return "paper" if spec.get("input_scale", "unit") != "unit" else "unit"
 
 
 def _seed_count(a: dict, b: dict, pairs: int) -> str:
@@ -231,12 +304,36 @@ def fmt_paper(row: dict) -> str:
     return f"{row['paper_value']:g}x" if row["unit"] == "x" else f"{row['paper_value']:+.1f} pp"
 
 
+def _row(analysis: dict, regime: str, key: str) -> dict | None:
+    return next((r for r in analysis["regimes"][regime]["claims"] if r["key"] == key), None)
+
+
+def fmt_cell(row: dict | None) -> str:
+    """A regime's measurement of one claim: mean, interval, seeds - or 'not measured yet'."""
+    if row is None:
+        return "not measured yet"
+    text = f"{fmt_measured(row)}; {row['seeds']}"
+    failed = row.get("failed") or {}
+    if failed:
+        text += "; diverged or at chance, left out: " + ", ".join(
+            f"{ARM_LABELS.get(a, a).split(':')[0]} seed(s) {', '.join(map(str, v))}" for a, v in failed.items())
+    if row.get("not_reached"):
+        text += "; never reached 25%, left out: " + ", ".join(
+            f"{a} seed(s) {', '.join(map(str, v))}" for a, v in row["not_reached"].items())
+    return text
+
+
 def headline_rows(analysis: dict) -> list[str]:
-    """The claim rows as Markdown table lines (the README's first screen shows these)."""
-    lines = ["| claim | paper | measured mean, 95% CI | seeds | verdict |", "|---|---|---|---|---|"]
-    for r in analysis["claims"]:
-        lines.append(f"| {r['claim']} ({r['metric']}) | {fmt_paper(r)} | {fmt_measured(r)} | {r['seeds']} | "
-                     f"{r['verdict']} |")
+    """The claim rows, both regimes side by side, as Markdown table lines (the README's first screen)."""
+    lines = ["| claim | paper | " + " | ".join(f"{REGIME_LABELS[g]}: measured mean, 95% CI | verdict" for g in REGIMES)
+             + " |", "|---|---|" + "---|---|" * len(REGIMES)]
+    for key in CLAIM_KEYS:
+        claim, metric, paper = CLAIM_TEXT[key]
+        cells = []
+        for g in REGIMES:
+            r = _row(analysis, g, key)
+            cells += [fmt_cell(r), r["verdict"] if r else "-"]
+        lines.append(f"| {claim} ({metric}) | {paper} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -260,37 +357,53 @@ def _reached(r: dict, key: str = "epochs_to_threshold", spec: str = ".2f") -> st
 
 def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> str:
     study, runs = loaded["study"], loaded["runs"]
-    L = ["# The paper's CIFAR-10 experiments on a CPU: ReLU vs tanh, LRN, overlapping pooling", "",
+    L = ["# The paper's CIFAR-10 experiments on a CPU: ReLU vs tanh, LRN, overlapping pooling, in two regimes", "",
          "Krizhevsky et al. (2012) make two of their claims on CIFAR-10 with a small four-layer CNN (Figure 1, "
          "section 3.3), and one on ImageNet (overlapping pooling, section 3.4). This report measures all three "
          "on that CNN (`alexnet/cifar_cnn.py`: conv 32@5x5 -> pool -> conv 32@5x5 -> pool -> conv 64@5x5 -> "
-         f"pool -> fc 10) with {_data_text(runs)}, on a CPU, at a budget of minutes per run. Everything below is "
-         "computed from the per-run records in `runs/`.", ""]
-    L += _provenance(study, runs)
-    expected = _expected_runs(analysis)
-    if expected is not None and len(runs) < expected:
-        L += [f"**Partial: {len(runs)} of about {expected} runs have finished.** Rows use the finished runs only.", ""]
+         f"pool -> fc 10) with {_data_text(runs)}, on a CPU, at a budget of minutes per run, in two regimes "
+         "that differ in two switches of a run's settings, the net the same:", ""]
+    for g in REGIMES:
+        L.append(f"- **{REGIME_LABELS[g]}**: {REGIME_TEXT[g]}"
+                 + (" (the first study)." if g == "unit" else
+                    " - the paper's own setting, from its code (cuda-convnet's `layers-18pct`; records in `runs/paper/`)."))
+    L += ["", "Everything below is computed from the per-run records in `runs/` (and `probes/`).", ""]
+    L += _provenance(study, runs, analysis)
+    for g in REGIMES:
+        expected = _expected_runs(analysis["regimes"][g])
+        done = len(analysis["regimes"][g]["runs"])
+        if expected is not None and done < expected:
+            L += [f"**{REGIME_LABELS[g]}: partial, {done} of about {expected} runs have finished.** Its rows use "
+                  "the finished runs only.", ""]
+        elif not done:
+            L += [f"**{REGIME_LABELS[g]}: not measured yet** (no finished run).", ""]
     L += ["## Claims", "",
           "Verdict, from the 95% interval alone: *agrees* (the effect is resolved and the paper's figure is inside "
           "the interval), *agrees in direction, smaller/larger* (resolved, but the paper's figure is outside), "
           "*disagrees* (the interval excludes the paper's figure and either includes no effect or shows the "
           "opposite one), *inconclusive* (both no effect and the paper's figure are inside).", "",
-          "| claim | metric | paper | measured mean, 95% CI | seeds | verdict | recipe and budget here |",
-          "|---|---|---|---|---|---|---|"]
-    for r in analysis["claims"]:
-        L.append(f"| {r['claim']} | {r['metric']} | {fmt_paper(r) if r['paper_value'] is not None else r['paper']} | "
-                 f"{fmt_measured(r)} | {r['seeds']} | {r['verdict']} | {r['recipe']} |")
-    L.append("")
+          *headline_rows(analysis), ""]
+    for g in REGIMES:
+        recipes = list(dict.fromkeys(f"{r['claim'].split(':')[0]}: {r['recipe']}"
+                                     for r in analysis["regimes"][g]["claims"]))
+        if recipes:
+            L.append(f"Recipes, {REGIME_LABELS[g]}: " + "; ".join(recipes) + ".")
+            L.append("")
     if figures.get("deltas"):
         L += [f"![measured effects against the paper's]({figures['deltas']})", ""]
     L += _discussion(analysis)
-    L += _fig1_section(analysis, figures)
-    L += _ablation_section(analysis, figures)
+    L += _lrn_terms_section(analysis)
+    for g in REGIMES:
+        L += _fig1_section(analysis["regimes"][g], figures)
+    for g in REGIMES:
+        L += _trials_section(analysis["regimes"][g])
+        L += _ablation_section(analysis["regimes"][g], figures)
     return "\n".join(L) + "\n"
 
 
 def _data_text(runs: dict) -> str:
-    kinds = {json.dumps(r.get("data", {}), sort_keys=True) for r in runs.values()}
+    kinds = {json.dumps({k: v for k, v in r.get("data", {}).items() if k != "prepare_seconds"}, sort_keys=True)
+             for r in runs.values()}
     if len(kinds) != 1:
         return "data that differ between runs (see each record's 'data')"
     d = next(iter(runs.values()))["data"]
@@ -298,7 +411,7 @@ def _data_text(runs: dict) -> str:
             f"images, {d.get('num_classes')} classes, 32 px)")
 
 
-def _provenance(study: dict, runs: dict) -> list[str]:
+def _provenance(study: dict, runs: dict, analysis: dict | None = None) -> list[str]:
     inv = study.get("invocations", [])
     if not inv:
         return ["Provenance: no `study.json` (no invocation recorded).", ""]
@@ -323,6 +436,9 @@ def _provenance(study: dict, runs: dict) -> list[str]:
         + (f" ({untimed} without a recorded duration)" if untimed else "")
         + f"; {train / 60:.0f} min of training and evaluation in the {len(runs)} finished runs (processes ran "
         "side by side) |",
+        *([f"| training time per regime | " + "; ".join(
+            f"{REGIME_LABELS[g]}: {sum(r.get('wall_seconds', 0) for r in analysis['regimes'][g]['runs'].values()) / 60:.0f} "
+            f"min in {len(analysis['regimes'][g]['runs'])} runs" for g in REGIMES) + " |"] if analysis else []),
         f"| throughput | {min(ips):,.0f}-{max(ips):,.0f} training images/s per run (median "
         f"{sorted(ips)[len(ips) // 2]:,.0f}), CPU |" if ips else "| throughput | n/a |",
         "",
@@ -331,6 +447,7 @@ def _provenance(study: dict, runs: dict) -> list[str]:
 
 
 def _expected_runs(analysis: dict) -> int | None:
+    """About how many runs one regime's invocations asked for (lr trials not counted)."""
     s = analysis["settings"]
     if not s:
         return None
@@ -339,92 +456,169 @@ def _expected_runs(analysis: dict) -> int | None:
     if not n_fig1 and not n_seeds:
         return None
     total = 0
+    lrs = s.get("lrs" if analysis["regime"] == "unit" else "paper_lrs") or []
     if "fig1" in experiments:
         for act in ("relu", "tanh"):
-            grid = len(analysis["fig1"].get(act, {}).get("grid", {})) or len(s.get("lrs", [])) or 4
+            grid = len(analysis["fig1"].get(act, {}).get("grid", {})) or len(lrs) or 4
             total += grid + n_fig1 - 1
     arms = {"base"} | ({"lrn"} if "lrn" in experiments else set()) | ({"pool-2x2"} if "pool" in experiments else set())
     if len(arms) > 1:
         total += len(arms) * n_seeds
+    total += sum(1 for n in analysis["runs"] if "/lr-trial/" in n)  # as many trials as finished
     return total
 
 
 def _discussion(analysis: dict) -> list[str]:
-    """Plain statements of what the rows show; contradictions said as such, with the published evidence."""
+    """Plain statements of what the rows show, regime by regime; contradictions said as such."""
     L = ["## What this shows", ""]
-    for r in analysis["claims"]:
-        if r["paper_value"] is None or r["measured"]["mean"] is None:
-            continue
-        v = r["verdict"]
-        if r["unit"] == "x":
-            if r["metric"] != "epochs to 25% training error":
-                continue  # one bullet for Figure 1, from both of its epoch measures
-            whole = next((w for w in analysis["claims"] if w["metric"].startswith("epochs to 25%, whole")), None)
-            text = (f"- **Figure 1** ({v}): tanh needed {r['measured']['mean']:.2f}x ReLU's epochs to reach 25% "
-                    "training error")
-            if whole is not None and whole["measured"]["mean"] is not None:
-                text += (f" ({whole['measured']['mean']:.2f}x by the whole-epoch error, {whole['verdict']})")
-            text += ", against the paper's 6x: here tanh trains about as fast as ReLU."
-            if r["not_reached"]:
-                text += " Runs that never reached 25% are left out of the ratio: " + "; ".join(
-                    f"{a} seed(s) {', '.join(map(str, s))}" for a, s in r["not_reached"].items()) + "."
-            if v.startswith("disagrees") or v.startswith("agrees in direction"):
-                text += (" The factor depends on what the paper does not state for this net and what differs "
-                         "here: PyTorch's default initialisation (small weights keep tanh in its near-linear "
-                         "range), SGD momentum 0.9 and each net's own best rate.")
-            L.append(text)
-        elif r["claim"].startswith("LRN"):
-            text = (f"- **LRN** ({v}): {r['measured']['mean_pp']:+.2f} pp test error with LRN against the paper's "
-                    f"-2.0 pp (13% -> 11%), at a budget far shorter than the paper's.")
-            if v == "disagrees" or v.endswith("smaller"):
-                text += (" This contradicts the paper's figure; later work found the same on other nets: Simonyan & "
-                         "Zisserman (VGG, ICLR 2015, sec. 4.1) report that LRN 'does not improve the performance' of "
-                         "their 11-layer net on ILSVRC while costing memory and time.")
-            elif v == "inconclusive":
-                text += " At this budget and seed count neither the paper's gain nor no gain can be excluded."
-            regime = analysis.get("lrn_regime")
-            if regime and regime.get("layers"):
-                layers = "; ".join(f"{layer['layer']}: mean {layer['mean_alpha_sum']:.1e}, 99th percentile "
-                                   f"{layer['p99_alpha_sum']:.1e}" for layer in regime["layers"])
-                k, beta = regime["layers"][0]["k"], regime["layers"][0]["beta"]
-                text += (f" A caveat measured here: in the freshly initialised net, alpha * sum a^2 is tiny against "
-                         f"k = {k:g} ({layers}; {regime['images']} training images), so with inputs "
-                         f"{regime['input']} the paper's constants make LRN nearly the constant factor "
-                         f"k^-beta = {k ** -beta:.2f}.")
-                stds = regime.get("pixel_std") or []
-                if stds:
-                    factor = (sum(stds) / len(stds)) ** 2
-                    text += (f" The paper fed mean-subtracted 0-255 pixels, about {sum(stds) / len(stds):.0f}x larger "
-                             f"(the pixel std), which at initialisation scales the first term by ~{factor:,.0f} to "
-                             f"~{regime['layers'][0]['mean_alpha_sum'] * factor:.2g}, comparable to k: the regime "
-                             "the paper's constants were chosen for, not measured here.")
-            L.append(text)
-        else:
-            L.append(f"- **Overlapping pooling** ({v}): {r['measured']['mean_pp']:+.2f} pp test error with 3/2 "
-                     "against 2/2. The paper's -0.4 pp is an ImageNet/AlexNet figure: this is another dataset and "
-                     "a far smaller net, so it tests the mechanism, not the number.")
+    names = {"fig1-epochs": "Figure 1", "lrn": "LRN", "pool": "Overlapping pooling"}
+    for key, name in names.items():
+        rows = {g: _row(analysis, g, key) for g in REGIMES}
+        parts = []
+        for g, r in rows.items():
+            if r is None or r["measured"]["mean"] is None:
+                parts.append(f"{REGIME_LABELS[g]}: not measured yet")
+                continue
+            if r["unit"] == "x":
+                whole = _row(analysis, g, "fig1-whole")
+                parts.append(f"{REGIME_LABELS[g]}: tanh needed {r['measured']['mean']:.2f}x ReLU's epochs to 25% "
+                             f"({r['verdict']}" + (f"; {whole['measured']['mean']:.2f}x by the whole-epoch error, "
+                                                   f"{whole['verdict']}" if whole and whole['measured']['mean'] else "")
+                             + ")")
+            else:
+                parts.append(f"{REGIME_LABELS[g]}: {r['measured']['mean_pp']:+.2f} pp ({r['verdict']})")
+            if r.get("failed"):
+                parts[-1] += ", with runs that diverged or stayed at chance left out of the mean (see its table)"
+        text = f"- **{name}** (paper: {CLAIM_TEXT[key][2]}): " + "; ".join(parts) + "."
+        u, q = rows["unit"], rows["paper"]
+        if u and q and u["measured"]["mean"] is not None and q["measured"]["mean"] is not None:
+            if u["verdict"] == q["verdict"]:
+                text += f" The verdict is the same in the paper's own regime: it does not come from the regime."
+            else:
+                text += (f" The verdict changes with the regime ({u['verdict']} -> {q['verdict']}): this claim "
+                         "depends on input scale and initialisation, which the paper does not state.")
+        if key == "lrn" and any(r and r["verdict"] == "disagrees" for r in rows.values()):
+            text += (" Later work found no gain from LRN on other nets either: Simonyan & Zisserman (VGG, ICLR 2015, "
+                     "sec. 4.1) report that LRN 'does not improve the performance' of their 11-layer net on ILSVRC.")
+        if key == "pool":
+            text += (" The paper's -0.4 pp is an ImageNet/AlexNet figure: this is another dataset and a far smaller "
+                     "net, so it tests the mechanism, not the number.")
+        if key == "fig1-epochs":
+            text += (" The runs differ from the paper's also in what it does not state for this net: SGD momentum "
+                     "0.9 here and each net's own best rate.")
+        L.append(text)
     L.append("")
-    return L if len(L) > 3 else []
+    return L
+
+
+def _lrn_terms_section(analysis: dict) -> list[str]:
+    """Where LRN acts: alpha * sum a^2 against k at the start, middle and end of an LRN run, per regime."""
+    terms = analysis["lrn_terms"]
+    L = ["## Where LRN acts: alpha * sum a^2 against k", "",
+         "LRN divides each activation by (k + alpha * sum a_j^2)^beta. With the paper's k = 2, it normalises only "
+         "where alpha * sum a^2 is comparable to k; far below, it is the constant factor k^-beta = "
+         f"{2.0 ** -0.75:.2f}. Measured at each LRN layer over a fixed batch (the first training images, at the "
+         "run's input scale and precision) before the first step, after the middle epoch and after the last; "
+         "percentiles over every position and channel. The last column is how far the median position's divisor "
+         "is from the constant one: (1 + median / k)^-beta (1.00 = no normalisation).", "",
+         "| regime | run | layer | epoch | median | 90th pct | 99th pct | 99.9th pct | max | k | (1 + median/k)^-beta |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for g in REGIMES:
+        t = terms.get(g)
+        if t is None:
+            L.append(f"| {REGIME_LABELS[g]} | not measured yet | | | | | | | | | |")
+            continue
+        run = (f"LRN arm, seed {t['seed']}" + (" (retrained)" if t["source"] == "retrained" else ""))
+        for point in t["terms"]:
+            for layer in point["layers"]:
+                med = layer.get("p50")
+                factor = None if med is None else (1 + med / layer["k"]) ** -layer["beta"]
+                L.append(f"| {REGIME_LABELS[g]} | {run} | {layer['layer']} | {point['epoch']} | {_sci(med)} | "
+                         f"{_sci(layer.get('p90'))} | {_sci(layer.get('p99'))} | {_sci(layer.get('p99.9'))} | "
+                         f"{_sci(layer['max'])} | {layer['k']:g} | {_num(factor, '.3f')} |")
+        if t["source"] == "retrained":
+            notes.append(f"The unit regime's committed LRN records predate this measurement, so its LRN arm was "
+                         f"retrained once (seed {t['seed']}, the same settings, `probes/{UNIT_LRN_PROBE}.json`): its "
+                         f"test error {_pct(t['test_err'])} against the committed record's "
+                         f"{_pct(t['committed_test_err'])}"
+                         + (f" ({100 * (t['test_err'] - t['committed_test_err']):+.2f} pp: the same settings; LRN now "
+                            "computed by kernels.relu_lrn instead of the einsum, and floating-point order may differ)."
+                            if t["committed_test_err"] is not None else "."))
+        if t.get("seeds") and len(t["seeds"]) > 1:
+            meds = [p["layers"][0].get("p50") for s in t["seeds"] for p in t["all"][s][-1:]]
+            meds = [m for m in meds if m is not None]
+            if meds:
+                notes.append(f"{REGIME_LABELS[g]}: the table shows seed {t['seed']}; at the end of training LRN1's "
+                             f"median over seeds {', '.join(map(str, t['seeds']))} lies in "
+                             f"[{_sci(min(meds))}, {_sci(max(meds))}].")
+        if t.get("impl"):
+            notes.append(f"{REGIME_LABELS[g]}: LRN computed by {t['impl']}.")
+    L.append("")
+    init = analysis.get("lrn_regime")
+    if init and init.get("layers"):
+        notes.append("At initialisation only, an earlier probe of the unit regime (`probes/lrn_regime.json`, "
+                     f"{init['images']} images) found " + "; ".join(
+                         f"{x['layer']}: mean {x['mean_alpha_sum']:.1e}, 99th percentile {x['p99_alpha_sum']:.1e}"
+                         for x in init["layers"]) + ".")
+    if notes:
+        L += [" ".join(notes), ""]
+    return L
+
+
+TRIAL_MARGIN = 0.10  # a learning-rate trial "trains" when its running error ends this far below chance
+
+
+def trial_trains(rec: dict) -> bool:
+    """A learning-rate trial trains: finite loss, and its last running error well below chance."""
+    err, loss = rec["final_train_err"], rec["final_train_loss"]
+    return (not rec["diverged"] and err is not None and loss is not None and math.isfinite(loss)
+            and err <= 1.0 - 1.0 / rec["data"]["num_classes"] - TRIAL_MARGIN)
+
+
+def _sci(v) -> str:
+    return "n/a" if v is None else f"{v:.2g}"
+
+
+def _trials_section(analysis: dict) -> list[str]:
+    trials = analysis["trials"]
+    if not trials:
+        return []
+    chosen = next(iter(analysis["arms"].get("base", {}).values()), {}).get("spec", {}).get("lr")
+    L = [f"## {REGIME_LABELS[analysis['regime']]}: the ablation's learning rate", "",
+         "The unit regime's rate (0.01) is not assumed to train here, so one rule picks the rate for every arm: the "
+         "largest rate tried, from the top, at which a one-epoch trial of each arm (baseline, LRN, 2/2; seed 0; the "
+         "same settings as the real run's first epoch) ends with a finite loss and a running training error at least "
+         "10 pp below chance. The real runs all use that rate." + (f" Chosen: **{chosen:g}**." if chosen else ""), "",
+         "| lr | arm | running train err after 1 epoch | test err | trains? |", "|---|---|---|---|---|"]
+    for lr in sorted(trials, reverse=True):
+        for arm, r in trials[lr].items():
+            L.append(f"| {lr:g} | {ARM_LABELS.get(arm, arm)} | {_pct(r['final_train_err'], 1)} | "
+                     f"{_pct(r['test_top1_err'], 1)} | {'yes' if trial_trains(r) else 'diverged' if r['diverged'] else 'no'} |")
+    L.append("")
+    return L
 
 
 def _fig1_section(analysis: dict, figures: dict) -> list[str]:
     fig1 = analysis["fig1"]
+    title = f"## Figure 1: ReLU vs tanh, {REGIME_LABELS[analysis['regime']]}"
     if not fig1:
-        return []
+        return [title, "", "Not measured yet.", ""]
     any_run = next(iter(next(iter(fig1.values()))["by_lr"].values()))
     spec = next(iter(any_run.values()))["spec"]
     window = next(iter(any_run.values()))
-    L = ["## Figure 1: ReLU vs tanh", "",
+    L = [title, "",
          f"Training error is the running top-1 error over windows of {window['window_batches']} batches "
          f"({window['window_batches'] * spec['batch_size']:,} images, {spec['points_per_epoch']} windows per epoch, "
          "running on across epoch boundaries), each point at its window's middle; the 25% crossing is linearly "
          "interpolated between points (from chance error at epoch 0). No weight decay, no augmentation, no LRN, "
-         f"SGD momentum {spec['momentum']:g}, batch {spec['batch_size']}, PyTorch's default initialisation. Each "
+         f"SGD momentum {spec['momentum']:g}, batch {spec['batch_size']}, {REGIME_TEXT[analysis['regime']]}. Each "
          f"activation uses the fastest rate of a grid on seed {next(iter(fig1.values()))['grid_seed']}, as the paper "
          "chose each net's rate to train as fast as possible; a grid run stops once it is slower than the best so "
          f"far; a run stops one epoch after its crossing or at {spec['max_epochs']} epochs.", ""]
-    if figures.get("figure1"):
-        L += [f"![training error against epochs]({figures['figure1']})", ""]
+    fig_key = "figure1" + FIG_SUFFIX[analysis["regime"]]
+    if figures.get(fig_key):
+        L += [f"![training error against epochs]({figures[fig_key]})", ""]
     drop = boundary_drop(fig1)
     if drop is not None:
         L += [f"The running error falls at each epoch boundary, by {100 * drop:.1f} pp on average (last window of an "
@@ -462,9 +656,10 @@ def boundary_drop(fig1: dict) -> float | None:
 
 def _ablation_section(analysis: dict, figures: dict) -> list[str]:
     arms = analysis["arms"]
+    title = f"## LRN and overlapping pooling, {REGIME_LABELS[analysis['regime']]}"
     if not arms:
-        return []
-    L = ["## LRN and overlapping pooling", "",
+        return [title, "", "Not measured yet.", ""]
+    L = [title, "",
          f"One recipe for every arm: {_ablation_recipe(next(iter(arms.values())))}; test error on the "
          f"{next(iter(next(iter(arms.values())).values()))['data']['test_images']:,} test images after the last epoch. Each arm differs from the baseline in one switch; a seed gives every arm the "
          "same initial weights (the parameter shapes are equal) and the same batches. The paper's nets trained far "
@@ -472,15 +667,18 @@ def _ablation_section(analysis: dict, figures: dict) -> list[str]:
          "| arm | seeds | test err mean (sd) | per seed | train err at end | images/s |", "|---|---|---|---|---|---|"]
     for arm in [a for a in ARM_LABELS if a in arms]:
         runs = arms[arm]
-        m, sd = mean_sd(r["test_top1_err"] for r in runs.values() if not r["diverged"])
-        per = ", ".join(f"{s}: {_pct(r['test_top1_err'])}" for s, r in sorted(runs.items()))
+        m, sd = mean_sd(r["test_top1_err"] for r in runs.values() if not _failed(r))
+        per = ", ".join(f"{s}: {_pct(r['test_top1_err'])}" + (" (diverged)" if r["diverged"] else
+                                                               " (at chance)" if _failed(r) else "")
+                        for s, r in sorted(runs.items()))
         tr, _ = mean_sd(r["final_train_err"] for r in runs.values())
         ips, _ = mean_sd(r["images_per_s"] for r in runs.values())
         L.append(f"| {ARM_LABELS[arm]} | {len(runs)} | {_pct(m)} ({_num(None if sd is None else 100 * sd)}) | {per} | "
                  f"{_pct(tr, 1)} | {_num(ips, ',.0f')} |")
     L.append("")
-    if figures.get("curves"):
-        L += [f"![learning curves of the three arms]({figures['curves']})", ""]
+    fig_key = "curves" + FIG_SUFFIX[analysis["regime"]]
+    if figures.get(fig_key):
+        L += [f"![learning curves of the arms]({figures[fig_key]})", ""]
     return L
 
 
@@ -518,7 +716,7 @@ def plot_figure1(analysis: dict, path: Path) -> bool:
     ax.set_xlabel("epochs")
     ax.set_ylabel("training error rate")
     ax.set_ylim(0, 0.9)
-    ax.set_title("Four-layer CNN: ReLU (solid) vs tanh (dashed)", fontsize=10)
+    ax.set_title(f"Four-layer CNN, {REGIME_LABELS[analysis['regime']]}:\nReLU (solid) vs tanh (dashed)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -527,32 +725,39 @@ def plot_figure1(analysis: dict, path: Path) -> bool:
 
 
 def plot_deltas(analysis: dict, path: Path) -> bool:
-    """Each claim's measured effect with its 95% interval beside the paper's figure: deltas (pp) on the
-    left, the Figure-1 ratio on the right (log scale)."""
-    rows = [r for r in analysis["claims"] if r["paper_value"] is not None and r["measured"]["mean"] is not None]
-    if not rows:
+    """Each claim's measured effect with its 95% interval beside the paper's figure, one marker per regime:
+    deltas (pp) on the left, the Figure-1 ratios on the right (log scale)."""
+    keys = [k for k in CLAIM_KEYS if k != "fig1-seconds"]
+    measured = {(k, g): r for k in keys for g in REGIMES
+                if (r := _row(analysis, g, k)) is not None and r["measured"]["mean"] is not None}
+    if not measured:
         return False
     plt = _plt()
-    deltas = [r for r in rows if r["unit"] == "pp"]
-    ratios = [r for r in rows if r["unit"] == "x"]
-    panels = [p for p in (deltas, ratios) if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    panels = [p for p in ([k for k in ("lrn", "pool") if any((k, g) in measured for g in REGIMES)],
+                          [k for k in ("fig1-epochs", "fig1-whole") if any((k, g) in measured for g in REGIMES)]) if p]
+    labels = {"lrn": "LRN", "pool": "3/2 vs 2/2\npooling", "fig1-epochs": "Figure 1, quarter-epoch windows:\ntanh / ReLU epochs",
+              "fig1-whole": "Figure 1, whole-epoch error:\ntanh / ReLU epochs"}
+    paper = {"lrn": -2.0, "pool": -0.4, "fig1-epochs": 6.0, "fig1-whole": 6.0}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
     for ax, group in zip(axes[0], panels):
-        for y, r in enumerate(group):
-            m = r["measured"]
-            mean = m["mean_pp"] if r["unit"] == "pp" else m["mean"]
-            ci = m["ci_pp"] if r["unit"] == "pp" else m["ci"]
-            if ci is not None:
-                ax.plot(ci, [y, y], color="C0", lw=2.5, solid_capstyle="butt")
-            ax.plot(mean, y, "o", color="C0", label="measured, 95% CI" if y == 0 else None)
-            ax.plot(r["paper_value"], y, "x", color="C3", ms=9, mew=2, label="paper" if y == 0 else None)
-        ax.axvline(group[0]["null"], color="k", lw=0.8)
+        ratio = group[0].startswith("fig1")
+        for y, key in enumerate(group):
+            for j, (g, color) in enumerate(zip(REGIMES, ("C0", "C2"))):
+                r = measured.get((key, g))
+                if r is None:
+                    continue
+                m = r["measured"]
+                mean, ci = (m["mean"], m["ci"]) if ratio else (m["mean_pp"], m["ci_pp"])
+                yy = y + (0.12 if j == 0 else -0.12)
+                if ci is not None:
+                    ax.plot(ci, [yy, yy], color=color, lw=2.5, solid_capstyle="butt")
+                ax.plot(mean, yy, "o", color=color, label=f"{REGIME_LABELS[g]}, 95% CI" if y == 0 else None)
+            ax.plot(paper[key], y, "x", color="C3", ms=9, mew=2, label="paper" if y == 0 else None)
+        ax.axvline(1.0 if ratio else 0.0, color="k", lw=0.8)
         ax.set_yticks(range(len(group)))
-        ax.set_yticklabels([(("Figure 1, whole-epoch error:\ntanh / ReLU epochs" if "whole" in r["metric"] else
-                              "Figure 1, quarter-epoch windows:\ntanh / ReLU epochs") if r["unit"] == "x" else
-                             "LRN" if r["claim"].startswith("LRN") else "3/2 vs 2/2\npooling") for r in group], fontsize=8)
+        ax.set_yticklabels([labels[k] for k in group], fontsize=8)
         ax.set_ylim(-0.6, len(group) - 0.4)
-        if group[0]["unit"] == "x":
+        if ratio:
             from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
             ax.set_xscale("log")
@@ -563,8 +768,8 @@ def plot_deltas(analysis: dict, path: Path) -> bool:
             ax.set_xlabel("ratio (1 = no speed-up)", fontsize=8)
         else:
             ax.set_xlabel("test error, with - without (pp)", fontsize=8)
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Measured effects vs the paper (4-layer CNN, CPU)", fontsize=10)
+        ax.legend(fontsize=6, loc="best")
+    fig.suptitle("Measured effects vs the paper, both regimes (4-layer CNN, CPU)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -590,7 +795,7 @@ def plot_curves(analysis: dict, path: Path) -> bool:
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.suptitle("LRN and pooling arms, one line per seed", fontsize=10)
+    fig.suptitle(f"LRN and pooling arms, {REGIME_LABELS[analysis['regime']]}, one line per seed", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -603,9 +808,13 @@ def write_report(out: str | Path) -> list[Path]:
     loaded = load_study(out)
     analysis = analyse(loaded)
     written, figures = [], {}
-    for key, plot in (("figure1", plot_figure1), ("deltas", plot_deltas), ("curves", plot_curves)):
+    plots = [("deltas", plot_deltas, analysis)]
+    for g in REGIMES:
+        plots += [("figure1" + FIG_SUFFIX[g], plot_figure1, analysis["regimes"][g]),
+                  ("curves" + FIG_SUFFIX[g], plot_curves, analysis["regimes"][g])]
+    for key, plot, part in plots:
         path = out / f"{key}.png"
-        if plot(analysis, path):
+        if plot(part, path):
             written.append(path)
             figures[key] = path.name
     md = write_text_atomic(out / "README.md", render_markdown(loaded, analysis, figures))
@@ -616,22 +825,25 @@ README_BEGIN, README_END = "<!-- cifar10-cpu:begin -->", "<!-- cifar10-cpu:end -
 
 
 def readme_block(out: Path) -> str:
-    """The claim rows and their caveats (machine, precision, budget, dates, command) for the README."""
+    """The claim rows of both regimes and their caveats (machine, precision, budget, dates, command) for the README."""
     loaded = load_study(out)
     analysis = analyse(loaded)
     inv = loaded["study"].get("invocations", [])
     m = inv[-1].get("machine", {}) if inv else {}
     spec = next(iter(loaded["runs"].values()))["spec"] if loaded["runs"] else {}
-    arms = analysis["arms"]
-    budget = _ablation_recipe(next(iter(arms.values()))) if arms else "n/a"
+    budgets = []
+    for g in REGIMES:
+        arms = analysis["regimes"][g]["arms"]
+        budgets.append(f"{REGIME_LABELS[g]}: {_ablation_recipe(next(iter(arms.values()))) if arms else 'not measured yet'}")
     lines = [f"The paper's CIFAR-10 claims on its four-layer CNN, measured on a CPU ({m.get('cpu_model')}, "
              f"{m.get('cpu_usable_cores')} cores, torch {m.get('torch')}; "
              f"{'bfloat16 autocast, LRN in float32' if spec.get('amp') == 'bf16' else 'float32'}; "
-             f"{inv[0].get('started', '?')[:10] if inv else '?'}). LRN and pooling: {budget}, far shorter "
-             "than the paper's training. 95% intervals, paired by seed; details, curves and every run's "
-             f"record: [`{out.as_posix()}/`]({out.as_posix()}/README.md)."
-             + (" The LRN row is for inputs scaled to unit variance, where the paper's constants barely normalise "
-                "(measured; see the report)." if analysis.get("lrn_regime") else ""), "", *headline_rows(analysis)]
+             f"{inv[0].get('started', '?')[:10] if inv else '?'}), in two regimes: inputs scaled to unit variance "
+             "with PyTorch's initialisation, and the paper's own (cuda-convnet: mean-subtracted 0-255 pixels, "
+             "Gaussian init std 1e-4 conv1, 1e-2 elsewhere). LRN and pooling: " + "; ".join(budgets)
+             + ", far shorter than the paper's training. 95% intervals, paired by seed; details, curves, where LRN "
+             f"actually normalises, and every run's record: [`{out.as_posix()}/`]({out.as_posix()}/README.md).",
+             "", *headline_rows(analysis)]
     return "\n".join(lines)
 
 

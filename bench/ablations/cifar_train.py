@@ -2,7 +2,10 @@
 
 ``load_cifar_tensors`` decodes the images once (``alexnet.data``'s uint8 cache) and keeps both splits as
 whole float32 tensors, already normalised (training mean image, per-channel std) and channels-last,
-so the inner loop is one gather, an optional flip, forward, backward and the SGD step.
+so the inner loop is one gather, an optional flip, forward, backward and the SGD step. A run's
+``input_scale`` decides what the net sees: ``"unit"`` those tensors (unit variance), ``"pixels"`` them
+times the per-channel std again, i.e. mean-subtracted 0-255 pixels as cuda-convnet fed its nets (one
+multiply per batch; equal to the unscaled pixels to float32 rounding).
 
 ``train_run(spec, data)`` trains one net and returns its record:
 
@@ -14,7 +17,10 @@ so the inner loop is one gather, an optional flip, forward, backward and the SGD
 * for a ``threshold`` (Figure 1), the interpolated crossing in epochs and training seconds; the run stops
   ``epochs_past_threshold`` epochs after the crossing, or at ``give_up_after`` epochs without one (a
   learning-rate grid stops a run that is already slower than the best rate found);
-* images/s of the training steps alone (evaluation excluded).
+* images/s of the training steps alone (evaluation excluded);
+* for an LRN net, ``lrn_terms``: at the start (before the first step), the middle (after epoch
+  ``max_epochs // 2``) and the end, percentiles of ``alpha * sum a_j^2`` at each LRN layer over a fixed
+  batch (the first ``LRN_PROBE_IMAGES`` training images), the term LRN sets against ``k``.
 
 After every epoch the full state (model, optimiser, curve so far) is saved atomically to
 ``state_path``, so a stopped run resumes at its last finished epoch with the same batches: each epoch's
@@ -39,6 +45,14 @@ from alexnet.data import build_data
 from bench.ablations.stats import epochs_to_threshold
 
 STATE_FORMAT = "alexnet-kernels/cifar-run-state-v1"
+INPUT_SCALES = ("unit", "pixels")
+INITS = ("default", "cuda-convnet")
+# switches added after the first records were written: a record (or state file) without the key was made
+# with this value, which is the default, so those records stay valid and are never rerun
+LATER_SPEC_KEYS = {"input_scale": "unit", "init": "default", "chance_stop_epochs": None}
+CHANCE_MARGIN = 0.02  # "at chance": running training error within 2 pp of 1 - 1/classes
+LRN_PROBE_IMAGES = 512
+LRN_PROBE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,9 @@ class RunSpec:
     test_every_epoch: bool = True
     max_steps: int | None = None  # tiny runs (tests); None = whole epochs
     amp: str = "off"  # "bf16": bfloat16 autocast for the convolutions and the classifier (LRN stays float32)
+    input_scale: str = "unit"  # "unit": per-channel unit variance; "pixels": mean-subtracted 0-255 (cuda-convnet)
+    init: str = "default"  # "default": PyTorch's; "cuda-convnet": Gaussian std 1e-4 conv1, 1e-2 others, biases 0
+    chance_stop_epochs: int | None = None  # stop ("at-chance") a run still at chance error after this many epochs
 
     def __post_init__(self):
         if self.pool not in ("3/2", "2/2"):
@@ -72,6 +89,10 @@ class RunSpec:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.amp not in ("off", "bf16"):
             raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
+        if self.input_scale not in INPUT_SCALES:
+            raise ValueError(f"input_scale must be one of {INPUT_SCALES}, got {self.input_scale!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +101,15 @@ class RunSpec:
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * 0.1 ** sum(1 for e in self.lr_drop_epochs if epoch >= e)
+
+    def matches(self, stored: dict | None) -> bool:
+        """Whether a spec read from a record or state file is this one (keys it lacks take their old value)."""
+        return isinstance(stored, dict) and with_later_keys(stored) == self.to_dict()
+
+
+def with_later_keys(stored: dict) -> dict:
+    """A stored spec with the switches added since it was written filled in with the value it was made with."""
+    return {**LATER_SPEC_KEYS, **stored}
 
 
 @dataclass
@@ -93,6 +123,15 @@ class CifarTensors:
     classes: list
     source: str
     info: dict = field(default_factory=dict)
+    pixel_std: torch.Tensor | None = None  # 1 x 3 x 1 x 1, the per-channel std the tensors were divided by
+
+    def inputs(self, x: torch.Tensor, input_scale: str) -> torch.Tensor:
+        """``x`` (stored, unit variance) as a run with ``input_scale`` feeds it to the net."""
+        if input_scale == "unit":
+            return x
+        if self.pixel_std is None:
+            raise ValueError("these tensors carry no pixel std, so they cannot be scaled back to pixels")
+        return x * self.pixel_std
 
     @property
     def num_classes(self) -> int:
@@ -124,7 +163,7 @@ def load_cifar_tensors(data: str, *, limit_per_class: int | None = None, synthet
     test_x = prepared(bundle.val.images).div_(std).contiguous(memory_format=torch.channels_last)
     return CifarTensors(train_x=train_x, train_y=torch.from_numpy(np.asarray(bundle.train.labels, np.int64)),
                         test_x=test_x, test_y=torch.from_numpy(np.asarray(bundle.val.labels, np.int64)),
-                        classes=list(bundle.classes), source=str(bundle.source),
+                        classes=list(bundle.classes), source=str(bundle.source), pixel_std=std,
                         info={"prepare_seconds": round(time.perf_counter() - t0, 2), "skipped_images": bundle.skipped,
                               "pixel_std": [round(float(v), 3) for v in std.flatten()]})
 
@@ -133,7 +172,7 @@ def build_model(spec: RunSpec, num_classes: int) -> CifarCNN:
     kernel, stride = (int(v) for v in spec.pool.split("/"))
     torch.manual_seed(spec.seed)  # same seed -> same initial weights in every arm (equal parameter shapes)
     model = CifarCNN(num_classes=num_classes, activation=spec.activation, lrn=spec.lrn, pool_kernel=kernel,
-                     pool_stride=stride)
+                     pool_stride=stride, init=spec.init)
     return model.to(memory_format=torch.channels_last)
 
 
@@ -165,11 +204,39 @@ def lrn_regime(data: CifarTensors, images: int = 1024, seed: int = 0) -> dict:
 
 
 @torch.no_grad()
-def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000) -> dict:
+def lrn_terms(model: CifarCNN, x: torch.Tensor, spec: RunSpec) -> list[dict]:
+    """At each LRN layer, for the batch ``x`` (already at the run's input scale, under its precision):
+    ``alpha * sum a_j^2`` over the window at every position and channel - mean, percentiles, max - and ``k``."""
+    from alexnet.cifar_cnn import ChannelLRN
+
+    layers = []
+
+    def probe(module, inputs, output):
+        sums = module.alpha_sums(inputs[0]).flatten().float()
+        qs = torch.quantile(sums, torch.tensor(LRN_PROBE_QUANTILES)) if sums.numel() <= 1 << 24 else None
+        layers.append({"layer": f"LRN{len(layers) + 1}", "k": module.k, "beta": module.beta,
+                       "mean": float(sums.mean()), "max": float(sums.max()),
+                       **({f"p{100 * q:g}": float(v) for q, v in zip(LRN_PROBE_QUANTILES, qs)} if qs is not None else {})})
+
+    hooks = [m.register_forward_hook(probe) for m in model.modules() if isinstance(m, ChannelLRN)]
+    was_training = model.training
+    model.eval()
+    try:
+        with _autocast(spec):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return layers
+
+
+@torch.no_grad()
+def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000, input_scale: str = "unit") -> dict:
     model.eval()
     wrong, loss, n = 0, 0.0, len(data.test_y)
     for i in range(0, n, batch_size):
-        logits = model(data.test_x[i:i + batch_size]).float()
+        logits = model(data.inputs(data.test_x[i:i + batch_size], input_scale)).float()
         y = data.test_y[i:i + batch_size]
         wrong += int((logits.argmax(1) != y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -202,12 +269,16 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
     state_path = Path(state_path) if state_path is not None else None
     if state_path is not None and state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        if saved.get("format") == STATE_FORMAT and saved.get("spec") == spec.to_dict():
+        if saved.get("format") == STATE_FORMAT and spec.matches(saved.get("spec")):
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
             rec = saved["record"]
     window = _Window(**rec["window"])
     flip_dim = 3  # W of N x C x H x W
+    probe_x = data.inputs(data.train_x[:LRN_PROBE_IMAGES], spec.input_scale) if spec.lrn else None
+    probe_epochs = {0, spec.max_epochs // 2}  # and the last epoch run, whenever the run stops
+    if spec.lrn and "lrn_terms" not in rec:
+        rec["lrn_terms"] = [{"epoch": 0, "layers": lrn_terms(model, probe_x, spec)}]
 
     for epoch in range(rec["epochs_run"], spec.max_epochs):
         if rec["stop_reason"] is not None:
@@ -226,7 +297,7 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
                 rec["stop_reason"] = "max-steps"
                 break
             idx = order[i * spec.batch_size:(i + 1) * spec.batch_size]
-            x, y = data.train_x[idx], data.train_y[idx]
+            x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
             if spec.flip:
                 f = flips[idx]
                 x[f] = x[f].flip(flip_dim)
@@ -260,13 +331,19 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
         if rec["stop_reason"] is None:
             if crossing is not None and rec["epochs_run"] >= crossing + spec.epochs_past_threshold:
                 rec["stop_reason"] = "threshold-reached"
+            elif (spec.chance_stop_epochs is not None and rec["epochs_run"] >= spec.chance_stop_epochs
+                  and rec["curve"] and at_chance(rec["curve"][-1]["train_top1_err"], data.num_classes)):
+                rec["stop_reason"] = "at-chance"
             elif crossing is None and give_up_after is not None and rec["epochs_run"] >= give_up_after:
                 rec["stop_reason"] = "slower-than-best"
             elif rec["epochs_run"] >= spec.max_epochs:
                 rec["stop_reason"] = "budget"
         if spec.test_every_epoch or rec["stop_reason"] is not None:
             with _autocast(spec):
-                rec["test_curve"].append({"epoch": rec["epochs_run"], **test_error(model, data)})
+                rec["test_curve"].append({"epoch": rec["epochs_run"],
+                                          **test_error(model, data, input_scale=spec.input_scale)})
+        if spec.lrn and (rec["epochs_run"] in probe_epochs or rec["stop_reason"] is not None):
+            rec["lrn_terms"].append({"epoch": rec["epochs_run"], "layers": lrn_terms(model, probe_x, spec)})
         rec["wall_seconds"] += time.perf_counter() - wall0
         rec["window"] = window.state()
         if state_path is not None:
@@ -277,6 +354,11 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             on_epoch({"epoch": rec["epochs_run"], "curve": rec["curve"], "test_curve": rec["test_curve"],
                       "train_seconds": rec["train_seconds"], "steps": rec["step"]})
     return _record(spec, rec, data, steps_per_epoch, window_steps)
+
+
+def at_chance(err: float, num_classes: int) -> bool:
+    """Whether a running training error is still at chance (within ``CHANCE_MARGIN`` of ``1 - 1/classes``)."""
+    return err >= 1.0 - 1.0 / num_classes - CHANCE_MARGIN
 
 
 def _autocast(spec: RunSpec):
@@ -304,6 +386,7 @@ def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, 
     return {
         "spec": spec.to_dict(), "data": data.describe(),
         "stop_reason": rec["stop_reason"], "diverged": rec["stop_reason"] == "diverged",
+        "at_chance": bool(curve) and at_chance(curve[-1]["train_top1_err"], data.num_classes),
         "epochs_run": rec["epochs_run"], "steps": rec["step"], "steps_per_epoch": steps_per_epoch,
         "window_batches": window_steps,
         "epochs_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "epoch"),
@@ -314,5 +397,15 @@ def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, 
         "train_seconds": rec["train_seconds"], "wall_seconds": rec["wall_seconds"],
         "images_per_s": images / rec["train_seconds"] if rec["train_seconds"] > 0 else None,
         "threads": torch.get_num_threads(),
+        **({"lrn_impl": _lrn_impl(spec), "lrn_terms": rec.get("lrn_terms", []),
+            "lrn_probe_images": min(LRN_PROBE_IMAGES, len(data.train_y))} if spec.lrn else {}),
         "curve": curve, "test_curve": tests,
     }
+
+
+def _lrn_impl(spec: RunSpec) -> str:
+    from alexnet.cifar_cnn import lrn_backend
+
+    if spec.activation != "relu":  # inputs can be negative: ChannelLRN's einsum, not relu_lrn
+        return "ChannelLRN einsum (float32)"
+    return f"kernels.relu_lrn, backend {lrn_backend()!r} (float32)"
