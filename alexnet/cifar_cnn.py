@@ -34,7 +34,7 @@ CUDA_CONVNET_INIT_STD = (1e-4, 1e-2, 1e-2, 1e-2)
 INITS = ("default", "cuda-convnet")
 # the kernels.relu_lrn backend of ChannelLRN where its input is non-negative (the fastest on this CPU,
 # measured forward + backward at the CNN's shapes); "eager" where it cannot run here
-LRN_BACKEND = "cuda"
+LRN_BACKEND = "cpp"
 _resolved_backend: list[str] = []
 
 
