@@ -141,8 +141,12 @@ def test_fused_saves_input_and_int8_offsets_only(backend):
     assert saved[1].element_size() * saved[1].numel() == y.numel()
 
 
-def test_offsets_widen_for_windows_over_128_positions(backend):
-    x = torch.randn(1, 3, 13, 14, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_offsets_widen_for_windows_over_128_positions(backend, dtype, layout):
+    """int32 offsets for 12x12 windows, through the scalar (float64) and vectorized (float32) paths;
+    19 channels: full vectors and a tail in channels_last."""
+    x = torch.randn(1, 19, 13, 14, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
     y = backend.max_pool(x, 12, 1)
     torch.testing.assert_close(y, reference.max_pool(x, 12, 1))
     (g,) = torch.autograd.grad(y.sum(), x)

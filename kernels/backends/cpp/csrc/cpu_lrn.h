@@ -13,6 +13,8 @@
 // Sleef's vectorized pow (1 ulp).
 #pragma once
 
+#include <vector>
+
 #include "cpu_vec.h"
 
 namespace alexnet_ext {
@@ -64,16 +66,32 @@ inline Vec window_sum_planes(const float* v, int64_t P, int64_t q, int64_t lo, i
   return s;
 }
 
-// y_c = relu(x_c) * d_c^-beta; sq: lrn_planes_scratch(C, P) floats.
+// Scratch floats of the forward's ring of squared rows for P positions.
+inline int64_t lrn_forward_planes_scratch(int64_t P, const Lrn& p) { return p.size * P; }
+
+// y_c = relu(x_c) * d_c^-beta. The squares of rows c-half..c+half live in a ring of `size` rows
+// (sq: lrn_forward_planes_scratch floats): row c+half is squared just before output row c needs it,
+// so x streams through once (row c itself is re-read from cache) and y is written once.
 inline void lrn_forward_planes(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t C, int64_t P,
                                const Lrn& p, float* sq) {
-  squares_planes(x, ldx, C, P, sq);
-  for (int64_t c = 0; c < C; ++c) {
-    const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
+  auto square_row = [&](int64_t j) {
+    float* dst = sq + (j % p.size) * P;
     for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec d = p.denominator(window_sum_planes(sq, P, q, lo, hi));
+      const Vec a = relu(load(x + j * ldx + q, P - q));
+      store(dst + q, a * a, P - q);
+    }
+  };
+  std::vector<const float*> window(p.size);
+  for (int64_t j = 0; j < std::min(p.half, C); ++j) square_row(j);
+  for (int64_t c = 0; c < C; ++c) {
+    if (c + p.half < C) square_row(c + p.half);
+    const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
+    for (int64_t j = lo; j <= hi; ++j) window[j - lo] = sq + (j % p.size) * P;
+    for (int64_t q = 0; q < P; q += kLanes) {
+      Vec sum(0.f);
+      for (int64_t j = 0; j <= hi - lo; ++j) sum = sum + load(window[j] + q, P - q);
       const Vec a = relu(load(x + c * ldx + q, P - q));
-      store(y + c * ldy + q, a * p.pow_neg_beta(d), P - q);
+      store(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), P - q);
     }
   }
 }

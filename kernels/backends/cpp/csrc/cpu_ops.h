@@ -88,7 +88,8 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
     const int64_t cap = lrn_planes_scratch(C, kPlanePositions);
-    std::vector<float> sq(cap), xs(is_float ? 0 : cap), ys(is_float ? 0 : cap);
+    std::vector<float> sq(lrn_forward_planes_scratch(kPlanePositions, p)), xs(is_float ? 0 : cap),
+        ys(is_float ? 0 : cap);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
       const int64_t base = n * C * P + p0;
@@ -273,7 +274,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
       std::vector<scalar_t> rounding(is_float ? 0 : cap);
       const bool cl = fmt == at::MemoryFormat::ChannelsLast;
       const int64_t plane_cap = lrn_planes_scratch(C, kPlanePositions);
-      std::vector<float> sq(cl ? padded_row_floats(C, p) : plane_cap);
+      std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
       std::vector<float> xs(is_float ? 0 : (cl ? C : plane_cap));
       float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
       std::vector<const float*> rows(kernel_size);

@@ -23,8 +23,29 @@ inline void take_if_better(Vec& best, Vec& off, const Vec& v, const Vec& v_off) 
   off = Vec::blendv(off, v_off, better);
 }
 
+// Lanes [0, n) of the (small, exact) float offsets written as off_t; full int8 vectors with one
+// convert-and-pack, the rest lane by lane.
 template <typename off_t>
 inline void store_offsets(off_t* p, const Vec& off, int64_t n) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if (n >= kLanes) {
+    const __m512i i32 = _mm512_cvtps_epi32(off);
+    if constexpr (sizeof(off_t) == 1) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(i32));
+    else _mm512_storeu_si512(p, i32);
+    return;
+  }
+#elif defined(CPU_CAPABILITY_AVX2)
+  if (n >= kLanes) {
+    const __m256i i32 = _mm256_cvtps_epi32(off);
+    if constexpr (sizeof(off_t) == 1) {
+      const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(i16, i16));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), i32);
+    }
+    return;
+  }
+#endif
   alignas(64) float tmp[kLanes];
   off.store(tmp);
   for (int64_t i = 0; i < std::min(n, kLanes); ++i) p[i] = static_cast<off_t>(tmp[i]);
