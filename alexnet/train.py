@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import kernels
-from alexnet import distributed, placement
+from alexnet import compiled, distributed, placement
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
 from alexnet.atomic_io import write_json_atomic, write_text_atomic
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -452,8 +452,8 @@ def _run(args, on_gpu: bool, ctx) -> dict:
     if args.channels_last:
         placed = placed.to(memory_format=torch.channels_last)
     net = distributed.wrap_ddp(placed, ctx, devices)
-    if args.compile_model:
-        net = torch.compile(net)
+    if args.compile_model:  # Inductor options that keep CPU gradients equal to eager (alexnet.compiled)
+        net = compiled.compile_model(net, devices)
     normalize = args.input_scale == "unit"
     augment = TrainAugment(data.stats, crop_size=args.crop_size, lighting=not args.no_pca_lighting,
                            normalize=normalize).to(device)
