@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--micro-batches", type=int, default=1,
                    help="split each batch into K micro-batches to pipeline the towers across devices")
     g.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and inputs")
-    g.add_argument("--compile-model", action="store_true", help="torch.compile the whole model")
+    g.add_argument("--compile-model", action="store_true",
+                   help="torch.compile the whole model (Inductor; on a CPU with the workaround in alexnet/compiled.py)")
     g.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
                    help="autocast dtype (fp16 uses a GradScaler)")
 
