@@ -1,5 +1,5 @@
 """Whole-model ``torch.compile`` trains like eager: the placed model's traffic counter under compile, and
-Inductor's gradients of the two-tower AlexNet on a CPU with ``alexnet.compiled``'s options (without
+Inductor's gradients of the two-tower AlexNet on a CPU through ``alexnet.compiled.compile_model`` (without
 them torch 2.13 gives one tower's conv3..conv5 zero gradients at 67 px, see tests/test_inductor_repro.py).
 Inductor compiles are costly on a CPU: one tiny model per test, batch 2."""
 import pytest
