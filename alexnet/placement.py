@@ -232,13 +232,31 @@ class _CountedMove(torch.autograd.Function):
         ctx.src, ctx.traffic, ctx.link, ctx.crosses = x.device, traffic, link, crosses_towers
         moved = x.device != device
         ctx.moved = moved
-        _add(traffic, link, x.nbytes, crosses_towers, moved)
+        _add(traffic, link, _nbytes(x), crosses_towers, moved)
         return x.to(device) if moved else x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad):
-        _add(ctx.traffic, ctx.link, grad.nbytes, ctx.crosses, ctx.moved)
+        _add(ctx.traffic, ctx.link, _nbytes(grad), ctx.crosses, ctx.moved)
         return (grad.to(ctx.src) if ctx.moved else grad), None, None, None, None
+
+
+def _nbytes(x: torch.Tensor) -> int:
+    """``x.nbytes`` written so that it also holds for symbolic (dynamic-shape) sizes."""
+    return x.numel() * x.element_size()
+
+
+@torch.compiler.disable
+def _counted_move(x: torch.Tensor, device: torch.device, traffic: TowerTraffic, link: str, crosses: bool):
+    """``_CountedMove.apply``, always run eagerly: under ``torch.compile`` the counters are Python state
+    that a traced graph would update once at trace time (forward) or never (backward), so each link is
+    a graph break and its autograd node stays an eager one that counts its gradient on every step."""
+    return _CountedMove.apply(x, device, traffic, link, crosses)
+
+
+@torch.compiler.disable
+def _count_input(traffic: TowerTraffic, x: torch.Tensor) -> None:
+    traffic.device["input"] += _nbytes(x)
 
 
 def _add(traffic: TowerTraffic, link: str, nbytes: int, crosses: bool, moved: bool) -> None:
@@ -300,7 +318,7 @@ class PlacedAlexNet(AlexNet):
         """Every tower gets all towers' tensors, concatenated on its own device (a cross-tower link)."""
         out = []
         for j, device in enumerate(self.devices):
-            moved = [_CountedMove.apply(p, device, self.traffic, link, i != j) for i, p in enumerate(parts)]
+            moved = [_counted_move(p, device, self.traffic, link, i != j) for i, p in enumerate(parts)]
             out.append(torch.cat(moved, dim=1))
         return out
 
@@ -308,7 +326,7 @@ class PlacedAlexNet(AlexNet):
         inputs = []
         for device in self.devices:
             if x.device != device:
-                self.traffic.device["input"] += x.nbytes
+                _count_input(self.traffic, x)
                 inputs.append(x.to(device))
             else:
                 inputs.append(x)
@@ -317,7 +335,7 @@ class PlacedAlexNet(AlexNet):
         h = self._run_towers("hidden6", self._exchange("fc6_in", h))
         h = self._run_towers("hidden7", self._exchange("fc7_in", h))
         h = self._run_towers("fc8", self._exchange("fc8_in", h))
-        logits = [_CountedMove.apply(p, self.output_device, self.traffic, "logits", i != 0) for i, p in enumerate(h)]
+        logits = [_counted_move(p, self.output_device, self.traffic, "logits", i != 0) for i, p in enumerate(h)]
         return torch.cat(logits, dim=1)
 
     def forward(self, x: torch.Tensor, shapes: dict | None = None) -> torch.Tensor:

@@ -44,7 +44,7 @@ from torch.utils.data import Sampler
 from tqdm import tqdm
 
 import kernels
-from alexnet import distributed, placement
+from alexnet import compiled, distributed, placement
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
 from alexnet.atomic_io import write_json_atomic, write_text_atomic
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--micro-batches", type=int, default=1,
                    help="split each batch into K micro-batches to pipeline the towers across devices")
     g.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and inputs")
-    g.add_argument("--compile-model", action="store_true", help="torch.compile the whole model")
+    g.add_argument("--compile-model", action="store_true",
+                   help="torch.compile the whole model (Inductor; on a CPU with the workaround in alexnet/compiled.py)")
     g.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
                    help="autocast dtype (fp16 uses a GradScaler)")
 
@@ -556,8 +557,8 @@ def _setup(args: argparse.Namespace, ctx: DistContext) -> Setup:
     if args.channels_last:
         placed = placed.to(memory_format=torch.channels_last)
     net = distributed.wrap_ddp(placed, ctx, devices)
-    if args.compile_model:
-        net = torch.compile(net)
+    if args.compile_model:  # Inductor options that keep CPU gradients equal to eager (alexnet.compiled)
+        net = compiled.compile_model(net, devices)
     normalize = args.input_scale == "unit"
     augment = TrainAugment(data.stats, crop_size=args.crop_size, lighting=not args.no_pca_lighting,
                            normalize=normalize).to(device)

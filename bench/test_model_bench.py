@@ -1,7 +1,8 @@
 """Model benchmarks: AlexNet training step and inference, images/s per kernels backend x layout x batch.
 
 Variants (``bench.shapes.model_cases``): fp32 NCHW and bf16-autocast channels_last, the whole-model
-``torch.compile`` baseline (eager kernels), one-tower vs two-tower layouts (and two devices when
+``torch.compile`` baseline (eager kernels; ``alexnet.compiled.compile_model``, whose CPU workaround keeps
+its gradients equal to eager's), one-tower vs two-tower layouts (and two devices when
 there are two GPUs), a batch sweep, and the paper's ablations (no LRN, tanh, 2/2 pooling, the
 one-GPU half-width net) whose costs the paper-vs-measured table reports. Before a case is timed, its
 logits (and, training, conv1's weight gradient) are checked against the same weights with eager
@@ -23,20 +24,10 @@ from bench import checks, counting, env_info, shapes, timing
 ON_GPU = torch.cuda.is_available()
 DEVICE_COUNT = torch.cuda.device_count() if ON_GPU else 1
 STATUS = kernels.backend_status()
-# Measured with torch 2.13 on a CPU: Inductor's backward of the whole-model-compiled two-tower AlexNet
-# (eager kernels) returns zero gradients for one tower's conv3-conv5 on some weights and inputs, while
-# the aot_eager backend and eager agree; the pre-timing check catches it. Expected to fail there.
-CPU_INDUCTOR_WRONG_GRADIENTS = pytest.mark.xfail(
-    reason="torch 2.13 CPU Inductor: wrong (zero) gradients for a tower of the compiled two-tower AlexNet",
-    raises=pytest.fail.Exception, strict=False)
 
 
 def _marks(case: shapes.ModelCase) -> list:
-    marks = [pytest.mark.headline] if shapes.is_headline_model(case) else []
-    if not ON_GPU and case.compile_model and case.kernels == "eager" and case.layout == "two-gpu" \
-            and case.mode == "train":
-        marks.append(CPU_INDUCTOR_WRONG_GRADIENTS)
-    return marks
+    return [pytest.mark.headline] if shapes.is_headline_model(case) else []
 
 
 CASES = [pytest.param(case, id=case.id, marks=_marks(case)) for case in shapes.model_cases(ON_GPU, DEVICE_COUNT)]
@@ -79,7 +70,12 @@ def build(case: shapes.ModelCase, device: torch.device, kernels_backend: str | N
             pytest.skip(reason)
         spec = "cuda:0,cuda:1" if ON_GPU else "cpu,cpu"
         model = placement.place_model(model, placement.parse_devices(spec, case.layout))
-    runner = torch.compile(model) if case.compile_model and kernels_backend is None else model
+    if not (case.compile_model and kernels_backend is None):
+        return cfg, model, model
+    compiled, reason = _import("alexnet.compiled")  # the Inductor options that keep CPU gradients right
+    if compiled is None:
+        pytest.skip(reason)
+    runner = compiled.compile_model(model, [p.device for p in model.parameters()])
     return cfg, model, runner
 
 
