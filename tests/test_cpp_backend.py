@@ -141,6 +141,20 @@ def test_fused_saves_input_and_int8_offsets_only(backend):
     assert saved[1].element_size() * saved[1].numel() == y.numel()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_inference_forms_equal_the_training_forms(backend, dtype, layout):
+    """Without autograd the pooling ops take the offset-free CPU forms: the same values, bit for bit."""
+    x = torch.randn(2, 19, 15, 13, dtype=dtype).contiguous(memory_format=layout)
+    ops = torch.ops.alexnet_cpp_ext
+    for ks, st in ((3, 2), (2, 2), (3, 1)):
+        with torch.no_grad():
+            y = backend.max_pool(x, ks, st)
+            yf = backend.relu_lrn_pool(x, *LRN, ks, st)
+        assert torch.equal(y, ops.max_pool(x, ks, st)[0]) and y.is_contiguous(memory_format=layout)
+        assert torch.equal(yf, ops.relu_lrn_pool(x, *LRN, ks, st)[0]) and yf.is_contiguous(memory_format=layout)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_offsets_widen_for_windows_over_128_positions(backend, dtype, layout):

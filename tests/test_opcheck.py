@@ -60,6 +60,8 @@ def _op_args(ns, layout) -> dict:
     args = {"relu_lrn": (x.clone().requires_grad_(), *LRN),
             "max_pool": (x.clone().requires_grad_(), *POOL),
             "relu_lrn_pool": (x.clone().requires_grad_(), *LRN, *POOL)}
+    if hasattr(ns, "max_pool_values"):  # the cpp backend's CPU inference forms (no offsets, no autograd)
+        args.update(max_pool_values=(x.clone(), *POOL), relu_lrn_pool_values=(x.clone(), *LRN, *POOL))
     for name in ("relu_lrn_backward", "max_pool_backward", "relu_lrn_pool_backward"):
         schema = getattr(ns, name).default._schema
         grad_shape = {"relu_lrn_backward": x, "max_pool_backward": offsets,

@@ -200,13 +200,22 @@ def relu_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) ->
     return _ops().relu_lrn(x, size, alpha, beta, k)
 
 
+def _inference(x: torch.Tensor) -> bool:
+    """No backward can follow: on a CPU the pooling ops then skip computing and storing argmax offsets."""
+    return x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+
+
 def max_pool(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    if _inference(x):
+        return _ops().max_pool_values(x, kernel_size, stride)
     return _ops().max_pool(x, kernel_size, stride)[0]
 
 
 def relu_lrn_pool(
     x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
 ) -> torch.Tensor:
+    if _inference(x):
+        return _ops().relu_lrn_pool_values(x, size, alpha, beta, k, kernel_size, stride)
     return _ops().relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride)[0]
 
 
@@ -246,6 +255,10 @@ def _register_python_side() -> None:
     torch.library.register_fake(lib + "relu_lrn")(lambda x, size, alpha, beta, k: _like(x))
     torch.library.register_fake(lib + "relu_lrn_backward")(lambda g, x, size, alpha, beta, k: _like(x))
     torch.library.register_fake(lib + "max_pool")(lambda x, kernel_size, stride: _pooled(x, kernel_size, stride))
+    torch.library.register_fake(lib + "max_pool_values")(lambda x, kernel_size, stride: _pooled(x, kernel_size, stride)[0])
+    torch.library.register_fake(lib + "relu_lrn_pool_values")(
+        lambda x, size, alpha, beta, k, kernel_size, stride: _pooled(x, kernel_size, stride)[0]
+    )
 
     def _max_pool_backward_fake(g, offsets, height, width, kernel_size, stride):
         n, c = g.shape[:2]

@@ -7,6 +7,7 @@
 //   max_pool_backward(grad_y, offsets, height, width, kernel_size, stride) -> grad_x
 //   relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride) -> (y, offsets)
 //   relu_lrn_pool_backward(grad_y, x, offsets, size, alpha, beta, k, kernel_size, stride) -> grad_x
+//   max_pool_values, relu_lrn_pool_values: the CPU inference forms (pooled values, no offsets)
 //
 // float, bfloat16 and float16 run the vectorized bodies in cpu_ops.h. The scalar kernels below are the
 // float64 path: they work on tiles, a block of spatial positions gathered into a [C][positions] buffer
@@ -423,6 +424,42 @@ at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor
   return gx;
 }
 
+// Inference forms of the pooling ops: the pooled values only, no offsets to keep for a backward.
+at::Tensor max_pool_values_cpu(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
+  if (!cpu::vectorized_dtype(x_in.scalar_type())) return std::get<0>(max_pool_cpu(x_in, kernel_size, stride));
+  check_4d_float("max_pool_values", x_in);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("max_pool_values", H, W, kernel_size, stride);
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty({N, C, pool_out_size(H, kernel_size, stride), pool_out_size(W, kernel_size, stride)},
+                           x.options().memory_format(fmt));
+  at::Tensor none;
+  cpu::dispatch_vectorized(x.scalar_type(),
+                           [&](auto t) { cpu::max_pool_forward<decltype(t)>(x, y, none, fmt, kernel_size, stride); });
+  return y;
+}
+
+at::Tensor relu_lrn_pool_values_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k,
+                                    int64_t kernel_size, int64_t stride) {
+  if (!cpu::vectorized_dtype(x_in.scalar_type()))
+    return std::get<0>(relu_lrn_pool_cpu(x_in, size, alpha, beta, k, kernel_size, stride));
+  check_4d_float("relu_lrn_pool_values", x_in);
+  check_lrn_args("relu_lrn_pool_values", size);
+  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+  check_pool_args("relu_lrn_pool_values", H, W, kernel_size, stride);
+  const auto fmt = layout_of(x_in);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor y = at::empty({N, C, pool_out_size(H, kernel_size, stride), pool_out_size(W, kernel_size, stride)},
+                           x.options().memory_format(fmt));
+  at::Tensor none;
+  const cpu::Lrn lrn(size, alpha, beta, k);
+  cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
+    cpu::relu_lrn_pool_forward<decltype(t)>(x, y, none, fmt, lrn, kernel_size, stride);
+  });
+  return y;
+}
+
 std::string cpu_isa() { return cpu::compiled_isa(); }
 
 }  // namespace
@@ -430,6 +467,8 @@ std::string cpu_isa() { return cpu::compiled_isa(); }
 
 TORCH_LIBRARY(alexnet_cpp_ext, m) {
   m.def("cpu_isa() -> str");
+  m.def("max_pool_values(Tensor x, int kernel_size, int stride) -> Tensor");
+  m.def("relu_lrn_pool_values(Tensor x, int size, float alpha, float beta, float k, int kernel_size, int stride) -> Tensor");
   m.def("relu_lrn(Tensor x, int size, float alpha, float beta, float k) -> Tensor");
   m.def("relu_lrn_backward(Tensor grad_y, Tensor x, int size, float alpha, float beta, float k) -> Tensor");
   m.def("max_pool(Tensor x, int kernel_size, int stride) -> (Tensor, Tensor)");
@@ -453,4 +492,6 @@ TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CPU, m) {
   m.impl("max_pool_backward", &alexnet_ext::max_pool_backward_cpu);
   m.impl("relu_lrn_pool", &alexnet_ext::relu_lrn_pool_cpu);
   m.impl("relu_lrn_pool_backward", &alexnet_ext::relu_lrn_pool_backward_cpu);
+  m.impl("max_pool_values", &alexnet_ext::max_pool_values_cpu);
+  m.impl("relu_lrn_pool_values", &alexnet_ext::relu_lrn_pool_values_cpu);
 }

@@ -3,7 +3,7 @@
 // outputs allocated in `fmt`; work is split into tiles run through at::parallel_for, each thread with
 // its own scratch.
 //
-// Tiles: NCHW relu_lrn works on (image, block of kPlanePositions positions) across all channels;
+// Tiles: NCHW relu_lrn works on (image, block of positions) across all channels;
 // channels_last on (image, block of positions), one position's channels at a time. The fused ops take
 // bands of rows: the forward computes the LRN of the input rows that a band of pooled rows reads into a
 // float buffer (rounded to the input dtype, as the unfused path would store it) and pools from there;
@@ -22,7 +22,8 @@
 namespace alexnet_ext {
 namespace cpu {
 
-constexpr int64_t kPlanePositions = 256;   // positions per NCHW LRN block (C x 256 floats per buffer)
+constexpr int64_t kPlanePositions = 1024;  // positions per NCHW LRN forward block: 4 KiB runs of each channel row
+constexpr int64_t kBackwardPositions = 256;  // the backward keeps three C x P buffers: C x 256 floats each
 constexpr int64_t kRowPositions = 64;      // channels_last positions per task
 constexpr int64_t kBandBytes = 192 * 1024; // target size of a fused tile's float LRN buffer
 
@@ -40,9 +41,12 @@ void dispatch_vectorized(at::ScalarType t, const F& f) {
   }
 }
 
+// f(offset pointer): int8 or int32 as the tensor is; a null int8 pointer for an undefined tensor (the
+// inference ops, which keep no offsets).
 template <typename F>
 void dispatch_offsets(const at::Tensor& off, const F& f) {
-  if (off.scalar_type() == at::kChar) f(off.data_ptr<int8_t>());
+  if (!off.defined()) f(static_cast<int8_t*>(nullptr));
+  else if (off.scalar_type() == at::kChar) f(off.data_ptr<int8_t>());
   else f(off.data_ptr<int32_t>());
 }
 
@@ -133,13 +137,13 @@ void relu_lrn_backward(const at::Tensor& g, const at::Tensor& x, at::Tensor& gx,
     });
     return;
   }
-  const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
+  const int64_t blocks = (P + kBackwardPositions - 1) / kBackwardPositions;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    const int64_t cap = lrn_planes_scratch(C, kPlanePositions);
+    const int64_t cap = lrn_planes_scratch(C, kBackwardPositions);
     std::vector<float> sq(cap), u(cap), tt(cap), xs(is_float ? 0 : cap), gs(is_float ? 0 : cap),
         ds(is_float ? 0 : cap);
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
+      const int64_t n = t / blocks, p0 = (t % blocks) * kBackwardPositions, np = std::min(kBackwardPositions, P - p0);
       const int64_t base = n * C * P + p0;
       int64_t ldx, ldg;
       const float* xf = float_rows(xp + base, P, C, np, xs.data(), ldx);
@@ -180,7 +184,7 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
             const int64_t o = (r * OW + ow) * C;
             pool_channels(
                 [&](int64_t kh, int64_t kw) { return xf + kh * ld + (ow * stride + kw) * C; }, kernel_size, C,
-                yp + o, op + o);
+                yp + o, op ? op + o : op);
           }
         }
       });
@@ -195,7 +199,8 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
         const float* xf = float_rows(xp + nc * H * W, H * W, 1, H * W, plane.data(), ld);
         for (int64_t oh = 0; oh < OH; ++oh) {
           for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = xf + (oh * stride + kh) * W;
-          pool_row(rows.data(), kernel_size, stride, W, OW, yp + (nc * OH + oh) * OW, op + (nc * OH + oh) * OW);
+          const int64_t o = (nc * OH + oh) * OW;
+          pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
         }
       }
     });
@@ -296,7 +301,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
             for (int64_t ow = 0; ow < OW; ++ow) {
               const int64_t o = ((n * OH + oh) * OW + ow) * C;
               pool_channels([&](int64_t kh, int64_t kw) { return top + (kh * W + ow * stride + kw) * C; },
-                            kernel_size, C, yp + o, op + o);
+                            kernel_size, C, yp + o, op ? op + o : op);
             }
           }
           continue;
@@ -315,7 +320,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
             for (int64_t kh = 0; kh < kernel_size; ++kh)
               rows[kh] = lrn.data() + c * np + (oh * stride + kh - band.h0) * W;
             const int64_t o = ((n * C + c) * OH + oh) * OW;
-            pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op + o);
+            pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
           }
         }
       }
@@ -367,7 +372,7 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
     const int64_t band_rows = std::max<int64_t>(1, kBandBytes / std::max<int64_t>(1, C * W * 4));
     const int64_t bands = (H + band_rows - 1) / band_rows;
     at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
-      const int64_t plane_cap = lrn_planes_scratch(C, kPlanePositions);
+      const int64_t plane_cap = lrn_planes_scratch(C, kBackwardPositions);
       std::vector<float> G(C * band_rows * W), sq(plane_cap), u(plane_cap), tt(plane_cap),
           xs(is_float ? 0 : plane_cap), ds(is_float ? 0 : plane_cap);
       for (int64_t t = begin; t < end; ++t) {
@@ -390,8 +395,8 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
           }
         }
         const int64_t base = n * C * H * W + band.h0 * W;
-        for (int64_t q0 = 0; q0 < np; q0 += kPlanePositions) {
-          const int64_t nq = std::min(kPlanePositions, np - q0);
+        for (int64_t q0 = 0; q0 < np; q0 += kBackwardPositions) {
+          const int64_t nq = std::min(kBackwardPositions, np - q0);
           int64_t ldx;
           const float* xf = float_rows(xp + base + q0, H * W, C, nq, xs.data(), ldx);
           if constexpr (is_float) {

@@ -56,7 +56,8 @@ inline std::pair<Vec, Vec> columns_s2(const float* row, int64_t W, int64_t start
   return at::vec::deinterleave2(load(row + start, W - start), load(row + start + kLanes, W - start - kLanes));
 }
 
-// One pooled row: rows[kh] is input row oh * stride + kh (W floats); writes OW outputs and offsets.
+// One pooled row: rows[kh] is input row oh * stride + kh (W floats); writes OW outputs and, unless off
+// is null (inference), their offsets.
 template <typename scalar_t, typename off_t>
 void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int64_t W, int64_t OW, scalar_t* y,
               off_t* off) {
@@ -80,7 +81,7 @@ void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int
         }
       }
       store_as(y + ow, best, OW - ow);
-      store_offsets(off + ow, boff, OW - ow);
+      if (off) store_offsets(off + ow, boff, OW - ow);
     }
     return;
   }
@@ -90,12 +91,12 @@ void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int
     window_argmax<float>(
         kernel_size, [&](int64_t kh, int64_t kw) { return rows[kh][ow * stride + kw]; }, best, best_off);
     y[ow] = static_cast<scalar_t>(best);
-    off[ow] = static_cast<off_t>(best_off);
+    if (off) off[ow] = static_cast<off_t>(best_off);
   }
 }
 
 // One pooled output position over C channels: at(kh, kw) points at the C floats of window element
-// (kh, kw); writes C outputs and offsets.
+// (kh, kw); writes C outputs and, unless off is null, their offsets.
 template <typename scalar_t, typename off_t, typename At>
 void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, off_t* off) {
   for (int64_t q = 0; q < C; q += kLanes) {
@@ -106,7 +107,7 @@ void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, of
       }
     }
     store_as(y + q, best, C - q);
-    store_offsets(off + q, boff, C - q);
+    if (off) store_offsets(off + q, boff, C - q);
   }
 }
 
