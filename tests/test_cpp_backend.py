@@ -144,15 +144,20 @@ def test_fused_saves_input_and_int8_offsets_only(backend):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_inference_forms_equal_the_training_forms(backend, dtype, layout):
-    """Without autograd the pooling ops take the offset-free CPU forms: the same values, bit for bit."""
-    x = torch.randn(2, 19, 15, 13, dtype=dtype).contiguous(memory_format=layout)
+    """Without autograd the pooling ops take the offset-free CPU forms: the same values (NaN where the
+    training form has NaN, infinities kept)."""
+    x = torch.randn(2, 19, 15, 13, dtype=dtype)
+    x[0, 3, 4, 4], x[1, 7, 0, 12], x[1, 8, 9, 2] = float("nan"), float("inf"), float("-inf")
+    x = x.contiguous(memory_format=layout)
     ops = torch.ops.alexnet_cpp_ext
     for ks, st in ((3, 2), (2, 2), (3, 1)):
         with torch.no_grad():
             y = backend.max_pool(x, ks, st)
             yf = backend.relu_lrn_pool(x, *LRN, ks, st)
-        assert torch.equal(y, ops.max_pool(x, ks, st)[0]) and y.is_contiguous(memory_format=layout)
-        assert torch.equal(yf, ops.relu_lrn_pool(x, *LRN, ks, st)[0]) and yf.is_contiguous(memory_format=layout)
+        for got, full in ((y, ops.max_pool(x, ks, st)[0]), (yf, ops.relu_lrn_pool(x, *LRN, ks, st)[0])):
+            assert got.is_contiguous(memory_format=layout)
+            assert torch.equal(got.isnan(), full.isnan()) and y.isnan().any()
+            assert torch.equal(got.nan_to_num(0.0), full.nan_to_num(0.0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

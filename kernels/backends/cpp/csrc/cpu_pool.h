@@ -62,6 +62,20 @@ template <typename scalar_t, typename off_t>
 void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int64_t W, int64_t OW, scalar_t* y,
               off_t* off) {
   int64_t ow = 0;
+  if (stride == 2 && (kernel_size == 2 || kernel_size == 3) && !off) {
+    // Values only (inference): a NaN-propagating maximum is the reference's value.
+    for (; ow < OW; ow += kLanes) {
+      Vec best;
+      for (int64_t kh = 0; kh < kernel_size; ++kh) {
+        auto [even, odd] = columns_s2(rows[kh], W, 2 * ow);
+        Vec rbest = at::vec::maximum(even, odd);
+        if (kernel_size == 3) rbest = at::vec::maximum(rbest, columns_s2(rows[kh], W, 2 * ow + 2).first);
+        best = kh == 0 ? rbest : at::vec::maximum(best, rbest);
+      }
+      store_as(y + ow, best, OW - ow);
+    }
+    return;
+  }
   if (stride == 2 && (kernel_size == 2 || kernel_size == 3)) {
     for (; ow < OW; ow += kLanes) {
       Vec best, boff;
@@ -99,6 +113,15 @@ void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int
 // (kh, kw); writes C outputs and, unless off is null, their offsets.
 template <typename scalar_t, typename off_t, typename At>
 void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, off_t* off) {
+  if (!off) {  // values only (inference): a NaN-propagating maximum is the reference's value
+    for (int64_t q = 0; q < C; q += kLanes) {
+      Vec best(-std::numeric_limits<float>::infinity());
+      for (int64_t kh = 0; kh < kernel_size; ++kh)
+        for (int64_t kw = 0; kw < kernel_size; ++kw) best = at::vec::maximum(best, load(at(kh, kw) + q, C - q));
+      store_as(y + q, best, C - q);
+    }
+    return;
+  }
   for (int64_t q = 0; q < C; q += kLanes) {
     Vec best(-std::numeric_limits<float>::infinity()), boff(0.f);
     for (int64_t kh = 0; kh < kernel_size; ++kh) {
