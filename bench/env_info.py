@@ -114,6 +114,15 @@ def run_description(device: torch.device, command: str) -> dict:
     info.update(software_versions())
     info.update(gpu_static_info(device))
     if device.type != "cuda":
+        from alexnet.machine import cpu_info
+
         info["gpu_name"] = None
         info["cpu_threads"] = torch.get_num_threads()
+        info["cpu_model"] = cpu_info()["cpu_model"]
+        info["cpu_isa"] = torch.backends.cpu.get_cpu_capability()
+        for peer in ("openvino", "onnxruntime"):
+            try:
+                info[peer] = __import__(peer).__version__
+            except Exception:  # absent or broken: its rows say so
+                info[peer] = None
     return info

@@ -260,3 +260,47 @@ def test_failed_cases_in_a_saved_run_are_listed(saved_run, tmp_path):
     report.write_report([saved_run], tmp_path / "out")
     kernels_md = (tmp_path / "out" / "fixture" / "kernels.md").read_text()
     assert "failed and were not timed" in kernels_md and "max_pool input gradient" in kernels_md
+
+
+def test_cpu_targets_are_ratios_within_the_run():
+    """CPU runs are judged by the CPU targets: cpp against compile, eager and the peers in the same run."""
+    import pandas as pd
+
+    from bench.report import targets
+
+    def kernel(op, backend, fmt, direction, t):
+        return dict(op=op, backend=backend, shape_name="conv1", dtype="float32", memory_format=fmt,
+                    direction=direction, time_s=t, cpu=True)
+
+    k = pd.DataFrame([kernel("relu_lrn_pool", "cpp", "nchw", "fwd", 1.0), kernel("relu_lrn_pool", "compile", "nchw", "fwd", 5.0),
+                      kernel("relu_lrn_pool", "openvino", "nchw", "fwd", 1.5),
+                      kernel("max_pool", "cpp", "channels_last", "fwd", 2.0), kernel("max_pool", "compile", "channels_last", "fwd", 1.0)])
+    model = dict(variant="paper", layout="two-gpu", amp="none", compile_model=False, devices="one", image_size=227,
+                 cpu=True, batch=16, channels_last=False)
+    m = pd.DataFrame([{**model, "kernels": "cpp", "mode": "infer", "time_s": 1.0},
+                      {**model, "kernels": "eager", "mode": "infer", "time_s": 2.0}])
+    detail = targets.evaluate(k, m)
+    status = {(r.target, r.case): (r.status, r.measured) for r in detail.itertuples()}
+    assert status[("relu_lrn_pool fwd >= 4x compile (CPU)", "conv1 float32 nchw")] == ("met", 5.0)
+    assert status[("relu_lrn_pool fwd >= 2x OpenVINO (CPU)", "conv1 float32 nchw")] == ("not met", 1.5)
+    assert status[("max_pool fwd no slower than compile (CPU)", "conv1 float32 channels_last")] == ("not met", 0.5)
+    assert status[("relu_lrn fwd >= 4x compile (CPU)", "conv1 float32 nchw")][0] == "not measured"
+    assert status[("AlexNet inference, cpp kernels >= 1.8x eager kernels (CPU)", "infer 227 px float32")] == ("met", 2.0)
+    # a CPU-only run is judged by the CPU targets alone: no rows of GPU targets it cannot measure
+    assert detail["target"].str.endswith("(CPU)").all()
+
+
+def test_log_axis_labels_are_few_and_plain():
+    import matplotlib.pyplot as plt
+
+    from bench.report import plots
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set_xscale("log")
+    ax.set_xlim(0.01, 200)
+    plots._log_ticks(ax)
+    ticks = list(ax.xaxis.get_major_locator()())
+    labels = [ax.xaxis.get_major_formatter()(t, i) for i, t in enumerate(ticks)]
+    plt.close(fig)
+    assert 1 in ticks and len(ticks) <= 5, ticks
+    assert "1x" in labels and all(label.endswith("x") for label in labels), labels

@@ -97,6 +97,9 @@ def load_run(path: str | Path) -> Run:
     data = _read_json(path)
     machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
     info = machine.get("alexnet_bench") if isinstance(machine.get("alexnet_bench"), dict) else {}
+    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), dict) else {}
+    if not info.get("cpu_model") and cpu.get("brand_raw"):  # runs saved before the suite recorded it
+        info = {**info, "cpu_model": cpu["brand_raw"], "cpu_cores": cpu.get("count")}
     rows = [r for i, b in enumerate(data["benchmarks"]) if (r := _row(path, i, b)) is not None]
     if not rows:
         raise ReportError(f"{path}: contains no benchmark of this suite (no extra_info kind in {KINDS})")
@@ -182,12 +185,15 @@ def merge_runs(runs: list[Run], label: str) -> Run:
 def run_header(run: Run) -> str:
     """Markdown lines naming the run: date, device, versions, command, yardsticks."""
     info = run.info
-    device = info.get("gpu_name") or f"CPU only ({info.get('cpu_threads', '?')} threads) - numbers exercise the code, not GPU performance"
+    cpu = ", ".join(str(v) for v in (info.get("cpu_model"), info.get("cpu_isa") and f"{info['cpu_isa']} kernels")
+                    if v)
+    device = info.get("gpu_name") or f"CPU{f' ({cpu})' if cpu else ''}, {info.get('cpu_threads', '?')} threads"
     lines = [
         f"- Run: `{run.label}` ({run.path.name}), {run.date}",
         f"- Device: {device}" + (f", driver {info['driver']}" if info.get("driver") else ""),
         "- Versions: " + ", ".join(
-            f"{k} {info[k]}" for k in ("python", "torch", "triton", "cuda", "cudnn") if info.get(k) is not None
+            f"{k} {info[k]}" for k in ("python", "torch", "triton", "cuda", "cudnn", "openvino", "onnxruntime")
+            if info.get(k) is not None
         ),
         f"- Command: `{info.get('command', 'unknown')}`",
     ]

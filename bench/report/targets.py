@@ -179,8 +179,9 @@ def cpu_targets(k: pd.DataFrame, m: pd.DataFrame) -> list[dict]:
 
 
 def evaluate(kernels: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
-    rows = kernel_targets(_gpu_only(kernels)) + model_targets(_gpu_only(models))
     cpu_k, cpu_m = _cpu_only(kernels), _cpu_only(models)
+    cpu_only_run = (len(cpu_k) == len(kernels)) and (len(cpu_m) == len(models)) and not (cpu_k.empty and cpu_m.empty)
+    rows = [] if cpu_only_run else kernel_targets(_gpu_only(kernels)) + model_targets(_gpu_only(models))
     if not cpu_k.empty or not cpu_m.empty:
         rows += cpu_targets(cpu_k, cpu_m)
     return pd.DataFrame(rows)
