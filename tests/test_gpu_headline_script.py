@@ -28,7 +28,7 @@ def test_script_leaves_everything_in_its_folder(tmp_path):
     assert "bench wall time by part" in bench_log and "bench/test_kernel_bench.py: 2 cases" in bench_log
     assert list((out / "benchmarks").rglob("*_smoke.json")), "no saved pytest-benchmark JSON"
     readme = (out / "report" / "README.md").read_text()
-    assert "-m headline --benchmark-save=smoke" in readme and "CPU-only run" in readme
+    assert "-m headline --benchmark-save=smoke" in readme and "**CPU run.**" in readme
     cases = [json.loads(line) for line in (out / "report" / "cases.jsonl").read_text().splitlines()]
     assert cases[0]["type"] == "session" and len(cases[0]["planned"]) == 2
     assert [c["status"] for c in cases if c["type"] == "case"] == ["passed", "passed"]
