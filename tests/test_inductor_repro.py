@@ -17,12 +17,18 @@ _SPEC.loader.exec_module(repro)
 
 @pytest.fixture(autouse=True)
 def _fresh_compile():
-    """Each case compiles anew: the FX-graph cache key does not cover the workaround's pattern list, so a
-    graph compiled by one case would otherwise be handed to the other (seen: plain Inductor XPASSed)."""
+    """Each case compiles anew (the FX-graph cache key does not cover the workaround's decomposition
+    table), with at least 2 threads: Inductor generates its C++ for torch's thread count, and with one
+    thread (a pytest-xdist worker on 2 cores) plain Inductor's code happens to be right (measured)."""
     torch._dynamo.reset()
-    with torch._inductor.config.patch(force_disable_caches=True):
-        yield
-    torch._dynamo.reset()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    try:
+        with torch._inductor.config.patch(force_disable_caches=True):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        torch._dynamo.reset()
 
 
 @pytest.mark.slow
