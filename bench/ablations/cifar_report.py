@@ -402,13 +402,25 @@ def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> st
 
 
 def _data_text(runs: dict) -> str:
-    kinds = {json.dumps({k: v for k, v in r.get("data", {}).items() if k != "prepare_seconds"}, sort_keys=True)
-             for r in runs.values()}
+    kinds = {json.dumps({k: v for k, v in r.get("data", {}).items() if k not in ("prepare_seconds", "pixel_std")},
+                        sort_keys=True) for r in runs.values()}
     if len(kinds) != 1:
         return "data that differ between runs (see each record's 'data')"
     d = next(iter(runs.values()))["data"]
     return (f"`{Path(str(d.get('data'))).name}` ({d.get('train_images'):,} training and {d.get('test_images'):,} test "
             f"images, {d.get('num_classes')} classes, 32 px)")
+
+
+def _machines(inv: list) -> str:
+    """Each CPU the invocations ran on, with how many ran there (a study may move between machines)."""
+    counts: dict[str, int] = {}
+    for i in inv:
+        m = i.get("machine", {})
+        key = f"{m.get('cpu_model')}, {m.get('cpu_usable_cores')} cores"
+        counts[key] = counts.get(key, 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "; ".join(f"{k} ({n} invocation{'s' if n > 1 else ''})" for k, n in counts.items())
 
 
 def _provenance(study: dict, runs: dict, analysis: dict | None = None) -> list[str]:
@@ -425,8 +437,7 @@ def _provenance(study: dict, runs: dict, analysis: dict | None = None) -> list[s
     return [
         "| | |", "|---|---|",
         f"| command | {'; '.join(f'`{c}`' for c in commands)} |",
-        f"| machine | {m.get('cpu_model')}, {m.get('cpu_usable_cores')} usable cores, {m.get('torch_threads')} torch "
-        f"threads, no GPU ({m.get('platform')}) |",
+        f"| machine | {_machines(inv)}; {m.get('torch_threads')} torch threads, no GPU ({m.get('platform')}) |",
         f"| software | Python {m.get('python')}, torch {m.get('torch')} |",
         f"| code | {', '.join(dict.fromkeys(str(i.get('code')) for i in inv))} |",
         f"| dates (UTC) | {inv[0].get('started')} to "
@@ -835,8 +846,8 @@ def readme_block(out: Path) -> str:
     for g in REGIMES:
         arms = analysis["regimes"][g]["arms"]
         budgets.append(f"{REGIME_LABELS[g]}: {_ablation_recipe(next(iter(arms.values()))) if arms else 'not measured yet'}")
-    lines = [f"The paper's CIFAR-10 claims on its four-layer CNN, measured on a CPU ({m.get('cpu_model')}, "
-             f"{m.get('cpu_usable_cores')} cores, torch {m.get('torch')}; "
+    lines = [f"The paper's CIFAR-10 claims on its four-layer CNN, measured on a CPU ({_machines(inv)}, "
+             f"torch {m.get('torch')}; "
              f"{'bfloat16 autocast, LRN in float32' if spec.get('amp') == 'bf16' else 'float32'}; "
              f"{inv[0].get('started', '?')[:10] if inv else '?'}), in two regimes: inputs scaled to unit variance "
              "with PyTorch's initialisation, and the paper's own (cuda-convnet: mean-subtracted 0-255 pixels, "
