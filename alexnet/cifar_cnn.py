@@ -1,7 +1,7 @@
 """The paper's four-layer CIFAR-10 CNN (Figure 1: ReLU vs tanh; section 3.3: LRN 13% -> 11% test error).
 
 The paper does not print the net; it is cuda-convnet's CIFAR-10 net (``layers-18pct`` style), which
-the issue fixes as: conv 32@5x5 -> act -> max-pool 3/2 -> [LRN] -> conv 32@5x5 -> act -> max-pool 3/2
+this module builds as: conv 32@5x5 -> act -> max-pool 3/2 -> [LRN] -> conv 32@5x5 -> act -> max-pool 3/2
 -> [LRN] -> conv 64@5x5 -> act -> max-pool 3/2 -> fc 10. Convolutions are padded ("same" size) and
 pooling rounds up like cuda-convnet, so 32 px inputs give 16, 8, 4 px maps (64*4*4 = 1024 features).
 
