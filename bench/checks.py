@@ -5,7 +5,8 @@ gradient) against eager at the same shape, dtype and memory format, with the tes
 ``check_kernel(op, fn, x, dy, fwdbwd)``: the eager reference is computed in float32 on the upcast input
 (float64 stays float64). ``check_model(...)``: the model's logits (and, when training, the first
 convolution's weight gradient) against the same weights with eager kernels and no whole-model
-compile. Both return ``extra_info`` fields (``check_*``) and raise ``CheckFailed`` on a mismatch.
+compile; the logits element by element, the gradient by its relative L2 error (see ``GRAD_L2_TOLERANCE``).
+Both return ``extra_info`` fields (``check_*``) and raise ``CheckFailed`` on a mismatch.
 """
 from __future__ import annotations
 
@@ -65,6 +66,14 @@ def check_kernel(op: str, fn, x: torch.Tensor, dy: torch.Tensor, fwdbwd: bool) -
 # errors of the logits' own size, far outside it.
 MODEL_TOLERANCE = {"none": (1e-3, 1e-4), "bf16": (1e-1, 5e-2)}
 
+# conv1's weight gradient is not compared element by element: a ReLU whose input lies within one rounding
+# of zero (1 of ~10^7 activations at 227 px, batch 16) falls on the other side of its kink in one of two
+# correct runs, and its whole upstream gradient is dropped or kept. Measured with the cpp backend (fp32,
+# NCHW, two towers, six weight/input seeds): relative L2 error 1e-6 in three, 1.7e-3, 6.5e-3 and 8.3e-3 in
+# the others, each traced to one conv3/conv4 activation of |x| < 3e-7. A dropped tower, a wrong kernel
+# or a lost gradient moves it by the gradient's own size.
+GRAD_L2_TOLERANCE = {"none": 5e-2, "bf16": 2e-1}
+
 
 def check_model(model, runner, reference, x: torch.Tensor, labels: torch.Tensor, amp: str, train: bool) -> dict:
     """``runner`` (the case's model, maybe compiled) against ``reference`` (same weights, eager kernels).
@@ -100,7 +109,12 @@ def check_model(model, runner, reference, x: torch.Tensor, labels: torch.Tensor,
         scale = e.abs().max().clamp_min(1e-12)
         info[f"check_{key}_max_abs_err"] = float(diff.max())
         info[f"check_{key}_max_rel_err"] = float(diff.max() / scale)
-        if not torch.allclose(a, e, rtol=rtol, atol=atol * float(scale)):
+        if key == "grad":
+            l2 = float((a - e).norm() / e.norm().clamp_min(1e-30))
+            info["check_grad_rel_l2_err"] = l2
+            if not l2 <= GRAD_L2_TOLERANCE[amp]:
+                failures.append(f"conv1 weight gradient: relative L2 error {l2:.3g} > {GRAD_L2_TOLERANCE[amp]:g}")
+        elif not torch.allclose(a, e, rtol=rtol, atol=atol * float(scale)):
             failures.append(f"{key}: max |diff| {float(diff.max()):.3g} vs reference scale {float(scale):.3g} "
                             f"(rtol {rtol:g}, atol {atol:g} x scale)")
     info["check_reference"] = "same weights, eager kernels, no whole-model compile"

@@ -84,6 +84,7 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
     reason = skip_reason(case, bench_device)
     if reason:
         pytest.skip(reason)
+    torch.manual_seed(0)  # the same weights and inputs in every run: the pre-timing check is reproducible
     cfg, model, runner = build(case, bench_device)
     image_size = shapes.image_size(case, ON_GPU)
     x = torch.randn(case.batch, 3, image_size, image_size, device=bench_device)

@@ -88,3 +88,29 @@ def test_model_check_catches_a_broken_model():
         return model(inp) * 0
     with pytest.raises(checks.CheckFailed, match="logits"):
         checks.check_model(model, broken, reference, x, labels, "none", train=False)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward scales the gradient (a kernel whose backward is off by a factor)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 0.8 * grad
+
+
+def test_model_check_catches_a_wrong_gradient_behind_right_logits():
+    model, reference = _alexnet(), _alexnet()
+    reference.load_state_dict(model.state_dict())
+    x, labels = torch.randn(2, 3, 67, 67), torch.tensor([1, 2])
+    conv2 = next(m for name, m in model.named_modules() if name.endswith("conv2"))
+    handle = conv2.register_forward_hook(lambda mod, inp, out: _ScaleGrad.apply(out))
+    try:
+        with pytest.raises(checks.CheckFailed, match="conv1 weight gradient: relative L2 error"):
+            checks.check_model(model, model, reference, x, labels, "none", train=True)
+    finally:
+        handle.remove()
+    assert checks.check_model(model, model, reference, x, labels, "none", train=True)["check_grad_rel_l2_err"] < 1e-6
