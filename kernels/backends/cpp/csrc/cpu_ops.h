@@ -175,11 +175,17 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
       // (image, pooled row) tasks; each window element is C contiguous values.
       at::parallel_for(0, N * OH, 1, [&](int64_t begin, int64_t end) {
         std::vector<float> rows(is_float ? 0 : kernel_size * W * C);
+        std::vector<float> colmax(op ? 0 : W * C);
         for (int64_t r = begin; r < end; ++r) {
           const int64_t n = r / OH, oh = r % OH;
           const scalar_t* first = xp + ((n * H) + oh * stride) * W * C;
           int64_t ld;
           const float* xf = float_rows(first, W * C, kernel_size, W * C, rows.data(), ld);
+          if (!op) {
+            pool_row_channels_values([&](int64_t kh) { return xf + kh * ld; }, kernel_size, stride, OW, C,
+                                     colmax.data(), yp + r * OW * C);
+            continue;
+          }
           for (int64_t ow = 0; ow < OW; ++ow) {
             const int64_t o = (r * OW + ow) * C;
             pool_channels(
@@ -283,6 +289,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
       std::vector<float> xs(is_float ? 0 : (cl ? C : plane_cap));
       float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
       std::vector<const float*> rows(kernel_size);
+      std::vector<float> colmax(cl && !op ? W * C : 0);
       for (int64_t t = begin; t < end; ++t) {
         const int64_t n = t / bands, oh0 = (t % bands) * R, oh1 = std::min(OH, oh0 + R);
         const Band band{oh0 * stride, (oh1 - 1) * stride + kernel_size};
@@ -298,6 +305,11 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
           round_through(lrn.data(), np * C, rounding.data());
           for (int64_t oh = oh0; oh < oh1; ++oh) {
             const float* top = lrn.data() + (oh * stride - band.h0) * W * C;
+            if (!op) {
+              pool_row_channels_values([&](int64_t kh) { return top + kh * W * C; }, kernel_size, stride, OW, C,
+                                       colmax.data(), yp + (n * OH + oh) * OW * C);
+              continue;
+            }
             for (int64_t ow = 0; ow < OW; ++ow) {
               const int64_t o = ((n * OH + oh) * OW + ow) * C;
               pool_channels([&](int64_t kh, int64_t kw) { return top + (kh * W + ow * stride + kw) * C; },
