@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import torch
 
-import kernels
-from kernels.paper import PAPER_LRN, PAPER_POOL
-from kernels.tolerances import compare, grad_agreement
+from kernels.catalog import op_spec
+from kernels.tolerances import compare
 
 
 class CheckFailed(AssertionError):
@@ -22,14 +21,8 @@ class CheckFailed(AssertionError):
 
 
 def eager_reference(op: str, x: torch.Tensor) -> torch.Tensor:
-    """``op`` (relu_lrn | max_pool | relu_lrn_pool | unfused) with the paper's settings, eager backend."""
-    if op == "relu_lrn":
-        return kernels.relu_lrn(x, **PAPER_LRN, backend="eager")
-    if op == "max_pool":
-        return kernels.max_pool(x, **PAPER_POOL, backend="eager")
-    if op in ("relu_lrn_pool", "unfused"):
-        return kernels.relu_lrn_pool(x, **PAPER_LRN, **PAPER_POOL, backend="eager")
-    raise ValueError(f"unknown op {op!r}")
+    """``op`` (an entry of ``kernels.catalog.OPS``) with the paper's settings, eager backend."""
+    return op_spec(op).reference(x)
 
 
 def check_kernel(op: str, fn, x: torch.Tensor, dy: torch.Tensor, fwdbwd: bool) -> dict:
@@ -51,7 +44,7 @@ def check_kernel(op: str, fn, x: torch.Tensor, dy: torch.Tensor, fwdbwd: bool) -
     if fwdbwd:
         (gb,) = torch.autograd.grad(yb, xb, dy)
         (gr,) = torch.autograd.grad(yr, xr, dy.to(ref_dtype))
-        grad = compare(gb, gr, dtype, f"{op} input gradient", grad=True, agreement=grad_agreement(op, dtype))
+        grad = compare(gb, gr, dtype, f"{op} input gradient", grad=True, agreement=op_spec(op).grad_agreement(dtype))
         info.update(grad.to_dict("check_grad"))
         if not grad.ok:
             failures.append(grad.message)

@@ -1,13 +1,9 @@
 """Analytic work counts for the benchmarks: bytes each kernel must move, and AlexNet's FLOPs.
 
-Bytes are the *minimum* traffic an op needs, so achieved GB/s = minimal bytes / time is a lower
-bound on what the kernel really moved and can be set against the measured copy bandwidth:
-
-* forward: read ``x`` once, write ``y`` once.
-* forward+backward: the forward, then the backward reads ``dy`` and ``x`` (the only tensor a
-  minimal kernel needs to keep: ReLU, LRN and the pool's arg-max can be recomputed from it) and
-  writes ``dx``. Extra saved tensors (ATen's int64 pool indices, LRN's scale) are *not* counted:
-  a kernel that moves them pays for them in time, which is the point of the measurement.
+Bytes are the *minimum* traffic an op needs, as each op's entry in ``kernels.catalog`` defines it
+(forward: read ``x``, write ``y``; forward+backward adds reading ``dy`` and ``x`` and writing ``dx``;
+extra saved tensors such as ATen's int64 pool indices are not counted: a kernel that moves them pays
+for them in time, which is the point of the measurement).
 
 FLOPs count multiply-adds (MACs) of conv and FC layers only (biases, ReLU, LRN, pooling are
 negligible and memory-bound). For the paper's two-tower net at 227x227 the forward count is
@@ -18,45 +14,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kernels.catalog import DIRECTIONS, op_spec  # noqa: F401 (DIRECTIONS: the benchmarks' directions)
 from kernels.paper import pool_output_size
-
-DIRECTIONS = ("fwd", "fwdbwd")
-OPS = ("relu_lrn", "max_pool", "relu_lrn_pool", "unfused")
 
 
 def op_output_shape(op: str, shape: tuple[int, int, int, int], kernel_size: int = 3, stride: int = 2):
     """Output shape of ``op`` on an NCHW ``shape`` (pooling ops shrink H and W)."""
-    if op not in OPS:
-        raise ValueError(f"unknown op {op!r}; choose one of {', '.join(OPS)}")
-    n, c, h, w = shape
-    if op == "relu_lrn":
-        return (n, c, h, w)
-    return (n, c, pool_output_size(h, kernel_size, stride), pool_output_size(w, kernel_size, stride))
-
-
-def _numel(shape) -> int:
-    count = 1
-    for d in shape:
-        count *= int(d)
-    return count
+    spec = op_spec(op)
+    return spec.output_shape(shape, **({"kernel_size": kernel_size, "stride": stride} if spec.pool else {}))
 
 
 def minimal_bytes(op: str, shape, element_size: int, direction: str, kernel_size: int = 3, stride: int = 2) -> int:
-    """Minimum bytes ``op`` must move on an input of ``shape`` (see module docstring).
-
-    The unfused chain (``relu_lrn`` then ``max_pool``) is charged the same minimum as the fused op:
-    its extra round trip of the intermediate is exactly the cost fusion removes.
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if element_size <= 0:
-        raise ValueError(f"element_size must be positive, got {element_size}")
-    x = _numel(shape)
-    y = _numel(op_output_shape(op, tuple(shape), kernel_size, stride))
-    elements = x + y  # forward: read x, write y
-    if direction == "fwdbwd":
-        elements += y + x + x  # backward: read dy, re-read x, write dx
-    return elements * element_size
+    """Minimum bytes ``op`` must move on an input of ``shape`` (``kernels.catalog.OpSpec.minimal_bytes``)."""
+    spec = op_spec(op)
+    return spec.minimal_bytes(shape, element_size, direction,
+                              **({"kernel_size": kernel_size, "stride": stride} if spec.pool else {}))
 
 
 # ---------------------------------------------------------------- AlexNet FLOPs

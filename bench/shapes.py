@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from kernels.backends import BACKENDS
+from kernels.catalog import OPS
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,11 @@ CPU_BF16_OPS = ("relu_lrn_pool", "max_pool")
 # (eager runs there too: the tiny case of the quick harness tests).
 CPU_TINY = {"cpu-tiny": (1, 8, 9, 9)}
 
-# which AlexNet sites each op is measured at (LRN only follows conv1 and conv2)
-_OP_SITES = {
-    "relu_lrn": ("conv1", "conv2"),
-    "max_pool": ("conv1", "conv2", "conv5"),
-    "relu_lrn_pool": ("conv1", "conv2"),
-    "unfused": ("conv1", "conv2"),
-}
-
-
 def kernel_cases(on_gpu: bool) -> list[KernelCase]:
     """Every (op, shape) case with the backends that should run it on this kind of machine."""
     cases: list[KernelCase] = []
-    for op, sites in _OP_SITES.items():
+    for op, spec in OPS.items():
+        sites = spec.alexnet_sites
         if on_gpu:
             for site in sites:
                 cases.append(KernelCase(op, site, GPU_SHAPES[site], BACKENDS, GPU_DTYPES))

@@ -16,12 +16,11 @@ import pytest
 import torch
 
 import kernels
-from kernels.paper import PAPER_LRN
+from kernels.catalog import op_spec
 from bench import checks, counting, env_info, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 STATUS = kernels.backend_status()
-LRN = dict(PAPER_LRN)
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 CASES = [
     pytest.param(case, backend, dtype, id=f"{case.id}-{backend}-{DTYPE_NAMES[dtype]}",
@@ -33,16 +32,9 @@ CASES = [
 
 
 def make_op(op: str, backend: str):
-    """The callable under test for ``op`` (``unfused`` = relu_lrn then max_pool, same backend)."""
-    if op == "relu_lrn":
-        return lambda x: kernels.relu_lrn(x, **LRN, backend=backend)
-    if op == "max_pool":
-        return lambda x: kernels.max_pool(x, 3, 2, backend=backend)
-    if op == "relu_lrn_pool":
-        return lambda x: kernels.relu_lrn_pool(x, **LRN, kernel_size=3, stride=2, backend=backend)
-    if op == "unfused":
-        return lambda x: kernels.max_pool(kernels.relu_lrn(x, **LRN, backend=backend), 3, 2, backend=backend)
-    raise ValueError(f"unknown op {op!r}")
+    """The callable under test: ``op``'s entry in ``kernels.catalog`` with the paper's settings."""
+    spec = op_spec(op)
+    return lambda x: spec.call(x, backend)
 
 
 def make_input(shape, dtype, memory_format: str, device, requires_grad: bool) -> torch.Tensor:

@@ -3,12 +3,9 @@
 The reference is eager evaluated in float32 on the same (upcast) input values - float64 stays float64 -
 so 16-bit results are judged against what the exact math gives, not against another rounding.
 ``TOLERANCES`` (outputs) and ``GRAD_TOLERANCES`` (input gradients) are (rtol, atol) per dtype; the
-tests and the benchmarks' pre-timing check use the same numbers. ``grad_agreement`` names the one
-documented exception: with bfloat16 the fused op picks a window's maximum among float32 LRN values,
-eager among bfloat16-rounded ones, so near-ties route a gradient to a different pixel; at least 98%
-of the elements must still agree. In float32 the same happens where two values of a window differ by about
-one rounding of the LRN (measured: 9 of 4.6M gradient elements at conv1, batch 16, channels_last, the
-cpp backend's fused op), so there 1 - 1e-5 of the elements must agree.
+tests and the benchmarks' pre-timing check use the same numbers. The one documented exception, the
+fraction of gradient elements that must agree where a max-pool follows LRN (near-ties), is each op's
+``grad_agreement`` in ``kernels.catalog``.
 """
 from __future__ import annotations
 
@@ -25,15 +22,6 @@ TOLERANCES = {
 # Gradients in 16-bit: a pixel that is the maximum of two overlapping windows receives the sum of two
 # upstream gradients, rounded once more; with cancellation that costs up to ~2 ulp of the summands.
 GRAD_TOLERANCES = {**TOLERANCES, torch.float16: (4e-3, 4e-3), torch.bfloat16: (2e-2, 3e-2)}
-
-
-def grad_agreement(op: str, dtype: torch.dtype) -> float:
-    """Fraction of gradient elements that must be within tolerance (1.0 but for the cases above)."""
-    if op in ("relu_lrn_pool", "unfused") and dtype == torch.bfloat16:
-        return 0.98
-    if op in ("relu_lrn_pool", "unfused") and dtype == torch.float32:
-        return 1.0 - 1e-5
-    return 1.0
 
 
 @dataclass

@@ -6,6 +6,7 @@ import torch
 
 import kernels
 from bench import checks
+from kernels.catalog import OPS
 from kernels.paper import PAPER_LRN, PAPER_POOL
 from tests.conftest import cached_backend_status
 
@@ -16,15 +17,12 @@ def _x(dtype=torch.float32, channels_last=False):
 
 
 @pytest.mark.parametrize("backend", ["eager", "triton"])
-@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool", "unfused"])
+@pytest.mark.parametrize("op", list(OPS))
 def test_correct_backends_pass_with_their_errors_recorded(backend, op):
     if cached_backend_status()[backend] is not None:
         pytest.skip(f"{backend} unavailable: {cached_backend_status()[backend]}")
-    fn = {"relu_lrn": lambda x: kernels.relu_lrn(x, **PAPER_LRN, backend=backend),
-          "max_pool": lambda x: kernels.max_pool(x, **PAPER_POOL, backend=backend),
-          "relu_lrn_pool": lambda x: kernels.relu_lrn_pool(x, **PAPER_LRN, **PAPER_POOL, backend=backend),
-          "unfused": lambda x: kernels.max_pool(kernels.relu_lrn(x, **PAPER_LRN, backend=backend), **PAPER_POOL,
-                                                backend=backend)}[op]
+    def fn(x):
+        return OPS[op].call(x, backend)
     x = _x(channels_last=True)
     dy = torch.randn_like(fn(x))
     info = checks.check_kernel(op, fn, x, dy, fwdbwd=True)

@@ -8,20 +8,16 @@ float32 and bfloat16, NCHW and channels_last. Skipped without a GPU.
 import pytest
 import torch
 
-from kernels.tolerances import grad_agreement
+from kernels.catalog import OPS, PUBLIC_OPS
 from tests.conftest import make_input, require_backend
-from tests.test_kernels import LRN, _check_op
+from tests.test_kernels import _check_op
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 SITES = {"conv1": (128, 96, 55, 55), "conv2": (128, 256, 27, 27), "conv5": (128, 256, 13, 13)}
-OP_SITES = {"relu_lrn": ("conv1", "conv2"), "max_pool": ("conv1", "conv2", "conv5"),
-            "relu_lrn_pool": ("conv1", "conv2")}
-CASES = [(op, site, dtype, layout) for op, sites in OP_SITES.items() for site in sites
+CASES = [(op, site, dtype, layout) for op in PUBLIC_OPS for site in OPS[op].alexnet_sites
          for dtype in (torch.float32, torch.bfloat16) for layout in ("nchw", "channels_last")]
 IDS = [f"{op}-{site}-{str(dtype)[6:]}-{layout}" for op, site, dtype, layout in CASES]
-KWARGS = {"relu_lrn": LRN, "max_pool": dict(kernel_size=3, stride=2),
-          "relu_lrn_pool": dict(kernel_size=3, stride=2, **LRN)}
 
 
 @pytest.mark.parametrize("backend_name", ["torchscript", "compile", "cpp", "triton"])
@@ -29,6 +25,5 @@ KWARGS = {"relu_lrn": LRN, "max_pool": dict(kernel_size=3, stride=2),
 def test_batch128_matches_eager(backend_name, op, site, dtype, layout):
     require_backend(backend_name)
     x = make_input(SITES[site], dtype, layout, seed=11, device="cuda")
-    agreement = grad_agreement(op, dtype)  # bf16 fused: near-tie window maxima (kernels.tolerances)
-    _check_op(op, backend_name, x, f"{op}[{backend_name}] {site} {layout}", grad_agreement=agreement,
-              **KWARGS[op])
+    agreement = OPS[op].grad_agreement(dtype)  # fused: near-tie window maxima (kernels.catalog)
+    _check_op(op, backend_name, x, f"{op}[{backend_name}] {site} {layout}", grad_agreement=agreement)

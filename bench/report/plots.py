@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kernels.backends import BACKENDS as _OWN_BACKENDS  # noqa: E402
+from kernels.catalog import OPS  # noqa: E402
 
 BACKENDS = tuple(_OWN_BACKENDS) + ("openvino", "onnxruntime")  # the CPU peers, where a run has them
 
@@ -79,7 +80,7 @@ def _row_label(frame: pd.DataFrame) -> pd.Series:
 def _site_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Cases at AlexNet's sites (or the CPU shapes), ordered op, site, dtype, layout."""
     at_sites = frame[frame["shape_name"].isin(SITES)]
-    ops = {o: i for i, o in enumerate(("relu_lrn", "max_pool", "relu_lrn_pool", "unfused"))}
+    ops = {o: i for i, o in enumerate(OPS)}
     return at_sites.assign(_o=at_sites["op"].map(ops)).sort_values(
         ["_o", "shape_name", "dtype", "memory_format"]).drop(columns="_o")
 
