@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from kernels.backends import autograd
 from kernels.paper import pool_output_size
 
 NAMESPACE = "alexnet_cpp_ext"
@@ -272,40 +273,6 @@ def _register_python_side() -> None:
         lambda g, x, offsets, size, alpha, beta, k, kernel_size, stride: _like(x)
     )
 
-    # relu_lrn: keep x only.
-    def _relu_lrn_setup(ctx, inputs, output):
-        x, ctx.size, ctx.alpha, ctx.beta, ctx.k = inputs
-        ctx.save_for_backward(x)
-
-    def _relu_lrn_backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return ops.relu_lrn_backward(grad, x, ctx.size, ctx.alpha, ctx.beta, ctx.k), None, None, None, None
-
-    torch.library.register_autograd(lib + "relu_lrn", _relu_lrn_backward, setup_context=_relu_lrn_setup)
-
-    # max_pool: keep the int8 window offsets only.
-    def _max_pool_setup(ctx, inputs, output):
-        x, ctx.kernel_size, ctx.stride = inputs
-        ctx.height, ctx.width = x.shape[2], x.shape[3]
-        ctx.save_for_backward(output[1])
-
-    def _max_pool_backward(ctx, grad, _grad_offsets):
-        (offsets,) = ctx.saved_tensors
-        grad_x = ops.max_pool_backward(grad, offsets, ctx.height, ctx.width, ctx.kernel_size, ctx.stride)
-        return grad_x, None, None
-
-    torch.library.register_autograd(lib + "max_pool", _max_pool_backward, setup_context=_max_pool_setup)
-
-    # relu_lrn_pool: keep x and the int8 offsets; backward recomputes the LRN locally.
-    def _fused_setup(ctx, inputs, output):
-        x, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride = inputs
-        ctx.save_for_backward(x, output[1])
-
-    def _fused_backward(ctx, grad, _grad_offsets):
-        x, offsets = ctx.saved_tensors
-        grad_x = ops.relu_lrn_pool_backward(
-            grad, x, offsets, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride
-        )
-        return grad_x, None, None, None, None, None, None
-
-    torch.library.register_autograd(lib + "relu_lrn_pool", _fused_backward, setup_context=_fused_setup)
+    autograd.register_relu_lrn(lib + "relu_lrn", ops.relu_lrn_backward)
+    autograd.register_max_pool(lib + "max_pool", ops.max_pool_backward)
+    autograd.register_relu_lrn_pool(lib + "relu_lrn_pool", ops.relu_lrn_pool_backward)

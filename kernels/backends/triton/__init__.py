@@ -49,6 +49,7 @@ def device_problem(device: torch.device) -> str | None:
 
 
 if _IMPORT_ERROR is None:
+    from kernels.backends import autograd
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
     from kernels.backends.triton import relu_lrn_pool_kernel as _fused
@@ -78,7 +79,7 @@ if _IMPORT_ERROR is None:
 
     @_define("relu_lrn_backward")
     def _relu_lrn_backward_op(
-        x: torch.Tensor, grad: torch.Tensor, size: int, alpha: float, beta: float, k: float
+        grad: torch.Tensor, x: torch.Tensor, size: int, alpha: float, beta: float, k: float
     ) -> torch.Tensor:
         return _lrn.relu_lrn_backward(x, grad, size, alpha, beta, k)
 
@@ -87,19 +88,10 @@ if _IMPORT_ERROR is None:
         return torch.empty_like(x, memory_format=torch.preserve_format)
 
     @_fake(_relu_lrn_backward_op)
-    def _(x, grad, size, alpha, beta, k):
+    def _(grad, x, size, alpha, beta, k):
         return torch.empty_like(x, memory_format=torch.preserve_format)
 
-    def _relu_lrn_setup(ctx, inputs, output):
-        x, ctx.size, ctx.alpha, ctx.beta, ctx.k = inputs
-        ctx.save_for_backward(x)
-
-    def _relu_lrn_grad(ctx, grad):
-        (x,) = ctx.saved_tensors
-        dx = _relu_lrn_backward_op(x, grad, ctx.size, ctx.alpha, ctx.beta, ctx.k)
-        return dx, None, None, None, None
-
-    torch.library.register_autograd(_relu_lrn_op, _relu_lrn_grad, setup_context=_relu_lrn_setup)
+    autograd.register_relu_lrn(_relu_lrn_op, _relu_lrn_backward_op)
 
     # ------------------------------------------------------------------ max_pool
 
@@ -123,19 +115,8 @@ if _IMPORT_ERROR is None:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         return grad.new_empty((*grad.shape[:2], height, width)).contiguous(memory_format=fmt)
 
-    def _max_pool_setup(ctx, inputs, output):
-        x, ctx.kernel_size, ctx.stride = inputs
-        ctx.input_hw = tuple(x.shape[-2:])
-        ctx.channels_last = _mp.memory_format_of(x) == torch.channels_last
-        ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(output[1])  # the int8 offsets; x itself is not needed
-
-    def _max_pool_grad(ctx, grad, _grad_offsets):
-        (offsets,) = ctx.saved_tensors
-        dx = _max_pool_backward_op(grad, offsets, *ctx.input_hw, ctx.kernel_size, ctx.stride, ctx.channels_last)
-        return dx, None, None
-
-    torch.library.register_autograd(_max_pool_op, _max_pool_grad, setup_context=_max_pool_setup)
+    autograd.register_max_pool(_max_pool_op, _max_pool_backward_op,
+                               channels_last=lambda x: _mp.memory_format_of(x) == torch.channels_last)
 
     # ------------------------------------------------------------------ relu_lrn_pool (fused)
 
@@ -147,7 +128,7 @@ if _IMPORT_ERROR is None:
 
     @_define("relu_lrn_pool_backward")
     def _relu_lrn_pool_backward_op(
-        x: torch.Tensor, grad: torch.Tensor, offsets: torch.Tensor, size: int, alpha: float, beta: float,
+        grad: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, size: int, alpha: float, beta: float,
         k: float, kernel_size: int, stride: int,
     ) -> torch.Tensor:
         return _fused.relu_lrn_pool_backward(x, grad, offsets, size, alpha, beta, k, kernel_size, stride)
@@ -157,22 +138,10 @@ if _IMPORT_ERROR is None:
         return _mp.pooled_empty(x, kernel_size, stride)
 
     @_fake(_relu_lrn_pool_backward_op)
-    def _(x, grad, offsets, size, alpha, beta, k, kernel_size, stride):
+    def _(grad, x, offsets, size, alpha, beta, k, kernel_size, stride):
         return torch.empty_like(x, memory_format=torch.preserve_format)
 
-    def _relu_lrn_pool_setup(ctx, inputs, output):
-        x, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride = inputs
-        ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(x, output[1])  # x and the int8 offsets; no LRN output, no int64 indices
-
-    def _relu_lrn_pool_grad(ctx, grad, _grad_offsets):
-        x, offsets = ctx.saved_tensors
-        dx = _relu_lrn_pool_backward_op(
-            x, grad, offsets, ctx.size, ctx.alpha, ctx.beta, ctx.k, ctx.kernel_size, ctx.stride
-        )
-        return dx, None, None, None, None, None, None
-
-    torch.library.register_autograd(_relu_lrn_pool_op, _relu_lrn_pool_grad, setup_context=_relu_lrn_pool_setup)
+    autograd.register_relu_lrn_pool(_relu_lrn_pool_op, _relu_lrn_pool_backward_op)
 
 
 # ---------------------------------------------------------------------- backend interface (ops.py)
