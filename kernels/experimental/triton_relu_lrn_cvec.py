@@ -24,7 +24,7 @@ from kernels.interpreter import triton_interpreted
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.indexing import as_index, position_tile
-from kernels.backends.triton.relu_lrn_kernel import lrn_log2, split_float, fast_log2
+from kernels.backends.triton.lrn_math import fast_log2, lrn_log2, split_float
 
 
 @triton.jit

@@ -21,7 +21,7 @@ from kernels.interpreter import triton_interpreted
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64, memory_format_of
 from kernels.backends.triton.indexing import as_index, unravel
-from kernels.paper import pool_output_size
+from kernels.backends.triton.pool_windows import pooled_empty, window_geometry, window_grad
 
 
 @triton.jit
@@ -59,45 +59,6 @@ def _max_pool_fwd_kernel(
 
 
 @triton.jit
-def window_geometry(
-    n, c, h, w,  # coordinates of the input elements (in the index type), shape [BLOCK]
-    mask,
-    OH, OW,
-    sgn, sgc, sgh, sgw,  # pooled-gradient strides
-    son, soc, soh, sow,  # offsets strides
-    KS: tl.constexpr, STRIDE: tl.constexpr,
-    NWIN: tl.constexpr,  # ceil(KS / STRIDE): windows covering an element per spatial dim
-    NW2_P2: tl.constexpr,  # next power of two >= NWIN**2
-):
-    """The windows covering each input element, as [BLOCK, NW2_P2] tensors: (valid, the window
-    offset that would point at the element, gradient offsets, offsets-tensor offsets)."""
-    # windows oh with oh*S <= h <= oh*S + K - 1, i.e. ceil((h-K+1)/S) <= oh <= h // S
-    th = h - KS + 1
-    tw = w - KS + 1
-    oh_lo = tl.where(th > 0, (th + STRIDE - 1) // STRIDE, 0)
-    ow_lo = tl.where(tw > 0, (tw + STRIDE - 1) // STRIDE, 0)
-    oh_hi = tl.minimum(h // STRIDE, OH - 1)
-    ow_hi = tl.minimum(w // STRIDE, OW - 1)
-    wnd = tl.arange(0, NW2_P2)[None, :]
-    oh = oh_lo[:, None] + wnd // NWIN
-    ow = ow_lo[:, None] + wnd % NWIN
-    valid = mask[:, None] & (wnd < NWIN * NWIN) & (oh <= oh_hi[:, None]) & (ow <= ow_hi[:, None])
-    code = (h[:, None] - oh * STRIDE) * KS + (w[:, None] - ow * STRIDE)
-    g_off = (n * sgn + c * sgc)[:, None] + oh * sgh + ow * sgw
-    o_off = (n * son + c * soc)[:, None] + oh * soh + ow * sow
-    return valid, code, g_off, o_off
-
-
-@triton.jit
-def window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, ACC: tl.constexpr):
-    """Sum of the pooled gradients (of the windows in the geometry) whose argmax is the element."""
-    o = tl.load(off_ptr + o_off, mask=valid, other=-1)
-    hit = valid & (o.to(tl.int32) == code)
-    gv = tl.load(g_ptr + g_off, mask=hit, other=0.0).to(ACC)
-    return tl.sum(gv, axis=1)
-
-
-@triton.jit
 def _max_pool_bwd_kernel(
     g_ptr,  # gradient of the pooled output, any strides
     off_ptr,  # argmax offsets from the forward, any strides
@@ -125,21 +86,6 @@ def _max_pool_bwd_kernel(
 
 
 # ---------------------------------------------------------------------------------- host side
-
-def offsets_dtype(kernel_size: int) -> torch.dtype:
-    """int8 holds window positions up to 127; larger windows need int16."""
-    return torch.int8 if kernel_size * kernel_size <= 127 else torch.int16
-
-
-def pooled_empty(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uninitialised pooled output and offsets for ``x``, both in ``x``'s memory format."""
-    n, c, h, w = x.shape
-    oh, ow = pool_output_size(h, kernel_size, stride), pool_output_size(w, kernel_size, stride)
-    fmt = memory_format_of(x)
-    y = torch.empty((n, c, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt)
-    offsets = torch.empty((n, c, oh, ow), dtype=offsets_dtype(kernel_size), device=x.device, memory_format=fmt)
-    return y, offsets
-
 
 def _block(total: int, gpu_block: int) -> int:
     """Lanes per program. Interpreter: few, wide programs (its cost is per program). GPU: 4 warps with

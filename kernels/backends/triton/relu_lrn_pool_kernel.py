@@ -7,7 +7,7 @@ Per channel it reduces the tile to the window maximum (ATen's rule: NaN wins - t
 order - else the first maximum) and stores only the pooled value and its int8 window offset.
 The LRN of overlapping windows' shared pixels is recomputed (compute is cheap, bytes are not).
 
-Backward: saved for backward are only ``x`` and the offsets. ``relu_lrn_kernel``'s backward kernel
+Backward: saved for backward are only ``x`` and the offsets. ``lrn_backward_kernel``
 with POOL=True gathers each pixel's gradient from the pooled positions whose argmax it is and
 recomputes a and d locally.
 """
@@ -21,8 +21,9 @@ from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk
 from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
-from kernels.backends.triton.max_pool_kernel import pooled_empty
-from kernels.backends.triton.relu_lrn_kernel import load_relu, lrn_log2, split_float, check_walk, fast_log2, relu_lrn_backward
+from kernels.backends.triton.lrn_backward_kernel import lrn_backward
+from kernels.backends.triton.lrn_math import check_walk, fast_log2, load_relu, lrn_log2, split_float
+from kernels.backends.triton.pool_windows import pooled_empty
 
 
 @triton.jit
@@ -41,7 +42,7 @@ def _relu_lrn_pool_fwd_kernel(
     KK_P2: tl.constexpr,  # next power of two >= KS*KS
     USE_FP64: tl.constexpr,
     INDEX_64: tl.constexpr,
-    FAST_LOG2: tl.constexpr,  # approximate log2 (see relu_lrn_kernel.lrn_log2)
+    FAST_LOG2: tl.constexpr,  # approximate log2 (see lrn_math.lrn_log2)
     BLOCK: tl.constexpr,  # pooled positions per program
 ):
     HALF: tl.constexpr = SIZE // 2
@@ -132,5 +133,5 @@ def relu_lrn_pool_backward(
     size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int, walk: ChannelWalk | None = None,
 ) -> torch.Tensor:
     """Gradient w.r.t. ``x`` from the pooled gradient, recomputing the LRN from ``x``."""
-    return relu_lrn_backward(x, grad_out, size, alpha, beta, k, offsets=offsets, kernel_size=kernel_size, stride=stride,
+    return lrn_backward(x, grad_out, size, alpha, beta, k, offsets=offsets, kernel_size=kernel_size, stride=stride,
                              walk=walk)
