@@ -110,18 +110,9 @@ void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int
 }
 
 // One pooled output position over C channels: at(kh, kw) points at the C floats of window element
-// (kh, kw); writes C outputs and, unless off is null, their offsets.
+// (kh, kw); writes C outputs and their offsets (values only: pool_row_channels_values).
 template <typename scalar_t, typename off_t, typename At>
 void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, off_t* off) {
-  if (!off) {  // values only (inference): a NaN-propagating maximum is the reference's value
-    for (int64_t q = 0; q < C; q += kLanes) {
-      Vec best(-std::numeric_limits<float>::infinity());
-      for (int64_t kh = 0; kh < kernel_size; ++kh)
-        for (int64_t kw = 0; kw < kernel_size; ++kw) best = at::vec::maximum(best, load(at(kh, kw) + q, C - q));
-      store_as(y + q, best, C - q);
-    }
-    return;
-  }
   for (int64_t q = 0; q < C; q += kLanes) {
     Vec best(-std::numeric_limits<float>::infinity()), boff(0.f);
     for (int64_t kh = 0; kh < kernel_size; ++kh) {
@@ -130,14 +121,14 @@ void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, of
       }
     }
     store_as(y + q, best, C - q);
-    if (off) store_offsets(off + q, boff, C - q);
+    store_offsets(off + q, boff, C - q);
   }
 }
 
 // One pooled output row, values only (channels_last inference): the maxima over the kernel_size input
 // rows at each of the row's used positions first (rows(kh) points at row kh's W * C floats), then over
 // kernel_size neighbouring positions: 5 maxima per output vector instead of 8 at 3x3, on a row buffer
-// that stays in L1. NaN-propagating like pool_channels' values path; `colmax` holds W * C floats.
+// that stays in L1. NaN-propagating (the reference's value); `colmax` holds W * C floats.
 // (Measured at AlexNet's conv1, batch 16, AVX-512: 0.67 ms against 0.72 window by window; a fully
 // unrolled 9-load window, 0.79, and carrying column maxima in registers along the row, 0.92, were slower.)
 template <typename scalar_t, typename RowAt>
