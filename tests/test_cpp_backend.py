@@ -232,3 +232,26 @@ def test_backward_ops_name_bad_arguments(backend):
     with pytest.raises(RuntimeError, match="relu_lrn_pool_backward: grad shape .* do not match the pooled shape"):
         ops.relu_lrn_pool_backward(g[..., :3], x, off[..., :3], *LRN, 3, 2)
     ops.max_pool_backward(g, off, 9, 9, 3, 2)  # the right arguments pass
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_three_quarters_power_is_within_a_few_eps_of_float64(backend, layout):
+    """The paper's beta = 3/4 takes refined reciprocal-square-root estimates instead of pow: every output
+    stays within 4 float32 eps (relative) of the float64 result, over denominators from k = 2 up to
+    1e32 and down to 1e-29 (a tiny k), and +/-Inf and NaN inputs give what the reference gives."""
+    torch.manual_seed(0)
+    C, fmt = 64, torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    scale = torch.logspace(-3, 18, 1024)  # per position: window sums from 0 to ~1e36
+    x = (scale[:, None] * torch.rand(1024, C)).T.reshape(1, C, 32, 32).contiguous(memory_format=fmt)
+    eps = torch.finfo(torch.float32).eps
+    for x_case, k in ((x, 2.0), (x * 1e-12, 1e-29)):
+        y = backend.relu_lrn(x_case, 5, 1e-4, 0.75, k).double()
+        ref = reference.relu_lrn(x_case.double(), 5, 1e-4, 0.75, k)
+        nonzero = ref != 0
+        assert torch.equal(y[~nonzero], ref[~nonzero])
+        assert float(((y - ref).abs() / ref.abs())[nonzero].max()) <= 4 * eps
+    special = torch.tensor([float("inf"), 1.0, float("nan"), 0.0, 3e19, -1.0, float("-inf"), 2.0])
+    for seed in range(4):
+        order = torch.randperm(8, generator=torch.Generator().manual_seed(seed))
+        xs = special[order].reshape(1, 8, 1, 1).repeat(1, 1, 3, 5).contiguous(memory_format=fmt)
+        torch.testing.assert_close(backend.relu_lrn(xs, *LRN), reference.relu_lrn(xs, *LRN), equal_nan=True)

@@ -36,7 +36,9 @@ CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 CPP_SOURCES = (CSRC_DIR / "alexnet_ops.cpp",)
 CUDA_SOURCES = (CSRC_DIR / "alexnet_ops_cuda.cu",)
 _OUTPUT_TAIL_CHARS = 3000
-CXX_FLAGS = ["-O3", "-fopenmp"]
+# -fno-semantic-interposition: the extension's own inline helpers are called directly (or inlined), not
+# through the PLT as if another library could replace them.
+CXX_FLAGS = ["-O3", "-fopenmp", "-fno-semantic-interposition"]
 # The CPU kernels use ATen's at::vec::Vectorized at the instruction set of the CPU that builds them, the
 # one torch itself dispatches to here (torch.backends.cpu.get_cpu_capability(), which honours
 # $ATEN_CPU_CAPABILITY). The level is part of the build's cache name, so a cache shared between machines

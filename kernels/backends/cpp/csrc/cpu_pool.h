@@ -52,7 +52,7 @@ inline void store_offsets(off_t* p, const Vec& off, int64_t n) {
 }
 
 // Even and odd columns 2j, 2j+1 for j in [j0, j0 + kLanes) of a row of W values (masked at the end).
-inline std::pair<Vec, Vec> columns_s2(const float* row, int64_t W, int64_t start) {
+ALEXNET_ALWAYS_INLINE std::pair<Vec, Vec> columns_s2(const float* row, int64_t W, int64_t start) {
   return at::vec::deinterleave2(load(row + start, W - start), load(row + start + kLanes, W - start - kLanes));
 }
 

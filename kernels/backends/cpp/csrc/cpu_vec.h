@@ -18,6 +18,10 @@
 namespace alexnet_ext {
 namespace cpu {
 
+// For small vector helpers the compiler would otherwise call out of line (a std::pair of vectors is
+// returned through memory, and a call through the PLT costs more than the loads it wraps).
+#define ALEXNET_ALWAYS_INLINE inline __attribute__((always_inline))
+
 using Vec = at::vec::Vectorized<float>;
 constexpr int64_t kLanes = Vec::size();
 
@@ -33,21 +37,40 @@ inline const char* compiled_isa() {
 }
 
 // Lanes [0, n) of p; the rest are zero. Masked for n < kLanes, so it never reads past p[n - 1].
-inline Vec load(const float* p, int64_t n) {
+ALEXNET_ALWAYS_INLINE Vec load(const float* p, int64_t n) {
   if (n >= kLanes) return Vec::loadu(p);
   if (n <= 0) return Vec(0.f);
   return Vec::loadu(p, n);
 }
 
-inline void store(float* p, const Vec& v, int64_t n) {
+ALEXNET_ALWAYS_INLINE void store(float* p, const Vec& v, int64_t n) {
   if (n >= kLanes) v.store(p);
   else if (n > 0) v.store(p, static_cast<int>(n));
 }
 
-// ReLU that keeps NaN (like torch.relu): v <= 0 -> 0, otherwise v.
-inline Vec relu(const Vec& v) {
+// ReLU that keeps NaN (like torch.relu): v <= 0 -> 0, otherwise v. The x86 max returns its second
+// operand when either is NaN, so max(0, v) is one instruction (Vec::blendv converts its mask to a vector
+// and back: three more).
+ALEXNET_ALWAYS_INLINE Vec relu(const Vec& v) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_max_ps(_mm512_setzero_ps(), v);
+#elif defined(CPU_CAPABILITY_AVX2)
+  return _mm256_max_ps(_mm256_setzero_ps(), v);
+#else
   const Vec zero(0.f);
   return Vec::blendv(v, zero, v <= zero);
+#endif
+}
+
+// v where d is not +Inf, else 0.
+ALEXNET_ALWAYS_INLINE Vec zero_where_inf(const Vec& v, const Vec& d) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(d, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), _mm512_setzero_ps());
+#elif defined(CPU_CAPABILITY_AVX2)
+  return _mm256_andnot_ps(_mm256_cmp_ps(d, _mm256_set1_ps(INFINITY), _CMP_EQ_OQ), v);
+#else
+  return Vec::blendv(v, Vec(0.f), d == Vec(INFINITY));
+#endif
 }
 
 // Lanes [0, n) of v written as scalar_t (float is stored as is).
