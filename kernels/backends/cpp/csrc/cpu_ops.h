@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cstring>
 #include <vector>
 
 #include "alexnet_ops.h"
@@ -198,15 +199,17 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
     }
     // (image, channel) planes.
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> plane(is_float ? 0 : H * W);
+      std::vector<float> plane(is_float ? 0 : H * W), colmax(W);
       std::vector<const float*> rows(kernel_size);
+      const bool values = !op && values_s2(kernel_size, stride);
       for (int64_t nc = begin; nc < end; ++nc) {
         int64_t ld;
         const float* xf = float_rows(xp + nc * H * W, H * W, 1, H * W, plane.data(), ld);
         for (int64_t oh = 0; oh < OH; ++oh) {
           for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = xf + (oh * stride + kh) * W;
           const int64_t o = (nc * OH + oh) * OW;
-          pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
+          if (values) pool_row_values_s2(rows.data(), kernel_size, OW, colmax.data(), yp + o);
+          else pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
         }
       }
     });
@@ -278,31 +281,40 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
   const int64_t R = pooled_rows_per_band(C, W, kernel_size, stride);
   const int64_t bands = (OH + R - 1) / R;
   const int64_t band_rows = (R - 1) * stride + kernel_size;
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
   dispatch_offsets(off, [&](auto* op) {
     at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
-      const int64_t cap = C * band_rows * W;
-      std::vector<float> lrn(cap);  // the band's LRN outputs, as the unfused op would store them
-      std::vector<scalar_t> rounding(is_float ? 0 : cap);
-      const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+      // The band's LRN outputs as the unfused op would store them (rounded to the input dtype), row r of
+      // the band at: channels_last lrn[(r * W + w) * C + c], position-major like the input; NCHW
+      // lrn[c * ld + r * W + w], channel-major with a fixed channel stride.
+      const int64_t ld = band_rows * W;
+      std::vector<float> lrn(C * ld);
+      std::vector<scalar_t> rounding(is_float ? 0 : C * ld);
       const int64_t plane_cap = lrn_planes_scratch(C, kPlanePositions);
       std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
       std::vector<float> xs(is_float ? 0 : (cl ? C : plane_cap));
       float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
       std::vector<const float*> rows(kernel_size);
-      std::vector<float> colmax(cl && !op ? W * C : 0);
+      std::vector<float> colmax(!op ? (cl ? W * C : W) : 0);
+      const bool values = !op && values_s2(kernel_size, stride);
+      // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
+      // buffer holds the previous band, its last rows move to the front instead of being computed again.
+      int64_t have_n = -1, have_h0 = 0, have_h1 = 0;
       for (int64_t t = begin; t < end; ++t) {
         const int64_t n = t / bands, oh0 = (t % bands) * R, oh1 = std::min(OH, oh0 + R);
         const Band band{oh0 * stride, (oh1 - 1) * stride + kernel_size};
-        const int64_t np = band.positions(W);
+        const int64_t carried = (have_n == n && band.h0 >= have_h0 && band.h0 < have_h1) ? have_h1 - band.h0 : 0;
+        const int64_t from = (band.h0 - have_h0) * W, q_fresh = carried * W, np = band.positions(W);
+        have_n = n, have_h0 = band.h0, have_h1 = band.h1;
         if (cl) {
-          // lrn: [np][C], position-major like the input.
+          if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(float));
           const scalar_t* xb = xp + (n * H + band.h0) * W * C;
-          for (int64_t q = 0; q < np; ++q) {
-            int64_t ld;
-            const float* xr = float_rows(xb + q * C, C, 1, C, xs.data(), ld);
+          for (int64_t q = q_fresh; q < np; ++q) {
+            int64_t ldr;
+            const float* xr = float_rows(xb + q * C, C, 1, C, xs.data(), ldr);
             lrn_forward_row(xr, lrn.data() + q * C, C, p, sq_row);
           }
-          round_through(lrn.data(), np * C, rounding.data());
+          round_through(lrn.data() + q_fresh * C, (np - q_fresh) * C, rounding.data());
           for (int64_t oh = oh0; oh < oh1; ++oh) {
             const float* top = lrn.data() + (oh * stride - band.h0) * W * C;
             if (!op) {
@@ -318,21 +330,27 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
           }
           continue;
         }
-        // lrn: [C][np], channel-major like the input; the band's positions in blocks.
+        if (carried) {
+          for (int64_t c = 0; c < C; ++c)
+            std::memmove(lrn.data() + c * ld, lrn.data() + c * ld + from, q_fresh * sizeof(float));
+        }
         const scalar_t* xb = xp + n * C * H * W + band.h0 * W;
-        for (int64_t q0 = 0; q0 < np; q0 += kPlanePositions) {
+        for (int64_t q0 = q_fresh; q0 < np; q0 += kPlanePositions) {
           const int64_t nq = std::min(kPlanePositions, np - q0);
           int64_t ldx;
           const float* xf = float_rows(xb + q0, H * W, C, nq, xs.data(), ldx);
-          lrn_forward_planes(xf, ldx, lrn.data() + q0, np, C, nq, p, sq.data());
+          lrn_forward_planes(xf, ldx, lrn.data() + q0, ld, C, nq, p, sq.data());
         }
-        round_through(lrn.data(), C * np, rounding.data());
+        if constexpr (!is_float) {
+          for (int64_t c = 0; c < C; ++c) round_through(lrn.data() + c * ld + q_fresh, np - q_fresh, rounding.data());
+        }
         for (int64_t c = 0; c < C; ++c) {
           for (int64_t oh = oh0; oh < oh1; ++oh) {
             for (int64_t kh = 0; kh < kernel_size; ++kh)
-              rows[kh] = lrn.data() + c * np + (oh * stride + kh - band.h0) * W;
+              rows[kh] = lrn.data() + c * ld + (oh * stride + kh - band.h0) * W;
             const int64_t o = ((n * C + c) * OH + oh) * OW;
-            pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
+            if (values) pool_row_values_s2(rows.data(), kernel_size, OW, colmax.data(), yp + o);
+            else pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
           }
         }
       }

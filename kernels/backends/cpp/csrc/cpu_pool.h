@@ -57,25 +57,11 @@ ALEXNET_ALWAYS_INLINE std::pair<Vec, Vec> columns_s2(const float* row, int64_t W
 }
 
 // One pooled row: rows[kh] is input row oh * stride + kh (W floats); writes OW outputs and, unless off
-// is null (inference), their offsets.
+// is null (inference; pool_row_values_s2 is faster where it applies), their offsets.
 template <typename scalar_t, typename off_t>
 void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int64_t W, int64_t OW, scalar_t* y,
               off_t* off) {
   int64_t ow = 0;
-  if (stride == 2 && (kernel_size == 2 || kernel_size == 3) && !off) {
-    // Values only (inference): a NaN-propagating maximum is the reference's value.
-    for (; ow < OW; ow += kLanes) {
-      Vec best;
-      for (int64_t kh = 0; kh < kernel_size; ++kh) {
-        auto [even, odd] = columns_s2(rows[kh], W, 2 * ow);
-        Vec rbest = at::vec::maximum(even, odd);
-        if (kernel_size == 3) rbest = at::vec::maximum(rbest, columns_s2(rows[kh], W, 2 * ow + 2).first);
-        best = kh == 0 ? rbest : at::vec::maximum(best, rbest);
-      }
-      store_as(y + ow, best, OW - ow);
-    }
-    return;
-  }
   if (stride == 2 && (kernel_size == 2 || kernel_size == 3)) {
     for (; ow < OW; ow += kLanes) {
       Vec best, boff;
@@ -106,6 +92,31 @@ void pool_row(const float* const* rows, int64_t kernel_size, int64_t stride, int
         kernel_size, [&](int64_t kh, int64_t kw) { return rows[kh][ow * stride + kw]; }, best, best_off);
     y[ow] = static_cast<scalar_t>(best);
     if (off) off[ow] = static_cast<off_t>(best_off);
+  }
+}
+
+// Whether pool_row_values_s2 covers this pool (every AlexNet pool does).
+inline bool values_s2(int64_t kernel_size, int64_t stride) {
+  return stride == 2 && (kernel_size == 2 || kernel_size == 3);
+}
+
+// One pooled row, values only (NCHW inference), stride 2 and window 2 or 3: the maxima over the
+// kernel_size input rows first, along whole rows with no shuffles, then over neighbouring columns of that
+// row buffer from de-interleaved loads: a third of the shuffles of window rows one by one.
+// NaN-propagating (the reference's value); `colmax` holds W floats.
+template <typename scalar_t>
+void pool_row_values_s2(const float* const* rows, int64_t kernel_size, int64_t OW, float* colmax, scalar_t* y) {
+  const int64_t used = 2 * (OW - 1) + kernel_size;
+  for (int64_t i = 0; i < used; i += kLanes) {
+    Vec m = load(rows[0] + i, used - i);
+    for (int64_t kh = 1; kh < kernel_size; ++kh) m = at::vec::maximum(m, load(rows[kh] + i, used - i));
+    store(colmax + i, m, used - i);
+  }
+  for (int64_t ow = 0; ow < OW; ow += kLanes) {
+    auto [even, odd] = columns_s2(colmax, used, 2 * ow);
+    Vec best = at::vec::maximum(even, odd);
+    if (kernel_size == 3) best = at::vec::maximum(best, columns_s2(colmax, used, 2 * ow + 2).first);
+    store_as(y + ow, best, OW - ow);
   }
 }
 
