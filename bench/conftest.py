@@ -194,8 +194,13 @@ def _saved_json(config) -> Path | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
-    """After pytest-benchmark saved the run (its own hook wraps this one), write the report."""
+    """After pytest-benchmark saved the run (its own hook wraps this one), close the case log with the
+    session's wall time and write the report."""
     config = session.config
+    log = config.stash.get(_CASE_LOG, None)
+    if log is not None:
+        log.write({"type": "end", "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "wall_s": round(time.perf_counter() - config.stash[_STARTED], 1), "exitstatus": int(exitstatus)})
     if not (config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", False)):
         return
     saved = _saved_json(config)

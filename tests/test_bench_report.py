@@ -304,3 +304,60 @@ def test_log_axis_labels_are_few_and_plain():
     plt.close(fig)
     assert 1 in ticks and len(ticks) <= 5, ticks
     assert "1x" in labels and all(label.endswith("x") for label in labels), labels
+
+
+def _cpu_case_log(tmp_path: Path) -> Path:
+    """A CPU run's per-case log: conv1 kernels of two backends and two AlexNet rows, closed by its end line."""
+    info = {"cpu_only": True, "gpu_name": None, "cpu_model": "Test CPU", "cpu_isa": "AVX2", "cpu_threads": 2,
+            "torch": "2.13.0+cpu", "openvino": "2026.4.1-1-abc", "copy_bytes_per_s": 2.5e10}
+    lines = [{"type": "session", "name": "cpu-test", "started": "2026-12-01T10:00:00+00:00",
+              "command": "pytest bench/ -m headline --benchmark-save=cpu-test", "planned": []},
+             {"type": "env", "info": info}]
+    kernel = dict(kind="kernel", op="relu_lrn_pool", shape_name="conv1", dtype="float32", memory_format="nchw",
+                  direction="fwd", cpu=True)
+    for backend, t in (("compile", 9.0e-3), ("cpp", 2.0e-3), ("eager", 50e-3), ("openvino", 5.0e-3)):
+        lines.append({"type": "case", "nodeid": f"k[{backend}]", "status": "passed", "message": "", "seconds": 1.0,
+                      "extra_info": {**kernel, "backend": backend, "time_s": t}})
+    model = dict(kind="model", variant="paper", layout="two-gpu", amp="none", compile_model=False, devices="one",
+                 image_size=227, cpu=True, batch=16, channels_last=False, mode="train")
+    for kern, ips in (("eager", 20.0), ("cpp", 30.0)):
+        lines.append({"type": "case", "nodeid": f"m[{kern}]", "status": "passed", "message": "", "seconds": 1.0,
+                      "extra_info": {**model, "kernels": kern, "time_s": 16 / ips, "images_per_s": ips}})
+    lines.append({"type": "end", "finished": "2026-12-01T10:05:07+00:00", "wall_s": 307.0, "exitstatus": 0})
+    path = tmp_path / "cpu-test" / "cases.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    return path
+
+
+def test_readme_cpu_headline_is_generated_from_the_run(tmp_path, capsys):
+    from bench.report import readme_rows
+
+    log = _cpu_case_log(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\nkept above\n<!-- cpu-headline:begin -->\nold rows\n<!-- cpu-headline:end -->\nkept below\n")
+    assert report.main([str(log), "--out", str(tmp_path / "reports"), "--update-readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old rows" not in text and text.startswith("# Title\nkept above\n") and text.endswith("kept below\n")
+    row = next(line for line in text.splitlines() if line.startswith("| `relu_lrn_pool` fwd, NCHW"))
+    assert row == "| `relu_lrn_pool` fwd, NCHW | 50 | 9 | 5 | - | **2** | 4.50x |"  # ms; 9 / 2 = 4.5x compile
+    train = next(line for line in text.splitlines() if line.startswith("| training step, float32"))
+    assert train.endswith("| **30.0** (1.50x eager) |") and "| 20.0 |" in train
+    assert "Test CPU" in text and "5 min 7 s" in text and "OpenVINO 2026.4.1;" in text and "2026-12-01" in text
+    assert "(reports/cpu-test/README.md)" in text  # the report folder, relative to the README
+    # a README without the block, or a GPU run, is refused with a message naming the problem
+    bare = tmp_path / "bare.md"
+    bare.write_text("# nothing to fill\n")
+    assert report.main([str(log), "--out", str(tmp_path / "reports"), "--update-readme", str(bare)]) == 2
+    assert "cpu-headline:begin" in capsys.readouterr().err and bare.read_text() == "# nothing to fill\n"
+    run = load_run(log)
+    run.info["cpu_only"], run.info["gpu_name"] = False, "H200"
+    with pytest.raises(ReportError, match="GPU run"):
+        readme_rows.block(run, "reports/x")
+
+
+def test_update_readme_takes_one_run(saved_run, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- cpu-headline:begin -->\n<!-- cpu-headline:end -->\n")
+    assert report.main([str(saved_run), str(saved_run), "--out", str(tmp_path), "--update-readme", str(readme)]) == 2
+    assert "exactly one run" in capsys.readouterr().err

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from alexnet import report_kit
+from kernels.backends import BACKENDS as _OWN_BACKENDS
+from kernels.catalog import OPS
 
-from kernels.backends import BACKENDS as _OWN_BACKENDS  # noqa: E402
-from kernels.catalog import OPS  # noqa: E402
+plt = report_kit.pyplot()
 
 BACKENDS = tuple(_OWN_BACKENDS) + ("openvino", "onnxruntime")  # the CPU peers, where a run has them
 
@@ -33,12 +32,7 @@ def _title(text: str, cpu: bool) -> str:
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
-    """Lay out, write the PNG and free the figure (every plot ends this way)."""
-    if tight:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return report_kit.save_figure(fig, path, tight=tight)
 
 
 SITES = ("conv1", "conv2", "conv5")  # AlexNet's activations (batch 128 on a GPU, 16 on a CPU); sweeps stay in tables
@@ -52,20 +46,8 @@ def _figsize(width: float, rows: int, extra: float = 1.6) -> tuple[float, float]
 
 
 def _log_ticks(ax) -> None:
-    """Plain-number ticks (0.5, 1, 2, 4, ...) on a log x axis."""
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
-
-    from matplotlib.ticker import FuncFormatter
-
-    lo, hi = ax.get_xlim()
-    ticks = [t for t in (1 / 64, 1 / 32, 1 / 16, 0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128) if lo <= t <= hi] or [1]
-    # At most five labels, always including 1x: wider steps on a wide range so labels never touch.
-    step = max(1, -(-len(ticks) // 5))
-    one = ticks.index(1) if 1 in ticks else 0
-    ticks = [t for i, t in enumerate(ticks) if (i - one) % step == 0]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    """Plain-number speed-up ticks (0.5x, 1x, 2x, ...) on a log x axis: at most five labels, always 1x."""
+    report_kit.log_ticks(ax, suffix="x", max_labels=5)
 
 
 def _short(dtype: str) -> str:

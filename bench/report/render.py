@@ -11,10 +11,12 @@ A malformed or partial file is an error naming that file; a missing backend leav
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from bench.report import compare, paper_claims, plots, tables, targets
+from bench.report import compare, paper_claims, plots, readme_rows, tables, targets
+from alexnet import report_kit
 from alexnet.atomic_io import write_text_atomic
 from alexnet.errors import check_output_folder, run_cli
 from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
@@ -48,8 +50,9 @@ def _status(run: Run) -> str:
         lines.append("")
     if run.failed:
         lines += [f"**{len(run.failed)} case(s) failed and were not timed** (a result that differs from eager "
-                  "beyond the tests' tolerance, or an error):", "", "| case | why |", "|---|---|"]
-        lines += [f"| `{f['nodeid'].split('::')[-1]}` | {str(f['message']).replace('|', '/')[:400]} |" for f in run.failed]
+                  "beyond the tests' tolerance, or an error):", ""]
+        lines += report_kit.table(["case", "why"], ([f"`{f['nodeid'].split('::')[-1]}`", str(f["message"])[:400]]
+                                                   for f in run.failed))
         lines.append("")
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -153,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--merge", metavar="NAME",
                         help="report all given files as one run called NAME (e.g. kernels and model saved separately)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
+    parser.add_argument("--update-readme", type=Path, metavar="README",
+                        help="with one CPU run: also fill README's cpu-headline block from it (its ops at conv1 "
+                             "and AlexNet's images/s), e.g. reports/NAME/cases.jsonl --update-readme README.md")
     return parser
 
 
@@ -169,8 +175,15 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 return
         paths = args.json or [newest_saved_run()]
+        if args.update_readme is not None and (len(paths) != 1 or args.merge):
+            raise ReportError("--update-readme takes exactly one run (one results file, no --merge)")
         for path in write_report(paths, args.out, merge=args.merge):
             print(f"wrote {path}")
+        if args.update_readme is not None:
+            run = load_run(paths[0])
+            folder = Path(os.path.relpath(args.out / run.label, args.update_readme.resolve().parent)).as_posix()
+            readme_rows.update_readme(args.update_readme, run, folder)
+            print(f"updated {args.update_readme}")
     return run_cli(parser.prog, body)
 
 

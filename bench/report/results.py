@@ -135,6 +135,7 @@ def load_case_log(path: Path) -> Run:
     if session is None:
         raise ReportError(f"{path}: not a per-case log of pytest bench/ (no session line)")
     env = next((r.get("info", {}) for r in records if r.get("type") == "env"), {})
+    end = next((r for r in records if r.get("type") == "end"), {})  # absent in a stopped run's log
     cases = [r for r in records if r.get("type") == "case"]
     rows = []
     for r in cases:
@@ -151,7 +152,8 @@ def load_case_log(path: Path) -> Run:
         path=path,
         label=path.parent.name,
         date=str(session.get("started", "unknown date")),
-        info={**env, "command": session.get("command") or env.get("command")},
+        info={**env, "command": session.get("command") or env.get("command"),
+              **({"wall_s": end["wall_s"]} if end.get("wall_s") else {})},
         kernels=pd.DataFrame([r for r in rows if r["kind"] == "kernel"]),
         models=pd.DataFrame([r for r in rows if r["kind"] == "model"]),
         failed=[{k: r.get(k) for k in ("nodeid", "message", "extra_info")} for r in cases if r.get("status") == "failed"],

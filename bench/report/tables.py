@@ -4,36 +4,22 @@ A backend or case that was not measured shows as an empty cell ("gap"), never as
 """
 from __future__ import annotations
 
-import math
 
 import pandas as pd
+
+from alexnet import report_kit
 
 from kernels.backends import BACKENDS
 
 KERNEL_CASE = ["op", "shape_name", "dtype", "memory_format", "direction"]
 
 
-def fmt(value, spec: str = ".3g") -> str:
-    """A cell: numbers formatted, missing values blank."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return format(value, spec)
-    return str(value)
+fmt = report_kit.cell  # a cell: numbers formatted, missing values blank
 
 
 def markdown(frame: pd.DataFrame, formats: dict | None = None) -> str:
-    """A GitHub Markdown table of ``frame`` (no tabulate dependency); ``formats`` maps column -> spec."""
-    if frame.empty:
-        return "_no results_\n"
-    formats = formats or {}
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(fmt(row[c], formats.get(c, ".3g")).replace("|", "/") for c in cols) + " |")
-    return "\n".join(lines) + "\n"
+    """A GitHub Markdown table of ``frame``; ``formats`` maps column -> spec."""
+    return report_kit.frame_table(frame, formats)
 
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:

@@ -1,0 +1,128 @@
+"""Where one AlexNet training step spends its time, from torch.profiler: the step's phases and the
+operators by self time, with the share taken by this suite's own ops - a Markdown page.
+
+    python -m bench.tools.profile_step --kernels cpp --out reports/NAME/profile.md
+
+It answers what bounds a target such as "the training step >= 1.5x the eager kernels": if the suite's
+ops are a few percent of the step, no kernel of theirs can move it much. Run it on a quiet machine
+(nothing else using the cores); the page names the machine, versions, date and command.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from alexnet import machine, report_kit
+from alexnet.atomic_io import write_text_atomic
+from alexnet.errors import UsageError, check_output_folder, run_cli
+from alexnet.model import AlexNetConfig, build_model
+from kernels.backends import BACKENDS
+
+OWN_OPS = ("alexnet_cpp_ext", "GeneratedBackwardFor_alexnet", "alexnet_triton")  # profiler keys of our ops
+PHASES = ("zero_grad", "forward", "backward", "optimizer step")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.tools.profile_step", description=__doc__.split("\n")[0])
+    p.add_argument("--kernels", default="cpp", choices=BACKENDS, help="kernels backend of the model (default cpp)")
+    p.add_argument("--batch", type=int, default=16, help="batch size (default 16, the CPU headline's)")
+    p.add_argument("--image-size", type=int, default=227, help="input size in pixels (default 227, the paper's)")
+    p.add_argument("--steps", type=int, default=5, help="profiled steps, after 3 warm-up steps (default 5)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=None, help="write the Markdown page here (default: print it)")
+    return p
+
+
+def profile_steps(kernels: str, batch: int, image_size: int, steps: int):
+    """(key averages, ms per step) of ``steps`` SGD steps of the paper's AlexNet on the CPU."""
+    torch.manual_seed(0)
+    model = build_model(AlexNetConfig(kernels=kernels))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(batch, 3, image_size, image_size)
+    y = torch.randint(0, 1000, (batch,))
+    record = torch.profiler.record_function
+
+    def step():
+        with record("zero_grad"):
+            opt.zero_grad(set_to_none=True)
+        with record("forward"):
+            loss = F.cross_entropy(model(x), y)
+        with record("backward"):
+            loss.backward()
+        with record("optimizer step"):
+            opt.step()
+
+    for _ in range(3):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall_ms = 1e3 * (time.perf_counter() - start) / steps
+    return prof.key_averages(), wall_ms
+
+
+def render(averages, wall_ms: float, args, command: str) -> str:
+    per_step = {e.key: e for e in averages}
+    self_total = sum(e.self_cpu_time_total for e in averages) or 1.0
+    ours = [e for e in averages if any(tag in e.key for tag in OWN_OPS)]
+    ours_us = sum(e.self_cpu_time_total for e in ours)
+    cpu = machine.cpu_info()["cpu_model"]
+    lines = [f"# Where the AlexNet training step spends its time ({args.kernels} kernels, CPU profile)", "",
+             f"- Machine: {cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
+             f"{datetime.now(timezone.utc).date().isoformat()}.",
+             f"- Command: `{command}`",
+             f"- The paper's AlexNet (two towers), {args.image_size} px, batch {args.batch}, float32, SGD with momentum "
+             f"and weight decay; {args.steps} profiled step(s) after 3 warm-up steps, {wall_ms:.1f} ms per step "
+             "(under the profiler, which adds a little).", "",
+             "## Phases of a step", ""]
+    lines += report_kit.table(["phase", "ms per step", "share of the step"], (
+        [name, report_kit.num(per_step[name].cpu_time_total / 1e3 / args.steps, ".1f"),
+         report_kit.pct(per_step[name].cpu_time_total / 1e3 / args.steps / wall_ms, 1)]
+        for name in PHASES if name in per_step))
+    lines += ["", "## Operators by self time", ""]
+    top = sorted(averages, key=lambda e: -e.self_cpu_time_total)[:12]
+    lines += report_kit.table(["operator", "calls per step", "self ms per step", "share"], (
+        [f"`{e.key}`", report_kit.num(e.count / args.steps, ".0f"), report_kit.num(e.self_cpu_time_total / 1e3 / args.steps, ".1f"),
+         report_kit.pct(e.self_cpu_time_total / self_total, 1)] for e in top))
+    names = sorted({e.key.split("::")[-1] for e in ours if "::" in e.key and not e.key.startswith("autograd")})
+    lines += ["", f"**This suite's ops** ({', '.join(names) or 'none found'}, with their autograd nodes): "
+              f"{ours_us / 1e3 / args.steps:.1f} ms per step, {report_kit.pct(ours_us / self_total, 1)} of all self time. "
+              f"Were they free, the step would take {report_kit.pct(1 - ours_us / self_total, 1)} of its time: at most "
+              f"{report_kit.ratio(1 / max(1e-9, 1 - ours_us / self_total))} faster than now.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def body():
+        for name in ("batch", "image_size", "steps"):
+            if getattr(args, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
+        if args.image_size < 67:
+            raise UsageError(f"--image-size {args.image_size} is too small for AlexNet (conv1 11/4 and three 3/2 "
+                             "pools); use at least 67")
+        if args.out is not None:
+            check_output_folder(args.out.parent, "--out's folder")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps)
+        command = "python -m bench.tools.profile_step " + " ".join(argv if argv is not None else sys.argv[1:])
+        text = render(averages, wall_ms, args, command.strip())
+        if args.out is None:
+            print(text)
+        else:
+            print(f"wrote {write_text_atomic(args.out, text)}")
+    return run_cli(parser.prog, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
