@@ -7,7 +7,7 @@ error instead of timing it. Cases marked ``headline`` (``bench.shapes``) are the
 ``pytest bench/ -m headline`` runs. Each result's ``extra_info``
 holds the case, the timing summary (``bench.timing``), achieved GB/s from the minimal bytes
 (``bench.counting``), the percentage of this session's measured copy bandwidth, the bytes autograd
-saves for the backward, peak memory of forward+backward (GPU) and the GPU's state. Speedups over
+saves for the backward, peak memory of forward+backward and the GPU's state. Speedups over
 eager and compile are added when the JSON is written (``bench.derive``).
 """
 from __future__ import annotations

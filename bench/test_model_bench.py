@@ -8,7 +8,7 @@ one-GPU half-width net) whose costs the paper-vs-measured table reports. Before 
 logits (and, training, conv1's weight gradient) are checked against the same weights with eager
 kernels and no whole-model compile (``bench.checks``). Each result's
 ``extra_info`` holds images/s, counted TFLOP/s (``bench.counting``), model-FLOPs utilisation
-against this session's measured GEMM throughput, peak memory (GPU) and the GPU's state.
+against this session's measured GEMM throughput, peak memory and the GPU's state.
 """
 from __future__ import annotations
 

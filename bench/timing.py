@@ -153,15 +153,36 @@ class Timer:
 
 
 def peak_memory_delta(fn: Callable[[], object], device: torch.device) -> int | None:
-    """Peak bytes allocated above the starting level while ``fn`` runs (GPU only, else None)."""
-    if device.type != "cuda":
+    """Peak bytes allocated above the starting level while ``fn`` runs.
+
+    GPU: the caching allocator's peak statistics. CPU: the running sum of torch.profiler's memory events
+    (``profile_memory=True``: every allocation and free of PyTorch's CPU allocator, in order), its
+    maximum; scratch that a library allocates by itself (oneDNN's, OpenMP's) is not seen by either.
+    """
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    if device.type != "cpu":
         return None
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    fn()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - base
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return cpu_peak_from_memory_events(prof.profiler.kineto_results.events())
+
+
+def cpu_peak_from_memory_events(events) -> int:
+    """The highest running total of the CPU allocator's ``[memory]`` events (bytes: + allocated,
+    - freed), taken in time order; 0 when nothing was allocated."""
+    changes = sorted((e.start_ns(), e.nbytes()) for e in events
+                     if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    running = peak = 0
+    for _, nbytes in changes:
+        running += nbytes
+        peak = max(peak, running)
+    return peak
 
 
 def saved_tensor_bytes(forward: Callable[[], torch.Tensor], exclude: tuple = ()) -> int:

@@ -102,3 +102,30 @@ def test_saved_bytes_exclude_input():
     assert timing.saved_tensor_bytes(lambda: x * x, exclude=(x,)) == 0  # saves x itself only
     assert timing.saved_tensor_bytes(lambda: torch.exp(x), exclude=(x,)) == 0  # saves its output
     assert timing.saved_tensor_bytes(lambda: torch.exp(x).sum(), exclude=(x,)) == x.numel() * 4
+
+
+def test_cpu_peak_memory_is_the_high_water_mark_above_the_start():
+    """On a CPU the peak comes from torch.profiler's allocator events: two live MiB, then one freed and half
+    a MiB allocated, peak at 2 MiB; a fused forward+backward holds less than eager's op chain."""
+    def two_then_half():
+        a = torch.empty(1 << 20, dtype=torch.uint8)
+        b = torch.empty(1 << 20, dtype=torch.uint8)
+        del a
+        c = torch.empty(1 << 19, dtype=torch.uint8)
+        return b, c
+
+    held = torch.empty(1 << 22, dtype=torch.uint8)  # allocated before: not counted
+    assert timing.peak_memory_delta(two_then_half, torch.device("cpu")) == 2 << 20
+    assert timing.peak_memory_delta(lambda: None, torch.device("cpu")) == 0
+    from kernels.backends import cpp
+
+    if cpp.unavailable_reason() is not None:
+        pytest.skip(f"cpp backend unavailable: {cpp.unavailable_reason()}")
+    x = torch.randn(2, 16, 13, 13, requires_grad=True)
+
+    def fwdbwd(backend):
+        return lambda: kernels.relu_lrn_pool(x, backend=backend).sum().backward()
+
+    fused, eager = (timing.peak_memory_delta(fwdbwd(b), torch.device("cpu")) for b in ("cpp", "eager"))
+    assert x.numel() * 4 <= fused < eager
+    del held

@@ -28,12 +28,20 @@ def _page(title: str, run: Run, body: str) -> str:
     return f"# {title}\n\n{run_header(run)}\n\n{body}"
 
 
+def _has_peak_memory(run: Run) -> bool:
+    return any("peak_mem_bytes" in f and f["peak_mem_bytes"].notna().any() for f in (run.kernels, run.models))
+
+
 def _cpu_note(run: Run) -> str:
+    if not run.cpu_only:
+        return ""
+    memory = ("peak memory is what PyTorch's CPU allocator holds above the starting level (torch.profiler's "
+              "memory events; a library's own scratch, such as oneDNN's, is not seen)" if _has_peak_memory(run)
+              else "this run recorded no peak memory (older runs measured it on a GPU only)")
     return ("> **CPU run.** The backends that run natively on a CPU (eager, torchscript, compile, cpp and, where "
             "installed, the OpenVINO and ONNX Runtime peers) are timed at AlexNet's activations at batch 16 and the "
             "paper's AlexNet at 227 px; Triton runs only through its interpreter here and is checked against eager, "
-            "not timed. These are CPU figures, not GPU ones; peak memory is measured on a GPU only.\n\n"
-            if run.cpu_only else "")
+            f"not timed. These are CPU figures, not GPU ones; {memory}.\n\n")
 
 
 def _status(run: Run) -> str:

@@ -66,7 +66,8 @@ def memory_table(kernels: pd.DataFrame, models: pd.DataFrame) -> str:
     if not k.empty:
         k = _backend_sort(k, KERNEL_CASE, "backend")
         parts.append("### Kernels, forward+backward\n\nSaved = bytes autograd keeps for the backward beyond "
-                     "input and output; peak = allocated-memory delta during forward+backward (GPU only).\n")
+                     "input and output; peak = allocated-memory delta during forward+backward (GPU: the caching "
+                     "allocator's peak; CPU: PyTorch's CPU allocator, from torch.profiler).\n")
         parts.append(markdown(pd.DataFrame({
             "op": k["op"], "shape": k["shape_name"], "dtype": k["dtype"], "layout": k["memory_format"],
             "backend": k["backend"], "saved MiB": _col(k, "saved_bytes") / 2**20,
@@ -75,7 +76,7 @@ def memory_table(kernels: pd.DataFrame, models: pd.DataFrame) -> str:
     m = models[models["mode"] == "train"] if not models.empty else models
     if not m.empty:
         parts.append("### Model training step\n\nPeak = allocated-memory delta over one step (parameters and "
-                     "optimizer state excluded; GPU only).\n")
+                     "optimizer state excluded; GPU: the caching allocator's peak; CPU: PyTorch's CPU allocator, from torch.profiler).\n")
         parts.append(markdown(_model_frame(m)[["variant", "kernels", "layout", "batch", "precision", "compiled",
                                                "peak MiB"]], {"peak MiB": ".0f", "batch": ".0f"}))
     return "\n".join(parts) if parts else "_no memory results_\n"
