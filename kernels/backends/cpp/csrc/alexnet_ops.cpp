@@ -207,15 +207,37 @@ at::Tensor relu_lrn_backward_cpu(const at::Tensor& grad_y, const at::Tensor& x_i
 // max_pool
 // ---------------------------------------------------------------------------------------------
 
+// A pooling op's checked input, contiguous in its own layout, and its outputs allocated in that layout:
+// the pooled values and, for the training forms, their argmax offsets (undefined for the inference forms,
+// which keep nothing for a backward). `lrn_size` > 0 also checks the fused op's LRN window.
+struct PoolCall {
+  at::MemoryFormat fmt;
+  at::Tensor x, y, off;
+  int64_t N, C, H, W, OH, OW;
+};
+
+PoolCall prepare_pool(const char* op, const at::Tensor& x_in, int64_t kernel_size, int64_t stride, bool offsets,
+                      int64_t lrn_size = 0) {
+  check_4d_float(op, x_in);
+  if (lrn_size > 0) check_lrn_args(op, lrn_size);
+  PoolCall call;
+  call.N = x_in.size(0), call.C = x_in.size(1), call.H = x_in.size(2), call.W = x_in.size(3);
+  check_pool_args(op, call.H, call.W, kernel_size, stride);
+  call.OH = pool_out_size(call.H, kernel_size, stride), call.OW = pool_out_size(call.W, kernel_size, stride);
+  call.fmt = layout_of(x_in);
+  call.x = x_in.contiguous(call.fmt);
+  const auto options = call.x.options().memory_format(call.fmt);
+  call.y = at::empty({call.N, call.C, call.OH, call.OW}, options);
+  if (offsets) call.off = at::empty({call.N, call.C, call.OH, call.OW}, options.dtype(offset_dtype(kernel_size)));
+  return call;
+}
+
 std::tuple<at::Tensor, at::Tensor> max_pool_cpu(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
-  check_4d_float("max_pool", x_in);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("max_pool", H, W, kernel_size, stride);
-  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
-  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  PoolCall call = prepare_pool("max_pool", x_in, kernel_size, stride, /*offsets=*/true);
+  const int64_t N = call.N, C = call.C, H = call.H, W = call.W, OH = call.OH, OW = call.OW;
+  const auto fmt = call.fmt;
+  const at::Tensor& x = call.x;
+  at::Tensor &y = call.y, &off = call.off;
   if (cpu::vectorized_dtype(x.scalar_type())) {
     cpu::dispatch_vectorized(x.scalar_type(),
                              [&](auto t) { cpu::max_pool_forward<decltype(t)>(x, y, off, fmt, kernel_size, stride); });
@@ -308,15 +330,11 @@ int64_t output_rows_per_tile(int64_t C, int64_t W, int64_t elem_bytes, int64_t k
 
 std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta,
                                                      double k, int64_t kernel_size, int64_t stride) {
-  check_4d_float("relu_lrn_pool", x_in);
-  check_lrn_args("relu_lrn_pool", size);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("relu_lrn_pool", H, W, kernel_size, stride);
-  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
-  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
+  PoolCall call = prepare_pool("relu_lrn_pool", x_in, kernel_size, stride, /*offsets=*/true, size);
+  const int64_t N = call.N, C = call.C, H = call.H, W = call.W, OH = call.OH, OW = call.OW;
+  const auto fmt = call.fmt;
+  const at::Tensor& x = call.x;
+  at::Tensor &y = call.y, &off = call.off;
   const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
   const LrnParams params{size, alpha, beta, k};
   if (cpu::vectorized_dtype(x.scalar_type())) {
@@ -427,37 +445,23 @@ at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor
 // Inference forms of the pooling ops: the pooled values only, no offsets to keep for a backward.
 at::Tensor max_pool_values_cpu(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
   if (!cpu::vectorized_dtype(x_in.scalar_type())) return std::get<0>(max_pool_cpu(x_in, kernel_size, stride));
-  check_4d_float("max_pool_values", x_in);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("max_pool_values", H, W, kernel_size, stride);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty({N, C, pool_out_size(H, kernel_size, stride), pool_out_size(W, kernel_size, stride)},
-                           x.options().memory_format(fmt));
-  at::Tensor none;
-  cpu::dispatch_vectorized(x.scalar_type(),
-                           [&](auto t) { cpu::max_pool_forward<decltype(t)>(x, y, none, fmt, kernel_size, stride); });
-  return y;
+  PoolCall call = prepare_pool("max_pool_values", x_in, kernel_size, stride, /*offsets=*/false);
+  cpu::dispatch_vectorized(call.x.scalar_type(), [&](auto t) {
+    cpu::max_pool_forward<decltype(t)>(call.x, call.y, call.off, call.fmt, kernel_size, stride);
+  });
+  return call.y;
 }
 
 at::Tensor relu_lrn_pool_values_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k,
                                     int64_t kernel_size, int64_t stride) {
   if (!cpu::vectorized_dtype(x_in.scalar_type()))
     return std::get<0>(relu_lrn_pool_cpu(x_in, size, alpha, beta, k, kernel_size, stride));
-  check_4d_float("relu_lrn_pool_values", x_in);
-  check_lrn_args("relu_lrn_pool_values", size);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("relu_lrn_pool_values", H, W, kernel_size, stride);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty({N, C, pool_out_size(H, kernel_size, stride), pool_out_size(W, kernel_size, stride)},
-                           x.options().memory_format(fmt));
-  at::Tensor none;
+  PoolCall call = prepare_pool("relu_lrn_pool_values", x_in, kernel_size, stride, /*offsets=*/false, size);
   const cpu::Lrn lrn(size, alpha, beta, k);
-  cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
-    cpu::relu_lrn_pool_forward<decltype(t)>(x, y, none, fmt, lrn, kernel_size, stride);
+  cpu::dispatch_vectorized(call.x.scalar_type(), [&](auto t) {
+    cpu::relu_lrn_pool_forward<decltype(t)>(call.x, call.y, call.off, call.fmt, lrn, kernel_size, stride);
   });
-  return y;
+  return call.y;
 }
 
 std::string cpu_isa() { return cpu::compiled_isa(); }

@@ -234,10 +234,7 @@ void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& g
           const int64_t n = r / H, h = r % H;
           for (int64_t w = 0; w < W; ++w) {
             const int64_t pooled = n * OH * OW;
-            gather_pool_grad<scalar_t, off_t>(
-                h, w, OH, OW, kernel_size, stride, C,
-                [&](int64_t oh, int64_t ow) { return gp + (pooled + oh * OW + ow) * C; },
-                [&](int64_t oh, int64_t ow) { return op + (pooled + oh * OW + ow) * C; }, acc.data());
+            gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
             from_float(acc.data(), gxp + (r * W + w) * C, C);
           }
         }
@@ -379,10 +376,7 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
         for (int64_t r = begin; r < end; ++r) {
           const int64_t n = r / H, h = r % H, pooled = n * OH * OW;
           for (int64_t w = 0; w < W; ++w) {
-            gather_pool_grad<scalar_t, off_t>(
-                h, w, OH, OW, kernel_size, stride, C,
-                [&](int64_t oh, int64_t ow) { return gp + (pooled + oh * OW + ow) * C; },
-                [&](int64_t oh, int64_t ow) { return op + (pooled + oh * OW + ow) * C; }, acc.data());
+            gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
             const int64_t pos = (r * W + w) * C;
             int64_t ld;
             const float* xr = float_rows(xp + pos, C, 1, C, xs.data(), ld);

@@ -163,18 +163,18 @@ void pool_row_channels_values(const RowAt& rows, int64_t kernel_size, int64_t st
 
 // Gradient of one input position over C channels from the pooled gradients of the windows covering it
 // (channels_last): acc[c] = sum over covering windows (in output order) of g[c] where off[c] is this
-// position. gy(oh, ow) / offs(oh, ow) point at a pooled position's C values.
-template <typename scalar_t, typename off_t, typename GradAt, typename OffAt>
+// position. gy / offs: the image's pooled gradients and offsets, [OH][OW][C].
+template <typename scalar_t, typename off_t>
 void gather_pool_grad(int64_t h, int64_t w, int64_t OH, int64_t OW, int64_t kernel_size, int64_t stride, int64_t C,
-                      const GradAt& gy, const OffAt& offs, float* acc) {
+                      const scalar_t* gy, const off_t* offs, float* acc) {
   std::fill(acc, acc + C, 0.f);
   const CoveringWindows rows = covering_windows(h, OH, kernel_size, stride);
   const CoveringWindows cols = covering_windows(w, OW, kernel_size, stride);
   for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
     for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
       const off_t target = static_cast<off_t>((h - oh * stride) * kernel_size + (w - ow * stride));
-      const scalar_t* g = gy(oh, ow);
-      const off_t* o = offs(oh, ow);
+      const scalar_t* g = gy + (oh * OW + ow) * C;
+      const off_t* o = offs + (oh * OW + ow) * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) acc[c] += o[c] == target ? static_cast<float>(g[c]) : 0.f;
     }
