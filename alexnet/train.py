@@ -44,7 +44,7 @@ from torch.utils.data import Sampler
 from tqdm import tqdm
 
 import kernels
-from alexnet import compiled, distributed, placement
+from alexnet import compiled, distributed, placement, report_kit
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
 from alexnet.atomic_io import write_json_atomic, write_text_atomic
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -700,11 +700,7 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
     """Loss (left) and top-1 error (right) per epoch, training and validation; None without epochs."""
     if not history:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report_kit.pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
     for ax, key, what in ((loss_ax, "loss", "loss"), (err_ax, "top1_err", "top-1 error")):
@@ -714,8 +710,7 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
     loss_ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report_kit.save_figure(fig, path, tight=False)  # laid out by its "constrained" engine
     return path
 
 
@@ -723,29 +718,30 @@ def render_report(summary: dict, curves: str | None = None) -> str:
     """A short human-readable summary of one run (Markdown), with its learning curves when plotted."""
     cfg, hist = summary["config"], summary["history"]
     last = hist[-1] if hist else {}
-
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.2f}%"
-
+    pct = report_kit.pct
     lines = [f"# AlexNet training run: {summary['out_dir']}", "",
              f"Command: `{summary['command']}`", ""]
     if summary["diverged"]:
         lines += [f"**Diverged** (non-finite loss) at {summary['diverged_at']}; the last checkpoint is from before.", ""]
-    lines += ["| epochs | steps | final train loss | final val loss | val top-1 err | val top-5 err | best val top-1 err | images/s (last epoch) |",
-              "|---|---|---|---|---|---|---|---|",
-              f"| {len(hist)} | {summary['steps']} | {last.get('train_loss', float('nan')):.4f} | "
-              f"{last.get('val_loss', float('nan')):.4f} | {pct(last.get('val_top1_err'))} | {pct(last.get('val_top5_err'))} | "
-              f"{pct(summary['best_val_top1_err'])} | {last.get('images_per_s', float('nan')):.1f} |", ""]
+    lines += report_kit.table(
+        ["epochs", "steps", "final train loss", "final val loss", "val top-1 err", "val top-5 err", "best val top-1 err",
+         "images/s (last epoch)"],
+        [[len(hist), summary["steps"], f"{last.get('train_loss', float('nan')):.4f}",
+          f"{last.get('val_loss', float('nan')):.4f}", pct(last.get("val_top1_err")), pct(last.get("val_top5_err")),
+          pct(summary["best_val_top1_err"]), f"{last.get('images_per_s', float('nan')):.1f}"]])
+    lines.append("")
     if curves:
         lines += [f"![learning curves: loss and top-1 error per epoch]({curves})", ""]
     if hist:
-        lines += ["| epoch | train loss | train top-1 err | val loss | val top-1 err | lr | grad norm | images/s | peak memory |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        rows = []
         for h in hist:
             mem = "n/a (CPU)" if h["peak_mem_bytes"] is None else ", ".join(
                 f"{d}: {b / 2**30:.2f} GiB" for d, b in h["peak_mem_bytes"].items())
-            lines.append(f"| {h['epoch']} | {h['train_loss']:.4f} | {pct(h['train_top1_err'])} | {h['val_loss']:.4f} | "
-                         f"{pct(h['val_top1_err'])} | {h['lr']:.3g} | {h['grad_norm']:.3g} | {h['images_per_s']:.1f} | {mem} |")
+            rows.append([h["epoch"], f"{h['train_loss']:.4f}", pct(h["train_top1_err"]), f"{h['val_loss']:.4f}",
+                         pct(h["val_top1_err"]), f"{h['lr']:.3g}", f"{h['grad_norm']:.3g}", f"{h['images_per_s']:.1f}",
+                         mem])
+        lines += report_kit.table(["epoch", "train loss", "train top-1 err", "val loss", "val top-1 err", "lr",
+                                   "grad norm", "images/s", "peak memory"], rows)
         lines.append("")
     keys = ("kernels", "layout", "width", "devices", "data", "image_size", "crop_size", "batch_size", "lr", "epochs",
             "max_steps", "amp", "init", "seed", "num_parameters", "train_images", "val_images")

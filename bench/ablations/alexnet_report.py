@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from alexnet import report_kit
 from alexnet.errors import UsageError, check_output_folder, run_cli
 from bench.ablations.stats import mean_sd, paired_delta, verdict
 
@@ -133,7 +134,11 @@ def fmt_verdict(row: dict) -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.2f}%"
+    return report_kit.pct(None if isinstance(v, float) and math.isinf(v) else v)  # an infinite error: not measured
+
+
+def _loss(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"  # a non-finite loss is shown as it is ('nan'), not as missing
 
 
 def _num(v, f="{:.2f}") -> str:
@@ -155,12 +160,12 @@ def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) ->
          "final epoch, validation split. Measured: mean of per-seed paired differences +/- half-width of the "
          "t-based 95% confidence interval. 'CI includes 0' = the study does not resolve the sign. Seeds where "
          "either side diverged, exploded or sat at chance (see the status definitions below) are excluded from the pairing and "
-         "counted under stability.", "",
-         "| claim | metric | recipe | paper delta | measured delta +/- 95% CI | pairs | CI includes 0 | verdict | stability | dataset, epochs, seeds |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        L.append(f"| {r['claim']} ({r['where']}) | {r['metric']} | {r['recipe']} | {fmt_paper(r)} | {fmt_measured(r)} | "
-                 f"{r['measured']['n']} | {fmt_zero(r)} | {fmt_verdict(r)} | {r['stability']} | {r['setting']} |")
+         "counted under stability.", ""]
+    L += report_kit.table(
+        ["claim", "metric", "recipe", "paper delta", "measured delta +/- 95% CI", "pairs", "CI includes 0", "verdict",
+         "stability", "dataset, epochs, seeds"],
+        ([f"{r['claim']} ({r['where']})", r["metric"], r["recipe"], fmt_paper(r), fmt_measured(r), r["measured"]["n"],
+          fmt_zero(r), fmt_verdict(r), r["stability"], r["setting"]] for r in rows))
     L.append("")
     if figures.get("deltas"):
         L += [f"![measured vs paper deltas]({figures['deltas']})", ""]
@@ -169,18 +174,17 @@ def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) ->
         L += ["## AlexNet runs", "",
               "Status: ok | diverged (non-finite loss; stopped) | exploded (final training loss > 10 ln C) | "
               "at-chance (final val top-1 error >= 1 - 1.5/C: collapsed, or not learning yet at this budget). "
-              "Only ok runs enter the deltas.", "",
-              "| recipe | variant | seed | status | val top-1 err | val top-5 err | train top-1 err | train-val gap | train loss | epochs | seconds |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "Only ok runs enter the deltas.", ""]
+        run_rows = []
         for recipe, variants in results["alexnet"].items():
             for variant, runs in variants.items():
                 for seed, r in runs.items():
-                    gap = "n/a" if r.get("gap_top1") is None else f"{100 * r['gap_top1']:+.2f} pp"
-                    loss = "n/a" if r.get("train_loss") is None else f"{r['train_loss']:.4f}"
                     status = r["status"] + (f" at {r['diverged_at']}" if r.get("diverged_at") else "")
-                    L.append(f"| {recipe} | {variant} | {seed} | {status} | {_pct(r['val_top1_err'])} | "
-                             f"{_pct(r['val_top5_err'])} | {_pct(r['train_top1_err'])} | {gap} | {loss} | "
-                             f"{r['epochs_run']} | {_num(r.get('seconds'), '{:.0f}')} |")
+                    run_rows.append([recipe, variant, seed, status, _pct(r["val_top1_err"]), _pct(r["val_top5_err"]),
+                                  _pct(r["train_top1_err"]), report_kit.signed_pp(r.get("gap_top1")),
+                                  _loss(r.get("train_loss")), r["epochs_run"], _num(r.get("seconds"), "{:.0f}")])
+        L += report_kit.table(["recipe", "variant", "seed", "status", "val top-1 err", "val top-5 err", "train top-1 err",
+                               "train-val gap", "train loss", "epochs", "seconds"], run_rows)
         L.append("")
         for recipe, variants in results["alexnet"].items():
             L.append(f"Variant means, recipe {recipe} (ok seeds only): " + "; ".join(
@@ -210,19 +214,15 @@ def _mean_pct(vals) -> str:
     m, sd = mean_sd(vals)
     if m is None:
         return "n/a"
-    return f"{100 * m:.2f}%" + ("" if sd is None else f" (sd {100 * sd:.2f})")
+    return report_kit.pct(m) + ("" if sd is None else f" (sd {100 * sd:.2f})")
 
 
 def plot_deltas(rows: list[dict], path: Path) -> bool:
     """Bar chart: the paper's delta (grey) beside each recipe's measured delta with its 95% CI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pp = [r for r in rows if r["unit"] == "pp"]
     if not pp:
         return False
+    plt = report_kit.pyplot()
     groups = list(dict.fromkeys((r["claim"], r["metric"]) for r in pp))
     recipes = list(dict.fromkeys(r["recipe"] for r in pp))
     width = 0.8 / (1 + len(recipes))
@@ -253,9 +253,7 @@ def plot_deltas(rows: list[dict], path: Path) -> bool:
     ax.set_ylabel("error with feature - without (pp)")
     ax.set_title("Ablation deltas: paper vs measured (95% CI, paired by seed)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    report_kit.save_figure(fig, path)
     return True
 
 

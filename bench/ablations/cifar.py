@@ -60,6 +60,7 @@ from pathlib import Path
 
 import torch
 
+from alexnet import report_kit
 from alexnet.atomic_io import write_json_atomic
 from alexnet.data import DataError, cifar10_archive
 from alexnet.errors import UsageError, check_output_folder, run_cli
@@ -496,7 +497,7 @@ def _outcome(rec: dict) -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
+    return report_kit.pct(v, 1)
 
 
 def _hms(seconds: float) -> str:

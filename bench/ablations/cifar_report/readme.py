@@ -1,0 +1,44 @@
+"""The project README's block of the study: ``readme_block`` (the claim rows of both regimes with their
+caveats) and ``update_readme``, which fills the README's ``<!-- cifar10-cpu:begin -->`` ...
+``<!-- cifar10-cpu:end -->`` section with it (``alexnet.report_kit.update_section``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alexnet import report_kit
+from bench.ablations.cifar_report.analysis import _ablation_recipe, analyse
+from bench.ablations.cifar_report.markdown import _machines, headline_rows
+from bench.ablations.cifar_report.records import REGIME_LABELS, REGIMES, load_study
+
+README_SECTION = "cifar10-cpu"
+README_BEGIN, README_END = report_kit.section_markers(README_SECTION)  # <!-- cifar10-cpu:begin/end -->
+
+
+def readme_block(out: Path) -> str:
+    """The claim rows of both regimes and their caveats (machine, precision, budget, dates, command) for the README."""
+    loaded = load_study(out)
+    analysis = analyse(loaded)
+    inv = loaded["study"].get("invocations", [])
+    m = inv[-1].get("machine", {}) if inv else {}
+    spec = next(iter(loaded["runs"].values()))["spec"] if loaded["runs"] else {}
+    budgets = []
+    for g in REGIMES:
+        arms = analysis["regimes"][g]["arms"]
+        budgets.append(f"{REGIME_LABELS[g]}: {_ablation_recipe(next(iter(arms.values()))) if arms else 'not measured yet'}")
+    lines = [f"The paper's CIFAR-10 claims on its four-layer CNN, measured on a CPU ({_machines(inv)}, "
+             f"torch {m.get('torch')}; "
+             f"{'bfloat16 autocast, LRN in float32' if spec.get('amp') == 'bf16' else 'float32'}; "
+             f"{inv[0].get('started', '?')[:10] if inv else '?'}), in two regimes: inputs scaled to unit variance "
+             "with PyTorch's initialisation, and the paper's own (cuda-convnet: mean-subtracted 0-255 pixels, "
+             "Gaussian init std 1e-4 conv1, 1e-2 elsewhere). LRN and pooling: " + "; ".join(budgets)
+             + ", far shorter than the paper's training. 95% intervals, paired by seed; details, curves, where LRN "
+             f"actually normalises, and every run's record: [`{out.as_posix()}/`]({out.as_posix()}/README.md).",
+             "", *headline_rows(analysis)]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, out: Path) -> None:
+    """Fill ``readme``'s cifar10-cpu section with ``readme_block(out)``; the rest of the file stays as it is. A
+    file without exactly one such section raises ``report_kit.SectionError`` (a ``UsageError``) naming it."""
+    report_kit.update_section(readme, README_SECTION, readme_block(Path(out)))
