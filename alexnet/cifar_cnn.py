@@ -90,11 +90,13 @@ class ChannelLRN(nn.Module):
     """Cross-channel LRN in the paper's convention, ``x_c / (k + alpha * sum_{|j-c|<=n/2} x_j^2)^beta``.
 
     ``nonnegative=True`` promises inputs >= 0 (after ReLU and max-pooling): then ``kernels.relu_lrn``
-    computes it (its ReLU changes nothing), else the einsum below. Both in at least float32.
+    computes it (its ReLU changes nothing) with backend ``kernels_backend`` (default: ``lrn_backend()``),
+    else the einsum below. Both in at least float32.
     """
 
     def __init__(self, channels: int, size: int = PAPER_LRN["size"], alpha: float = PAPER_LRN["alpha"],
-                 beta: float = PAPER_LRN["beta"], k: float = PAPER_LRN["k"], nonnegative: bool = False):
+                 beta: float = PAPER_LRN["beta"], k: float = PAPER_LRN["k"], nonnegative: bool = False,
+                 kernels_backend: str | None = None):
         super().__init__()
         if size < 1 or size % 2 == 0:
             raise ValueError(f"LRN size must be a positive odd number, got {size}")
@@ -103,6 +105,7 @@ class ChannelLRN(nn.Module):
         self.register_buffer("window", window * alpha, persistent=False)  # alpha folded into the 0/1 band
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.nonnegative = nonnegative
+        self.kernels_backend = kernels_backend
 
     def alpha_sums(self, x: torch.Tensor) -> torch.Tensor:
         """``alpha * sum_{window} x_j^2`` at every position (in float32 or wider): the term set against ``k``."""
@@ -116,14 +119,15 @@ class ChannelLRN(nn.Module):
             if self.nonnegative:
                 from kernels.ops import relu_lrn
 
-                out = relu_lrn(wide, self.size, self.alpha, self.beta, self.k, backend=lrn_backend())
+                out = relu_lrn(wide, self.size, self.alpha, self.beta, self.k,
+                               backend=self.kernels_backend or lrn_backend())
             else:
                 out = wide * (self.k + self.alpha_sums(wide)).pow(-self.beta)
             return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.window.shape[0]}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
-                + (f", kernels.relu_lrn[{lrn_backend()}]" if self.nonnegative else ""))
+                + (f", kernels.relu_lrn[{self.kernels_backend or lrn_backend()}]" if self.nonnegative else ""))
 
 
 def _pooled(size: int, kernel: int, stride: int) -> int:

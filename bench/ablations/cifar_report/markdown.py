@@ -91,6 +91,10 @@ def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> st
                     " - the paper's own setting, from its code (cuda-convnet's `layers-18pct`; records in `runs/paper/`)."))
     L += ["", "Everything below is computed from the per-run records in `runs/` (and `probes/`).", ""]
     L += _provenance(study, runs, analysis)
+    if figures.get("throughput"):
+        L += [f"Each arm's training speed on a quiet machine, the arms timed side by side (not from these runs, "
+              f"which shared the machine): [{figures['throughput']}]({figures['throughput']}) "
+              "(`python -m bench.tools.cifar_throughput`).", ""]
     for g in REGIMES:
         expected = _expected_runs(analysis["regimes"][g])
         done = len(analysis["regimes"][g]["runs"])

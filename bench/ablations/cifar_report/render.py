@@ -29,6 +29,8 @@ def write_report(out: str | Path) -> list[Path]:
         if plot(part, path):
             written.append(path)
             figures[key] = path.name
+    if (out / "throughput.md").is_file():  # written by bench.tools.cifar_throughput, linked when present
+        figures["throughput"] = "throughput.md"
     md = write_text_atomic(out / "README.md", render_markdown(loaded, analysis, figures))
     return [md, *written]
 

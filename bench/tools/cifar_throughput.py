@@ -1,0 +1,192 @@
+"""Training images/s of the CIFAR-10 study's arms, timed side by side: what LRN costs the 4-layer CNN
+with each way of computing it - a Markdown page.
+
+    python -m bench.tools.cifar_throughput --out reports/cifar10-cpu/throughput.md
+
+The study's own images/s column comes from runs that shared the machine with other work; this tool
+answers "what does the LRN arm run at with the project's kernels" on a quiet machine instead. Every arm
+trains the same net (``bench.ablations.cifar_train.build_model``, the study's settings: batch 128,
+channels-last, SGD with momentum, bfloat16 autocast with LRN in float32, the paper regime's 0-255 px
+inputs and cuda-convnet init by default) on the same batches of real CIFAR-10 images, and the arms take
+turns: each round times ``--steps`` training steps of every arm in turn, after ``--warmup`` untimed
+steps, so a change in the machine's speed falls on all arms alike. The page gives each arm's median over
+the rounds and its ratio to the baseline (no LRN).
+
+Arms: the baseline; LRN through ``kernels.relu_lrn`` with the ``cpp`` backend (what the study uses); the
+same op with the ``eager`` backend (PyTorch's reference chain); and ``ChannelLRN``'s einsum (a banded
+matrix product, what the first study's LRN arm ran). Run it with nothing else using the cores; the page
+names the machine, versions, date and command.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from alexnet import machine, report_kit
+from alexnet.atomic_io import write_text_atomic
+from alexnet.cifar_cnn import ChannelLRN
+from alexnet.errors import UsageError, check_output_folder, run_cli
+
+# arm name -> (LRN on, how ChannelLRN computes it: a kernels backend, "einsum", or None for no LRN)
+ARMS = {
+    "baseline: no LRN": (False, None),
+    "LRN: kernels.relu_lrn, cpp": (True, "cpp"),
+    "LRN: kernels.relu_lrn, eager": (True, "eager"),
+    "LRN: ChannelLRN einsum": (True, "einsum"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.tools.cifar_throughput", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="cifar10",
+                   help="'cifar10' (../shared/data/cifar10-jpg.tar.gz or $ALEXNET_CIFAR10), an archive, a folder, "
+                        "or 'synthetic' (default cifar10)")
+    p.add_argument("--regime", default="paper", choices=("paper", "unit"),
+                   help="paper: 0-255 px inputs, cuda-convnet init; unit: unit-variance inputs, PyTorch init")
+    p.add_argument("--amp", default="bf16", choices=("bf16", "off"), help="bfloat16 autocast as the study (default)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds; each times every arm once (default 5)")
+    p.add_argument("--steps", type=int, default=40, help="timed training steps per arm and round (default 40)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps per arm before the rounds (default 5)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=None, help="write the Markdown page here (default: print it)")
+    return p
+
+
+class Arm:
+    """One arm's net, optimiser and batch stream; ``run(steps)`` trains and returns the seconds taken."""
+
+    def __init__(self, name: str, lrn: bool, impl: str | None, data, spec_kwargs: dict):
+        from bench.ablations.cifar_train import RunSpec, build_model
+
+        self.name = name
+        self.spec = RunSpec(lrn=lrn, **spec_kwargs)
+        self.model = build_model(self.spec, data.num_classes)
+        for m in self.model.modules():
+            if isinstance(m, ChannelLRN):
+                if impl == "einsum":
+                    m.nonnegative = False
+                else:
+                    m.kernels_backend = impl
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.spec.lr, momentum=self.spec.momentum,
+                                   weight_decay=self.spec.weight_decay)
+        self.data = data
+        self.gen = torch.Generator().manual_seed(0)  # every arm draws the same batches
+
+    def run(self, steps: int) -> float:
+        spec, data = self.spec, self.data
+        if steps < 1:
+            return 0.0
+        batches = [torch.randint(0, len(data.train_y), (spec.batch_size,), generator=self.gen) for _ in range(steps)]
+        start = time.perf_counter()
+        for idx in batches:
+            x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16"):
+                logits = self.model(x).float()
+            loss = F.cross_entropy(logits, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        seconds = time.perf_counter() - start
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"{self.name}: the training loss is {float(loss)} - the arm does not train at "
+                               f"lr {spec.lr}, so its speed would not be the study's")
+        return seconds
+
+
+def measure(args) -> dict:
+    """images/s per arm and round, every arm timed in turn each round."""
+    from bench.ablations.cifar_train import load_cifar_tensors
+
+    data = load_cifar_tensors(args.data)
+    spec_kwargs = {"lr": 0.005, "momentum": 0.9, "weight_decay": 5e-4, "flip": False, "batch_size": 128,
+                   "amp": args.amp, **({"input_scale": "pixels", "init": "cuda-convnet"} if args.regime == "paper" else {})}
+    arms, missing = [], {}
+    for name, (lrn, impl) in ARMS.items():
+        reason = _unavailable(impl)
+        if reason:
+            missing[name] = reason
+        else:
+            arms.append(Arm(name, lrn, impl, data, spec_kwargs))
+    for arm in arms:
+        arm.run(args.warmup)
+    rates = {arm.name: [] for arm in arms}
+    for _ in range(args.rounds):
+        for arm in arms:
+            rates[arm.name].append(args.steps * arm.spec.batch_size / arm.run(args.steps))
+    return {"rates": rates, "missing": missing, "data": data.source, "spec": spec_kwargs}
+
+
+def _unavailable(impl: str | None) -> str | None:
+    """Why a kernels backend cannot run here (None if it can, or if the arm uses none)."""
+    if impl in (None, "einsum"):
+        return None
+    from kernels.ops import BackendUnavailable, get_backend
+
+    try:
+        get_backend(impl)
+    except BackendUnavailable as exc:
+        return str(exc).split("\n")[0]
+    return None
+
+
+def render(result: dict, args, command: str) -> str:
+    rates = result["rates"]
+    base = statistics.median(rates["baseline: no LRN"])
+    cpu = machine.cpu_info()["cpu_model"]
+    regime = ("paper regime: 0-255 px, cuda-convnet init" if args.regime == "paper"
+              else "unit-variance inputs, PyTorch init")
+    lines = ["# CIFAR-10 study: training images/s of each arm, timed side by side", "",
+             f"- Machine: {cpu}, {torch.get_num_threads()} threads, no GPU; torch {torch.__version__}; "
+             f"{datetime.now(timezone.utc).date().isoformat()}.",
+             f"- Command: `{command}`",
+             f"- The study's 4-layer CNN, {regime}, batch 128, channels-last, SGD (momentum 0.9, weight decay "
+             f"5e-4, lr 0.005), {'bfloat16 autocast, LRN in float32' if args.amp == 'bf16' else 'float32'}, "
+             f"on random batches of `{Path(result['data']).name}`. {args.rounds} rounds; in each, every arm trains "
+             f"{args.steps} steps in turn (after {args.warmup} untimed warm-up steps per arm). Training steps only: "
+             "no evaluation, no data decoding.", ""]
+    rows = []
+    for name, values in rates.items():
+        med = statistics.median(values)
+        rows.append([name, report_kit.num(med, ",.0f"),
+                     f"{report_kit.num(min(values), ',.0f')}-{report_kit.num(max(values), ',.0f')}",
+                     report_kit.ratio(med / base), report_kit.num(1e3 * 128 / med, ".2f")])
+    rows += [[name, f"not run: {reason}", "", "", ""] for name, reason in result["missing"].items()]
+    lines += report_kit.table(["arm", "images/s (median)", "range over rounds", "vs baseline",
+                               "ms per step"], rows)
+    lines += [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def body():
+        for name in ("rounds", "steps"):
+            if getattr(args, name) < 1:
+                raise UsageError(f"--{name} must be at least 1 (got {getattr(args, name)})")
+        if args.warmup < 0:
+            raise UsageError(f"--warmup must be at least 0 (got {args.warmup})")
+        if args.out is not None:
+            check_output_folder(args.out.parent, "--out's folder")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = measure(args)
+        command = "python -m bench.tools.cifar_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+        text = render(result, args, command.strip())
+        if args.out is None:
+            print(text)
+        else:
+            print(f"wrote {write_text_atomic(args.out, text)}")
+    return run_cli(parser.prog, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
