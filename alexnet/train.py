@@ -10,9 +10,9 @@ setting (256 px images, 227 px crops, batch 128); without one a small CPU run (7
 crops, batch 32, 384 synthetic images, 3 epochs = 36 steps) that finishes in minutes, announced as such.
 Explicit flags always win.
 
-Recipe (paper, section 5): SGD, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 when the
-validation error stops improving (``ReduceLROnPlateau`` on val top-1 error, ``--lr-patience`` epochs),
-optional linear warm-up. A non-finite loss stops the run cleanly with ``summary["diverged"] = True``.
+Recipe (paper, section 5): SGD (fused where PyTorch has it: ``alexnet.optim``), momentum 0.9, weight
+decay 5e-4, lr 0.01 divided by 10 when the validation error stops improving (``ReduceLROnPlateau`` on
+val top-1 error, ``--lr-patience`` epochs), optional linear warm-up. A non-finite loss stops the run cleanly with ``summary["diverged"] = True``.
 
 Outputs in ``--out``: ``metrics.jsonl`` (one line per epoch; step lines with ``--log-every``),
 ``checkpoint.pt`` (written atomically after every epoch, with optimizer, scheduler, scaler and every
@@ -54,6 +54,7 @@ from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.machine import machine_info
 from alexnet.metrics import RunningSums, topk_wrong
 from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
+from alexnet.optim import paper_sgd
 
 # Defaults that depend on the machine (None in the parser means "resolve here").
 GPU_DEFAULTS = dict(image_size=256, crop_size=227, batch_size=128, workers=min(8, os.cpu_count() or 1))
@@ -565,7 +566,7 @@ def _setup(args: argparse.Namespace, ctx: DistContext) -> Setup:
     eval_transform = EvalTransform(data.stats, crop_size=args.crop_size, ten_crop=args.ten_crop,
                                    normalize=normalize).to(device)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    optimizer = paper_sgd(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=args.lr_patience)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
 

@@ -22,6 +22,7 @@ from alexnet import machine, report_kit
 from alexnet.atomic_io import write_text_atomic
 from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.model import AlexNetConfig, build_model
+from alexnet.optim import paper_sgd
 from kernels.backends import BACKENDS
 
 OWN_OPS = ("alexnet_cpp_ext", "GeneratedBackwardFor_alexnet", "alexnet_triton")  # profiler keys of our ops
@@ -43,7 +44,7 @@ def profile_steps(kernels: str, batch: int, image_size: int, steps: int):
     """(key averages, ms per step) of ``steps`` SGD steps of the paper's AlexNet on the CPU."""
     torch.manual_seed(0)
     model = build_model(AlexNetConfig(kernels=kernels))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    opt = paper_sgd(model.parameters(), lr=0.01)  # as train.py: fused where PyTorch has it
     x = torch.randn(batch, 3, image_size, image_size)
     y = torch.randint(0, 1000, (batch,))
     record = torch.profiler.record_function
