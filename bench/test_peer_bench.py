@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import checks, counting, peers, shapes
+from bench import checks, counting, peers, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 STATUS = peers.peer_status()
@@ -82,7 +82,7 @@ def test_peer_alexnet(benchmark, bench_env, bench_device, timer, case, peer):
     if not ok:
         pytest.fail(f"not timed: {peer} AlexNet logits differ from eager: max |diff| {err:.3g}")
     benchmark.group = f"model-infer-b{case.batch}-none-nchw"
-    result = timer.time(benchmark, lambda: run_peer(x))
+    result = timer.time(benchmark, lambda: run_peer(x), cpu_seconds=timing.CPU_MODEL_TARGET_SECONDS)
     flops = counting.alexnet_step_flops(size, train=False, layout=case.layout)  # the paper-size net's defaults
     info = {"kind": "model", "group": case.group, "variant": case.variant, "kernels": peer, "layout": case.layout,
             "batch": case.batch, "mode": "infer", "amp": "none", "channels_last": False, "compile_model": False,

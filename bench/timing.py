@@ -11,8 +11,8 @@ Timing choice (documented because GPU timing is easy to get wrong):
   cover the whole GPU work plus launch overhead.
 * The derived figures (GB/s, % of copy bandwidth, speedups) use the median of the CUDA-event times
   (GPU time, as ``triton.testing.do_bench`` measures it); on a CPU they use the wall-clock median.
-  ``extra_info["time_source"]`` says which. A CPU case runs rounds for about CPU_TARGET_SECONDS (5 to
-  50), or 2 when Triton runs through its interpreter (seconds per call; kernel cases under the
+  ``extra_info["time_source"]`` says which. A CPU case runs rounds for about CPU_TARGET_SECONDS (a
+  whole model's, CPU_MODEL_TARGET_SECONDS; 5 to 50 rounds), or 2 when Triton runs through its interpreter (seconds per call; kernel cases under the
   interpreter are checked and not timed at all). No L2 flush on a CPU: the inputs (>= 18 MB at conv1,
   batch 16) exceed its caches.
 * Energy per iteration (when NVML reports an energy counter) comes from a separate back-to-back
@@ -34,6 +34,8 @@ GPU_TARGET_SECONDS = 0.25  # timed rounds per case aim for about this much GPU t
 GPU_MIN_ROUNDS, GPU_MAX_ROUNDS = 20, 300
 WARMUP_CALLS = 1  # the first call compiles/autotunes; never timed
 CPU_TARGET_SECONDS = 0.5
+# a whole model on a CPU: 0.1-0.5 s per call, so 0.5 s gave 5 rounds and run-to-run medians 15% apart
+CPU_MODEL_TARGET_SECONDS = 2.0
 CPU_MIN_ROUNDS, CPU_MAX_ROUNDS = 5, 50
 CPU_INTERPRETER_ROUNDS = 2  # Triton through its CPU interpreter: seconds per call, and the times mean nothing
 GPU_WARMUP = 3  # further untimed calls that also size the number of rounds (CPU too)
@@ -81,7 +83,8 @@ class Timer:
         if self._flush is not None:
             self._flush.zero_()
 
-    def _rounds(self, fn: Callable[[], object], before_each: Callable[[], None] | None, interpreted: bool) -> int:
+    def _rounds(self, fn: Callable[[], object], before_each: Callable[[], None] | None, interpreted: bool,
+                cpu_seconds: float) -> int:
         if not self.on_gpu and interpreted:
             return CPU_INTERPRETER_ROUNDS
         start = time.perf_counter()
@@ -92,19 +95,20 @@ class Timer:
         synchronize(self.device)
         per_call = max((time.perf_counter() - start) / GPU_WARMUP, 1e-6)
         if not self.on_gpu:
-            return int(min(CPU_MAX_ROUNDS, max(CPU_MIN_ROUNDS, CPU_TARGET_SECONDS / per_call)))
+            return int(min(CPU_MAX_ROUNDS, max(CPU_MIN_ROUNDS, cpu_seconds / per_call)))
         return int(min(GPU_MAX_ROUNDS, max(GPU_MIN_ROUNDS, GPU_TARGET_SECONDS / per_call)))
 
     def time(self, benchmark, fn: Callable[[], object], before_each: Callable[[], None] | None = None,
-             interpreted: bool = False) -> TimingResult:
+             interpreted: bool = False, cpu_seconds: float = CPU_TARGET_SECONDS) -> TimingResult:
         """Warm up ``fn``, then time it with ``benchmark.pedantic``; ``before_each`` runs untimed.
-        ``interpreted``: ``fn`` runs Triton through its CPU interpreter (fewer rounds on a CPU)."""
+        ``interpreted``: ``fn`` runs Triton through its CPU interpreter (fewer rounds on a CPU);
+        ``cpu_seconds``: about how long the timed rounds take on a CPU."""
         for _ in range(WARMUP_CALLS):
             if before_each:
                 before_each()
             fn()
         synchronize(self.device)
-        rounds = self._rounds(fn, before_each, interpreted)
+        rounds = self._rounds(fn, before_each, interpreted, cpu_seconds)
         times: list[float] = []
         events: list[tuple] = []
 
