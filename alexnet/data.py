@@ -487,7 +487,11 @@ def _decoded(payloads: Iterator, size: int, workers: int) -> Iterator[tuple]:
         for chunk in _chunks(payloads, DECODE_CHUNK):
             yield from _decode_chunk(chunk, size)
         return
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Not "fork": the caller may run threads (torch's OpenMP pool, Inductor's compile workers, a test
+    # runner's), and a child forked while one of them holds a lock can wait on it for ever. A forkserver
+    # forks its children from its own single-threaded process.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         pending = []
         try:
