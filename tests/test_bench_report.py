@@ -361,3 +361,25 @@ def test_update_readme_takes_one_run(saved_run, tmp_path, capsys):
     readme.write_text("<!-- cpu-headline:begin -->\n<!-- cpu-headline:end -->\n")
     assert report.main([str(saved_run), str(saved_run), "--out", str(tmp_path), "--update-readme", str(readme)]) == 2
     assert "exactly one run" in capsys.readouterr().err
+
+
+def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
+    """The run's own no-LRN net gives the ceiling a free LRN could reach; a profile beside the report is linked."""
+    log = _cpu_case_log(tmp_path)
+    rows = log.read_text().splitlines()
+    no_lrn = json.loads(next(r for r in rows if '"m[eager]"' in r))
+    no_lrn.update(nodeid="m[no-lrn]")
+    no_lrn["extra_info"].update(variant="no-lrn", time_s=16 / 25.0, images_per_s=25.0)
+    log.write_text("\n".join(rows[:-1] + [json.dumps(no_lrn), rows[-1]]) + "\n")
+    out = tmp_path / "reports"
+    assert report.main([str(log), "--out", str(out)]) == 0
+    folder = next(p.parent for p in out.rglob("README.md"))
+    models = load_run(log).models
+    plain = models[(models["mode"] == "train") & (models["amp"] != "bf16") & ~models["compile_model"].astype(bool)]
+    t = {(r.variant, r.kernels): r.time_s for r in plain.itertuples()}
+    line = next(x for x in (folder / "README.md").read_text().splitlines() if x.startswith("- training step"))
+    assert f"{t[('paper', 'eager')] / t[('no-lrn', 'eager')]:.2f}x the eager kernels" in line
+    assert line.endswith(f"are {t[('paper', 'eager')] / t[('paper', 'cpp')]:.2f}x.")
+    (folder / "profile.md").write_text("# p\n\n**This suite's ops** (x): 1.0 ms per step, 1.0% of all self time.\n")
+    assert report.main([str(log), "--out", str(out)]) == 0
+    assert "[profile](profile.md) (its own run). **This suite's ops** (x): 1.0 ms" in (folder / "README.md").read_text()

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from bench.report import compare, paper_claims, plots, readme_rows, tables, targets
 from alexnet import report_kit
 from alexnet.atomic_io import write_text_atomic
@@ -63,6 +65,40 @@ def _status(run: Run) -> str:
                                                    for f in run.failed))
         lines.append("")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _model_ceilings(models: pd.DataFrame) -> str:
+    """What bounds the model targets, from this run alone: the same net without LRN (eager kernels) is
+    how fast the paper's net could be were its LRN free; the cpp kernels' ratio is set beside it."""
+    if models.empty or not {"variant", "kernels", "mode", "amp", "time_s", "batch"} <= set(models.columns):
+        return ""
+    plain = models[(models["amp"] != "bf16") & ~models["compile_model"].astype(bool)
+                   & ~models["channels_last"].astype(bool)]
+    lines = []
+    for mode, what in (("infer", "inference"), ("train", "training step")):
+        def pick(variant, kernels):
+            rows = plain[(plain["mode"] == mode) & (plain["variant"] == variant) & (plain["kernels"] == kernels)]
+            return rows.sort_values("batch").iloc[-1] if len(rows) else None
+        eager, no_lrn, cpp = pick("paper", "eager"), pick("no-lrn", "eager"), pick("paper", "cpp")
+        if eager is None or no_lrn is None or cpp is None or len({eager["batch"], no_lrn["batch"], cpp["batch"]}) != 1:
+            continue
+        lines.append(f"- {what}, batch {int(eager['batch'])}: eager kernels {eager['time_s'] * 1e3:.1f} ms, "
+                     f"the same net without LRN {no_lrn['time_s'] * 1e3:.1f} ms: a free LRN with ATen's pooling would be "
+                     f"{eager['time_s'] / no_lrn['time_s']:.2f}x the eager kernels; the cpp kernels (LRN and pooling, "
+                     f"{cpp['time_s'] * 1e3:.1f} ms) are {eager['time_s'] / cpp['time_s']:.2f}x.\n")
+    if not lines:
+        return ""
+    return ("## What bounds the model targets\n\nThe convolutions and GEMMs are the same in every arm; "
+            "from this run (fp32, NCHW, kernels not compiled):\n\n" + "".join(lines) + "\n")
+
+
+def _profile_summary(out: Path) -> str:
+    """A link to the training-step profile committed beside the report, with its own summary line."""
+    page = out / "profile.md"
+    if not page.is_file():
+        return ""
+    summary = next((line for line in page.read_text().splitlines() if line.startswith("**This suite's ops**")), "")
+    return f"Where the training step's time goes: [profile](profile.md) (its own run). {summary}\n\n"
 
 
 def write_run_report(run: Run, out_root: Path) -> list[Path]:
@@ -114,6 +150,7 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
             + "Pages: [kernels](kernels.md), [model](model.md), [memory](memory.md), [targets](targets.md)\n\n"
             + "## Targets\n\n" + tables.markdown(summary)
             + "\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pngs)
+            + _model_ceilings(run.models) + _profile_summary(out)
             + "## Paper vs measured (systems claims)\n\n"
             + tables.markdown(claims, {"ratio": ".3f"}))
     put("README.md", _page(f"Benchmark report: {run.label}", run, body))
