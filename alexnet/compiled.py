@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+import kernels
+
 # Changes the compile's cache key too: an artifact compiled without the workaround is never reused.
 CPU_INDUCTOR_OPTIONS = {"reorder_for_peak_memory": False}
 _MAX_POOL_BACKWARD = torch.ops.aten.max_pool2d_with_indices_backward.default
@@ -38,8 +40,21 @@ def cpu_safe_inductor(gm: torch.fx.GraphModule, example_inputs):
     return compile_fx(gm, example_inputs, config_patches=dict(CPU_INDUCTOR_OPTIONS), decompositions=table)
 
 
-def compile_model(module: torch.nn.Module, devices) -> torch.nn.Module:
-    """``torch.compile(module)`` with Inductor, made safe for the CPU when a tower is there."""
+def _resolve_kernels_backends(module: torch.nn.Module) -> None:
+    """Look up every kernels backend the model names before Dynamo traces it. The first lookup imports
+    the backend's module; traced, that import is a graph break, and Dynamo keeps it in the compiled code
+    for good (measured: the two-tower AlexNet, compiled first in a process, became 8 graphs instead of 1)."""
+    for name in {getattr(getattr(m, "cfg", None), "kernels", None) for m in module.modules()} - {None}:
+        kernels.get_backend(name)
+
+
+def compile_model(module: torch.nn.Module, devices, dynamic: bool | None = None) -> torch.nn.Module:
+    """``torch.compile(module)`` with Inductor, made safe for the CPU when a tower is there.
+
+    ``dynamic`` is ``torch.compile``'s: ``None`` (a second input shape recompiles with symbolic sizes,
+    what training wants) or ``False`` (every shape compiled as a constant, what a benchmark of fixed
+    shapes measures)."""
+    _resolve_kernels_backends(module)
     if inductor_options(devices):
-        return torch.compile(module, backend=cpu_safe_inductor)
-    return torch.compile(module)
+        return torch.compile(module, backend=cpu_safe_inductor, dynamic=dynamic)
+    return torch.compile(module, dynamic=dynamic)

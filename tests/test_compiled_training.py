@@ -42,6 +42,14 @@ def test_inductor_options_only_for_cpu_models():
     assert compiled.inductor_options([torch.device("cuda", 0), torch.device("cuda", 1)]) == {}
 
 
+def test_compile_model_looks_up_the_kernels_backend_before_tracing(monkeypatch):
+    """A first lookup inside the traced forward imports the backend: a graph break kept for good."""
+    monkeypatch.setattr(kernels.ops, "_checked_backends", {})
+    model = tiny_model(layout="two-gpu", kernels="eager")
+    compiled.compile_model(placement.place_model(model, placement.parse_devices("cpu,cpu", "two-gpu")), ["cpu"])
+    assert "eager" in kernels.ops._checked_backends
+
+
 def test_traffic_counter_under_compile_counts_every_step():
     """The placed two-device model compiles (its links are graph breaks) and counts what eager counts, at
     two input sizes (the second makes Dynamo's shapes symbolic, where ``nbytes`` used to fail)."""
