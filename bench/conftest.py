@@ -1,9 +1,9 @@
 """Session setup for ``pytest bench/``: device, yardsticks, run description, and the report hook.
 
 * ``bench_device``: the first CUDA GPU if there is one, else the CPU (results marked ``cpu``).
-* ``bench_env``: measured once per session - device-to-device copy bandwidth (the roofline the
-  kernels are judged against), dense GEMM throughput (for model-FLOPs utilisation), versions and
-  GPU facts. Stored in the saved JSON under ``machine_info["alexnet_bench"]``.
+* ``bench_env``: measured once per session - device-to-device copy bandwidth, dense GEMM throughput
+  (for model-FLOPs utilisation), on a CPU the last-level cache size and the FMA peak (the compute
+  roof, ``bench.fma_peak``), versions and GPU facts. Stored in the saved JSON under ``machine_info["alexnet_bench"]``.
 * ``timer``: ``bench.timing.Timer`` (warm-up excluded, L2 flushed, synchronized; see its docstring).
 * When the run is saved (``--benchmark-save=NAME``), every case is also appended to
   ``reports/NAME/cases.jsonl`` the moment it ends - passed (its ``extra_info``), failed (the message,
@@ -79,6 +79,14 @@ def bench_env(request, bench_device) -> dict:
     else:
         cpu_gemm = timing.gemm_flops_per_s(bench_device, torch.float32)
         info["gemm_flops_per_s"] = {"bf16": None, "fp32": cpu_gemm}
+        info["cpu_llc_bytes"] = timing.cpu_last_level_cache_bytes()
+        info["cpu_flush_bytes"] = timing.cpu_flush_bytes()
+        try:
+            from bench import fma_peak
+
+            info["fma_peak"] = fma_peak.peak()
+        except Exception as exc:  # no compiler: the compute roof is then missing, and the report says why
+            info["fma_peak"] = {"error": f"{type(exc).__name__}: {str(exc)[-300:]}"}
     info["gpu_state_at_start"] = env_info.gpu_state(bench_device)
     request.config.stash[_SESSION_INFO] = info
     log = request.config.stash.get(_CASE_LOG, None)

@@ -6,7 +6,9 @@ Ops: ``relu_lrn``, ``max_pool`` (3/2), ``relu_lrn_pool`` and ``unfused`` (``relu
 error instead of timing it. Cases marked ``headline`` (``bench.shapes``) are the quick set that
 ``pytest bench/ -m headline`` runs. Each result's ``extra_info``
 holds the case, the timing summary (``bench.timing``), achieved GB/s from the minimal bytes
-(``bench.counting``), the percentage of this session's measured copy bandwidth, the bytes autograd
+(``bench.counting``), the percentage of this session's measured copy bandwidth, on a CPU the case
+timed again warm (``warm_*``: the primary figures are cold, the caches flushed before each round) and
+each state's memory and compute roof with the % of the binding one (``bench.timing``), the bytes autograd
 saves for the backward, peak memory of forward+backward and the GPU's state. Speedups over
 eager and compile are added when the JSON is written (``bench.derive``).
 """
@@ -17,7 +19,7 @@ import torch
 
 import kernels
 from kernels.catalog import op_spec
-from bench import checks, counting, env_info, shapes, timing
+from bench import checks, counting, env_info, roofs, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 STATUS = kernels.backend_status()
@@ -88,7 +90,7 @@ def test_kernel(benchmark, bench_env, bench_device, timer, case, backend, dtype,
         before_each = None
 
     benchmark.group = f"{case.id}-{DTYPE_NAMES[dtype]}-{memory_format}-{direction}"
-    result = timer.time(benchmark, run, before_each)
+    result = timer.time(benchmark, run, before_each, cache="cold")  # a GPU round is always cold
 
     element_size = x.element_size()
     nbytes = counting.minimal_bytes(case.op, case.shape, element_size, direction)
@@ -110,6 +112,10 @@ def test_kernel(benchmark, bench_env, bench_device, timer, case, backend, dtype,
     info["gbps"] = nbytes / info["time_s"] / 1e9
     info["copy_gbps"] = copy_bw / 1e9
     info["pct_copy_bw"] = 100.0 * nbytes / info["time_s"] / copy_bw
+    if not ON_GPU:  # the second cache state, and each state's roofs (bench.timing's module doc)
+        info.update(timer.measure(run, before_each, cache="warm").warm_summary())
+        info.update(roofs.roof_fields(timer, bench_env, case.op, case.shape, direction, nbytes,
+                                      {"": info["time_s"], "warm_": info["warm_time_s"]}))
     if fwdbwd:
         x.grad = None
         info["saved_bytes"] = timing.saved_tensor_bytes(lambda: op(x), exclude=(x,))

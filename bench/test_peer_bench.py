@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import checks, counting, peers, shapes, timing
+from bench import checks, counting, peers, roofs, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 STATUS = peers.peer_status()
@@ -48,7 +48,7 @@ def test_peer_kernel(benchmark, bench_env, bench_device, timer, case, peer):
         benchmark.extra_info["check_ok"] = False
         pytest.fail(f"not timed: {exc}")
     benchmark.group = f"{case.id}-float32-nchw-fwd"
-    result = timer.time(benchmark, lambda: run_peer(x))
+    result = timer.time(benchmark, lambda: run_peer(x), cache="cold")
     nbytes = counting.minimal_bytes(case.op, case.shape, 4, "fwd")
     info = {"kind": "kernel", "op": case.op, "backend": peer, "dtype": "float32", "shape_name": case.shape_name,
             "shape": list(case.shape), "memory_format": "nchw", "direction": "fwd", "cpu": True,
@@ -56,6 +56,9 @@ def test_peer_kernel(benchmark, bench_env, bench_device, timer, case, peer):
     info["gbps"] = nbytes / info["time_s"] / 1e9
     info["copy_gbps"] = bench_env["copy_bytes_per_s"] / 1e9
     info["pct_copy_bw"] = 100.0 * nbytes / info["time_s"] / bench_env["copy_bytes_per_s"]
+    info.update(timer.measure(lambda: run_peer(x), cache="warm").warm_summary())
+    info.update(roofs.roof_fields(timer, bench_env, case.op, case.shape, "fwd", nbytes,
+                                  {"": info["time_s"], "warm_": info["warm_time_s"]}))
     benchmark.extra_info.update(info)
 
 
@@ -82,7 +85,7 @@ def test_peer_alexnet(benchmark, bench_env, bench_device, timer, case, peer):
     if not ok:
         pytest.fail(f"not timed: {peer} AlexNet logits differ from eager: max |diff| {err:.3g}")
     benchmark.group = f"model-infer-b{case.batch}-none-nchw"
-    result = timer.time(benchmark, lambda: run_peer(x), cpu_seconds=timing.CPU_MODEL_TARGET_SECONDS)
+    result = timer.time(benchmark, lambda: run_peer(x), cpu_seconds=timing.CPU_MODEL_TARGET_SECONDS, cache="warm")
     flops = counting.alexnet_step_flops(size, train=False, layout=case.layout)  # the paper-size net's defaults
     info = {"kind": "model", "group": case.group, "variant": case.variant, "kernels": peer, "layout": case.layout,
             "batch": case.batch, "mode": "infer", "amp": "none", "channels_last": False, "compile_model": False,

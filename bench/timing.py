@@ -13,8 +13,22 @@ Timing choice (documented because GPU timing is easy to get wrong):
   (GPU time, as ``triton.testing.do_bench`` measures it); on a CPU they use the wall-clock median.
   ``extra_info["time_source"]`` says which. A CPU case runs rounds for about CPU_TARGET_SECONDS (a
   whole model's, CPU_MODEL_TARGET_SECONDS; 5 to 50 rounds), or 2 when Triton runs through its interpreter (seconds per call; kernel cases under the
-  interpreter are checked and not timed at all). No L2 flush on a CPU: the inputs (>= 18 MB at conv1,
-  batch 16) exceed its caches.
+  interpreter are checked and not timed at all).
+* Cache state, declared with every figure (``cache="cold"`` or ``"warm"``). GPU: always cold (the L2
+  flush above). CPU kernel cases are timed in both states: *cold* touches (reads and writes) a buffer
+  of at least twice the last-level cache (``cpu_flush_bytes``) in each round's untimed setup, so the
+  op's input and output start in DRAM; *warm* repeats the call back to back, so whatever of its
+  working set fits stays cached (AlexNet's conv1 activation at batch 16 is 18.6 MB in float32, about
+  the size of a 16-32 MiB last-level cache: partly cached). A model step is timed warm (steps back
+  to back, as training runs them).
+* Roofs (``Roofs``), each measured in the same cache state as the case it judges: the memory roof is
+  the time of a copy that moves the op's own minimal bytes (half read, half written, ``copy_`` of
+  uint8 buffers: ATen's vectorized, multi-threaded copy), the compute roof the op's counted vector
+  operations at the measured peak rate of fused multiply-adds (``bench.fma_peak``). A kernel's % of
+  roof = roof time / its time; above 100 % means the yardstick is not a bound (a measurement
+  problem), and the report says so instead of presenting it as a result.
+* Intervals: every ratio of two timed cases comes with a 95 % bootstrap interval of the ratio of
+  medians (``ratio_interval``: both sets of rounds resampled with replacement).
 * Energy per iteration (when NVML reports an energy counter) comes from a separate back-to-back
   loop of at least 0.25 s, because the counter's resolution is too coarse for one repetition.
 """
@@ -23,8 +37,10 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from bench import env_info
@@ -34,6 +50,9 @@ GPU_TARGET_SECONDS = 0.25  # timed rounds per case aim for about this much GPU t
 GPU_MIN_ROUNDS, GPU_MAX_ROUNDS = 20, 300
 WARMUP_CALLS = 1  # the first call compiles/autotunes; never timed
 CPU_TARGET_SECONDS = 0.5
+CPU_FLUSH_MIN_BYTES = 64 << 20  # when the last-level cache size cannot be read
+CACHE_STATES = ("cold", "warm")
+BOOTSTRAP_SAMPLES = 2000
 # a whole model on a CPU: 0.1-0.5 s per call, so 0.5 s gave 5 rounds and run-to-run medians 15% apart
 CPU_MODEL_TARGET_SECONDS = 2.0
 CPU_MIN_ROUNDS, CPU_MAX_ROUNDS = 5, 50
@@ -51,6 +70,7 @@ def synchronize(device: torch.device) -> None:
 class TimingResult:
     times_s: list  # one per timed repetition
     time_source: str  # "cuda_events" | "wall"
+    cache: str = "cold"  # the cache state every repetition started in (module doc)
     energy_j_per_iter: float | None = None
 
     @property
@@ -67,8 +87,47 @@ class TimingResult:
             "time_q3_s": q[2],
             "time_source": self.time_source,
             "rounds": len(ordered),
+            "cache": self.cache,
+            "times_s": list(self.times_s),
             "energy_j_per_iter": self.energy_j_per_iter,
         }
+
+    def warm_summary(self) -> dict:
+        """The same figures under ``warm_`` keys (a case timed in a second cache state)."""
+        return {f"warm_{k}": v for k, v in self.summary().items() if k not in ("time_source", "energy_j_per_iter")}
+
+
+def cpu_last_level_cache_bytes() -> int | None:
+    """Size of this CPU's largest cache (Linux sysfs: the highest cache index of cpu0), or None."""
+    best = None
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        size = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+        best = max(best or 0, size)
+    return best
+
+
+def cpu_flush_bytes() -> int:
+    """Bytes touched between cold rounds on a CPU: twice the last-level cache, at least 32 MiB."""
+    llc = cpu_last_level_cache_bytes()
+    return max(32 << 20, 2 * llc) if llc else CPU_FLUSH_MIN_BYTES
+
+
+def ratio_interval(base_times, our_times, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of median(base) / median(ours): each set of rounds resampled with
+    replacement ``samples`` times (percentile interval). Fewer than 3 rounds on either side: (nan, nan)."""
+    base, ours = np.asarray(base_times, dtype=float), np.asarray(our_times, dtype=float)
+    if len(base) < 3 or len(ours) < 3:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    b = np.median(rng.choice(base, size=(samples, len(base))), axis=1)
+    o = np.median(rng.choice(ours, size=(samples, len(ours))), axis=1)
+    low, high = np.percentile(b / o, [2.5, 97.5])
+    return float(low), float(high)
 
 
 class Timer:
@@ -77,11 +136,18 @@ class Timer:
     def __init__(self, device: torch.device):
         self.device = device
         self.on_gpu = device.type == "cuda"
-        self._flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device=device) if self.on_gpu else None
+        size = L2_FLUSH_BYTES if self.on_gpu else cpu_flush_bytes()
+        self.flush_bytes = size
+        self._flush = torch.zeros(size, dtype=torch.int8, device=device)
+        self._roofs: dict[tuple, TimingResult] = {}
 
     def flush_l2(self) -> None:
-        if self._flush is not None:
+        """Evict the caches: zero the GPU buffer (larger than any L2); on a CPU read and write every byte
+        of a buffer twice the last-level cache."""
+        if self.on_gpu:
             self._flush.zero_()
+        else:
+            self._flush.add_(1)
 
     def _rounds(self, fn: Callable[[], object], before_each: Callable[[], None] | None, interpreted: bool,
                 cpu_seconds: float) -> int:
@@ -99,10 +165,14 @@ class Timer:
         return int(min(GPU_MAX_ROUNDS, max(GPU_MIN_ROUNDS, GPU_TARGET_SECONDS / per_call)))
 
     def time(self, benchmark, fn: Callable[[], object], before_each: Callable[[], None] | None = None,
-             interpreted: bool = False, cpu_seconds: float = CPU_TARGET_SECONDS) -> TimingResult:
+             interpreted: bool = False, cpu_seconds: float = CPU_TARGET_SECONDS, cache: str = "cold") -> TimingResult:
         """Warm up ``fn``, then time it with ``benchmark.pedantic``; ``before_each`` runs untimed.
         ``interpreted``: ``fn`` runs Triton through its CPU interpreter (fewer rounds on a CPU);
-        ``cpu_seconds``: about how long the timed rounds take on a CPU."""
+        ``cpu_seconds``: about how long the timed rounds take on a CPU; ``cache``: ``"cold"`` flushes
+        the caches before every round (untimed), ``"warm"`` does not (CPU only: a GPU round is always cold)."""
+        if cache not in CACHE_STATES:
+            raise ValueError(f"cache must be one of {CACHE_STATES}, got {cache!r}")
+        cold = self.on_gpu or cache == "cold"
         for _ in range(WARMUP_CALLS):
             if before_each:
                 before_each()
@@ -115,7 +185,8 @@ class Timer:
         def setup():
             if before_each:
                 before_each()
-            self.flush_l2()
+            if cold:
+                self.flush_l2()
             synchronize(self.device)
 
         if self.on_gpu:
@@ -135,9 +206,47 @@ class Timer:
         benchmark.pedantic(target, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
         if self.on_gpu:
             times = [s.elapsed_time(e) / 1e3 for s, e in events]
-        result = TimingResult(times, "cuda_events" if self.on_gpu else "wall")
+        result = TimingResult(times, "cuda_events" if self.on_gpu else "wall", "cold" if cold else "warm")
         result.energy_j_per_iter = self._energy_per_iter(fn, before_each)
         return result
+
+    def measure(self, fn: Callable[[], object], before_each: Callable[[], None] | None = None,
+                cache: str = "warm", cpu_seconds: float = CPU_TARGET_SECONDS) -> TimingResult:
+        """``fn`` timed as :meth:`time` does, without pytest-benchmark (a second cache state of a case,
+        or a yardstick): warm-up, rounds sized the same way, the caches flushed before each round when
+        ``cache="cold"``."""
+        if cache not in CACHE_STATES:
+            raise ValueError(f"cache must be one of {CACHE_STATES}, got {cache!r}")
+        cold = self.on_gpu or cache == "cold"
+        for _ in range(WARMUP_CALLS):
+            if before_each:
+                before_each()
+            fn()
+        synchronize(self.device)
+        rounds = self._rounds(fn, before_each, False, cpu_seconds)
+        times = []
+        for _ in range(rounds):
+            if before_each:
+                before_each()
+            if cold:
+                self.flush_l2()
+            synchronize(self.device)
+            start = time.perf_counter()
+            fn()
+            synchronize(self.device)
+            times.append(time.perf_counter() - start)
+        return TimingResult(times, "wall", "cold" if cold else "warm")
+
+    def copy_roof(self, nbytes: int, cache: str) -> TimingResult:
+        """The memory roof of an op that must move ``nbytes``: a copy of ``nbytes // 2`` bytes (read as
+        many as written) timed in the same cache state; remembered per (bytes, state)."""
+        key = (int(nbytes), cache)
+        if key not in self._roofs:
+            half = max(int(nbytes) // 2, 1)
+            src = torch.ones(half, dtype=torch.uint8, device=self.device)
+            dst = torch.empty_like(src)
+            self._roofs[key] = self.measure(lambda: dst.copy_(src), cache=cache)
+        return self._roofs[key]
 
     def _energy_per_iter(self, fn, before_each) -> float | None:
         if not self.on_gpu or env_info.energy_mj(self.device) is None:

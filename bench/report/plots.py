@@ -2,11 +2,15 @@
 
 One compact figure per question, none taller than 1.5x its width (``MAX_ASPECT``), one row per case:
 
-* ``bandwidth.png``: heatmap of % of the measured copy bandwidth (the roofline of these memory-bound
-  ops), cases x backends, a panel per direction.
-* ``speedup.png``: dot plot of each backend's speedup over torch.compile (log scale, 1x line).
-* ``memory.png``: heatmap of forward+backward memory per case and backend.
-* ``model_throughput.png``: AlexNet training images/s and peak memory side by side.
+* ``bandwidth.png``: heatmap of % of each case's binding roof (CPU, cold caches) or of the measured copy
+  bandwidth (GPU), cases x backends, a panel per direction; the scale ends at 100 % and cells above it
+  are red.
+* ``speedup.png``: dot plot of each backend's speedup over torch.compile (log scale, 1x line, every
+  point inside the frame).
+* ``memory_saved.png`` / ``memory_peak.png``: heatmaps of the bytes saved for the backward and of the
+  peak memory of forward+backward, per case and backend (one quantity per file).
+* ``model_throughput.png`` / ``model_inference.png``: AlexNet training steps and inference, images/s
+  and peak memory side by side.
 * ``batch_scaling.png``: images/s against batch size.
 Cases are AlexNet's sites (conv1, conv2, conv5; the batch sweep stays in the tables). Every title says
 when the run was CPU-only.
@@ -76,9 +80,12 @@ def _palette() -> dict:
 
 
 def bandwidth_plot(kernels: pd.DataFrame, copy_gbps: float | None, cpu: bool, path: Path) -> Path | None:
-    """Heatmap: % of the measured copy bandwidth, one row per case, one column per backend; a panel per
-    direction. Empty cell: not measured."""
-    if kernels.empty or "pct_copy_bw" not in kernels:
+    """Heatmap: % of each case's binding roof (a CPU run: cold caches, ``pct_roof``; a GPU run: % of the
+    measured copy bandwidth), one row per case, one column per backend; a panel per direction. The colour
+    scale ends at 100 %: a cell above it is drawn red with its number, a yardstick problem, not a result.
+    Empty cell: not measured."""
+    value = "pct_roof" if "pct_roof" in kernels and kernels["pct_roof"].notna().any() else "pct_copy_bw"
+    if kernels.empty or value not in kernels:
         return None
     k = _site_order(kernels)
     if k.empty:
@@ -90,22 +97,28 @@ def bandwidth_plot(kernels: pd.DataFrame, copy_gbps: float | None, cpu: bool, pa
     fig, axes = plt.subplots(1, len(directions), figsize=_figsize(3.2 + 2.6 * len(directions) + 0.5 * len(backends)
                                                                   * len(directions), len(rows)), squeeze=False,
                              layout="constrained")
+    cmap = plt.get_cmap("viridis").with_extremes(over="red")
     image = None
     for ax, direction in zip(axes[0], directions):
-        grid = (k[k["direction"] == direction].pivot_table(index="row", columns="backend", values="pct_copy_bw",
+        grid = (k[k["direction"] == direction].pivot_table(index="row", columns="backend", values=value,
                                                             aggfunc="first").reindex(index=rows, columns=backends))
-        image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0,
-                          vmax=max(100.0, float(np.nanmax(grid.to_numpy(dtype=float))) if grid.notna().any().any() else 100.0))
+        image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap=cmap, vmin=0, vmax=100)
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 55 else "black")
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 55 or v > 100 else "black", fontweight="bold" if v > 100 else None)
         ax.set_xticks(range(len(backends)), backends, fontsize=8, rotation=30, ha="right")
         ax.set_yticks(range(len(rows)), rows if ax is axes[0][0] else [""] * len(rows), fontsize=7)
         ax.set_title("forward" if direction == "fwd" else "forward + backward", fontsize=9)
+    if value == "pct_roof":
+        label = "% of the binding roof (cold caches)"
+        title = "% of each case's binding roof: a copy of its bytes or its FMA count, cold caches; red: > 100 %"
+    else:
+        label = "% of measured copy bandwidth"
+        title = "% of measured copy bandwidth" + (f" (copy: {copy_gbps:.0f} GB/s)" if copy_gbps else "")
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), shrink=0.6, label="% of measured copy bandwidth")
-    roof = f" (copy: {copy_gbps:.0f} GB/s)" if copy_gbps else ""
-    fig.suptitle(_title(f"% of measured copy bandwidth{roof}", cpu), fontsize=10)
+        fig.colorbar(image, ax=list(axes[0]), shrink=0.6, label=label, extend="max")
+    fig.suptitle(_title(title, cpu), fontsize=10)
     return _save(fig, path, tight=False)
 
 
@@ -133,6 +146,8 @@ def speedup_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
             ax.plot(b[col], [rows.index(r) for r in b["row"]], "o", color=palette[backend], label=backend, ms=5)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_xscale("log")
+        low, high = float(min(sub[col].min(), 1.0)), float(max(sub[col].max(), 1.0))
+        ax.set_xlim(low / 1.35, high * 1.35)  # every point inside the frame, the 1x line included
         _log_ticks(ax)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_ylim(len(rows) - 0.5, -0.5)
@@ -145,14 +160,19 @@ def speedup_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
     return _save(fig, path, tight=False)
 
 
-def memory_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
-    """Heatmap of forward+backward memory (GPU: peak allocated delta; CPU: bytes saved for backward), one
-    row per case, one column per backend."""
-    if kernels.empty:
+MEMORY_QUANTITIES = {  # value -> (what, file name)
+    "peak_mem_bytes": ("peak allocated above the start during forward+backward", "memory_peak.png"),
+    "saved_bytes": ("bytes autograd saves for the backward", "memory_saved.png"),
+}
+
+
+def memory_plot(kernels: pd.DataFrame, cpu: bool, path: Path, value: str = "saved_bytes") -> Path | None:
+    """Heatmap of one forward+backward memory quantity (``MEMORY_QUANTITIES``: each has its own file, so a
+    name always means the same quantity), one row per case, one column per backend."""
+    if kernels.empty or value not in kernels:
         return None
     k = _site_order(kernels[kernels["direction"] == "fwdbwd"])
-    value = "peak_mem_bytes" if "peak_mem_bytes" in k and k["peak_mem_bytes"].notna().any() else "saved_bytes"
-    if k.empty or value not in k or not k[value].notna().any():
+    if k.empty or not k[value].notna().any():
         return None
     k = k.assign(row=_row_label(k), mib=k[value] / 2**20)
     rows, backends = list(dict.fromkeys(k["row"])), _backends(k)
@@ -167,8 +187,8 @@ def memory_plot(kernels: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
                     color="white" if v > np.nanmax(data) * 0.55 else "black")
     ax.set_xticks(range(len(backends)), backends, fontsize=8, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
-    what = "peak allocated delta" if value == "peak_mem_bytes" else "bytes saved for backward"
-    fig.colorbar(image, ax=ax, shrink=0.7, label=f"MiB ({what})")
+    what = MEMORY_QUANTITIES[value][0]
+    fig.colorbar(image, ax=ax, shrink=0.7, label="MiB")
     ax.set_title(_title(f"Forward+backward memory: {what}", cpu), fontsize=10)
     return _save(fig, path, tight=False)
 
@@ -177,10 +197,13 @@ def _model_series(m: pd.DataFrame) -> pd.Series:
     return m["kernels"] + m["compile_model"].map(lambda c: "+compile(model)" if c else "")
 
 
-def model_throughput_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path | None:
-    """AlexNet training steps: images/s (left) and peak memory (right) side by side, one row per
-    configuration and kernels backend (whole-model compile marked), fastest first."""
-    m = models[models["mode"] == "train"] if not models.empty else models
+MODE_TEXT = {"train": "training step", "infer": "inference"}
+
+
+def model_throughput_plot(models: pd.DataFrame, cpu: bool, path: Path, mode: str = "train") -> Path | None:
+    """AlexNet in one mode (``train`` or ``infer``): images/s (left) and peak memory (right) side by side,
+    one row per configuration and kernels backend (whole-model compile marked), fastest first."""
+    m = models[models["mode"] == mode] if not models.empty else models
     if m.empty:
         return None
     m = m.assign(label=m["variant"] + " " + m["kernels"] + m["compile_model"].map(lambda c: "+compile" if c else "")
@@ -190,27 +213,29 @@ def model_throughput_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path |
     m = m.drop_duplicates("label").sort_values("images_per_s")
     palette = _palette()
     colors = [palette.get(k, "C9") for k in m["kernels"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=_figsize(12.0, len(m)), sharey=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=_figsize(12.0, len(m), extra=2.2), sharey=True,
+                                      layout="constrained")
     y = np.arange(len(m))
     left.barh(y, m["images_per_s"], color=colors, hatch=None)
     for yi, (v, compiled) in enumerate(zip(m["images_per_s"], m["compile_model"])):
         left.text(v, yi, f" {v:,.0f}" + (" (compiled)" if compiled else ""), va="center", fontsize=7)
+    left.set_xlim(0, float(m["images_per_s"].max()) * 1.3)  # room for the value labels
     left.set_yticks(y, m["label"], fontsize=7)
-    left.set_xlabel("images/s (training step)", fontsize=8)
+    left.set_xlabel(f"images/s ({MODE_TEXT[mode]})", fontsize=8)
     mem = m["peak_mem_bytes"] / 2**30 if "peak_mem_bytes" in m else pd.Series([np.nan] * len(m))
     if mem.notna().any():
-        right.barh(y, mem, color=colors)
-        right.set_xlabel("peak memory of a step (GiB, allocated delta)", fontsize=8)
+        right.barh(y, mem.fillna(0), color=colors)
+        right.set_xlabel("peak memory of a call (GiB above the start; CPU: PyTorch's allocator)", fontsize=8)
     else:
-        right.text(0.5, 0.5, "no GPU memory statistics\n(CPU run)", ha="center", va="center", transform=right.transAxes)
+        right.text(0.5, 0.5, "no memory statistics in this run", ha="center", va="center", transform=right.transAxes)
         right.set_xticks([])
     from matplotlib.patches import Patch
 
     shown = [k for k in BACKENDS if k in set(m["kernels"])]
     fig.legend([Patch(color=palette[k]) for k in shown], [f"{k} kernels" for k in shown], fontsize=7,
-               loc="lower center", ncol=len(shown), bbox_to_anchor=(0.5, -0.01))
-    fig.suptitle(_title("AlexNet training step: throughput and memory", cpu), fontsize=10)
-    return _save(fig, path)
+               loc="outside lower center", ncol=len(shown))
+    fig.suptitle(_title(f"AlexNet {MODE_TEXT[mode]}: throughput and memory", cpu), fontsize=10)
+    return _save(fig, path, tight=False)
 
 
 def batch_scaling_plot(models: pd.DataFrame, cpu: bool, path: Path) -> Path | None:

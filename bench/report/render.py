@@ -113,14 +113,21 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
 
     note = _cpu_note(run) + _status(run)
     put("kernels.md", _page("Kernel benchmarks", run, note
-        + "Median of timed repetitions (L2 flushed between them; GPU: CUDA-event time). GB/s = minimal bytes "
+        + "Median of timed repetitions. Cache state: GPU, L2 flushed before every repetition (CUDA-event "
+          "time); CPU, *cold* = the last-level cache flushed before every repetition (a buffer twice its size "
+          "read and written, untimed) and *warm* = repetitions back to back. % roof = the binding roof's time / "
+          "the case's time, in the same cache state: the memory roof is a copy of the case's minimal bytes "
+          "(mem), the compute roof its counted vector operations at the measured FMA rate (fma); above 100 % "
+          "the roof is not a bound and the figure is a measurement problem, not a result. GB/s = minimal bytes "
           "(read input + write output; forward+backward adds read dy, re-read input, write dx) / median time. "
+          "x ...: ratios of medians within this run with their 95 % bootstrap interval; x best-layout eager: "
+          "against eager in whichever layout is faster for that op. "
           "Speedups pair results of this run. Every case was checked against eager before it was timed "
           "(max err = largest absolute difference from eager in float32 on the same input; within the tests' "
           "per-dtype tolerance, else the case failed and is listed above).\n\n"
         + tables.kernel_table(run.kernels)
-        + "\n## % of measured copy bandwidth, by backend (empty = not measured)\n\n"
-        + tables.kernel_pivot(run.kernels)))
+        + "\n## % of the binding roof (cold caches on a CPU), by backend (empty = not measured)\n\n"
+        + tables.kernel_pivot(run.kernels, "pct_roof" if "pct_roof" in run.kernels else "pct_copy_bw")))
     put("model.md", _page("AlexNet benchmarks", run, note
         + "images/s = batch / median step time. TFLOP/s from counted multiply-adds (conv + FC; training = "
           "forward + weight grads + input grads). MFU = TFLOP/s / this run's measured dense GEMM throughput in "
@@ -140,8 +147,10 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     pngs = [
         plots.bandwidth_plot(run.kernels, copy_gbps, run.cpu_only, out / "bandwidth.png"),
         plots.speedup_plot(run.kernels, run.cpu_only, out / "speedup.png"),
-        plots.memory_plot(run.kernels, run.cpu_only, out / "memory.png"),
-        plots.model_throughput_plot(run.models, run.cpu_only, out / "model_throughput.png"),
+        *(plots.memory_plot(run.kernels, run.cpu_only, out / name, value)
+          for value, (_, name) in plots.MEMORY_QUANTITIES.items()),
+        plots.model_throughput_plot(run.models, run.cpu_only, out / "model_throughput.png", "train"),
+        plots.model_throughput_plot(run.models, run.cpu_only, out / "model_inference.png", "infer"),
         plots.batch_scaling_plot(run.models, run.cpu_only, out / "batch_scaling.png"),
     ]
     pngs = [p for p in pngs if p is not None]

@@ -1,4 +1,5 @@
-"""Markdown tables of a run: kernels (time, GB/s, % of copy bandwidth, speedups), memory, models.
+"""Markdown tables of a run: kernels (time cold and warm, % of the binding roof, GB/s, speedups with
+their 95 % intervals), memory, models.
 
 A backend or case that was not measured shows as an empty cell ("gap"), never as an error.
 """
@@ -32,6 +33,31 @@ def _backend_sort(frame: pd.DataFrame, by: list[str], backend_col: str) -> pd.Da
     return frame.sort_values(by + ["_b"]).drop(columns="_b")
 
 
+def _with_interval(frame: pd.DataFrame, field: str) -> pd.Series:
+    """``ratio [low, high]`` where the run kept its rounds, else the ratio alone."""
+    values, low, high = _col(frame, field), _col(frame, f"{field}_lo"), _col(frame, f"{field}_hi")
+
+    def cell(v, lo, hi):
+        if v is None or pd.isna(v):
+            return ""
+        text = f"{v:.2f}"
+        return text + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None and not pd.isna(lo)
+                       and not pd.isna(hi) else "")
+    return pd.Series([cell(v, lo, hi) for v, lo, hi in zip(values, low, high)], index=frame.index, dtype=object)
+
+
+def _pct_roof(frame: pd.DataFrame, prefix: str) -> pd.Series:
+    """% of the binding roof with the roof's kind; above 100 % it is flagged as a yardstick problem."""
+    pct, bound = _col(frame, f"{prefix}pct_roof"), _col(frame, f"{prefix}roof")
+
+    def cell(p, b):
+        if p is None or pd.isna(p):
+            return ""
+        text = f"{p:.0f} ({'mem' if b == 'memory' else 'fma' if b == 'compute' else b})"
+        return text + " **> 100: roof not a bound**" if p > 100 else text
+    return pd.Series([cell(p, b) for p, b in zip(pct, bound)], index=frame.index, dtype=object)
+
+
 def kernel_table(kernels: pd.DataFrame) -> str:
     if kernels.empty:
         return "_no kernel results_\n"
@@ -39,19 +65,23 @@ def kernel_table(kernels: pd.DataFrame) -> str:
     table = pd.DataFrame({
         "op": k["op"], "shape": k["shape_name"], "dtype": k["dtype"], "layout": k["memory_format"],
         "dir": k["direction"], "backend": k["backend"],
-        "median us": k["time_s"] * 1e6,
+        "cold us": k["time_s"] * 1e6,
         "IQR us": (_col(k, "time_q3_s") - _col(k, "time_q1_s")) * 1e6,
-        "GB/s": _col(k, "gbps"), "% copy BW": _col(k, "pct_copy_bw"),
-        "x eager": _col(k, "speedup_vs_eager"), "x compile": _col(k, "speedup_vs_compile"),
+        "warm us": _col(k, "warm_time_s") * 1e6,
+        "% roof cold": _pct_roof(k, ""), "% roof warm": _pct_roof(k, "warm_"),
+        "GB/s": _col(k, "gbps"),
+        "x eager [95% CI]": _with_interval(k, "speedup_vs_eager"),
+        "x compile [95% CI]": _with_interval(k, "speedup_vs_compile"),
+        "x best-layout eager": _col(k, "speedup_vs_best_eager"),
         "rounds": _col(k, "rounds"),
         "max err out": _col(k, "check_out_max_abs_err"), "max err grad": _col(k, "check_grad_max_abs_err"),
     })
-    return markdown(table, {"median us": ".1f", "IQR us": ".1f", "GB/s": ".1f", "% copy BW": ".1f",
-                            "x eager": ".2f", "x compile": ".2f", "rounds": ".0f", "max err out": ".2g",
+    return markdown(table, {"cold us": ".1f", "IQR us": ".1f", "warm us": ".1f", "GB/s": ".1f",
+                            "x best-layout eager": ".2f", "rounds": ".0f", "max err out": ".2g",
                             "max err grad": ".2g"})
 
 
-def kernel_pivot(kernels: pd.DataFrame, value: str = "pct_copy_bw", spec: str = ".1f") -> str:
+def kernel_pivot(kernels: pd.DataFrame, value: str = "pct_roof", spec: str = ".1f") -> str:
     """One row per case, one column per backend; a backend not measured leaves a gap."""
     if kernels.empty or value not in kernels:
         return "_no kernel results_\n"
@@ -95,7 +125,9 @@ def _model_frame(m: pd.DataFrame) -> pd.DataFrame:
         "IQR ms": (_col(m, "time_q3_s") - _col(m, "time_q1_s")) * 1e3,
         "TFLOP/s": _col(m, "tflops"), "MFU %": _col(m, "mfu_pct"),
         "peak MiB": _col(m, "peak_mem_bytes") / 2**20,
-        "x eager": _col(m, "speedup_vs_eager"), "x compile": _col(m, "speedup_vs_compile"),
+        "x eager [95% CI]": _with_interval(m, "speedup_vs_eager"),
+        "x best-layout eager [95% CI]": _with_interval(m, "speedup_vs_best_eager"),
+        "x compile [95% CI]": _with_interval(m, "speedup_vs_compile"),
     })
 
 
@@ -104,4 +136,4 @@ def model_table(models: pd.DataFrame) -> str:
         return "_no model results_\n"
     return markdown(_model_frame(models), {
         "batch": ".0f", "images/s": ".1f", "ms/step": ".2f", "IQR ms": ".2f", "TFLOP/s": ".2f",
-        "MFU %": ".1f", "peak MiB": ".0f", "x eager": ".2f", "x compile": ".2f"})
+        "MFU %": ".1f", "peak MiB": ".0f"})
