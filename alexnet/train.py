@@ -410,10 +410,19 @@ def _synchronize(devices) -> None:
 
 
 def _peak_memory(devices) -> dict | None:
+    """Peak bytes per device since the last reset: a GPU's caching-allocator peak; on a CPU the process's
+    peak resident set (``ru_maxrss``: weights, data and the allocator's and libraries' memory together,
+    a high-water mark of the whole run so far), reported as ``"cpu (process peak RSS)"``."""
     cuda = sorted({d for d in devices if d.type == "cuda"}, key=str)
-    if not cuda:
-        return None
-    return {str(d): int(torch.cuda.max_memory_allocated(d)) for d in cuda}
+    peaks = {str(d): int(torch.cuda.max_memory_allocated(d)) for d in cuda}
+    if any(d.type == "cpu" for d in devices):
+        try:
+            import resource
+
+            peaks["cpu (process peak RSS)"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+        except (ImportError, OSError):
+            pass
+    return peaks or None
 
 
 def _reset_peak_memory(devices) -> None:
@@ -736,7 +745,7 @@ def render_report(summary: dict, curves: str | None = None) -> str:
     if hist:
         rows = []
         for h in hist:
-            mem = "n/a (CPU)" if h["peak_mem_bytes"] is None else ", ".join(
+            mem = "not measured" if h["peak_mem_bytes"] is None else ", ".join(
                 f"{d}: {b / 2**30:.2f} GiB" for d, b in h["peak_mem_bytes"].items())
             rows.append([h["epoch"], f"{h['train_loss']:.4f}", pct(h["train_top1_err"]), f"{h['val_loss']:.4f}",
                          pct(h["val_top1_err"]), f"{h['lr']:.3g}", f"{h['grad_norm']:.3g}", f"{h['images_per_s']:.1f}",

@@ -376,7 +376,14 @@ def test_readme_cpu_headline_is_generated_from_the_run(tmp_path, capsys):
     row = next(line for line in text.splitlines() if line.startswith("| `relu_lrn_pool` fwd, NCHW"))
     assert row == "| `relu_lrn_pool` fwd, NCHW | 50 | 9 | 5 | - | **2** | 4.50x |"  # ms; 9 / 2 = 4.5x compile
     train = next(line for line in text.splitlines() if line.startswith("| training step, float32"))
-    assert train.endswith("| **30.0** (1.50x eager) |") and "| 20.0 |" in train
+    assert train.endswith("| **30.0** NCHW (1.50x eager) |") and "| 20.0 NCHW |" in train
+    # every rival faster than ours is named on the first screen with both figures
+    assert "**Faster than the cpp kernels in this run:**" not in text  # cpp is the fastest in this log
+    from bench.report.results import load_run
+
+    run = load_run(log)
+    run.kernels.loc[run.kernels.backend == "openvino", "time_s"] = 1.5e-3
+    assert readme_rows.faster_than_ours(run) == ["`relu_lrn_pool` fwd nchw: openvino 1.5 ms vs cpp 2 ms"]
     assert "Test CPU" in text and "5 min 7 s" in text and "OpenVINO 2026.4.1;" in text and "2026-12-01" in text
     assert "(reports/cpu-test/README.md)" in text  # the report folder, relative to the README
     # a README without the block, or a GPU run, is refused with a message naming the problem
