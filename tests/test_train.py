@@ -46,7 +46,8 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     for key in ("train_top1_err", "train_top5_err", "val_loss", "val_top1_err", "val_top5_err", "images_per_s",
                 "lr", "seconds", "grad_norm", "steps"):
         assert key in epochs[-1], key
-    assert epochs[-1]["peak_mem_bytes"] is None  # CPU: no GPU memory to report
+    peak = epochs[-1]["peak_mem_bytes"]  # CPU: the process's peak resident set, named as such
+    assert list(peak) == ["cpu (process peak RSS)"] and 100 * 2**20 < peak["cpu (process peak RSS)"] < 20 * 2**30
     assert epochs[-1]["steps"] == 16  # 256 images / batch 16
     saved = json.loads((out / "summary.json").read_text())
     assert saved["history"] == json.loads(json.dumps(summary["history"]))
