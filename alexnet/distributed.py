@@ -124,15 +124,6 @@ def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     return out
 
 
-def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank (e.g. a checkpoint read by rank 0 only)."""
-    if not ctx.distributed:
-        return obj
-    box = [obj if ctx.rank == src else None]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def barrier(ctx: DistContext) -> None:
     """Wait for all ranks (no-op in a single process)."""
     if not ctx.distributed:

@@ -39,7 +39,7 @@ GPU_SHAPES = {
 }
 GPU_BATCH_SWEEP = (32, 64, 256, 512)  # conv2 shape at other batches (128 is "conv2")
 GPU_SWEEP_BACKENDS = ("eager", "compile", "triton")
-# float16 is optional (the matrix): set ALEXNET_BENCH_FP16=1 to add it to the AlexNet sites
+# float16 is optional (bf16 is AlexNet's 16-bit type here): ALEXNET_BENCH_FP16=1 adds it at the AlexNet sites
 GPU_DTYPES = (torch.float32, torch.bfloat16) + ((torch.float16,) if os.environ.get("ALEXNET_BENCH_FP16") == "1" else ())
 GPU_SWEEP_DTYPES = (torch.bfloat16,)
 # CPU: AlexNet's activations at batch 16 for the backends that run natively. Every op at conv1 in

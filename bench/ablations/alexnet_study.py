@@ -66,10 +66,6 @@ def _check_or_record_flags(run_dir: Path, flags: list[str]) -> None:
         write_json_atomic(record, flags)
 
 
-def chance_error(num_classes: int) -> float:
-    return 1.0 - 1.0 / num_classes
-
-
 def run_status(final_train_loss: float | None, final_val_err: float | None, diverged: bool, num_classes: int) -> str:
     """Status of a finished run; only 'ok' runs enter the deltas, the others are reported as such.
 
