@@ -135,6 +135,15 @@ def ratio_interval(base_times, our_times, samples: int = BOOTSTRAP_SAMPLES, seed
     return float(low), float(high)
 
 
+class _PlainRounds:
+    """Runs ``benchmark.pedantic``'s rounds (setup untimed, then the target) without pytest-benchmark."""
+
+    def pedantic(self, target, setup, rounds: int, iterations: int = 1, warmup_rounds: int = 0) -> None:
+        for _ in range(warmup_rounds + rounds):
+            setup()
+            target()
+
+
 class Timer:
     """Times callables on one device with pytest-benchmark's ``pedantic`` mode (see module doc)."""
 
@@ -170,7 +179,8 @@ class Timer:
         return int(min(GPU_MAX_ROUNDS, max(GPU_MIN_ROUNDS, GPU_TARGET_SECONDS / per_call)))
 
     def time(self, benchmark, fn: Callable[[], object], before_each: Callable[[], None] | None = None,
-             interpreted: bool = False, cpu_seconds: float = CPU_TARGET_SECONDS, cache: str = "cold") -> TimingResult:
+             interpreted: bool = False, cpu_seconds: float = CPU_TARGET_SECONDS, cache: str = "cold",
+             energy: bool = True) -> TimingResult:
         """Warm up ``fn``, then time it with ``benchmark.pedantic``; ``before_each`` runs untimed.
         ``interpreted``: ``fn`` runs Triton through its CPU interpreter (fewer rounds on a CPU);
         ``cpu_seconds``: about how long the timed rounds take on a CPU; ``cache``: ``"cold"`` flushes
@@ -212,35 +222,14 @@ class Timer:
         if self.on_gpu:
             times = [s.elapsed_time(e) / 1e3 for s, e in events]
         result = TimingResult(times, "cuda_events" if self.on_gpu else "wall", "cold" if cold else "warm")
-        result.energy_j_per_iter = self._energy_per_iter(fn, before_each)
+        result.energy_j_per_iter = self._energy_per_iter(fn, before_each) if energy else None
         return result
 
     def measure(self, fn: Callable[[], object], before_each: Callable[[], None] | None = None,
                 cache: str = "warm", cpu_seconds: float = CPU_TARGET_SECONDS) -> TimingResult:
-        """``fn`` timed as :meth:`time` does, without pytest-benchmark (a second cache state of a case,
-        or a yardstick): warm-up, rounds sized the same way, the caches flushed before each round when
-        ``cache="cold"``."""
-        if cache not in CACHE_STATES:
-            raise ValueError(f"cache must be one of {CACHE_STATES}, got {cache!r}")
-        cold = self.on_gpu or cache == "cold"
-        for _ in range(WARMUP_CALLS):
-            if before_each:
-                before_each()
-            fn()
-        synchronize(self.device)
-        rounds = self._rounds(fn, before_each, False, cpu_seconds)
-        times = []
-        for _ in range(rounds):
-            if before_each:
-                before_each()
-            if cold:
-                self.flush_l2()
-            synchronize(self.device)
-            start = time.perf_counter()
-            fn()
-            synchronize(self.device)
-            times.append(time.perf_counter() - start)
-        return TimingResult(times, "wall", "cold" if cold else "warm")
+        """``fn`` timed exactly as :meth:`time` does, without pytest-benchmark's bookkeeping (a second cache
+        state of a case, or a yardstick)."""
+        return self.time(_PlainRounds(), fn, before_each, cpu_seconds=cpu_seconds, cache=cache, energy=False)
 
     def copy_roof(self, nbytes: int, cache: str) -> TimingResult:
         """The memory roof of an op that must move ``nbytes``: a copy of ``nbytes // 2`` bytes (read as
