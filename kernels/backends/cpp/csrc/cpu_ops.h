@@ -201,18 +201,24 @@ void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& g
       });
       return;
     }
-    // Planes: zero, then add each pooled row's gradients at their argmax (float accumulation).
+    // Planes: stride 2 row by row, each input row written once; otherwise zero the plane, then add each
+    // pooled gradient at its argmax (float accumulation).
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> plane_buf(is_float ? 0 : H * W);
+      const bool rows_s2 = grad_s2(kernel_size, stride);
+      std::vector<float> plane_buf(is_float || rows_s2 ? 0 : H * W);
       for (int64_t nc = begin; nc < end; ++nc) {
+        const scalar_t* gr = gp + nc * OH * OW;
+        const off_t* orow = op + nc * OH * OW;
+        if (rows_s2) {
+          for (int64_t h = 0; h < H; ++h) pool_grad_row_s2(gr, orow, h, OH, OW, W, kernel_size, gxp + (nc * H + h) * W);
+          continue;
+        }
         float* plane;
         if constexpr (is_float) plane = gxp + nc * H * W;
         else plane = plane_buf.data();
         std::fill(plane, plane + H * W, 0.f);
-        const scalar_t* gr = gp + nc * OH * OW;
-        const off_t* orow = op + nc * OH * OW;
         for (int64_t oh = 0; oh < OH; ++oh) {
-          scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, W, kernel_size, stride,
+          scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, kernel_size, stride,
                                 [&](int64_t dh) { return plane + (oh * stride + dh) * W; });
         }
         if constexpr (!is_float) store_row(plane, gxp + nc * H * W, H * W);
@@ -337,15 +343,20 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
         const int64_t n = t / bands;
         const Band band{(t % bands) * band_rows, std::min(H, (t % bands) * band_rows + band_rows)};
         const int64_t np = band.positions(W);
-        std::fill(G.begin(), G.begin() + C * np, 0.f);
         const int64_t oh_lo = covering_windows(band.h0, OH, kernel_size, stride).lo;
         const int64_t oh_hi = covering_windows(band.h1 - 1, OH, kernel_size, stride).hi;
+        if (!grad_s2(kernel_size, stride)) std::fill(G.begin(), G.begin() + C * np, 0.f);
         for (int64_t c = 0; c < C; ++c) {
           const scalar_t* gr = gp + (n * C + c) * OH * OW;
           const off_t* orow = op + (n * C + c) * OH * OW;
           float* Gc = G.data() + c * np;
+          if (grad_s2(kernel_size, stride)) {
+            for (int64_t h = band.h0; h < band.h1; ++h)
+              pool_grad_row_s2(gr, orow, h, OH, OW, W, kernel_size, Gc + (h - band.h0) * W);
+            continue;
+          }
           for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
-            scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, W, kernel_size, stride, [&](int64_t dh) {
+            scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, kernel_size, stride, [&](int64_t dh) {
               const int64_t h = oh * stride + dh;
               return h < band.h0 || h >= band.h1 ? nullptr : Gc + (h - band.h0) * W;
             });

@@ -208,40 +208,62 @@ void gather_pool_grad(int64_t h, int64_t w, int64_t OH, int64_t OW, int64_t kern
   }
 }
 
-// dst[0, n) += v[0, n) for 2 * kLanes floats given as (lo, hi).
-ALEXNET_ALWAYS_INLINE void add_pair(float* dst, const std::pair<Vec, Vec>& v, int64_t n) {
-  store(dst, load(dst, n) + v.first, n);
-  store(dst + kLanes, load(dst + kLanes, n - kLanes) + v.second, n - kLanes);
+// Pooled gradients and offsets of the kLanes windows from `first` on (lanes outside [0, OW) are zero,
+// with an offset no window position has), widened to float.
+template <typename g_t, typename off_t>
+ALEXNET_ALWAYS_INLINE std::pair<Vec, Vec> pooled_lanes(const g_t* g, const off_t* off, int64_t first, int64_t OW) {
+  if (first >= 0) return {load_float(g + first, OW - first), load_offsets(off + first, OW - first)};
+  alignas(64) float gs[kLanes], os[kLanes];  // first == -1: the window left of the row's first one
+  gs[0] = 0.f, os[0] = -1.f;
+  for (int64_t i = 1; i < kLanes; ++i) {
+    gs[i] = i - 1 < OW ? static_cast<float>(g[i - 1]) : 0.f;
+    os[i] = i - 1 < OW ? static_cast<float>(off[i - 1]) : -1.f;
+  }
+  return {Vec::loadu(gs), Vec::loadu(os)};
 }
 
-// Adds pooled row oh's gradients (NCHW: g, off hold its OW values) to the input rows its windows cover:
-// row(dh) is input row oh * stride + dh (W floats), or null when that row is not to be written. The
-// order of the additions into each input element is the reference's (windows in output order).
-// Stride 2 with windows of 2 or 3 (every AlexNet pool) is vectorized along the pooled columns, with no
-// division: for each window row dh, the gradients whose argmax is column 0 or 1 of it are interleaved
-// into the even and odd input columns, those of column 2 into the next even ones (added first: they come
-// from the window to the left).
-template <typename g_t, typename off_t, typename RowAt>
-void scatter_pool_grad_row(const g_t* g, const off_t* off, int64_t OW, int64_t W, int64_t kernel_size, int64_t stride,
-                           const RowAt& row) {
-  if (stride == 2 && (kernel_size == 2 || kernel_size == 3)) {
-    const Vec zero(0.f);
-    for (int64_t dh = 0; dh < kernel_size; ++dh) {
-      float* dst = row(dh);
-      if (!dst) continue;
-      const Vec first(static_cast<float>(dh * kernel_size));
-      for (int64_t ow = 0; ow < OW; ow += kLanes) {
-        const Vec gv = load_float(g + ow, OW - ow), o = load_offsets(off + ow, OW - ow);
-        if (kernel_size == 3) {
-          const Vec right = gv & (o == first + Vec(2.f));
-          add_pair(dst + 2 * ow + 2, at::vec::interleave2(right, zero), W - 2 * ow - 2);
-        }
-        add_pair(dst + 2 * ow, at::vec::interleave2(gv & (o == first), gv & (o == first + Vec(1.f))), W - 2 * ow);
+// Whether pool_grad_row_s2 covers this pool (every AlexNet pool does).
+inline bool grad_s2(int64_t kernel_size, int64_t stride) { return values_s2(kernel_size, stride); }
+
+// Gradient of input row h of one NCHW plane (stride 2, window 2 or 3) from the pooled rows covering it,
+// written once to dst (W values, no zero fill and no read-modify-write): gy / off are the plane's pooled
+// gradients and offsets, [OH][OW]. Vectors run along the pooled columns j: a window's gradient goes to
+// even column 2j (argmax column 0 of its row dh), odd column 2j+1 (column 1) or even column 2j+2
+// (column 2: read from window j-1 with a load shifted by one). The additions into each element follow
+// the reference's order (windows in output order), no divisions.
+template <typename g_t, typename off_t, typename out_t>
+void pool_grad_row_s2(const g_t* gy, const off_t* off, int64_t h, int64_t OH, int64_t OW, int64_t W,
+                      int64_t kernel_size, out_t* dst) {
+  int64_t ohs[2], dhs[2], m = 0;  // the covering pooled rows, in output order, and row h's place in each
+  if (kernel_size == 3 && h % 2 == 0 && h >= 2 && h / 2 - 1 < OH) ohs[m] = h / 2 - 1, dhs[m++] = 2;
+  if (h / 2 < OH) ohs[m] = h / 2, dhs[m++] = h % 2;
+  for (int64_t j = 0; 2 * j < W; j += kLanes) {
+    Vec even(0.f), odd(0.f);
+    for (int64_t i = 0; i < m; ++i) {
+      const g_t* g = gy + ohs[i] * OW;
+      const off_t* o = off + ohs[i] * OW;
+      const Vec first(static_cast<float>(dhs[i] * kernel_size));
+      if (kernel_size == 3) {
+        auto [gl, ol] = pooled_lanes(g, o, j - 1, OW);
+        even = even + (gl & (ol == first + Vec(2.f)));
       }
+      auto [gv, ov] = pooled_lanes(g, o, j, OW);
+      even = even + (gv & (ov == first));
+      odd = odd + (gv & (ov == first + Vec(1.f)));
     }
-    return;
+    auto [lo, hi] = at::vec::interleave2(even, odd);
+    store_as(dst + 2 * j, lo, W - 2 * j);
+    store_as(dst + 2 * j + kLanes, hi, W - 2 * j - kLanes);
   }
-  // Any other window: element by element, the window position from a table instead of a division.
+}
+
+// Adds pooled row oh's gradients (NCHW: g, off hold its OW values) at their argmax in the input rows its
+// windows cover, element by element (any window; pool_grad_row_s2 is the vectorized form): row(dh) is
+// input row oh * stride + dh (W floats), or null when that row is not to be written. The window
+// position comes from a table instead of a division where the window has at most 128 positions.
+template <typename g_t, typename off_t, typename RowAt>
+void scatter_pool_grad_row(const g_t* g, const off_t* off, int64_t OW, int64_t kernel_size, int64_t stride,
+                           const RowAt& row) {
   int64_t dh_of[128], dw_of[128];
   const bool table = kernel_size * kernel_size <= 128;
   if (table) {

@@ -112,7 +112,11 @@ ALEXNET_ALWAYS_INLINE void store_as(scalar_t* p, const Vec& v, int64_t n) {
     if constexpr (std::is_same_v<scalar_t, at::BFloat16>) h = at::vec::cvtfp32_bf16(v);
     else h = at::vec::cvtfp32_fp16(v);
     if (n >= kLanes) {
-      std::memcpy(p, &h, sizeof(h));  // one unaligned vector store
+#if defined(CPU_CAPABILITY_AVX512)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
+#else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+#endif
     } else if (n > 0) {
       std::memcpy(p, &h, n * sizeof(scalar_t));
     }
