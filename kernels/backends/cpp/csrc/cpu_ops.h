@@ -153,8 +153,9 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
       return;
     }
     // (image, channel) planes.
+    const scalar_t* x_end = xp + N * C * H * W;
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> colmax(W);
+      std::vector<float> colmax(colmax_floats(W));
       std::vector<const scalar_t*> rows(kernel_size);
       const bool values = !op && values_s2(kernel_size, stride);
       for (int64_t nc = begin; nc < end; ++nc) {
@@ -162,8 +163,8 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
         for (int64_t oh = 0; oh < OH; ++oh) {
           for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = plane + (oh * stride + kh) * W;
           const int64_t o = (nc * OH + oh) * OW;
-          if (values) pool_row_values_s2(rows.data(), kernel_size, OW, colmax.data(), yp + o);
-          else pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
+          if (values) pool_row_values_s2(rows.data(), x_end, kernel_size, OW, colmax.data(), yp + o);
+          else pool_row(rows.data(), x_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
         }
       }
     });
@@ -201,18 +202,12 @@ void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& g
       });
       return;
     }
-    // Planes: stride 2 row by row, each input row written once; otherwise zero the plane, then add each
-    // pooled gradient at its argmax (float accumulation).
+    // Planes: zero, then add each pooled gradient at its argmax (float accumulation).
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-      const bool rows_s2 = grad_s2(kernel_size, stride);
-      std::vector<float> plane_buf(is_float || rows_s2 ? 0 : H * W);
+      std::vector<float> plane_buf(is_float ? 0 : H * W);
       for (int64_t nc = begin; nc < end; ++nc) {
         const scalar_t* gr = gp + nc * OH * OW;
         const off_t* orow = op + nc * OH * OW;
-        if (rows_s2) {
-          for (int64_t h = 0; h < H; ++h) pool_grad_row_s2(gr, orow, h, OH, OW, W, kernel_size, gxp + (nc * H + h) * W);
-          continue;
-        }
         float* plane;
         if constexpr (is_float) plane = gxp + nc * H * W;
         else plane = plane_buf.data();
@@ -247,11 +242,12 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
       // the band at: channels_last lrn[(r * W + w) * C + c], position-major like the input; NCHW
       // lrn[c * ld + r * W + w], channel-major with a fixed channel stride.
       const int64_t ld = band_rows * W;
-      std::vector<scalar_t> lrn(C * ld);
+      std::vector<scalar_t> lrn(C * ld + 2 * kLanes);  // + slack: the pooling's loads are whole vectors
+      const scalar_t* lrn_end = lrn.data() + lrn.size();
       std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
       float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
       std::vector<const scalar_t*> rows(kernel_size);
-      std::vector<float> colmax(!op ? (cl ? W * C : W) : 0);
+      std::vector<float> colmax(!op ? (cl ? W * C : colmax_floats(W)) : 0);
       const bool values = !op && values_s2(kernel_size, stride);
       // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
       // buffer holds the previous band, its last rows move to the front instead of being computed again.
@@ -295,8 +291,8 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
             for (int64_t kh = 0; kh < kernel_size; ++kh)
               rows[kh] = lrn.data() + c * ld + (oh * stride + kh - band.h0) * W;
             const int64_t o = ((n * C + c) * OH + oh) * OW;
-            if (values) pool_row_values_s2(rows.data(), kernel_size, OW, colmax.data(), yp + o);
-            else pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
+            if (values) pool_row_values_s2(rows.data(), lrn_end, kernel_size, OW, colmax.data(), yp + o);
+            else pool_row(rows.data(), lrn_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
           }
         }
       }
@@ -345,16 +341,11 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
         const int64_t np = band.positions(W);
         const int64_t oh_lo = covering_windows(band.h0, OH, kernel_size, stride).lo;
         const int64_t oh_hi = covering_windows(band.h1 - 1, OH, kernel_size, stride).hi;
-        if (!grad_s2(kernel_size, stride)) std::fill(G.begin(), G.begin() + C * np, 0.f);
+        std::fill(G.begin(), G.begin() + C * np, 0.f);
         for (int64_t c = 0; c < C; ++c) {
           const scalar_t* gr = gp + (n * C + c) * OH * OW;
           const off_t* orow = op + (n * C + c) * OH * OW;
           float* Gc = G.data() + c * np;
-          if (grad_s2(kernel_size, stride)) {
-            for (int64_t h = band.h0; h < band.h1; ++h)
-              pool_grad_row_s2(gr, orow, h, OH, OW, W, kernel_size, Gc + (h - band.h0) * W);
-            continue;
-          }
           for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
             scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, kernel_size, stride, [&](int64_t dh) {
               const int64_t h = oh * stride + dh;
