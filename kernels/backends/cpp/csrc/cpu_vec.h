@@ -136,7 +136,9 @@ ALEXNET_ALWAYS_INLINE void store_as(scalar_t* p, const Vec& v, int64_t n) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
 #endif
     } else if (n > 0) {
-      copy_tail(p, &h, n * sizeof(scalar_t));
+      alignas(64) scalar_t tmp[kLanes];  // not &h: that would keep h in memory on the full-vector path too
+      std::memcpy(tmp, &h, sizeof(h));
+      copy_tail(p, tmp, n * sizeof(scalar_t));
     }
 #else
     const auto h = at::vec::convert_from_float<scalar_t>(v, v);
