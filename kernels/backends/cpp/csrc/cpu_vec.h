@@ -147,5 +147,19 @@ ALEXNET_ALWAYS_INLINE void store_as(scalar_t* p, const Vec& v, int64_t n) {
   }
 }
 
+// n floats converted to scalar_t two vectors at a time (one pack for both), then the tail.
+template <typename scalar_t>
+inline void from_float(const float* src, scalar_t* dst, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    std::copy(src, src + n, dst);
+  } else {
+    using SVec = at::vec::Vectorized<scalar_t>;
+    int64_t i = 0;
+    for (; i + SVec::size() <= n; i += SVec::size())
+      at::vec::convert_from_float<scalar_t>(Vec::loadu(src + i), Vec::loadu(src + i + kLanes)).store(dst + i);
+    for (; i < n; i += kLanes) store_as(dst + i, load(src + i, n - i), n - i);
+  }
+}
+
 }  // namespace cpu
 }  // namespace alexnet_ext
