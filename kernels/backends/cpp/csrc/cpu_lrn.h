@@ -21,18 +21,25 @@
 namespace alexnet_ext {
 namespace cpu {
 
-// d^-1/2 from the hardware estimate (14 bits with AVX-512, 12 with AVX2) and one Newton step,
-// r (3/2 - d r^2 / 2): a few ulp, no divide or square root. Exact 1 / sqrt(d) without either ISA.
+// d^-1/2 from the hardware estimate (14 bits with AVX-512, 12 with AVX2) and one Newton step written as a
+// correction to r, r + (r / 2) (1 - d r r), with fused multiply-adds so that the rounding errors fall on
+// the small correction: as many operations as r (3/2 - d r^2 / 2), less error. No divide or square root;
+// exact 1 / sqrt(d) without either ISA. Max error of the whole LRN forward against float64 math (AVX2,
+// conv1-shaped inputs scaled 1e-3 to 1e15, 93M outputs): 4.5 float32 ulp, against 5.3 with the former
+// step and 4.8 for the exact DEFAULT build, whose error is the float32 window sum's; a second step
+// (4.6 ulp) made the forward 35-55% slower.
+ALEXNET_ALWAYS_INLINE Vec newton_rsqrt_step(const Vec& d, const Vec& r) {
+  const Vec e = at::vec::fnmadd(d * r, r, Vec(1.f));
+  return at::vec::fmadd(Vec(0.5f) * r, e, r);
+}
+
 ALEXNET_ALWAYS_INLINE Vec rsqrt_newton(const Vec& d) {
 #if defined(CPU_CAPABILITY_AVX512)
-  const Vec r = _mm512_rsqrt14_ps(d);
+  return newton_rsqrt_step(d, _mm512_rsqrt14_ps(d));
 #elif defined(CPU_CAPABILITY_AVX2)
-  const Vec r = _mm256_rsqrt_ps(d);
+  return newton_rsqrt_step(d, _mm256_rsqrt_ps(d));
 #else
   return d.sqrt().reciprocal();
-#endif
-#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-  return r * at::vec::fnmadd(Vec(0.5f) * d * r, r, Vec(1.5f));
 #endif
 }
 
@@ -66,18 +73,33 @@ struct Lrn {
     if (three_quarters) return pow_neg_three_quarters(d);
     return d.pow(Vec(-beta));
   }
+
+  // d^-beta, and 1 / d in inv_d: for beta = 3/4 the square of the d^-1/2 estimate it is built from
+  // (the backward's d^(-beta-1) without a divide).
+  Vec pow_neg_beta(const Vec& d, Vec& inv_d) const {
+    if (three_quarters) {
+      const Vec r = rsqrt_newton(d);
+      inv_d = zero_where_inf(r * r, d);  // rsqrt_newton(+Inf) is NaN; 1 / Inf is 0
+      return zero_where_inf(r * rsqrt_newton(d * r), d);
+    }
+    inv_d = d.reciprocal();
+    return d.pow(Vec(-beta));
+  }
 };
 
 // ---- planes (NCHW): x row c at x + c * ldx, P positions per row ------------------------------------
+// x, g and the results may each be float, bfloat16 or float16: values are widened as they are loaded and
+// rounded as they are stored (load_float / store_as), the math is in float.
 
 // Scratch floats the plane kernels need for P positions.
 inline int64_t lrn_planes_scratch(int64_t C, int64_t P) { return C * P; }
 
 // sq[c * P + q] = relu(x_c[q])^2
-inline void squares_planes(const float* x, int64_t ldx, int64_t C, int64_t P, float* sq) {
+template <typename x_t>
+inline void squares_planes(const x_t* x, int64_t ldx, int64_t C, int64_t P, float* sq) {
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec a = relu(load(x + c * ldx + q, P - q));
+      const Vec a = relu(load_float(x + c * ldx + q, P - q));
       store(sq + c * P + q, a * a, P - q);
     }
   }
@@ -95,12 +117,13 @@ inline int64_t lrn_forward_planes_scratch(int64_t P, const Lrn& p) { return p.si
 // y_c = relu(x_c) * d_c^-beta. The squares of rows c-half..c+half live in a ring of `size` rows
 // (sq: lrn_forward_planes_scratch floats): row c+half is squared just before output row c needs it,
 // so x streams through once (row c itself is re-read from cache) and y is written once.
-inline void lrn_forward_planes(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t C, int64_t P,
+template <typename x_t, typename y_t>
+inline void lrn_forward_planes(const x_t* x, int64_t ldx, y_t* y, int64_t ldy, int64_t C, int64_t P,
                                const Lrn& p, float* sq) {
   auto square_row = [&](int64_t j) {
     float* dst = sq + (j % p.size) * P;
     for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec a = relu(load(x + j * ldx + q, P - q));
+      const Vec a = relu(load_float(x + j * ldx + q, P - q));
       store(dst + q, a * a, P - q);
     }
   };
@@ -115,41 +138,43 @@ inline void lrn_forward_planes(const float* x, int64_t ldx, float* y, int64_t ld
       for (int64_t q = 0; q < P; q += kLanes) {
         const int64_t m = P - q;
         const Vec sum = load(w0 + q, m) + load(w1 + q, m) + load(w2 + q, m) + load(w3 + q, m) + load(w4 + q, m);
-        const Vec a = relu(load(x + c * ldx + q, m));
-        store(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), m);
+        const Vec a = relu(load_float(x + c * ldx + q, m));
+        store_as(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), m);
       }
       continue;
     }
     for (int64_t q = 0; q < P; q += kLanes) {
       Vec sum(0.f);
       for (int64_t j = 0; j <= hi - lo; ++j) sum = sum + load(window[j] + q, P - q);
-      const Vec a = relu(load(x + c * ldx + q, P - q));
-      store(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), P - q);
+      const Vec a = relu(load_float(x + c * ldx + q, P - q));
+      store_as(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), P - q);
     }
   }
 }
 
 // dx from x and the output gradient g; sq, u, t: lrn_planes_scratch(C, P) floats each.
-inline void lrn_backward_planes(const float* x, int64_t ldx, const float* g, int64_t ldg, float* dx, int64_t lddx,
+template <typename x_t, typename g_t, typename dx_t>
+inline void lrn_backward_planes(const x_t* x, int64_t ldx, const g_t* g, int64_t ldg, dx_t* dx, int64_t lddx,
                                 int64_t C, int64_t P, const Lrn& p, float* sq, float* u, float* t) {
   squares_planes(x, ldx, C, P, sq);
   for (int64_t c = 0; c < C; ++c) {
     const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
     for (int64_t q = 0; q < P; q += kLanes) {
       const Vec d = p.denominator(window_sum_planes(sq, P, q, lo, hi));
-      const Vec a = relu(load(x + c * ldx + q, P - q));
-      const Vec uc = load(g + c * ldg + q, P - q) * p.pow_neg_beta(d);
+      const Vec a = relu(load_float(x + c * ldx + q, P - q));
+      Vec inv_d;
+      const Vec uc = load_float(g + c * ldg + q, P - q) * p.pow_neg_beta(d, inv_d);
       store(u + c * P + q, uc, P - q);
-      store(t + c * P + q, uc * a / d, P - q);
+      store(t + c * P + q, uc * a * inv_d, P - q);
     }
   }
   const Vec zero(0.f), tab(p.two_alpha_beta);
   for (int64_t j = 0; j < C; ++j) {
     const int64_t lo = std::max<int64_t>(0, j - p.half), hi = std::min<int64_t>(C - 1, j + p.half);
     for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec a = relu(load(x + j * ldx + q, P - q));
+      const Vec a = relu(load_float(x + j * ldx + q, P - q));
       const Vec gx = load(u + j * P + q, P - q) - tab * a * window_sum_planes(t, P, q, lo, hi);
-      store(dx + j * lddx + q, Vec::blendv(gx, zero, a == zero), P - q);
+      store_as(dx + j * lddx + q, Vec::blendv(gx, zero, a == zero), P - q);
     }
   }
 }
@@ -174,36 +199,39 @@ ALEXNET_ALWAYS_INLINE Vec window_sum_row(const float* padded, int64_t q, const L
 }
 
 // sq: init_padded_row buffer.
-inline void lrn_forward_row(const float* x, float* y, int64_t C, const Lrn& p, float* sq) {
+template <typename x_t, typename y_t>
+inline void lrn_forward_row(const x_t* x, y_t* y, int64_t C, const Lrn& p, float* sq) {
   for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec a = relu(load(x + q, C - q));
+    const Vec a = relu(load_float(x + q, C - q));
     store(sq + q, a * a, C - q);
   }
   for (int64_t q = 0; q < C; q += kLanes) {
     const Vec d = p.denominator(window_sum_row(sq, q, p));
-    store(y + q, relu(load(x + q, C - q)) * p.pow_neg_beta(d), C - q);
+    store_as(y + q, relu(load_float(x + q, C - q)) * p.pow_neg_beta(d), C - q);
   }
 }
 
 // sq, t: init_padded_row buffers; u: C floats.
-inline void lrn_backward_row(const float* x, const float* g, float* dx, int64_t C, const Lrn& p, float* sq, float* u,
+template <typename x_t, typename g_t, typename dx_t>
+inline void lrn_backward_row(const x_t* x, const g_t* g, dx_t* dx, int64_t C, const Lrn& p, float* sq, float* u,
                              float* t) {
   for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec a = relu(load(x + q, C - q));
+    const Vec a = relu(load_float(x + q, C - q));
     store(sq + q, a * a, C - q);
   }
   for (int64_t q = 0; q < C; q += kLanes) {
     const Vec d = p.denominator(window_sum_row(sq, q, p));
-    const Vec a = relu(load(x + q, C - q));
-    const Vec uc = load(g + q, C - q) * p.pow_neg_beta(d);
+    const Vec a = relu(load_float(x + q, C - q));
+    Vec inv_d;
+    const Vec uc = load_float(g + q, C - q) * p.pow_neg_beta(d, inv_d);
     store(u + q, uc, C - q);
-    store(t + q, uc * a / d, C - q);
+    store(t + q, uc * a * inv_d, C - q);
   }
   const Vec zero(0.f), tab(p.two_alpha_beta);
   for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec a = relu(load(x + q, C - q));
+    const Vec a = relu(load_float(x + q, C - q));
     const Vec gx = load(u + q, C - q) - tab * a * window_sum_row(t, q, p);
-    store(dx + q, Vec::blendv(gx, zero, a == zero), C - q);
+    store_as(dx + q, Vec::blendv(gx, zero, a == zero), C - q);
   }
 }
 

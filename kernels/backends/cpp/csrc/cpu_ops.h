@@ -6,7 +6,7 @@
 // Tiles: NCHW relu_lrn works on (image, block of positions) across all channels;
 // channels_last on (image, block of positions), one position's channels at a time. The fused ops take
 // bands of rows: the forward computes the LRN of the input rows that a band of pooled rows reads into a
-// float buffer (rounded to the input dtype, as the unfused path would store it) and pools from there;
+// buffer of the input dtype (rounded as the unfused path would store it) and pools from there;
 // the backward routes each pooled gradient to its argmax, then runs the LRN backward on the band.
 #pragma once
 
@@ -72,38 +72,27 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-  constexpr bool is_float = std::is_same_v<scalar_t, float>;
   if (fmt == at::MemoryFormat::ChannelsLast) {
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
-      std::vector<float> sq_buf(padded_row_floats(C, p)), xs(is_float ? 0 : C), ys(is_float ? 0 : C);
+      std::vector<float> sq_buf(padded_row_floats(C, p));
       float* sq = init_padded_row(sq_buf.data(), C, p);
-      for (int64_t pos = begin; pos < end; ++pos) {
-        int64_t ld;
-        const float* xr = float_rows(xp + pos * C, C, 1, C, xs.data(), ld);
-        if constexpr (is_float) {
-          lrn_forward_row(xr, yp + pos * C, C, p, sq);
-        } else {
-          lrn_forward_row(xr, ys.data(), C, p, sq);
-          from_float(ys.data(), yp + pos * C, C);
-        }
-      }
+      for (int64_t pos = begin; pos < end; ++pos) lrn_forward_row(xp + pos * C, yp + pos * C, C, p, sq);
     });
     return;
   }
   const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    const int64_t cap = lrn_planes_scratch(C, kPlanePositions);
-    std::vector<float> sq(lrn_forward_planes_scratch(kPlanePositions, p)), xs(is_float ? 0 : cap),
-        ys(is_float ? 0 : cap);
+    // 16-bit outputs: each channel row computed in float, then converted two vectors at a time (measured
+    // faster than a conversion per vector inside the LRN loop, whose extra live constants spill).
+    constexpr bool is_float = std::is_same_v<scalar_t, float>;
+    std::vector<float> sq(lrn_forward_planes_scratch(kPlanePositions, p)), ys(is_float ? 0 : C * kPlanePositions);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
       const int64_t base = n * C * P + p0;
-      int64_t ldx;
-      const float* xf = float_rows(xp + base, P, C, np, xs.data(), ldx);
       if constexpr (is_float) {
-        lrn_forward_planes(xf, ldx, yp + base, P, C, np, p, sq.data());
+        lrn_forward_planes(xp + base, P, yp + base, P, C, np, p, sq.data());
       } else {
-        lrn_forward_planes(xf, ldx, ys.data(), np, C, np, p, sq.data());
+        lrn_forward_planes(xp + base, P, ys.data(), np, C, np, p, sq.data());
         for (int64_t c = 0; c < C; ++c) from_float(ys.data() + c * np, yp + base + c * P, np);
       }
     }
@@ -116,45 +105,25 @@ void relu_lrn_backward(const at::Tensor& g, const at::Tensor& x, at::Tensor& gx,
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   const scalar_t* gp = g.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-  constexpr bool is_float = std::is_same_v<scalar_t, float>;
   if (fmt == at::MemoryFormat::ChannelsLast) {
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
       const int64_t padded = padded_row_floats(C, p);
-      std::vector<float> sq_buf(padded), t_buf(padded), u(C), xs(is_float ? 0 : C), gs(is_float ? 0 : C),
-          ds(is_float ? 0 : C);
+      std::vector<float> sq_buf(padded), t_buf(padded), u(C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
       float* t = init_padded_row(t_buf.data(), C, p);
-      for (int64_t pos = begin; pos < end; ++pos) {
-        int64_t ld;
-        const float* xr = float_rows(xp + pos * C, C, 1, C, xs.data(), ld);
-        const float* gr = float_rows(gp + pos * C, C, 1, C, gs.data(), ld);
-        if constexpr (is_float) {
-          lrn_backward_row(xr, gr, gxp + pos * C, C, p, sq, u.data(), t);
-        } else {
-          lrn_backward_row(xr, gr, ds.data(), C, p, sq, u.data(), t);
-          from_float(ds.data(), gxp + pos * C, C);
-        }
-      }
+      for (int64_t pos = begin; pos < end; ++pos)
+        lrn_backward_row(xp + pos * C, gp + pos * C, gxp + pos * C, C, p, sq, u.data(), t);
     });
     return;
   }
   const int64_t blocks = (P + kBackwardPositions - 1) / kBackwardPositions;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
     const int64_t cap = lrn_planes_scratch(C, kBackwardPositions);
-    std::vector<float> sq(cap), u(cap), tt(cap), xs(is_float ? 0 : cap), gs(is_float ? 0 : cap),
-        ds(is_float ? 0 : cap);
+    std::vector<float> sq(cap), u(cap), tt(cap);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / blocks, p0 = (t % blocks) * kBackwardPositions, np = std::min(kBackwardPositions, P - p0);
       const int64_t base = n * C * P + p0;
-      int64_t ldx, ldg;
-      const float* xf = float_rows(xp + base, P, C, np, xs.data(), ldx);
-      const float* gf = float_rows(gp + base, P, C, np, gs.data(), ldg);
-      if constexpr (is_float) {
-        lrn_backward_planes(xf, ldx, gf, ldg, gxp + base, P, C, np, p, sq.data(), u.data(), tt.data());
-      } else {
-        lrn_backward_planes(xf, ldx, gf, ldg, ds.data(), np, C, np, p, sq.data(), u.data(), tt.data());
-        for (int64_t c = 0; c < C; ++c) from_float(ds.data() + c * np, gxp + base + c * P, np);
-      }
+      lrn_backward_planes(xp + base, P, gp + base, P, gxp + base, P, C, np, p, sq.data(), u.data(), tt.data());
     }
   });
 }
@@ -169,51 +138,51 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-  constexpr bool is_float = std::is_same_v<scalar_t, float>;
   dispatch_offsets(off, [&](auto* op) {
-    using off_t = std::remove_pointer_t<decltype(op)>;
     if (fmt == at::MemoryFormat::ChannelsLast) {
       // (image, pooled row) tasks; each window element is C contiguous values.
       at::parallel_for(0, N * OH, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> rows(is_float ? 0 : kernel_size * W * C);
         std::vector<float> colmax(op ? 0 : W * C);
         for (int64_t r = begin; r < end; ++r) {
           const int64_t n = r / OH, oh = r % OH;
           const scalar_t* first = xp + ((n * H) + oh * stride) * W * C;
-          int64_t ld;
-          const float* xf = float_rows(first, W * C, kernel_size, W * C, rows.data(), ld);
           if (!op) {
-            pool_row_channels_values([&](int64_t kh) { return xf + kh * ld; }, kernel_size, stride, OW, C,
+            pool_row_channels_values([&](int64_t kh) { return first + kh * W * C; }, kernel_size, stride, OW, C,
                                      colmax.data(), yp + r * OW * C);
             continue;
           }
           for (int64_t ow = 0; ow < OW; ++ow) {
             const int64_t o = (r * OW + ow) * C;
-            pool_channels(
-                [&](int64_t kh, int64_t kw) { return xf + kh * ld + (ow * stride + kw) * C; }, kernel_size, C,
-                yp + o, op ? op + o : op);
+            pool_channels([&](int64_t kh, int64_t kw) { return first + (kh * W + ow * stride + kw) * C; },
+                          kernel_size, C, yp + o, op + o);
           }
         }
       });
       return;
     }
     // (image, channel) planes.
+    const scalar_t* x_end = xp + N * C * H * W;
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> plane(is_float ? 0 : H * W), colmax(W);
-      std::vector<const float*> rows(kernel_size);
+      std::vector<float> colmax(colmax_floats(W));
+      std::vector<const scalar_t*> rows(kernel_size);
       const bool values = !op && values_s2(kernel_size, stride);
       for (int64_t nc = begin; nc < end; ++nc) {
-        int64_t ld;
-        const float* xf = float_rows(xp + nc * H * W, H * W, 1, H * W, plane.data(), ld);
+        const scalar_t* plane = xp + nc * H * W;
         for (int64_t oh = 0; oh < OH; ++oh) {
-          for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = xf + (oh * stride + kh) * W;
+          for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = plane + (oh * stride + kh) * W;
           const int64_t o = (nc * OH + oh) * OW;
-          if (values) pool_row_values_s2(rows.data(), kernel_size, OW, colmax.data(), yp + o);
-          else pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
+          if (values) pool_row_values_s2(rows.data(), x_end, kernel_size, OW, colmax.data(), yp + o);
+          else pool_row(rows.data(), x_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
         }
       }
     });
   });
+}
+
+// n floats of src stored as scalar_t.
+template <typename scalar_t>
+inline void store_row(const float* src, scalar_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; i += kLanes) store_as(dst + i, load(src + i, n - i), n - i);
 }
 
 template <typename scalar_t>
@@ -235,7 +204,7 @@ void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& g
           for (int64_t w = 0; w < W; ++w) {
             const int64_t pooled = n * OH * OW;
             gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
-            from_float(acc.data(), gxp + (r * W + w) * C, C);
+            store_row(acc.data(), gxp + (r * W + w) * C, C);
           }
         }
       });
@@ -245,20 +214,17 @@ void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& g
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> plane_buf(is_float ? 0 : H * W);
       for (int64_t nc = begin; nc < end; ++nc) {
+        const scalar_t* gr = gp + nc * OH * OW;
+        const off_t* orow = op + nc * OH * OW;
         float* plane;
         if constexpr (is_float) plane = gxp + nc * H * W;
         else plane = plane_buf.data();
         std::fill(plane, plane + H * W, 0.f);
-        const scalar_t* gr = gp + nc * OH * OW;
-        const off_t* orow = op + nc * OH * OW;
         for (int64_t oh = 0; oh < OH; ++oh) {
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t kk = orow[oh * OW + ow];
-            plane[(oh * stride + kk / kernel_size) * W + ow * stride + kk % kernel_size] +=
-                static_cast<float>(gr[oh * OW + ow]);
-          }
+          scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, kernel_size, stride,
+                                [&](int64_t dh) { return plane + (oh * stride + dh) * W; });
         }
-        if constexpr (!is_float) from_float(plane, gxp + nc * H * W, H * W);
+        if constexpr (!is_float) store_row(plane, gxp + nc * H * W, H * W);
       }
     });
   });
@@ -274,25 +240,22 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-  constexpr bool is_float = std::is_same_v<scalar_t, float>;
   const int64_t R = pooled_rows_per_band(C, W, kernel_size, stride);
   const int64_t bands = (OH + R - 1) / R;
   const int64_t band_rows = (R - 1) * stride + kernel_size;
   const bool cl = fmt == at::MemoryFormat::ChannelsLast;
   dispatch_offsets(off, [&](auto* op) {
     at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
-      // The band's LRN outputs as the unfused op would store them (rounded to the input dtype), row r of
+      // The band's LRN outputs stored in the input dtype, as the unfused op would store them, row r of
       // the band at: channels_last lrn[(r * W + w) * C + c], position-major like the input; NCHW
       // lrn[c * ld + r * W + w], channel-major with a fixed channel stride.
       const int64_t ld = band_rows * W;
-      std::vector<float> lrn(C * ld);
-      std::vector<scalar_t> rounding(is_float ? 0 : C * ld);
-      const int64_t plane_cap = lrn_planes_scratch(C, kPlanePositions);
+      std::vector<scalar_t> lrn(C * ld + 2 * kLanes);  // + slack: the pooling's loads are whole vectors
+      const scalar_t* lrn_end = lrn.data() + lrn.size();
       std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
-      std::vector<float> xs(is_float ? 0 : (cl ? C : plane_cap));
       float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
-      std::vector<const float*> rows(kernel_size);
-      std::vector<float> colmax(!op ? (cl ? W * C : W) : 0);
+      std::vector<const scalar_t*> rows(kernel_size);
+      std::vector<float> colmax(!op ? (cl ? W * C : colmax_floats(W)) : 0);
       const bool values = !op && values_s2(kernel_size, stride);
       // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
       // buffer holds the previous band, its last rows move to the front instead of being computed again.
@@ -304,16 +267,11 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
         const int64_t from = (band.h0 - have_h0) * W, q_fresh = carried * W, np = band.positions(W);
         have_n = n, have_h0 = band.h0, have_h1 = band.h1;
         if (cl) {
-          if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(float));
+          if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(scalar_t));
           const scalar_t* xb = xp + (n * H + band.h0) * W * C;
-          for (int64_t q = q_fresh; q < np; ++q) {
-            int64_t ldr;
-            const float* xr = float_rows(xb + q * C, C, 1, C, xs.data(), ldr);
-            lrn_forward_row(xr, lrn.data() + q * C, C, p, sq_row);
-          }
-          round_through(lrn.data() + q_fresh * C, (np - q_fresh) * C, rounding.data());
+          for (int64_t q = q_fresh; q < np; ++q) lrn_forward_row(xb + q * C, lrn.data() + q * C, C, p, sq_row);
           for (int64_t oh = oh0; oh < oh1; ++oh) {
-            const float* top = lrn.data() + (oh * stride - band.h0) * W * C;
+            const scalar_t* top = lrn.data() + (oh * stride - band.h0) * W * C;
             if (!op) {
               pool_row_channels_values([&](int64_t kh) { return top + kh * W * C; }, kernel_size, stride, OW, C,
                                        colmax.data(), yp + (n * OH + oh) * OW * C);
@@ -322,32 +280,27 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
             for (int64_t ow = 0; ow < OW; ++ow) {
               const int64_t o = ((n * OH + oh) * OW + ow) * C;
               pool_channels([&](int64_t kh, int64_t kw) { return top + (kh * W + ow * stride + kw) * C; },
-                            kernel_size, C, yp + o, op ? op + o : op);
+                            kernel_size, C, yp + o, op + o);
             }
           }
           continue;
         }
         if (carried) {
           for (int64_t c = 0; c < C; ++c)
-            std::memmove(lrn.data() + c * ld, lrn.data() + c * ld + from, q_fresh * sizeof(float));
+            std::memmove(lrn.data() + c * ld, lrn.data() + c * ld + from, q_fresh * sizeof(scalar_t));
         }
         const scalar_t* xb = xp + n * C * H * W + band.h0 * W;
         for (int64_t q0 = q_fresh; q0 < np; q0 += kPlanePositions) {
           const int64_t nq = std::min(kPlanePositions, np - q0);
-          int64_t ldx;
-          const float* xf = float_rows(xb + q0, H * W, C, nq, xs.data(), ldx);
-          lrn_forward_planes(xf, ldx, lrn.data() + q0, ld, C, nq, p, sq.data());
-        }
-        if constexpr (!is_float) {
-          for (int64_t c = 0; c < C; ++c) round_through(lrn.data() + c * ld + q_fresh, np - q_fresh, rounding.data());
+          lrn_forward_planes(xb + q0, H * W, lrn.data() + q0, ld, C, nq, p, sq.data());
         }
         for (int64_t c = 0; c < C; ++c) {
           for (int64_t oh = oh0; oh < oh1; ++oh) {
             for (int64_t kh = 0; kh < kernel_size; ++kh)
               rows[kh] = lrn.data() + c * ld + (oh * stride + kh - band.h0) * W;
             const int64_t o = ((n * C + c) * OH + oh) * OW;
-            if (values) pool_row_values_s2(rows.data(), kernel_size, OW, colmax.data(), yp + o);
-            else pool_row(rows.data(), kernel_size, stride, W, OW, yp + o, op ? op + o : op);
+            if (values) pool_row_values_s2(rows.data(), lrn_end, kernel_size, OW, colmax.data(), yp + o);
+            else pool_row(rows.data(), lrn_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
           }
         }
       }
@@ -362,7 +315,6 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   const scalar_t* gp = g.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-  constexpr bool is_float = std::is_same_v<scalar_t, float>;
   dispatch_offsets(off, [&](auto* op_mut) {
     using off_t = std::remove_pointer_t<decltype(op_mut)>;
     const off_t* op = op_mut;
@@ -370,7 +322,7 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
       // Per input position: its LRN-output gradient gathered from the covering windows, then the LRN backward.
       at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
         const int64_t padded = padded_row_floats(C, p);
-        std::vector<float> sq_buf(padded), t_buf(padded), u(C), acc(C), xs(is_float ? 0 : C), ds(is_float ? 0 : C);
+        std::vector<float> sq_buf(padded), t_buf(padded), u(C), acc(C);
         float* sq = init_padded_row(sq_buf.data(), C, p);
         float* t = init_padded_row(t_buf.data(), C, p);
         for (int64_t r = begin; r < end; ++r) {
@@ -378,14 +330,7 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
           for (int64_t w = 0; w < W; ++w) {
             gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
             const int64_t pos = (r * W + w) * C;
-            int64_t ld;
-            const float* xr = float_rows(xp + pos, C, 1, C, xs.data(), ld);
-            if constexpr (is_float) {
-              lrn_backward_row(xr, acc.data(), gxp + pos, C, p, sq, u.data(), t);
-            } else {
-              lrn_backward_row(xr, acc.data(), ds.data(), C, p, sq, u.data(), t);
-              from_float(ds.data(), gxp + pos, C);
-            }
+            lrn_backward_row(xp + pos, acc.data(), gxp + pos, C, p, sq, u.data(), t);
           }
         }
       });
@@ -397,39 +342,30 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
     const int64_t bands = (H + band_rows - 1) / band_rows;
     at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
       const int64_t plane_cap = lrn_planes_scratch(C, kBackwardPositions);
-      std::vector<float> G(C * band_rows * W), sq(plane_cap), u(plane_cap), tt(plane_cap),
-          xs(is_float ? 0 : plane_cap), ds(is_float ? 0 : plane_cap);
+      std::vector<float> G(C * band_rows * W), sq(plane_cap), u(plane_cap), tt(plane_cap);
       for (int64_t t = begin; t < end; ++t) {
         const int64_t n = t / bands;
         const Band band{(t % bands) * band_rows, std::min(H, (t % bands) * band_rows + band_rows)};
         const int64_t np = band.positions(W);
-        std::fill(G.begin(), G.begin() + C * np, 0.f);
         const int64_t oh_lo = covering_windows(band.h0, OH, kernel_size, stride).lo;
         const int64_t oh_hi = covering_windows(band.h1 - 1, OH, kernel_size, stride).hi;
+        std::fill(G.begin(), G.begin() + C * np, 0.f);
         for (int64_t c = 0; c < C; ++c) {
           const scalar_t* gr = gp + (n * C + c) * OH * OW;
           const off_t* orow = op + (n * C + c) * OH * OW;
+          float* Gc = G.data() + c * np;
           for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
-            for (int64_t ow = 0; ow < OW; ++ow) {
-              const int64_t kk = orow[oh * OW + ow];
-              const int64_t h = oh * stride + kk / kernel_size;
-              if (h < band.h0 || h >= band.h1) continue;
-              G[c * np + (h - band.h0) * W + ow * stride + kk % kernel_size] += static_cast<float>(gr[oh * OW + ow]);
-            }
+            scatter_pool_grad_row(gr + oh * OW, orow + oh * OW, OW, kernel_size, stride, [&](int64_t dh) {
+              const int64_t h = oh * stride + dh;
+              return h < band.h0 || h >= band.h1 ? nullptr : Gc + (h - band.h0) * W;
+            });
           }
         }
         const int64_t base = n * C * H * W + band.h0 * W;
         for (int64_t q0 = 0; q0 < np; q0 += kBackwardPositions) {
           const int64_t nq = std::min(kBackwardPositions, np - q0);
-          int64_t ldx;
-          const float* xf = float_rows(xp + base + q0, H * W, C, nq, xs.data(), ldx);
-          if constexpr (is_float) {
-            lrn_backward_planes(xf, ldx, G.data() + q0, np, gxp + base + q0, H * W, C, nq, p, sq.data(), u.data(),
-                                tt.data());
-          } else {
-            lrn_backward_planes(xf, ldx, G.data() + q0, np, ds.data(), nq, C, nq, p, sq.data(), u.data(), tt.data());
-            for (int64_t c = 0; c < C; ++c) from_float(ds.data() + c * nq, gxp + base + q0 + c * H * W, nq);
-          }
+          lrn_backward_planes(xp + base + q0, H * W, G.data() + q0, np, gxp + base + q0, H * W, C, nq, p, sq.data(),
+                              u.data(), tt.data());
         }
       }
     });

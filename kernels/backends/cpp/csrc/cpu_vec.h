@@ -2,9 +2,9 @@
 // AVX2, 16 with AVX-512, a portable array otherwise), chosen by the CPU_CAPABILITY the extension is built
 // for (kernels/backends/cpp/__init__.py picks it from the running CPU and keys the build cache by it).
 //
-// Every kernel computes in float: float inputs are read and written in place, bfloat16/float16 rows are
-// converted to float scratch rows first (at::vec::convert) and back after. float64 keeps the scalar path
-// in alexnet_ops.cpp.
+// Every kernel computes in float: bfloat16/float16 values are widened to float in registers as they are
+// loaded (load_float) and rounded back as they are stored (store_as), a vector at a time, so no pass
+// converts whole blocks into float scratch and back. float64 keeps the scalar path in alexnet_ops.cpp.
 #pragma once
 
 #include <ATen/cpu/vec/functional.h>
@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 namespace alexnet_ext {
@@ -36,6 +37,19 @@ inline const char* compiled_isa() {
 #endif
 }
 
+// The first `bytes` (< 64) bytes of src copied to dst in at most five fixed-size moves: the tail of a row
+// without a call to memcpy or a masked store (vmaskmovps stores are microcoded on AMD Zen).
+ALEXNET_ALWAYS_INLINE void copy_tail(void* dst, const void* src, int64_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  if (bytes & 32) std::memcpy(d, s, 32), d += 32, s += 32;
+  if (bytes & 16) std::memcpy(d, s, 16), d += 16, s += 16;
+  if (bytes & 8) std::memcpy(d, s, 8), d += 8, s += 8;
+  if (bytes & 4) std::memcpy(d, s, 4), d += 4, s += 4;
+  if (bytes & 2) std::memcpy(d, s, 2), d += 2, s += 2;
+  if (bytes & 1) *d = *s;
+}
+
 // Lanes [0, n) of p; the rest are zero. Masked for n < kLanes, so it never reads past p[n - 1].
 ALEXNET_ALWAYS_INLINE Vec load(const float* p, int64_t n) {
   if (n >= kLanes) return Vec::loadu(p);
@@ -44,8 +58,13 @@ ALEXNET_ALWAYS_INLINE Vec load(const float* p, int64_t n) {
 }
 
 ALEXNET_ALWAYS_INLINE void store(float* p, const Vec& v, int64_t n) {
-  if (n >= kLanes) v.store(p);
-  else if (n > 0) v.store(p, static_cast<int>(n));
+  if (n >= kLanes) {
+    v.store(p);
+  } else if (n > 0) {
+    alignas(64) float tmp[kLanes];
+    v.store(tmp);
+    copy_tail(p, tmp, n * sizeof(float));
+  }
 }
 
 // ReLU that keeps NaN (like torch.relu): v <= 0 -> 0, otherwise v. The x86 max returns its second
@@ -73,35 +92,62 @@ ALEXNET_ALWAYS_INLINE Vec zero_where_inf(const Vec& v, const Vec& d) {
 #endif
 }
 
-// Lanes [0, n) of v written as scalar_t (float is stored as is).
+// Lanes [0, n) of p (float, bfloat16 or float16) widened to float; the rest are zero. Never reads past
+// p[n - 1]. A full 16-bit vector is one load and one widening (a shift for bfloat16, vcvtph2ps for float16).
 template <typename scalar_t>
-inline void store_as(scalar_t* p, const Vec& v, int64_t n) {
+ALEXNET_ALWAYS_INLINE Vec load_float(const scalar_t* p, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return load(p, n);
+  } else {
+    if (n >= kLanes) {
+      Vec v;
+      at::vec::load_to_float<scalar_t>(p, v);
+      return v;
+    }
+    if (n <= 0) return Vec(0.f);
+    alignas(64) scalar_t tmp[kLanes] = {};
+    copy_tail(tmp, p, n * sizeof(scalar_t));
+    Vec v;
+    at::vec::load_to_float<scalar_t>(tmp, v);
+    return v;
+  }
+}
+
+// Lanes [0, n) of v written as scalar_t, rounded to nearest even (float is stored as is). A full vector
+// is one vector conversion and one store.
+template <typename scalar_t>
+ALEXNET_ALWAYS_INLINE void store_as(scalar_t* p, const Vec& v, int64_t n) {
   if constexpr (std::is_same_v<scalar_t, float>) {
     store(p, v, n);
   } else {
-    alignas(64) float tmp[kLanes];
-    v.store(tmp);
-    for (int64_t i = 0; i < std::min(n, kLanes); ++i) p[i] = static_cast<scalar_t>(tmp[i]);
-  }
-}
-
-// n values converted to float / from float (the 16-bit types two vectors at a time).
-template <typename scalar_t>
-inline void to_float(const scalar_t* src, float* dst, int64_t n) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    std::copy(src, src + n, dst);
-  } else {
-    using SVec = at::vec::Vectorized<scalar_t>;
-    int64_t i = 0;
-    for (; i + SVec::size() <= n; i += SVec::size()) {
-      auto [lo, hi] = at::vec::convert_to_float<scalar_t>(SVec::loadu(src + i));
-      lo.store(dst + i);
-      hi.store(dst + i + kLanes);
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#if defined(CPU_CAPABILITY_AVX512)
+    using Half16 = __m256i;
+#else
+    using Half16 = __m128i;
+#endif
+    Half16 h;
+    if constexpr (std::is_same_v<scalar_t, at::BFloat16>) h = at::vec::cvtfp32_bf16(v);
+    else h = at::vec::cvtfp32_fp16(v);
+    if (n >= kLanes) {
+#if defined(CPU_CAPABILITY_AVX512)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
+#else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+#endif
+    } else if (n > 0) {
+      alignas(64) scalar_t tmp[kLanes];  // not &h: that would keep h in memory on the full-vector path too
+      std::memcpy(tmp, &h, sizeof(h));
+      copy_tail(p, tmp, n * sizeof(scalar_t));
     }
-    for (; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+#else
+    const auto h = at::vec::convert_from_float<scalar_t>(v, v);
+    if (n > 0) h.store(p, static_cast<int>(std::min(n, kLanes)));
+#endif
   }
 }
 
+// n floats converted to scalar_t two vectors at a time (one pack for both), then the tail.
 template <typename scalar_t>
 inline void from_float(const float* src, scalar_t* dst, int64_t n) {
   if constexpr (std::is_same_v<scalar_t, float>) {
@@ -109,35 +155,9 @@ inline void from_float(const float* src, scalar_t* dst, int64_t n) {
   } else {
     using SVec = at::vec::Vectorized<scalar_t>;
     int64_t i = 0;
-    for (; i + SVec::size() <= n; i += SVec::size()) {
+    for (; i + SVec::size() <= n; i += SVec::size())
       at::vec::convert_from_float<scalar_t>(Vec::loadu(src + i), Vec::loadu(src + i + kLanes)).store(dst + i);
-    }
-    for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
-  }
-}
-
-// rows x P values of src (row stride ld_src) as a float block: float input is used in place (its own
-// stride is returned in ld), anything else is converted into `scratch` (row stride P).
-template <typename scalar_t>
-inline const float* float_rows(const scalar_t* src, int64_t ld_src, int64_t rows, int64_t P, float* scratch,
-                               int64_t& ld) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    ld = ld_src;
-    return src;
-  } else {
-    for (int64_t r = 0; r < rows; ++r) to_float(src + r * ld_src, scratch + r * P, P);
-    ld = P;
-    return scratch;
-  }
-}
-
-// The values a float result takes once stored as scalar_t and read back (identity for float);
-// `tmp` holds n scalar_t.
-template <typename scalar_t>
-inline void round_through(float* v, int64_t n, scalar_t* tmp) {
-  if constexpr (!std::is_same_v<scalar_t, float>) {
-    from_float(v, tmp, n);
-    to_float(tmp, v, n);
+    for (; i < n; i += kLanes) store_as(dst + i, load(src + i, n - i), n - i);
   }
 }
 
