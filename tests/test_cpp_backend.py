@@ -13,6 +13,7 @@ import torch
 
 from kernels.backends import cpp as cpp_backend
 from kernels.backends import eager as reference
+from kernels.paper import normalising_scale
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LRN = (5, 1e-4, 0.75, 2.0)
@@ -145,8 +146,8 @@ def test_fused_saves_input_and_int8_offsets_only(backend):
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_inference_forms_equal_the_training_forms(backend, dtype, layout):
     """Without autograd the pooling ops take the offset-free CPU forms: the same values (NaN where the
-    training form has NaN, infinities kept)."""
-    x = torch.randn(2, 19, 15, 13, dtype=dtype)
+    training form has NaN, infinities kept), at the scale where LRN normalises."""
+    x = torch.randn(2, 19, 15, 13, dtype=torch.float64).mul_(normalising_scale()).to(dtype)
     x[0, 3, 4, 4], x[1, 7, 0, 12], x[1, 8, 9, 2] = float("nan"), float("inf"), float("-inf")
     x = x.contiguous(memory_format=layout)
     ops = torch.ops.alexnet_cpp_ext
