@@ -84,7 +84,7 @@ class _OwnChannelBackward(torch.autograd.Function):
         return torch.where(x > 0, grad, 0.0).to(x.dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_a_wrong_lrn_window_fails_where_lrn_normalises(dtype):
     """A window of 3 channels instead of 5 changes randn-scale outputs by ~1e-4 (passes in bfloat16);
     at the normalising scale by ~10%: the check fails, naming the scaled input."""
@@ -98,7 +98,7 @@ def test_a_wrong_lrn_window_fails_where_lrn_normalises(dtype):
         checks.check_kernel("relu_lrn", narrow, x, None, fwdbwd=False)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_a_missing_cross_channel_gradient_fails_where_lrn_normalises(dtype):
     x = _x(dtype)
     dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(4)).to(dtype)

@@ -264,7 +264,7 @@ def _assert_same_specials(actual: torch.Tensor, expected: torch.Tensor, what: st
                                    f"none and missing at {int((e & ~a).sum())}; first {tuple(torch.nonzero(a ^ e)[0].tolist())}")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
 def test_nan_and_inf_like_reference(backend, op, layout, dtype):
