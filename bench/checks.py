@@ -6,8 +6,8 @@ gradient) against eager at the same shape, dtype and memory format, with the tes
 (float64 stays float64). For ops with LRN the input's even rows are first multiplied by
 ``kernels.paper.normalising_scale()`` (~89), where alpha times the window sum is ~k: on ``randn`` values
 alone the LRN term is ~1e-4 of k and a wrong window or a lost cross-channel gradient term would pass.
-Scaling rows of the same tensor costs no second run (a whole second check at AlexNet's conv1 shape costs
-1.5-5 s per case on a 2-core CPU) and keeps its shape, so a compiled case is not recompiled. ``check_model(...)``: the model's logits (and, when training, the first
+Scaling rows of the same tensor costs no second run (a whole second check at AlexNet's conv1 shape
+costs 1.5-5 s per case on a 2-core CPU) and keeps its shape, so a compiled case is not recompiled. ``check_model(...)``: the model's logits (and, when training, the first
 convolution's weight gradient) against the same weights with eager kernels and no whole-model
 compile; the logits element by element, the gradient by its relative L2 error (see ``GRAD_L2_TOLERANCE``).
 Both return ``extra_info`` fields (``check_*``) and raise ``CheckFailed`` on a mismatch.

@@ -20,7 +20,8 @@ def pool_output_size(size: int, kernel_size: int, stride: int) -> int:
     return (size - kernel_size) // stride + 1
 
 
-def normalising_scale(size: int = PAPER_LRN["size"], alpha: float = PAPER_LRN["alpha"], k: float = PAPER_LRN["k"]) -> float:
+def normalising_scale(size: int = PAPER_LRN["size"], alpha: float = PAPER_LRN["alpha"],
+                      k: float = PAPER_LRN["k"]) -> float:
     """The scale s of a standard normal input x = s z at which LRN normalises: alpha times the window's
     sum of squares equals k on average, so the denominator is ~2k instead of ~k.
 

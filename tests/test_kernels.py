@@ -261,7 +261,8 @@ def _assert_same_specials(actual: torch.Tensor, expected: torch.Tensor, what: st
                        ("finite", torch.isfinite)):
         a, e = test(actual), test(expected)
         assert torch.equal(a, e), (f"{what}: {name} at {int((a & ~e).sum())} positions where the reference has "
-                                   f"none and missing at {int((e & ~a).sum())}; first {tuple(torch.nonzero(a ^ e)[0].tolist())}")
+                                   f"none and missing at {int((e & ~a).sum())}; "
+                                   f"first {tuple(torch.nonzero(a ^ e)[0].tolist())}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
