@@ -3,7 +3,11 @@ gradient) against eager at the same shape, dtype and memory format, with the tes
 (``kernels.tolerances``). A fast wrong answer must never become a number in a report.
 
 ``check_kernel(op, fn, x, dy, fwdbwd)``: the eager reference is computed in float32 on the upcast input
-(float64 stays float64). ``check_model(...)``: the model's logits (and, when training, the first
+(float64 stays float64). For ops with LRN the input's even rows are first multiplied by
+``kernels.paper.normalising_scale()`` (~89), where alpha times the window sum is ~k: on ``randn`` values
+alone the LRN term is ~1e-4 of k and a wrong window or a lost cross-channel gradient term would pass.
+Scaling rows of the same tensor costs no second run (a whole second check at AlexNet's conv1 shape
+costs 1.5-5 s per case on a 2-core CPU) and keeps its shape, so a compiled case is not recompiled. ``check_model(...)``: the model's logits (and, when training, the first
 convolution's weight gradient) against the same weights with eager kernels and no whole-model
 compile; the logits element by element, the gradient by its relative L2 error (see ``GRAD_L2_TOLERANCE``).
 Both return ``extra_info`` fields (``check_*``) and raise ``CheckFailed`` on a mismatch.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from kernels.catalog import op_spec
+from kernels.paper import normalising_scale
 from kernels.tolerances import compare
 
 
@@ -25,15 +30,26 @@ def eager_reference(op: str, x: torch.Tensor) -> torch.Tensor:
     return op_spec(op).reference(x)
 
 
-def check_kernel(op: str, fn, x: torch.Tensor, dy: torch.Tensor, fwdbwd: bool) -> dict:
-    """Run ``fn`` once on ``x`` and compare with eager; ``check_*`` fields, or ``CheckFailed``."""
+def normalising_rows(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` (same strides) with its even rows times ``normalising_scale()``."""
+    x = x.detach().clone(memory_format=torch.preserve_format)
+    x[..., ::2, :] *= normalising_scale()
+    return x
+
+
+def check_kernel(op: str, fn, x: torch.Tensor, dy: torch.Tensor, fwdbwd: bool, normalising: bool = True) -> dict:
+    """Run ``fn`` once on ``x`` (for ops with LRN, on ``normalising_rows(x)`` unless ``normalising`` is
+    False) and compare with eager; ``check_*`` fields, or ``CheckFailed``."""
     dtype = x.dtype
     ref_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    info = {"check_reference": f"eager, {str(ref_dtype).removeprefix('torch.')} on the upcast input"}
+    if normalising and op_spec(op).lrn:
+        x = normalising_rows(x)
+        info["check_input"] = f"even rows x {normalising_scale():.1f} (where LRN normalises)"
     xb = x.detach().clone(memory_format=torch.preserve_format).requires_grad_(fwdbwd)
     xr = x.detach().to(ref_dtype).requires_grad_(fwdbwd)
     with torch.set_grad_enabled(fwdbwd):
         yb, yr = fn(xb), eager_reference(op, xr)
-    info = {"check_reference": f"eager, {str(ref_dtype).removeprefix('torch.')} on the upcast input"}
     failures = []
     out = compare(yb, yr, dtype, f"{op} forward")
     info.update(out.to_dict("check_out"))

@@ -5,7 +5,17 @@ so 16-bit results are judged against what the exact math gives, not against anot
 ``TOLERANCES`` (outputs) and ``GRAD_TOLERANCES`` (input gradients) are (rtol, atol) per dtype; the
 tests and the benchmarks' pre-timing check use the same numbers. The one documented exception, the
 fraction of gradient elements that must agree where a max-pool follows LRN (near-ties), is each op's
-``grad_agreement`` in ``kernels.catalog``.
+``grad_agreement`` in ``kernels.catalog``. ``FLOAT64_REL_ERR``: how far the cpp backend's LRN forward
+may be from the float64 result, at every instruction-set build.
+
+Where they are checked: inputs at randn's scale and at ``kernels.paper.normalising_scale()`` (~89, where
+alpha times the window sum is ~k). float32: 2e-5 is ~170 eps, room for summation order and pow against
+exp2/log2 or refined reciprocal square roots (each within a few eps of float64). 16-bit: eager on a CPU
+computes in float32 and rounds once (half an ulp: 2**-8 relative in bfloat16); a backend that computes
+in float32 and rounds once can land one ulp (2**-7 = 7.8e-3) away after its own few-eps differences
+cross a rounding boundary, and one that computes in 16 bits throughout (eager or torchscript on a GPU)
+adds roundings: 2e-2 is ~2.5 bfloat16 ulp. Gradients: an upstream gradient of |g| ~ 4 has a bfloat16
+ulp of 2**-5 = 0.031, which sets their atol.
 """
 from __future__ import annotations
 
@@ -22,6 +32,15 @@ TOLERANCES = {
 # Gradients in 16-bit: a pixel that is the maximum of two overlapping windows receives the sum of two
 # upstream gradients, rounded once more; with cancellation that costs up to ~2 ulp of the summands.
 GRAD_TOLERANCES = {**TOLERANCES, torch.float16: (4e-3, 4e-3), torch.bfloat16: (2e-2, 3e-2)}
+# The cpp backend's LRN forward against float64 at every instruction-set build, relative: float32 within
+# 4 eps (d^-3/4 from two refined reciprocal-square-root estimates, see csrc/cpu_lrn.h); a 16-bit output
+# is that float32 result rounded once, half an ulp more (2**-8 in bfloat16, 2**-11 in float16).
+FLOAT32_EPS = 2.0 ** -23
+FLOAT64_REL_ERR = {
+    torch.float32: 4 * FLOAT32_EPS,
+    torch.bfloat16: 2.0 ** -8 + 4 * FLOAT32_EPS,
+    torch.float16: 2.0 ** -11 + 4 * FLOAT32_EPS,
+}
 
 
 @dataclass

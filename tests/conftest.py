@@ -38,9 +38,10 @@ def backend(request) -> str:
     return require_backend(request.param)
 
 
-def make_input(shape, dtype, layout: str, seed: int = 0, device: str = TEST_DEVICE) -> torch.Tensor:
+def make_input(shape, dtype, layout: str, seed: int = 0, device: str = TEST_DEVICE, scale: float = 1.0) -> torch.Tensor:
     """A random activation in one of three layouts: 'nchw', 'channels_last', 'strided' (non-contiguous),
-    drawn on the CPU (the same values on every machine) and moved to ``device``."""
+    drawn on the CPU (the same values on every machine), times ``scale`` (``kernels.paper.normalising_scale``:
+    where LRN normalises), and moved to ``device``."""
     gen = torch.Generator().manual_seed(seed)
     n, c, h, w = shape
     if layout == "nchw":
@@ -52,6 +53,8 @@ def make_input(shape, dtype, layout: str, seed: int = 0, device: str = TEST_DEVI
         assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
     else:
         raise ValueError(layout)
+    if scale != 1.0:
+        x.mul_(scale)  # in place: the layout's strides are kept
     return x.to(device=device, dtype=dtype)
 
 

@@ -28,6 +28,7 @@ def test_correct_backends_pass_with_their_errors_recorded(backend, op):
     info = checks.check_kernel(op, fn, x, dy, fwdbwd=True)
     assert info["check_ok"] and info["check_out_ok"] and info["check_grad_ok"]
     assert 0 <= info["check_out_max_abs_err"] < 1e-5 and 0 <= info["check_grad_max_abs_err"] < 1e-5
+    assert ("check_input" in info) == OPS[op].lrn  # with LRN: half the rows where it normalises
 
 
 def test_a_wrong_output_fails_before_timing():
@@ -58,6 +59,52 @@ def test_a_wrong_gradient_fails_and_names_the_gradient():
     with pytest.raises(checks.CheckFailed, match="relu_lrn input gradient") as exc:
         checks.check_kernel("relu_lrn", WrongBackward.apply, x, torch.randn_like(x), fwdbwd=True)
     assert "forward" not in str(exc.value).split("input gradient")[0]  # the forward was right
+
+
+class _OwnChannelBackward(torch.autograd.Function):
+    """The paper's ReLU + LRN forward; a backward that keeps only each channel's own terms
+    (g d^-beta - 2 alpha beta a^2 g d^(-beta-1)) and drops its neighbours' cross-channel ones."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return kernels.relu_lrn(x, **PAPER_LRN, backend="eager")
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        n, alpha, beta, k = (PAPER_LRN[name] for name in ("size", "alpha", "beta", "k"))
+        a = torch.relu(x.float())
+        d = k + alpha * n * torch.nn.functional.avg_pool3d(
+            (a * a).unsqueeze(1), (n, 1, 1), stride=1, padding=(n // 2, 0, 0), count_include_pad=True).squeeze(1)
+        gf = g.float()
+        grad = gf * d ** -beta - 2 * alpha * beta * a * a * gf * d ** (-beta - 1)
+        return torch.where(x > 0, grad, 0.0).to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_a_wrong_lrn_window_fails_where_lrn_normalises(dtype):
+    """A window of 3 channels instead of 5 changes randn-scale outputs by ~1e-5 (passes in bfloat16);
+    where LRN normalises by ~5%: the check fails."""
+    def narrow(x):
+        return kernels.relu_lrn(x, **{**PAPER_LRN, "size": 3}, backend="eager")
+
+    x = _x(dtype)
+    if dtype == torch.bfloat16:  # blind at randn's scale
+        assert checks.check_kernel("relu_lrn", narrow, x, None, fwdbwd=False, normalising=False)["check_ok"]
+    with pytest.raises(checks.CheckFailed, match=r"relu_lrn forward: .*outside rtol"):
+        checks.check_kernel("relu_lrn", narrow, x, None, fwdbwd=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_a_missing_cross_channel_gradient_fails_where_lrn_normalises(dtype):
+    x = _x(dtype)
+    dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(4)).to(dtype)
+    if dtype == torch.bfloat16:  # blind at randn's scale
+        assert checks.check_kernel("relu_lrn", _OwnChannelBackward.apply, x, dy, True, normalising=False)["check_ok"]
+    with pytest.raises(checks.CheckFailed, match=r"relu_lrn input gradient") as exc:
+        checks.check_kernel("relu_lrn", _OwnChannelBackward.apply, x, dy, fwdbwd=True)
+    assert "forward" not in str(exc.value)
 
 
 def test_bf16_uses_the_bf16_tolerance():

@@ -1,12 +1,13 @@
 """Every backend against the eager reference: forward and input gradient, per-dtype tolerances,
-AlexNet's layer shapes at small batch, odd shapes, all layouts; NaN/inf; fused == unfused; errors."""
+AlexNet's layer shapes at small batch, odd shapes, all layouts; inputs at the scale where LRN
+normalises; NaN/inf in float32 and bfloat16; fused == unfused; errors."""
 import pytest
 import torch
 
 from kernels import BACKENDS, max_pool, relu_lrn, relu_lrn_pool
 from kernels.backends import eager as reference
 from kernels.catalog import OPS
-from kernels.paper import PAPER_LRN
+from kernels.paper import PAPER_LRN, normalising_scale
 from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
 
 LRN = dict(PAPER_LRN)
@@ -104,6 +105,59 @@ def test_relu_lrn_pool_matches_reference(backend_name, shape, dtype, layout):
               grad_agreement=agreement, kernel_size=3, stride=2, **LRN)
 
 
+# ---------------------------------------------------------------- where LRN normalises
+
+# randn inputs leave the paper's LRN term (alpha = 1e-4) at ~1e-4 of k: a window of 3 instead of 5 moves
+# the outputs by 9e-6 (median; 4e-4 at most) and keeping only each channel's own gradient terms moves the
+# gradient by 3e-5 (median), below the 16-bit tolerances. At normalising_scale() (89 for the paper's
+# constants) alpha times the window sum is ~k and the same faults move them by 4.5% and 15% (median;
+# float64, this shape). 19 channels: two edges, interior channels with full windows, and
+# whole vectors plus a tail in channels_last (8 float lanes with AVX2, 16 with AVX-512).
+LRN_SCALE = normalising_scale(PAPER_LRN["size"], PAPER_LRN["alpha"], PAPER_LRN["k"])
+NORMALISING_SHAPE = (2, 19, 9, 9)
+NORMALISING_CASES = [(NORMALISING_SHAPE, torch.float32, layout) for layout in ("nchw", "channels_last", "strided")] + [
+    (NORMALISING_SHAPE, torch.bfloat16, layout) for layout in ("nchw", "channels_last")]
+# The compile backend: one Inductor build per case (see COMPILE_CASES), so one case, the fused op in
+# bfloat16 at the shape test_nan_and_inf_like_reference compiles too (Inductor's graph cache serves both).
+COMPILE_NORMALISING_CASES = [("relu_lrn_pool", ((1, 9, 7, 7), torch.bfloat16, "channels_last"))]
+NORMALISING_PARAMS = [
+    pytest.param(backend, op, *case, id=f"{backend}-{op}-{_case_id(*case)}")
+    for backend in BACKENDS
+    for op, case in (COMPILE_NORMALISING_CASES if backend == "compile" else
+                     [(op, case) for op in ("relu_lrn", "relu_lrn_pool") for case in NORMALISING_CASES])
+]
+
+
+def _denominator_over_k(x: torch.Tensor) -> torch.Tensor:
+    """d / k of the paper's LRN at every positive input, in float64 from the reference's own output:
+    y = a (d / k)^-beta k^-beta, so d / k = (a k^-beta / y)^(1 / beta)."""
+    beta, k = PAPER_LRN["beta"], PAPER_LRN["k"]
+    x64 = x.detach().double().cpu()
+    a = torch.relu(x64)
+    y = reference.relu_lrn(x64, **LRN)
+    pos = a > 0
+    return (a[pos] * k ** -beta / y[pos]) ** (1 / beta)
+
+
+def test_normalising_inputs_are_where_lrn_normalises():
+    """The premise of the tests below: at LRN_SCALE the denominator is ~2k (alpha times the window sum
+    ~k), at randn's scale it is k to within 1e-3."""
+    assert LRN_SCALE == pytest.approx(89.44, abs=0.01)
+    for dtype in (torch.float32, torch.bfloat16):
+        ratio = _denominator_over_k(make_input(NORMALISING_SHAPE, dtype, "nchw", scale=LRN_SCALE))
+        assert 1.7 < float(ratio.median()) < 2.3 and float(ratio.min()) < 1.2 and float(ratio.max()) > 3
+    assert float(_denominator_over_k(make_input(NORMALISING_SHAPE, torch.float32, "nchw")).max()) < 1.001
+
+
+@pytest.mark.parametrize("backend_name,op,shape,dtype,layout", NORMALISING_PARAMS)
+def test_ops_match_reference_where_lrn_normalises(backend_name, op, shape, dtype, layout):
+    backend = require_backend(backend_name)
+    x = make_input(shape, dtype, layout, seed=21, scale=LRN_SCALE)
+    extra = dict(kernel_size=3, stride=2) if op == "relu_lrn_pool" else {}
+    _check_op(op, backend, x, f"{op}[{backend}] at scale {LRN_SCALE:.0f}",
+              grad_agreement=OPS[op].grad_agreement(dtype), **LRN, **extra)
+
+
 @pytest.mark.parametrize("kernel_size,stride", [(2, 2), (3, 1), (1, 1), (5, 3)])
 def test_pool_windows(backend, kernel_size, stride):
     x = make_input((2, 6, 11, 9), torch.float32, "nchw", seed=3)
@@ -188,27 +242,47 @@ def test_output_keeps_channels_last(backend):
         assert y.is_contiguous(memory_format=torch.channels_last), f"{backend}: output lost channels_last"
 
 
-def _special_input(layout: str = "nchw") -> torch.Tensor:
-    x = make_input((1, 6, 7, 7), torch.float32, "nchw", seed=8)
+def _special_input(layout: str = "nchw", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """NaN, +inf and -inf among values at the scale where LRN normalises, in every window position
+    (channel edges and interior)."""
+    x = make_input((1, 9, 7, 7), torch.float32, "nchw", seed=8, scale=LRN_SCALE)
     x[0, 2, 1, 1] = float("nan")
     x[0, 4, 5, 2] = float("inf")
     x[0, 0, 3, 3] = float("-inf")
+    x[0, 8, 2, 5] = float("inf")
+    x[0, 6, 6, 6] = float("nan")
+    x = x.to(dtype)
     return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
 
 
+def _assert_same_specials(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    """NaN, +inf, -inf and finite at exactly the same positions."""
+    for name, test in (("NaN", torch.isnan), ("+inf", torch.isposinf), ("-inf", torch.isneginf),
+                       ("finite", torch.isfinite)):
+        a, e = test(actual), test(expected)
+        assert torch.equal(a, e), (f"{what}: {name} at {int((a & ~e).sum())} positions where the reference has "
+                                   f"none and missing at {int((e & ~a).sum())}; "
+                                   f"first {tuple(torch.nonzero(a ^ e)[0].tolist())}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
-def test_nan_and_inf_like_reference(backend, op, layout):
-    x = _special_input(layout)
+def test_nan_and_inf_like_reference(backend, op, layout, dtype):
+    if backend == "compile" and dtype == torch.bfloat16 and (op, layout) != ("relu_lrn_pool", "channels_last"):
+        pytest.skip("the compile backend compiles each op, dtype and layout anew: in bfloat16 the fused op in "
+                    "channels_last only")
+    x = _special_input(layout, dtype)
     xb, yb = _run(op, x, backend)
     xr, yr = _reference(op, x)
-    assert torch.equal(yb.isnan(), yr.isnan()), f"{op}[{backend}]: NaN pattern differs from the reference"
-    assert_close(yb, yr, torch.float32, f"{op}[{backend}] with NaN/inf forward")
+    what = f"{op}[{backend}] {str(dtype)[6:]} with NaN/inf"
+    _assert_same_specials(yb, yr, f"{what} forward")
+    assert_close(yb, yr, dtype, f"{what} forward")
     g = _upstream(yb)
     (gb,) = torch.autograd.grad(yb, xb, g)
-    (gr,) = torch.autograd.grad(yr, xr, g)
-    assert torch.equal(gb.isnan(), gr.isnan()), f"{op}[{backend}]: NaN pattern of the gradient differs"
-    assert_close(gb, gr, torch.float32, f"{op}[{backend}] with NaN/inf grad")
+    (gr,) = torch.autograd.grad(yr, xr, g.to(yr.dtype))
+    _assert_same_specials(gb, gr, f"{what} grad")
+    assert_close(gb, gr, dtype, f"{what} grad", grad=True)
 
 
 def test_reference_matches_paper_formula_float64():
