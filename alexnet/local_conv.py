@@ -6,12 +6,15 @@ cuda-convnet's ``type=local`` layer (``layer.py`` ``LocalUnsharedLayerParser``):
 ``1 + ceil((2 * padding + size - k) / stride)``, which equals PyTorch's floor rule whenever the windows
 tile the padded input exactly, as with k=3, padding=1, stride=1).
 
-The forward pass gathers the patches positions-major, ``L x N x k*k*C_in`` (L = H_out * W_out), from
-``k * k`` strided slices of the zero-padded input viewed as ``H x W x N x C`` (one ``stack``), then runs one
-batched matrix product over positions (``@ L x k*k*C_in x C_out``); the product comes out as
-``H x W x N x C_out``, which is what the next locally connected layer's ``permute`` reads as contiguous.
-Autograd differentiates the slices and the product. (``F.unfold`` + ``bmm`` computes the same but was
-5-10x slower here: ``im2col`` on these small maps and the ``N x K x L -> L x N x K`` transpose copy.) Under bfloat16 autocast
+The layer works in cuda-convnet's own layout, pixels x channels x images: the input is viewed as
+``H*W x C*N`` rows, one product with a constant 0/1 matrix gathers every (position, tap) row (zero on the
+padding) into ``L x k*k*C_in x N`` (L = H_out * W_out), and one batched matrix product over
+positions, ``weight^T @ cols``, gives ``L x C_out x N``: the layout the next locally connected layer reads
+without a copy; the result is returned as an ``N x C_out x H x W`` view of it. Backward is autograd's:
+two batched products and the gather's transpose product. On this
+2-core CPU, ``F.unfold`` + ``bmm`` and a ``stack`` of k*k strided slices were several times slower at
+these shapes (``im2col``, transposing copies, one zero-filled buffer per slice in backward), and so was
+``index_select`` for the gather (its gradient is a scatter). Under bfloat16 autocast
 the product runs in bfloat16 (``bmm`` is on autocast's lower-precision list); any input layout works (the slices are strided views),
 and the output is a permuted view of the product, no copy.
 """
@@ -61,15 +64,33 @@ class LocallyConnected2d(nn.Module):
         if c != self.in_channels or h != self.in_size or w != self.in_size:
             raise ValueError(f"LocallyConnected2d: expected N x {self.in_channels} x {self.in_size} x {self.in_size} "
                              f"input, got {tuple(x.shape)}")
-        k, st, s = self.kernel_size, self.stride, self.out_size
-        # positions-major patches, built from k*k strided slices of the padded H x W x N x C view
-        xp = F.pad(x.permute(2, 3, 0, 1), (0, 0, 0, 0, self.padding, self.padding, self.padding, self.padding))
-        span = st * (s - 1) + 1
-        patches = torch.stack([xp[i:i + span:st, j:j + span:st] for i in range(k) for j in range(k)], dim=3)
-        cols = patches.reshape(s * s, n, k * k * c)                # L x N x (k*k*C_in), rows (kh, kw, c)
-        out = torch.bmm(cols, self.weight)                         # L x N x C_out (bf16 under autocast)
-        out = out.view(s, s, n, self.out_channels).permute(2, 3, 0, 1)  # N x C_out x H x W, a view, no copy
-        return out + self.bias.to(out.dtype)
+        s, f = self.out_size, self.out_channels
+        rows = x.permute(2, 3, 1, 0).reshape(h * w, c * n)          # H*W x C*N (no copy after another local layer)
+        cols = self._gather_matrix(x.device, rows.dtype) @ rows     # L*k*k x C*N: a 0/1 gather as a GEMM
+        cols = cols.view(s * s, self.kernel_size ** 2 * c, n)       # L x (k*k*C_in) x N
+        out = torch.bmm(self.weight.transpose(1, 2), cols)          # L x C_out x N (bf16 under autocast)
+        out = out + self.bias.permute(1, 2, 0).reshape(s * s, f, 1).to(out.dtype)
+        return out.view(s, s, f, n).permute(3, 2, 0, 1)            # N x C_out x H x W, a view of H x W x C x N
+
+    def _gather_matrix(self, device, dtype) -> torch.Tensor:
+        """``G`` (L*k*k x H*W, 0/1): row (position, tap) picks input pixel ``y * W + x``, or is all zero where
+        the tap falls on the padding. ``G @ rows`` gathers; its gradient ``G^T @ grad`` is a GEMM too, where
+        ``index_select``'s (``index_add_``, a scatter) was the slowest op of the net's training step."""
+        g = getattr(self, "_gather", None)
+        if g is None or g.device != device or g.dtype != dtype:
+            k, p, st, size = self.kernel_size, self.padding, self.stride, self.in_size
+            g = torch.zeros(self.out_size ** 2 * k * k, size * size, dtype=dtype, device=device)
+            row = 0
+            for oy in range(self.out_size):
+                for ox in range(self.out_size):
+                    for ky in range(k):
+                        for kx in range(k):
+                            y, x = oy * st + ky - p, ox * st + kx - p
+                            if 0 <= y < size and 0 <= x < size:
+                                g[row, y * size + x] = 1
+                            row += 1
+            self._gather = g
+        return g
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, in_size={self.in_size}, kernel_size={self.kernel_size}, "

@@ -253,7 +253,15 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
         conv_local.existing_record(path, _tiny_spec(arm="11pct", schedule="short", epochs=(2, 0, 0, 1)))
     report = render_report(records, tmp_path / "conv-local.md")
     text = report.read_text()
-    assert "not measured yet" in text  # the full schedule has no records
+    assert "not measured yet" in text  # the full schedule has no records, nor the speed
+    speed = {"command": "x", "date_utc": "2026-01-01T00:00:00Z", "machine": {"cpu_model": "cpu", "torch_threads": 2},
+             "loadavg_before": [1.0, 1, 1], "loadavg_after": [1.5, 1, 1], "batch": 128, "rounds": 3, "steps": 4,
+             "results": [{"arm": "13pct", "amp": "off", "backend": "cpp", "images_per_s": 400.0},
+                         {"arm": "11pct", "amp": "off", "backend": "cpp", "images_per_s": 380.0}],
+             "top_ops": {"11pct": [{"op": "aten::mm", "self_ms_per_step": 12.5, "share": 0.2, "calls_per_step": 6}]}}
+    (records / "speed.json").write_text(json.dumps(speed))
+    text = render_report(records, tmp_path / "conv-local.md").read_text()
+    assert "| 11pct | float32 | cpp | 380 | 0.95 | 105 / 132 |" in text and "| aten::mm | 12.5 | 20% | 6 |" in text
     assert "11pct" in text and "(n=1, seed 0; no interval from one pair)" in text
     assert (tmp_path / "conv-local-short-curves.png").is_file()
 

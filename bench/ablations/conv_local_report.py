@@ -109,6 +109,36 @@ def _curves(runs: dict, schedule: str, out_dir: Path) -> Path | None:
     return save_figure(fig, out_dir / f"conv-local-{schedule}-curves.png")
 
 
+def _speed_lines(records: Path) -> list[str]:
+    """The speed section, from ``<records>/speed.json`` (``bench.ablations.conv_local_speed``)."""
+    path = Path(records) / "speed.json"
+    if not path.is_file():
+        return [f"Training-step speed: {NOT_YET} (`python -m bench.ablations.conv_local_speed`)."]
+    speed = json.loads(path.read_text())
+    m = speed["machine"]
+    lines = [f"Measured by `{speed['command']}` on {speed['date_utc']}: {m.get('cpu_model')}, "
+             f"{m.get('torch_threads')} threads, torch {m.get('torch')}; batch {speed['batch']} of real 24x24 crops, "
+             f"forward + backward + update, median of {speed['rounds']} interleaved rounds of {speed['steps']} steps. "
+             f"The machine was shared with other work (load average {speed['loadavg_before'][0]:.1f} before, "
+             f"{speed['loadavg_after'][0]:.1f} after, on 2 cores): absolute figures are pessimistic; the variants "
+             "were interleaved so their ratios are fairer than their absolute values.", ""]
+    base = next((r["images_per_s"] for r in speed["results"] if (r["arm"], r["amp"], r["backend"]) == ("13pct", "off", "cpp")), None)
+    rows = []
+    for r in speed["results"]:
+        fit, fold = 40_000 / r["images_per_s"], 50_000 / r["images_per_s"]
+        rows.append([r["arm"], "bf16 autocast" if r["amp"] == "bf16" else "float32", r["backend"],
+                     num(r["images_per_s"], ".0f"), num(None if base is None else r["images_per_s"] / base, ".2f"),
+                     f"{fit:.0f} / {fold:.0f}"])
+    lines += table(["net", "precision", "pool/LRN backend", "images/s", "vs 13pct float32 cpp",
+                    "s per epoch (40k / 50k images, training steps only)"], rows)
+    for arm, ops in speed["top_ops"].items():
+        lines += ["", f"Top ops of a {arm} training step (float32, cpp; self CPU time per step):", ""]
+        lines += table(["op", "ms per step", "share", "calls per step"],
+                       [[o["op"], num(o["self_ms_per_step"], ".1f"), pct(o["share"], 0), num(o["calls_per_step"], "g")]
+                        for o in ops])
+    return lines
+
+
 def render_report(records: Path, report: Path) -> Path:
     """Write ``report`` (and its PNGs beside it) from the records under ``records``; returns the path."""
     data = load_records(records)
@@ -122,6 +152,7 @@ def render_report(records: Path, report: Path) -> Path:
     machines = sorted({f"{r['machine'].get('cpu_model')}, {r['threads']} threads, torch {r['machine'].get('torch')}"
                        for sched in data.values() for arm in sched.values() for r in arm.values()})
     lines += ["Machine(s) of the runs: " + ("; ".join(machines) if machines else NOT_YET) + ".", ""]
+    lines += ["## Training speed", "", *_speed_lines(records), ""]
     for schedule in ("full", "short"):
         runs = data.get(schedule, {})
         lines += [f"## Schedule `{schedule}`: {SCHEDULE_TEXT[schedule]}", "", *_seed_table(runs), "",
