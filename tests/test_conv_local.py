@@ -245,7 +245,9 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     records = tmp_path / "records"
     for arm in ("13pct", "11pct"):
         spec = _tiny_spec(arm=arm, schedule="short", epochs=(1, 0, 0, 1))
-        conv_local.run_one(spec, tiny_images, records, tmp_path, quiet=True)
+        assert conv_local.run_one(spec, tiny_images, records, tmp_path, quiet=True, stop_after=1) is None
+        assert not conv_local.record_path(records, spec).exists()  # a partial run leaves only its state
+        assert conv_local.run_one(spec, tiny_images, records, tmp_path, quiet=True)["epochs_run"] == 2
     path = conv_local.record_path(records, _tiny_spec(arm="11pct", schedule="short", epochs=(1, 0, 0, 1)))
     rec = json.loads(path.read_text())
     assert rec["epochs_run"] == 2 and rec["test_err_multiview"] is not None and len(rec["lrn_probe"]) >= 2
@@ -256,12 +258,16 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     assert "not measured yet" in text  # the full schedule has no records, nor the speed
     speed = {"command": "x", "date_utc": "2026-01-01T00:00:00Z", "machine": {"cpu_model": "cpu", "torch_threads": 2},
              "loadavg_before": [1.0, 1, 1], "loadavg_after": [1.5, 1, 1], "batch": 128, "rounds": 3, "steps": 4,
-             "results": [{"arm": "13pct", "amp": "off", "backend": "cpp", "images_per_s": 400.0},
-                         {"arm": "11pct", "amp": "off", "backend": "cpp", "images_per_s": 380.0}],
+             "results": [{"arm": "13pct", "amp": "off", "backend": "cpp", "images_per_s": 400.0,
+                          "round_seconds": [1.0, 1.28, 2.0]},
+                         {"arm": "11pct", "amp": "off", "backend": "cpp", "images_per_s": 380.0,
+                          "images_per_cpu_s": 200.0, "round_seconds": [1.0, 1.28, 2.0]}],
              "top_ops": {"11pct": [{"op": "aten::mm", "self_ms_per_step": 12.5, "share": 0.2, "calls_per_step": 6}]}}
     (records / "speed.json").write_text(json.dumps(speed))
     text = render_report(records, tmp_path / "conv-local.md").read_text()
-    assert "| 11pct | float32 | cpp | 380 | 0.95 | 105 / 132 |" in text and "| aten::mm | 12.5 | 20% | 6 |" in text
+    assert "| 11pct | float32 | cpp | 380 | 200 | 0.95 | 105 / 132 |" in text and "| aten::mm | 12.5 | 20% | 6 |" in text
+    # 4 steps x 128 images: 512 img/s in the fastest round; 2.25 M images of the short schedule = 1.22 h
+    assert "| 11pct | short | 2.25 M | 1.6 | 1.2 |" in text
     assert "11pct" in text and "(n=1, seed 0; no interval from one pair)" in text
     assert (tmp_path / "conv-local-short-curves.png").is_file()
 

@@ -13,7 +13,8 @@ Schedules (epochs per phase: train on batches 1-4, fold in batch 5, lr/10, lr/10
   (52 epochs). Validation/test error after every epoch.
 
 ``--plan study`` runs, in this order, ``short`` seeds 0, 1, 2 of both nets (13pct first in each pair), then
-``full`` seed 0 of both nets: paired seeds first, so an interrupted study still has pairs.
+``full`` seed 0 of both nets, the two advancing alternately 10 epochs at a time: paired seeds first, and
+the full pair kept level, so a study stopped at any point (budget, a killed process) still has pairs.
 
 Each finished run writes ``<records>/<schedule>/<arm>/seed<k>.json`` (atomically); a run whose record exists
 with the same settings is skipped, with other settings refused (one line, exit 2). The training state is
@@ -35,13 +36,14 @@ from alexnet.atomic_io import write_json_atomic
 from alexnet.conv_local import ARMS
 from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.machine import machine_info
+from bench.ablations.conv_local_report import SCHEDULES, render_report
 from bench.ablations.conv_local_train import ConvLocalSpec, CifarImages, load_images, train_run
 
 PROG = "python -m bench.ablations.conv_local"
 RECORD_FORMAT = "alexnet-kernels/conv-local-record-v1"
-SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}  # epochs per phase, eval_every
 DEFAULT_RECORDS = Path("reports/cifar10-cpu/runs/conv-local")
 DEFAULT_REPORT = Path("reports/cifar10-cpu/conv-local.md")
+FULL_CHUNK = 10  # --plan study advances the two full runs alternately, this many epochs at a time
 STUDY_PLAN = [("short", arm, seed) for seed in (0, 1, 2) for arm in ARMS] + [("full", arm, 0) for arm in ARMS]
 
 
@@ -89,7 +91,9 @@ def make_record(spec: ConvLocalSpec, data: CifarImages, run: dict) -> dict:
     }
 
 
-def run_one(spec: ConvLocalSpec, data: CifarImages, records: Path, state_dir: Path, quiet: bool = False) -> dict:
+def run_one(spec: ConvLocalSpec, data: CifarImages, records: Path, state_dir: Path, quiet: bool = False,
+            stop_after: int | None = None) -> dict | None:
+    """Train ``spec`` to its end (or to epoch ``stop_after``: then None, the state kept) and write its record."""
     path = record_path(records, spec)
     done = existing_record(path, spec)
     if done is not None:
@@ -104,7 +108,9 @@ def run_one(spec: ConvLocalSpec, data: CifarImages, records: Path, state_dir: Pa
             print(f"{spec.schedule} {spec.arm} seed {spec.seed} epoch {row['epoch']}/{spec.total_epochs} {row['phase']}: "
                   f"train_err={row['train_err']:.4f}{tail} {row['images_per_s']:.0f} img/s", flush=True)
 
-    run = train_run(spec, data, state_path=state, log=log)
+    run = train_run(spec, data, state_path=state, log=log, stop_after=stop_after)
+    if len(run["epochs"]) < spec.total_epochs and not run["epochs"][-1].get("diverged"):
+        return None
     rec = make_record(spec, data, run)
     write_json_atomic(path, rec)
     if not quiet:
@@ -136,7 +142,6 @@ def _ints(text: str, flag: str) -> list[int]:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    from bench.ablations.conv_local_report import render_report
 
     if args.report_only:
         print(f"wrote {render_report(args.records, args.report)}")
@@ -161,8 +166,15 @@ def main(argv=None) -> None:
     args.state_dir.mkdir(parents=True, exist_ok=True)
     data = load_images(args.data)
     for spec in specs:
+        if args.plan == "study" and spec.schedule == "full":
+            continue
         run_one(spec, data, args.records, args.state_dir)
         render_report(args.records, args.report)
+    full = [spec for spec in specs if args.plan == "study" and spec.schedule == "full"]
+    for upto in range(FULL_CHUNK, max((s.total_epochs for s in full), default=0) + FULL_CHUNK, FULL_CHUNK):
+        for spec in full:  # the two full runs advance together, so a stopped study still has a pair
+            if run_one(spec, data, args.records, args.state_dir, stop_after=min(upto, spec.total_epochs)) is not None:
+                render_report(args.records, args.report)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from alexnet.conv_local import ARMS
 from alexnet.report_kit import num, pct, pyplot, save_figure, signed_pp, table
 from bench.ablations.stats import mean_sd, paired_delta
 
+# epochs per phase (train on 1-4, fold in 5, lr/10, lr/100) and evaluate-every, per schedule; the runner's too
+SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}
+
 PAPER = {"13pct": 0.13, "11pct": 0.11}
 NOT_YET = "not measured yet"
 SCHEDULE_TEXT = {
@@ -127,10 +130,23 @@ def _speed_lines(records: Path) -> list[str]:
     for r in speed["results"]:
         fit, fold = 40_000 / r["images_per_s"], 50_000 / r["images_per_s"]
         rows.append([r["arm"], "bf16 autocast" if r["amp"] == "bf16" else "float32", r["backend"],
-                     num(r["images_per_s"], ".0f"), num(None if base is None else r["images_per_s"] / base, ".2f"),
-                     f"{fit:.0f} / {fold:.0f}"])
-    lines += table(["net", "precision", "pool/LRN backend", "images/s", "vs 13pct float32 cpp",
+                     num(r["images_per_s"], ".0f"), num(r.get("images_per_cpu_s"), ".0f"),
+                     num(None if base is None else r["images_per_s"] / base, ".2f"), f"{fit:.0f} / {fold:.0f}"])
+    lines += table(["net", "precision", "pool/LRN backend", "images/s", "images per CPU-second", "vs 13pct float32 cpp",
                     "s per epoch (40k / 50k images, training steps only)"], rows)
+    lines += ["", "Training images per run (epochs x 40,000 on batches 1-4, x 50,000 after the fold-in) and the hours "
+              "they take at these rates (training steps only; evaluation adds a forward pass over 20,000 images "
+              "at each evaluated epoch), at the median round and at the fastest round:", ""]
+    est = []
+    for r in speed["results"]:
+        if r["amp"] != "off" or r["backend"] != "cpp":
+            continue
+        best = speed["steps"] * speed["batch"] / min(r["round_seconds"])
+        for name, (epochs, _) in SCHEDULES.items():
+            images = epochs[0] * 40_000 + sum(epochs[1:]) * 50_000
+            est.append([r["arm"], name, f"{images / 1e6:.2f} M", num(images / r["images_per_s"] / 3600, ".1f"),
+                        num(images / best / 3600, ".1f")])
+    lines += table(["net", "schedule", "training images", "hours at the median rate", "hours at the fastest round"], est)
     for arm, ops in speed["top_ops"].items():
         lines += ["", f"Top ops of a {arm} training step (float32, cpp; self CPU time per step):", ""]
         lines += table(["op", "ms per step", "share", "calls per step"],

@@ -5,7 +5,9 @@
 A step is the study's: a batch of 128 real 24x24 crops (``crops`` of the uint8 cache), forward, backward,
 ``ConvnetSGD`` step. Variants (net x precision x backend) are timed in interleaved rounds (every variant
 once per round, after 3 warm-up steps each), and each variant's images/s is the median over rounds, so a
-machine shared with other work slows every variant alike and their ratios stay comparable. Then one
+machine shared with other work slows every variant alike and their ratios stay comparable. Beside images/s (wall clock) it
+records images per CPU-second of the process (``time.process_time``, all its threads): on a shared machine
+the wall-clock rate falls with the CPU share the process gets, the CPU-time rate much less. Then one
 profiled round per net gives the top ops by self CPU time. The JSON says the load average before and
 after, the machine and the versions; the report (``bench.ablations.conv_local_report``) shows it.
 """
@@ -57,14 +59,17 @@ def measure(data, variants, rounds: int, steps: int, batch: int = 128) -> list[d
             step()
         steppers[(arm, amp, backend)] = step
     times = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
     for _ in range(rounds):
         for v in variants:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 steppers[v]()
             times[v].append(time.perf_counter() - t0)
+            cpu[v].append(time.process_time() - c0)
     return [{"arm": a, "amp": p, "backend": b, "images_per_s": steps * batch / statistics.median(times[(a, p, b)]),
-             "round_seconds": times[(a, p, b)]} for a, p, b in variants]
+             "images_per_cpu_s": steps * batch / statistics.median(cpu[(a, p, b)]),
+             "round_seconds": times[(a, p, b)], "round_cpu_seconds": cpu[(a, p, b)]} for a, p, b in variants]
 
 
 def top_ops(data, arm: str, amp: str, backend: str, steps: int, limit: int = 8) -> list[dict]:
@@ -99,7 +104,8 @@ def main(argv=None) -> None:
            "results": results, "top_ops": profiles}
     write_json_atomic(args.out, out)
     for r in results:
-        print(f"{r['arm']:6s} amp={r['amp']:4s} backend={r['backend']:5s} {r['images_per_s']:7.0f} img/s")
+        print(f"{r['arm']:6s} amp={r['amp']:4s} backend={r['backend']:5s} {r['images_per_s']:7.0f} img/s "
+              f"{r['images_per_cpu_s']:7.0f} img per CPU-s")
     print(f"load average before {load_before}, after {out['loadavg_after']}; wrote {args.out}")
 
 
