@@ -1,0 +1,182 @@
+"""Render ``reports/cifar10-cpu/conv-local.md`` (+ learning-curve PNGs) from the conv-local run records alone.
+
+Per schedule: each net's absolute test error per seed and the mean beside the paper's 13% / 11%
+(single-view = centre crop, multi-view = 10 views), the paired LRN delta (11pct - 13pct, same seeds) with
+its 95% t interval (``bench.ablations.stats.paired_delta``), the LRN probe (``alpha * sum a^2`` against
+``k = 1``), throughput and wall time per epoch; a run without a record reads "not measured yet".
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from alexnet.atomic_io import write_text_atomic
+from alexnet.conv_local import ARMS
+from alexnet.report_kit import num, pct, pyplot, save_figure, signed_pp, table
+from bench.ablations.stats import mean_sd, paired_delta
+
+# epochs per phase (train on 1-4, fold in 5, lr/10, lr/100) and evaluate-every, per schedule; the runner's too
+SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}
+
+PAPER = {"13pct": 0.13, "11pct": 0.11}
+NOT_YET = "not measured yet"
+SCHEDULE_TEXT = {
+    "full": "350 + 150 + 10 + 10 epochs (batches 1-4; fold in batch 5; lr/10; lr/100), as the layer-params file states",
+    "short": "35 + 15 + 1 + 1 epochs: one tenth of each phase of the full schedule, fixed before any run",
+}
+
+
+def load_records(records: Path) -> dict:
+    """{schedule: {arm: {seed: record}}} from ``records/<schedule>/<arm>/seed<k>.json``."""
+    out: dict = {}
+    for path in sorted(Path(records).glob("*/*/seed*.json")):
+        rec = json.loads(path.read_text())
+        spec = rec["spec"]
+        out.setdefault(spec["schedule"], {}).setdefault(spec["arm"], {})[spec["seed"]] = rec
+    return out
+
+
+def _seed_table(runs: dict) -> list[str]:
+    rows = []
+    for arm in ARMS:
+        arm_runs = runs.get(arm, {})
+        if not arm_runs:
+            rows.append([arm, NOT_YET, "", "", "", "", "", pct(PAPER[arm], 0)])
+            continue
+        for seed, rec in sorted(arm_runs.items()):
+            per_epoch = rec["wall_seconds"] / max(rec["epochs_run"], 1)
+            rows.append([arm, seed, rec["epochs_run"], pct(rec["test_err"]), pct(rec["test_err_multiview"]),
+                         pct(rec["final_train_err"]), f"{num(rec['images_per_s'], '.0f')} img/s, {num(per_epoch, '.1f')} s/epoch",
+                         pct(PAPER[arm], 0)])
+        for key, label in (("test_err", "single"), ("test_err_multiview", "multi")):
+            m, sd = mean_sd(r[key] for r in arm_runs.values() if r.get(key) is not None)
+            rows.append([arm, f"mean ({label}-view, n={len(arm_runs)})", "",
+                         pct(m) if label == "single" else "", pct(m) if label == "multi" else "",
+                         f"sd {num(None if sd is None else 100 * sd)} pp", "", pct(PAPER[arm], 0)])
+    return table(["net", "seed", "epochs", "test error, single-view", "test error, multi-view",
+                  "last-epoch training error", "throughput (training steps)", "paper"], rows)
+
+
+def _delta_lines(runs: dict) -> list[str]:
+    lines = []
+    for key, label in (("test_err", "single-view"), ("test_err_multiview", "multi-view")):
+        base = {s: r[key] for s, r in runs.get("13pct", {}).items()}
+        var = {s: r[key] for s, r in runs.get("11pct", {}).items()}
+        d = paired_delta(base, var)
+        if d.n == 0:
+            lines.append(f"- {label}: {NOT_YET} (no seed has both nets)")
+        elif d.ci is None:
+            lines.append(f"- {label}: {signed_pp(d.mean)} (n=1, seed {d.seeds[0]}; no interval from one pair)")
+        else:
+            lines.append(f"- {label}: {signed_pp(d.mean)}, 95% interval [{signed_pp(d.ci[0])}, {signed_pp(d.ci[1])}] "
+                         f"over seeds {d.seeds} (paper: -2 pp)")
+    return lines
+
+
+def _probe_lines(runs: dict) -> list[str]:
+    rows = []
+    for seed, rec in sorted(runs.get("11pct", {}).items()):
+        for probe in rec.get("lrn_probe", []):
+            for layer in probe["layers"]:
+                rows.append([seed, probe["epoch"], layer["layer"], num(layer["p50"], ".3g"), num(layer["p90"], ".3g"),
+                             num(layer["p99"], ".3g"), num(layer["max"], ".3g"), num(layer["k"], "g")])
+    if not rows:
+        return [NOT_YET]
+    return table(["seed", "after epoch", "layer", "median alpha*sum", "p90", "p99", "max", "k"], rows)
+
+
+def _curves(runs: dict, schedule: str, out_dir: Path) -> Path | None:
+    if not any(runs.get(arm) for arm in ARMS):
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    colours = {"13pct": "tab:blue", "11pct": "tab:red"}
+    for arm in ARMS:
+        for seed, rec in sorted(runs.get(arm, {}).items()):
+            rows = rec["epochs"]
+            label = f"{arm} seed {seed}"
+            axes[0].plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows], color=colours[arm],
+                         alpha=0.8, lw=1, label=label)
+            tested = [r for r in rows if "test_err" in r]
+            axes[1].plot([r["epoch"] for r in tested], [100 * r["test_err"] for r in tested], color=colours[arm],
+                         alpha=0.8, lw=1, marker="." if len(tested) < 60 else None, label=label)
+    for ax, title in zip(axes, ("training error (random crops, running)", "test error (centre crop)")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    for arm, err in PAPER.items():
+        axes[1].axhline(100 * err, color=colours[arm], ls="--", lw=0.8)
+    axes[0].set_ylabel("top-1 error (%)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"conv-local nets, schedule '{schedule}' (dashed: the paper's 13% and 11%)")
+    return save_figure(fig, out_dir / f"conv-local-{schedule}-curves.png")
+
+
+def _speed_lines(records: Path) -> list[str]:
+    """The speed section, from ``<records>/speed.json`` (``bench.ablations.conv_local_speed``)."""
+    path = Path(records) / "speed.json"
+    if not path.is_file():
+        return [f"Training-step speed: {NOT_YET} (`python -m bench.ablations.conv_local_speed`)."]
+    speed = json.loads(path.read_text())
+    m = speed["machine"]
+    lines = [f"Measured by `{speed['command']}` on {speed['date_utc']}: {m.get('cpu_model')}, "
+             f"{m.get('torch_threads')} threads, torch {m.get('torch')}; batch {speed['batch']} of real 24x24 crops, "
+             f"forward + backward + update, median of {speed['rounds']} interleaved rounds of {speed['steps']} steps. "
+             f"The machine was shared with other work (load average {speed['loadavg_before'][0]:.1f} before, "
+             f"{speed['loadavg_after'][0]:.1f} after, on 2 cores): absolute figures are pessimistic; the variants "
+             "were interleaved so their ratios are fairer than their absolute values.", ""]
+    base = next((r["images_per_s"] for r in speed["results"] if (r["arm"], r["amp"], r["backend"]) == ("13pct", "off", "cpp")), None)
+    rows = []
+    for r in speed["results"]:
+        fit, fold = 40_000 / r["images_per_s"], 50_000 / r["images_per_s"]
+        rows.append([r["arm"], "bf16 autocast" if r["amp"] == "bf16" else "float32", r["backend"],
+                     num(r["images_per_s"], ".0f"), num(r.get("images_per_cpu_s"), ".0f"),
+                     num(None if base is None else r["images_per_s"] / base, ".2f"), f"{fit:.0f} / {fold:.0f}"])
+    lines += table(["net", "precision", "pool/LRN backend", "images/s", "images per CPU-second", "vs 13pct float32 cpp",
+                    "s per epoch (40k / 50k images, training steps only)"], rows)
+    lines += ["", "Training images per run (epochs x 40,000 on batches 1-4, x 50,000 after the fold-in) and the hours "
+              "they take at these rates (training steps only; evaluation adds a forward pass over 20,000 images "
+              "at each evaluated epoch), at the median round and at the fastest round:", ""]
+    est = []
+    for r in speed["results"]:
+        if r["amp"] != "off" or r["backend"] != "cpp":
+            continue
+        best = speed["steps"] * speed["batch"] / min(r["round_seconds"])
+        for name, (epochs, _) in SCHEDULES.items():
+            images = epochs[0] * 40_000 + sum(epochs[1:]) * 50_000
+            est.append([r["arm"], name, f"{images / 1e6:.2f} M", num(images / r["images_per_s"] / 3600, ".1f"),
+                        num(images / best / 3600, ".1f")])
+    lines += table(["net", "schedule", "training images", "hours at the median rate", "hours at the fastest round"], est)
+    for arm, ops in speed["top_ops"].items():
+        lines += ["", f"Top ops of a {arm} training step (float32, cpp; self CPU time per step):", ""]
+        lines += table(["op", "ms per step", "share", "calls per step"],
+                       [[o["op"], num(o["self_ms_per_step"], ".1f"), pct(o["share"], 0), num(o["calls_per_step"], "g")]
+                        for o in ops])
+    return lines
+
+
+def render_report(records: Path, report: Path) -> Path:
+    """Write ``report`` (and its PNGs beside it) from the records under ``records``; returns the path."""
+    data = load_records(records)
+    report = Path(report)
+    lines = ["# LRN on CIFAR-10 as the paper measured it: cuda-convnet's conv-local nets", "",
+             "Generated by `python -m bench.ablations.conv_local --report-only` from the run records in "
+             f"`{records}` (one JSON per run: settings, per-epoch errors, machine, versions). Nets, recipe and "
+             "update rule: `alexnet/conv_local.py`, `alexnet/convnet_sgd.py`, `bench/ablations/conv_local_train.py` "
+             "(transcribed from cuda-convnet, commit e4ac0c1f of github.com/dnouri/cuda-convnet). The paper "
+             "(section 3.3): 13% test error without normalization, 11% with it.", ""]
+    machines = sorted({f"{r['machine'].get('cpu_model')}, {r['threads']} threads, torch {r['machine'].get('torch')}"
+                       for sched in data.values() for arm in sched.values() for r in arm.values()})
+    lines += ["Machine(s) of the runs: " + ("; ".join(machines) if machines else NOT_YET) + ".", ""]
+    lines += ["## Training speed", "", *_speed_lines(records), ""]
+    for schedule in ("full", "short"):
+        runs = data.get(schedule, {})
+        lines += [f"## Schedule `{schedule}`: {SCHEDULE_TEXT[schedule]}", "", *_seed_table(runs), "",
+                  "Paired LRN delta (11pct - 13pct test error, same seeds):", "", *_delta_lines(runs), ""]
+        png = _curves(runs, schedule, report.parent)
+        lines += [f"![learning curves, {schedule}]({png.name})" if png else f"Learning curves: {NOT_YET}.", ""]
+        lines += ["Where LRN acts (11pct; `alpha * sum a^2` over the 9-channel window at the normalization's input, "
+                  "256 training images, centre crop; the divisor is `(k + alpha*sum)^0.75` with k = 1):", "",
+                  *_probe_lines(runs), ""]
+    write_text_atomic(report, "\n".join(lines))
+    return report
