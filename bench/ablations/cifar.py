@@ -522,11 +522,7 @@ def run_regime(study: Study, regime: str, experiments: list[str], fig1_seeds: li
     if study.args.protocol == "per-arm":
         if "fig1" in experiments:
             run_fig1(study, fig1_seeds, regime)
-        run_per_arm(study, experiments, seeds, regime, list(grid_seeds))
-        if "lrn" in experiments:
-            if regime == "unit":
-                probe_lrn_regime(study)
-            probe_unit_lrn_terms(study, seeds)
+        run_per_arm(study, experiments, seeds, regime, list(grid_seeds))  # LRN runs record their own terms
         return
     if regime == "unit":
         if "fig1" in experiments:

@@ -12,7 +12,7 @@ from alexnet import report_kit
 from bench.ablations.cifar_report.analysis import CLAIM_KEYS, CLAIM_TEXT, _row
 from bench.ablations.cifar_report.records import ARM_LABELS, REGIME_LABELS, REGIMES
 
-RATIO_TICKS = (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32)  # the Figure-1 ratio axis of plot_deltas (log)
+RATIO_TICKS = (0.25, 0.5, 1, 2, 3, 4, 6, 8, 16, 32)  # the Figure-1 ratio axis of plot_deltas (log)
 PAPER_RATIO = 6.0  # Figure 1: ReLU reached 25% six times sooner
 
 def plot_figure1(analysis: dict, path: Path) -> bool:
@@ -155,7 +155,10 @@ def plot_sensitivity(analysis: dict, path: Path) -> bool:
         ax.minorticks_off()
         if ratio:
             ax.set_yscale("log")
-            report_kit.log_ticks(ax, "y", ticks=RATIO_TICKS, suffix="x")
+            values = [r["mean"] for g in REGIMES for r in analysis["regimes"][g]["sensitivity"].get(key, {}).get("rows", [])
+                      if r["mean"] is not None] + [1.0]
+            ax.set_ylim(min(values) / 1.4, max(values) * 1.4)  # room for the bound markers
+            report_kit.log_ticks(ax, "y", ticks=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 16), suffix="x")
             ax.set_ylabel("tanh / ReLU epochs to 25% (^ v: bounds)", fontsize=8)
         else:
             ax.set_ylabel("validation error, with - without (pp)", fontsize=8)
