@@ -380,8 +380,8 @@ def _discussion(analysis: dict) -> list[str]:
             text += (" The paper's -0.4 pp is an ImageNet/AlexNet figure: this is another dataset and a far smaller "
                      "net, so it tests the mechanism, not the number.")
         if key == "fig1-epochs":
-            text += (" The runs differ from the paper's also in what it does not state for this net: SGD momentum "
-                     "0.9 here and each net's own best rate.")
+            text += (" The runs differ from the paper's also in the optimiser's settings: SGD momentum 0.9 here and "
+                     "each net's own best rate.")
         L.append(text)
     L.append("")
     return L
