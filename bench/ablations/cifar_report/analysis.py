@@ -362,7 +362,9 @@ def _tuned_recipe(a_on: dict, a_off: dict) -> str:
     drops = on["lr_drop_epochs"]
     sched = ("constant rate" if not drops else "rate / 10 from epoch " + " and ".join(str(e + 1) for e in drops))
     return (f"{on['max_epochs']} epochs, {sched}, SGD momentum {on['momentum']:g}, weight decay {on['weight_decay']:g}, "
-            f"random flips, batch {on['batch_size']}, {on.get('val_images', 0):,} training images held out for "
+            f"random flips, batch {on['batch_size']}, "
+            f"{'bfloat16 autocast' if on.get('amp') == 'bf16' else 'float32'}, {on.get('val_images', 0):,} training "
+            "images held out for "
             f"validation; each arm's own rate (lowest validation error of the grid): lr {on['lr']:g} with, "
             f"{off['lr']:g} without")
 

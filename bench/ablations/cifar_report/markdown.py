@@ -245,7 +245,8 @@ def _tuned_section(analysis: dict, figures: dict) -> list[str]:
         L += [f"Claim runs: {spec['max_epochs']} epochs, "
               + ("constant rate" if not drops else "rate / 10 from epoch " + " and ".join(str(e + 1) for e in drops))
               + f", SGD momentum {spec['momentum']:g}, weight decay {spec['weight_decay']:g}, random flips, batch "
-              f"{spec['batch_size']}; test error on the test images after every epoch (the last one is the result). "
+              f"{spec['batch_size']}, {'bfloat16 autocast (LRN in float32)' if spec.get('amp') == 'bf16' else 'float32'}"
+              "; test error on the test images after every epoch (the last one is the result). "
               "Time per epoch is the training steps' wall time on a shared 2-core machine.", ""]
         rows = []
         from alexnet.cifar_cnn import CifarCNN
