@@ -15,6 +15,20 @@ autocast, where ``k + alpha * sum`` would round to ``k``. Where its input is kno
 no-op (backend ``LRN_BACKEND``, falling back to ``eager`` where that one is unavailable); after tanh it
 keeps the einsum.
 
+Towers (``layout``, the names of ``alexnet.model.LAYOUTS``): ``"one-gpu"`` is the net above, every layer
+seeing every channel of the one before; ``"two-gpu"`` is the paper's two-GPU connectivity (section 3.2,
+figure 2) on this net, as ``alexnet.model.Tower`` expresses it for AlexNet: each of the two towers holds
+half of every conv layer's kernels (``alexnet.model.split_evenly``; ``widths`` stay the totals), and the
+towers exchange activations only where AlexNet's do - at layer 3 and in the classifier. So conv1 (its
+input, the image, is shared) and conv3 (AlexNet's conv3, "sees both towers") are ordinary convolutions over
+all input channels, conv2 (AlexNet's conv2, "own tower only") is a grouped convolution with one group per
+tower, LRN normalises within a tower's channels, and the classifier (AlexNet's fully-connected layers, each
+tower computing half of the outputs from both towers' features) is one linear layer over both towers'
+pooled maps. On one CPU the towers run one after the other inside each grouped op; ``alexnet.placement``
+puts AlexNet's towers on two devices, which this net, sized for a CPU study, does not need. The paper's
+one-GPU control ("half as many kernels in each convolutional layer") is ``layout="one-gpu"`` with half of
+``widths``.
+
 Initialisation (``init``): ``"default"`` is PyTorch's for both activations; ``"cuda-convnet"`` is the
 published ``layers-18pct`` one, Gaussian weights with std 1e-4 in conv1 and 1e-2 in every other layer,
 biases 0. Either way the only difference between the nets of one comparison is the switch under test.
@@ -26,6 +40,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from alexnet.model import LAYOUTS, split_evenly
 from kernels.paper import PAPER_LRN
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -66,8 +81,18 @@ class CifarCNNConfig:
     lrn_k: float = PAPER_LRN["k"]
     image_size: int = 32
     init: str = "default"  # "default" (PyTorch's) | "cuda-convnet" (Gaussian std 1e-4 conv1, 1e-2 others, biases 0)
+    layout: str = "one-gpu"  # "one-gpu" (one tower) | "two-gpu" (two towers joined at conv3 and the classifier)
+
+    @property
+    def num_towers(self) -> int:
+        return LAYOUTS[self.layout]
 
     def validate(self) -> "CifarCNNConfig":
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {self.layout!r}")
+        if any(int(w) % self.num_towers for w in self.widths):
+            raise ValueError(f"layout {self.layout!r} splits every conv layer over {self.num_towers} towers: "
+                             f"widths {tuple(self.widths)} must be multiples of {self.num_towers}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.init not in INITS:
@@ -130,6 +155,19 @@ class ChannelLRN(nn.Module):
                 + (f", kernels.relu_lrn[{self.kernels_backend or lrn_backend()}]" if self.nonnegative else ""))
 
 
+class TowerLRN(nn.Module):
+    """LRN within each tower's channels (the towers' channels are consecutive blocks): one ``ChannelLRN``
+    per tower, so no window reaches across towers, as on the paper's two GPUs."""
+
+    def __init__(self, channels: int, towers: int, **lrn) -> None:
+        super().__init__()
+        self.sizes = split_evenly(channels, towers)
+        self.towers = nn.ModuleList(ChannelLRN(c, **lrn) for c in self.sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([lrn(part) for lrn, part in zip(self.towers, x.split(self.sizes, dim=1))], dim=1)
+
+
 def _pooled(size: int, kernel: int, stride: int) -> int:
     """Output side of a ceil-mode max-pool without padding (cuda-convnet's rounding)."""
     out = -(-(size - kernel) // stride) + 1
@@ -147,18 +185,21 @@ class CifarCNN(nn.Module):
         self.cfg = cfg
         layers: list[nn.Module] = []
         c_in, side = 3, cfg.image_size
+        towers = cfg.num_towers
         for i, width in enumerate(cfg.widths):
-            layers += [nn.Conv2d(c_in, width, cfg.kernel_size, padding=cfg.kernel_size // 2),
+            groups = towers if i == 1 else 1  # conv2 sees its own tower only; conv1's input and conv3 are shared
+            layers += [nn.Conv2d(c_in, width, cfg.kernel_size, padding=cfg.kernel_size // 2, groups=groups),
                        ACTIVATIONS[cfg.activation](),
                        nn.MaxPool2d(cfg.pool_kernel, cfg.pool_stride, ceil_mode=True)]
             side = _pooled(side, cfg.pool_kernel, cfg.pool_stride)
             if cfg.lrn and i < 2:  # LRN after the first two pooling layers, as in cuda-convnet's net
                 # after ReLU and max-pooling the input is >= 0: kernels.relu_lrn applies (its ReLU is a no-op)
-                layers.append(ChannelLRN(width, cfg.lrn_size, alpha=cfg.lrn_alpha, beta=cfg.lrn_beta, k=cfg.lrn_k,
-                                         nonnegative=cfg.activation == "relu"))
+                lrn = dict(size=cfg.lrn_size, alpha=cfg.lrn_alpha, beta=cfg.lrn_beta, k=cfg.lrn_k,
+                           nonnegative=cfg.activation == "relu")
+                layers.append(ChannelLRN(width, **lrn) if towers == 1 else TowerLRN(width, towers, **lrn))
             c_in = width
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(c_in * side * side, cfg.num_classes)
+        self.classifier = nn.Linear(c_in * side * side, cfg.num_classes)  # both towers' maps, as AlexNet's fc layers
         if cfg.init == "cuda-convnet":
             self._init_cuda_convnet()
 

@@ -116,7 +116,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
 
 TINY = ["--data", "synthetic", "--amp", "off", "--synthetic-train", "48", "--synthetic-test", "16", "--batch-size", "8",
         "--fig1-seeds", "2", "--seeds", "2", "--epochs", "2", "--lr-drop-epoch", "1", "--fig1-max-epochs", "2",
-        "--lrs", "0.01,0.02", "--grid-extensions", "1", "--threads", "1"]
+        "--lrs", "0.01,0.02", "--grid-extensions", "1", "--threads", "1", "--protocol", "single-lr"]
 
 
 def _cli(args, cwd=REPO):
@@ -223,6 +223,7 @@ def test_a_stopped_study_records_itself_and_resumes(tmp_path):
     out, state = tmp_path / "out", tmp_path / "state"
     args = ["--data", "synthetic", "--synthetic-train", "256", "--synthetic-test", "32", "--batch-size", "8",
             "--experiments", "lrn", "--seeds", "2", "--epochs", "3", "--amp", "off", "--threads", "1",
+            "--protocol", "single-lr",
             "--out", str(out), "--state-dir", str(state)]
     proc = subprocess.Popen([sys.executable, "-m", "bench.ablations.cifar", *args], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
@@ -339,7 +340,7 @@ def test_old_records_stay_valid_and_the_new_regime_is_another_run():
         assert not paper.matches(stored) and (paper.input_scale, paper.init) == ("pixels", "cuda-convnet")
     loaded = cifar_report.load_study(REPO / "reports/cifar10-cpu")
     analysis = cifar_report.analyse(loaded)
-    assert len(analysis["regimes"]["unit"]["claims"]) == 5
+    assert len(analysis["regimes"]["unit"]["claims"]) == 4  # Figure 1 twice, LRN and pooling at one shared lr
     rows = "\n".join(cifar_report.headline_rows(analysis))
     missing = sum(cifar_report._row(analysis, g, key) is None
                   for g in cifar_report.REGIMES for key in cifar_report.CLAIM_KEYS)

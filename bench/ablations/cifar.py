@@ -28,6 +28,23 @@ Two regimes (``--regime``), each a pair of switches of a run's settings, the net
   is the same whatever the order). A paper-regime run still at chance after ``--chance-stop-epochs``
   epochs stops there ("at-chance"), a result reported as such.
 
+Learning rates that favour no arm (``--protocol per-arm``, the default): every arm of ``lrn``, ``pool`` and
+``towers`` gets its own rate by one rule, the lowest validation error after a short budget. A validation
+split of ``--val-images`` training images (a fixed seeded draw, ``cifar_train.holdout_indices``; never the
+test set) is held out; each arm trains ``--grid-epochs`` epochs at every rate of the regime's grid
+(``--unit-lr-grid`` / ``--paper-lr-grid``; seeds ``--grid-seeds``; records in ``runs/[paper/]lr-grid/``,
+which never evaluate on the test set), the rate with the lowest mean validation error is that arm's,
+and the claim runs (``runs/[paper/]tuned/<arm>/seed<k>``) train each arm at its own rate: ``--epochs``
+epochs in the unit regime, ``--paper-epochs`` with the lr divided by 10 at each of ``--paper-lr-drops`` in
+the paper regime. The grid runs also give each claim's delta at every rate of the grid (the report's
+sensitivity table). ``--protocol single-lr`` is the earlier study: one rate for every arm (``--lr``, or in
+the paper regime the largest of ``--paper-ablation-lrs`` at which every arm trains), records in
+``runs/[paper/]ablation/``, which stay and are reported as that study.
+
+``towers`` (paper section 3.2): the net as two towers, each with half of every conv layer's kernels
+(``alexnet.cifar_cnn``, layout ``two-gpu``: the towers exchange activations only at conv3 and in the
+classifier), against one tower with half the kernels in every conv layer (the paper's one-GPU net).
+
 Where LRN acts: every LRN run records ``alpha * sum a^2`` against ``k`` (percentiles over a fixed
 batch) at its start, middle and end. The unit regime's LRN records predate that, so the ``lrn`` part of
 either regime retrains the unit regime's LRN arm once, seed 0, with the same settings, into
@@ -70,10 +87,13 @@ from bench.ablations.cifar_report import trial_trains
 from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, lrn_regime, train_run, with_later_keys
 
 PROG = "python -m bench.ablations.cifar"
-EXPERIMENTS = ("fig1", "lrn", "pool")
-# arms of the lrn and pool experiments: the shared baseline and one switch each
-ARMS = {"base": {}, "lrn": {"lrn": True}, "pool-2x2": {"pool": "2/2"}}
-EXPERIMENT_ARMS = {"lrn": ("base", "lrn"), "pool": ("base", "pool-2x2")}
+EXPERIMENTS = ("fig1", "lrn", "pool", "towers")
+PROTOCOLS = ("per-arm", "single-lr")
+# arms of the lrn, pool and towers experiments: the shared baseline and one switch each; the towers
+# experiment sets the paper's two-GPU net against its one-GPU one (half the kernels in every conv layer)
+ARMS = {"base": {}, "lrn": {"lrn": True}, "pool-2x2": {"pool": "2/2"},
+        "two-tower": {"layout": "two-gpu"}, "one-tower-half": {"widths": (16, 16, 32)}}
+EXPERIMENT_ARMS = {"lrn": ("base", "lrn"), "pool": ("base", "pool-2x2"), "towers": ("two-tower", "one-tower-half")}
 ACTIVATIONS = ("relu", "tanh")
 # regime -> the run settings it switches, and the folder of its records under <out>/runs/
 REGIMES = {"unit": {"input_scale": "unit", "init": "default"},
@@ -109,6 +129,22 @@ def ablation_spec(args, arm: str, seed: int, regime: str = "unit", lr: float | N
                    amp=args.amp, **_regime_settings(args, regime), **ARMS[arm])
 
 
+def tuned_spec(args, arm: str, seed: int, regime: str, lr: float, grid: bool = False) -> RunSpec:
+    """A per-arm-protocol run: the claim run of ``arm`` at its own rate ``lr`` or, ``grid=True``, its
+    learning-rate trial (``--grid-epochs``, constant rate, validation error only, no test evaluation)."""
+    if grid:
+        epochs, drops = args.grid_epochs, ()
+    elif regime == "unit":
+        epochs = args.epochs
+        drops = (args.lr_drop_epoch,) if args.lr_drop_epoch is not None and args.lr_drop_epoch < epochs else ()
+    else:
+        epochs, drops = args.paper_epochs, tuple(e for e in args.paper_lr_drops if e < args.paper_epochs)
+    return RunSpec(activation="relu", lr=lr, seed=seed, max_epochs=epochs, lr_drop_epochs=drops, weight_decay=5e-4,
+                   flip=True, batch_size=args.batch_size, points_per_epoch=args.points_per_epoch,
+                   test_every_epoch=not grid, test_at_end=not grid, max_steps=args.max_steps, amp=args.amp,
+                   val_images=args.val_images, **_regime_settings(args, regime), **ARMS[arm])
+
+
 def data_key(args) -> dict:
     """What identifies the training data without decoding it (stored in and checked against every run)."""
     if args.data == "synthetic":
@@ -131,18 +167,21 @@ class Study:
         self.out = Path(args.out)
         self.state_dir = Path(args.state_dir)
         self.key = data_key(args)
-        self._data = None
+        self._data: dict[int, object] = {}  # validation images -> the tensors
         self.trained_epochs, self.trained_seconds = 0, 0.0
         self.remaining = None  # callable -> estimated epochs left in the whole study
 
-    def data(self):
-        if self._data is None:
+    def data(self, val_images: int = 0):
+        """The tensors, with ``val_images`` held out of the training set (decoded once per split)."""
+        if val_images not in self._data:
             a = self.args
-            self.log(f"decoding {a.data} once into memory (32 px, normalised) ...")
-            self._data = load_cifar_tensors(a.data, limit_per_class=a.limit_per_class,
-                                            synthetic_train=a.synthetic_train, synthetic_test=a.synthetic_test)
-            self.log(f"  {self._data.describe()}")
-        return self._data
+            self._data.clear()  # one split in memory at a time
+            self.log(f"decoding {a.data} into memory (32 px, normalised, {val_images} validation images) ...")
+            self._data[val_images] = load_cifar_tensors(a.data, limit_per_class=a.limit_per_class,
+                                                        synthetic_train=a.synthetic_train,
+                                                        synthetic_test=a.synthetic_test, val_images=val_images)
+            self.log(f"  {self._data[val_images].describe()}")
+        return self._data[val_images]
 
     def run(self, name: str, spec: RunSpec, give_up_after: float | None = None, folder: str = "runs") -> dict:
         path = self.out / folder / f"{name}.json"
@@ -163,7 +202,7 @@ class Study:
         state = self.state_dir / ("" if folder == "runs" else f"{folder}/") / f"{name}.pt"
         self.log(f"[{name}] {'resuming' if state.exists() else 'training'}: {_describe(spec)}"
                  + (f"; stops unless under 25% by epoch {give_up_after:.2f}" if give_up_after is not None else ""))
-        data = self.data()
+        data = self.data(spec.val_images)
         self._tick = time.perf_counter()
         rec = train_run(spec, data, state_path=state, give_up_after=give_up_after,
                         on_epoch=lambda e: self._progress(name, spec, e))
@@ -252,6 +291,34 @@ def run_ablations(study: Study, experiments: list[str], seeds: list[int], regime
                       ablation_spec(study.args, arm, seed, regime, lr=lr))
 
 
+def choose_arm_lr(study: Study, arm: str, regime: str, grid_seeds: list[int]) -> float:
+    """``arm``'s own rate: every rate of the regime's grid trained ``--grid-epochs`` epochs on each grid seed
+    (resumable, one record each), the lowest mean validation error wins (``cifar_report.best_val_lr``)."""
+    a = study.args
+    rates = a.unit_lr_grid if regime == "unit" else a.paper_lr_grid
+    grid: dict[float, list[dict]] = {}
+    for lr in sorted(set(rates), reverse=True):
+        grid[lr] = [study.run(f"{REGIME_PREFIX[regime]}lr-grid/{arm}-lr{lr:g}/seed{seed}",
+                              tuned_spec(a, arm, seed, regime, lr, grid=True)) for seed in grid_seeds]
+    best = cifar_report.best_val_lr(grid)
+    study.log(f"per-arm lr ({regime}) {arm}: {best:g}, the lowest validation error of the grid {sorted(grid)}")
+    return best
+
+
+def run_per_arm(study: Study, experiments: list[str], seeds: list[int], regime: str, grid_seeds: list[int]) -> None:
+    """Experiment by experiment: each arm's rate (``choose_arm_lr``), then the claim runs seed by seed (a stop
+    leaves complete pairs); a baseline shared by two experiments is chosen and run once."""
+    chosen: dict[str, float] = {}
+    for e in [e for e in experiments if e in EXPERIMENT_ARMS]:
+        for arm in EXPERIMENT_ARMS[e]:
+            if arm not in chosen:
+                chosen[arm] = choose_arm_lr(study, arm, regime, grid_seeds)
+        for seed in seeds:
+            for arm in EXPERIMENT_ARMS[e]:
+                study.run(f"{REGIME_PREFIX[regime]}tuned/{arm}/seed{seed}",
+                          tuned_spec(study.args, arm, seed, regime, chosen[arm]))
+
+
 def probe_lrn_regime(study: Study) -> None:
     """``<out>/probes/lrn_regime.json``: how far below ``k`` the LRN term is here (``cifar_train.lrn_regime``)."""
     path = study.out / "probes" / "lrn_regime.json"
@@ -267,7 +334,7 @@ def probe_unit_lrn_terms(study: Study, seeds: list[int]) -> dict:
 
 
 def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], seeds: list[int],
-                   regime: str = "unit"):
+                   regime: str = "unit", grid_seeds: list[int] = (0,)):
     """Epochs the study still has to train (fig1 runs guessed from the finished ones, else half the cap)."""
     a = study.args
     runs_dir = study.out / "runs" / REGIME_PREFIX[regime].rstrip("/")
@@ -281,6 +348,12 @@ def _estimate_left(study: Study, experiments: list[str], fig1_seeds: list[int], 
                 per_run = (sum(r["epochs_run"] for r in done) / len(done)) if done else a.fig1_max_epochs / 2
                 total += max(len(lrs) + len(fig1_seeds) - 1 - len(done), 0) * per_run
         arms = {arm for e in experiments if e in EXPERIMENT_ARMS for arm in EXPERIMENT_ARMS[e]}
+        if a.protocol == "per-arm":
+            epochs = a.epochs if regime == "unit" else a.paper_epochs
+            grid = len(a.unit_lr_grid if regime == "unit" else a.paper_lr_grid) * len(grid_seeds)
+            done = sum(1 for p in runs_dir.glob("tuned/*/seed*.json") if p.parent.name in arms)
+            trials = sum(1 for p in runs_dir.glob("lr-grid/*/seed*.json") if p.parent.name.rsplit("-lr", 1)[0] in arms)
+            return total + max(len(arms) * len(seeds) - done, 0) * epochs + max(len(arms) * grid - trials, 0) * a.grid_epochs
         done = len(list(runs_dir.glob("ablation/*/seed*.json")))
         total += max(len(arms) * len(seeds) - done, 0) * a.epochs
         if regime != "unit" and arms:
@@ -309,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="cifar10",
                    help="'cifar10' (../shared/data/cifar10-jpg.tar.gz or $ALEXNET_CIFAR10), an archive or ImageFolder "
                         "with train/ and test/, or 'synthetic'")
-    p.add_argument("--experiments", default=",".join(EXPERIMENTS), help=f"comma list of {', '.join(EXPERIMENTS)}")
+    p.add_argument("--experiments", default=None,
+                   help=f"comma list of {', '.join(EXPERIMENTS)} (default: all; towers only in the paper regime under --protocol "
+                        "per-arm)")
     p.add_argument("--out", default="reports/cifar10-cpu", help="report folder; per-run records go to OUT/runs/")
     p.add_argument("--state-dir", default="runs/cifar10-cpu-state", help="per-epoch state of unfinished runs")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the usable cores)")
@@ -338,6 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper regime: the rates tried, from the top, for the one every arm trains at")
     g.add_argument("--chance-stop-epochs", type=int, default=3,
                    help="paper regime: a run still at chance after this many epochs stops ('at-chance')")
+    g = p.add_argument_group("learning rates per arm (lrn, pool, towers)")
+    g.add_argument("--protocol", default="per-arm", choices=PROTOCOLS,
+                   help="per-arm: each arm's own rate, the lowest validation error of a grid after a short budget "
+                        "(records in OUT/runs/[paper/]lr-grid and tuned); single-lr: the earlier study's one rate for "
+                        "every arm (OUT/runs/[paper/]ablation)")
+    g.add_argument("--val-images", type=int, default=5000,
+                   help="per-arm: training images held out as the validation split (a fixed seeded draw)")
+    g.add_argument("--unit-lr-grid", default="0.04,0.02,0.01,0.005,0.0025", help="per-arm: the unit regime's rates")
+    g.add_argument("--paper-lr-grid", default="0.01,0.005,0.0025,0.00125,0.000625",
+                   help="per-arm: the paper regime's rates")
+    g.add_argument("--grid-epochs", type=int, default=3, help="per-arm: epochs of a learning-rate trial (constant rate)")
+    g.add_argument("--grid-seeds", default="1", help="per-arm: seeds of the learning-rate trials, a count or a comma list")
+    g.add_argument("--paper-epochs", type=int, default=30, help="per-arm: epochs of a paper-regime claim run")
+    g.add_argument("--paper-lr-drops", default="20,26",
+                   help="per-arm: paper regime, lr / 10 from each of these epochs on (0-based)")
     g = p.add_argument_group("scale (tests and quick trials)")
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--points-per-epoch", type=int, default=4, help="training-error points per epoch")
@@ -349,11 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args) -> list[str]:
+    if args.experiments is None:
+        # towers: the paper regime's, under the per-arm protocol (the paper's two-GPU net is its own regime's)
+        args.experiments = ",".join(e for e in EXPERIMENTS
+                                    if e != "towers" or (args.protocol == "per-arm" and args.regime == "paper"))
     experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown or not experiments:
         raise StudyError(f"unknown experiment(s) {unknown or [args.experiments]}; choose from {', '.join(EXPERIMENTS)}")
-    for name in ("lrs", "paper_lrs", "paper_ablation_lrs"):
+    for name in ("lrs", "paper_lrs", "paper_ablation_lrs", "unit_lr_grid", "paper_lr_grid"):
         flag, text = f"--{name.replace('_', '-')}", getattr(args, name)
         if isinstance(text, list):
             continue
@@ -364,9 +458,20 @@ def _check(args) -> list[str]:
         if not values or any(not lr > 0 for lr in values):
             raise StudyError(f"{flag} must be positive numbers, got {text!r}")
         setattr(args, name, values)
+    if isinstance(args.paper_lr_drops, str):
+        try:
+            args.paper_lr_drops = [int(v) for v in args.paper_lr_drops.split(",") if v.strip()]
+        except ValueError:
+            raise StudyError(f"--paper-lr-drops must be comma-separated epoch numbers, got {args.paper_lr_drops!r}") from None
+        if any(e < 1 for e in args.paper_lr_drops):
+            raise StudyError(f"--paper-lr-drops must be epochs of at least 1, got {args.paper_lr_drops}")
+    if args.val_images < 1 and args.protocol == "per-arm":
+        raise StudyError(f"--val-images must be at least 1 for --protocol per-arm, got {args.val_images}")
+    if "towers" in experiments and args.protocol != "per-arm":
+        raise StudyError("the towers experiment runs under --protocol per-arm only")
     if args.chance_stop_epochs < 1:
         raise StudyError(f"--chance-stop-epochs must be at least 1, got {args.chance_stop_epochs}")
-    for name in ("epochs", "fig1_max_epochs", "batch_size", "points_per_epoch"):
+    for name in ("epochs", "fig1_max_epochs", "batch_size", "points_per_epoch", "grid_epochs", "paper_epochs"):
         if getattr(args, name) < 1:
             raise StudyError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.threads is not None and args.threads < 1:
@@ -382,20 +487,21 @@ def main(args: argparse.Namespace, log=print) -> dict:
     """Run (or finish) the study, then write the report; return what the report was made from."""
     experiments = _check(args)
     fig1_seeds, seeds = parse_seeds(args.fig1_seeds, "--fig1-seeds"), parse_seeds(args.seeds, "--seeds")
+    grid_seeds = parse_seeds(args.grid_seeds, "--grid-seeds")
     out = check_output_folder(args.out)
     if not args.report_only:
         torch.set_num_threads(args.threads or cpu_info()["cpu_usable_cores"] or 1)
         study = Study(args, log)
-        study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds, args.regime)
+        study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds, args.regime, grid_seeds)
         invocation = {"command": shlex.join(["python", "-m", "bench.ablations.cifar", *sys.argv[1:]]),
                       "started": _now(), "code": _git_revision(), "machine": machine_info()}
-        log(f"{PROG}: {args.regime} regime, {', '.join(experiments)}; threads {torch.get_num_threads()}; "
+        log(f"{PROG}: {args.regime} regime, {args.protocol}, {', '.join(experiments)}; threads {torch.get_num_threads()}; "
             f"~{study.remaining():.0f} epochs to train")
         t0 = time.perf_counter()
         number = _record_invocation(out, invocation, args)  # at once: a killed invocation still shows
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
-            run_regime(study, args.regime, experiments, fig1_seeds, seeds)
+            run_regime(study, args.regime, experiments, fig1_seeds, seeds, grid_seeds)
             invocation["outcome"] = "finished"
         except BaseException as exc:
             invocation["outcome"] = f"stopped ({type(exc).__name__})"
@@ -411,9 +517,16 @@ def main(args: argparse.Namespace, log=print) -> dict:
     return cifar_report.load_study(out)
 
 
-def run_regime(study: Study, regime: str, experiments: list[str], fig1_seeds: list[int], seeds: list[int]) -> None:
-    """unit: as the first study ran (fig1, then lrn and pool seed by seed, then the probes); paper: the rows
-    that matter most first - the LRN pairs, the unit regime's LRN-term probe, Figure 1, the 2/2 arm."""
+def run_regime(study: Study, regime: str, experiments: list[str], fig1_seeds: list[int], seeds: list[int],
+               grid_seeds: list[int] = (0,)) -> None:
+    """per-arm: Figure 1 (when asked for), then each experiment's per-arm rates and claim runs in the order
+    asked. single-lr: unit as the first study ran (fig1, then lrn and pool seed by seed, then the probes);
+    paper: the LRN pairs, the unit regime's LRN-term probe, Figure 1, the 2/2 arm."""
+    if study.args.protocol == "per-arm":
+        if "fig1" in experiments:
+            run_fig1(study, fig1_seeds, regime)
+        run_per_arm(study, experiments, seeds, regime, list(grid_seeds))  # LRN runs record their own terms
+        return
     if regime == "unit":
         if "fig1" in experiments:
             run_fig1(study, fig1_seeds)

@@ -7,13 +7,22 @@ so the inner loop is one gather, an optional flip, forward, backward and the SGD
 times the per-channel std again, i.e. mean-subtracted 0-255 pixels as cuda-convnet fed its nets (one
 multiply per batch; equal to the unscaled pixels to float32 rounding).
 
+A validation split (``val_images`` > 0) is held out of the training set, never the test set: a fixed
+seeded draw (``holdout_indices``: NumPy's ``default_rng(VAL_SEED)``, stable across releases) of that many
+training images, the same in every run and every process. The remaining images are the training set, and
+the normalisation (mean image, per-channel std) is computed from them alone. Learning rates are chosen on
+this split (``bench.ablations.cifar``); a run made with ``val_images = 0`` trains on all 50,000 images as
+the first records did.
+
 ``train_run(spec, data)`` trains one net and returns its record:
 
 * the training-error curve: every point is the running top-1 error over the same number of batches
   (``steps_per_epoch // points_per_epoch``, 97 batches = 12,416 images for CIFAR-10 at batch 128),
   windows run on across epoch boundaries, and each point sits at its window's middle (in epochs and in
   training seconds), where a running average measures a falling error without lag;
-* the test error after every epoch (or, for ``test_every_epoch=False``, after the last one);
+* the test error after every epoch (or, for ``test_every_epoch=False``, after the last one; none at all
+  for ``test_at_end=False``: a learning-rate trial never sees the test set), and with a validation split
+  the validation error at the same moments (``val_curve``, ``val_top1_err``);
 * for a ``threshold`` (Figure 1), the interpolated crossing in epochs and training seconds; the run stops
   ``epochs_past_threshold`` epochs after the crossing, or at ``give_up_after`` epochs without one (a
   learning-rate grid stops a run that is already slower than the best rate found);
@@ -49,7 +58,9 @@ INPUT_SCALES = ("unit", "pixels")
 INITS = ("default", "cuda-convnet")
 # switches added after the first records were written: a record (or state file) without the key was made
 # with this value, which is the default, so those records stay valid and are never rerun
-LATER_SPEC_KEYS = {"input_scale": "unit", "init": "default", "chance_stop_epochs": None}
+LATER_SPEC_KEYS = {"input_scale": "unit", "init": "default", "chance_stop_epochs": None, "val_images": 0,
+                   "test_at_end": True, "widths": [32, 32, 64], "layout": "one-gpu"}
+VAL_SEED = 0  # the validation split's draw: one fixed split for every run
 CHANCE_MARGIN = 0.02  # "at chance": running training error within 2 pp of 1 - 1/classes
 LRN_PROBE_IMAGES = 512
 LRN_PROBE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
@@ -79,6 +90,10 @@ class RunSpec:
     input_scale: str = "unit"  # "unit": per-channel unit variance; "pixels": mean-subtracted 0-255 (cuda-convnet)
     init: str = "default"  # "default": PyTorch's; "cuda-convnet": Gaussian std 1e-4 conv1, 1e-2 others, biases 0
     chance_stop_epochs: int | None = None  # stop ("at-chance") a run still at chance error after this many epochs
+    val_images: int = 0  # training images held out as the validation split (0: none, train on all)
+    test_at_end: bool = True  # False: never evaluate on the test set (learning-rate trials)
+    widths: tuple = (32, 32, 64)  # total kernels of conv1..conv3
+    layout: str = "one-gpu"  # "one-gpu" | "two-gpu" (alexnet.cifar_cnn: towers joined at conv3 and the classifier)
 
     def __post_init__(self):
         if self.pool not in ("3/2", "2/2"):
@@ -93,10 +108,14 @@ class RunSpec:
             raise ValueError(f"input_scale must be one of {INPUT_SCALES}, got {self.input_scale!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.val_images < 0:
+            raise ValueError(f"val_images must be at least 0, got {self.val_images}")
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["lr_drop_epochs"] = list(self.lr_drop_epochs)
+        d["widths"] = list(self.widths)
         return d
 
     def lr_at(self, epoch: int) -> float:
@@ -124,6 +143,8 @@ class CifarTensors:
     source: str
     info: dict = field(default_factory=dict)
     pixel_std: torch.Tensor | None = None  # 1 x 3 x 1 x 1, the per-channel std the tensors were divided by
+    val_x: torch.Tensor | None = None  # the validation split, held out of the training set (None: no split)
+    val_y: torch.Tensor | None = None
 
     def inputs(self, x: torch.Tensor, input_scale: str) -> torch.Tensor:
         """``x`` (stored, unit variance) as a run with ``input_scale`` feeds it to the net."""
@@ -138,13 +159,25 @@ class CifarTensors:
         return len(self.classes)
 
     def describe(self) -> dict:
+        val = {} if self.val_y is None else {"val_images": len(self.val_y), "val_seed": VAL_SEED}
         return {"data": self.source, "train_images": len(self.train_y), "test_images": len(self.test_y),
-                "num_classes": self.num_classes, **self.info}
+                "num_classes": self.num_classes, **val, **self.info}
+
+
+def holdout_indices(n: int, val_images: int, seed: int = VAL_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices of a split of ``n`` training images: ``val_images`` drawn by a fixed
+    seeded permutation, both sorted; the same for the same arguments on every machine."""
+    if not 0 < val_images < n:
+        raise ValueError(f"the validation split must hold between 1 and {n - 1} of the {n} training images, "
+                         f"got {val_images}")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[val_images:]), np.sort(order[:val_images])
 
 
 def load_cifar_tensors(data: str, *, limit_per_class: int | None = None, synthetic_train: int | None = None,
-                       synthetic_test: int | None = None) -> CifarTensors:
-    """Decode ``data`` (as ``alexnet.data.build_data``: 'cifar10', an archive, a folder, 'synthetic') at 32 px."""
+                       synthetic_test: int | None = None, val_images: int = 0) -> CifarTensors:
+    """Decode ``data`` (as ``alexnet.data.build_data``: 'cifar10', an archive, a folder, 'synthetic') at 32 px;
+    ``val_images`` > 0 holds that many training images out as the validation split (``holdout_indices``)."""
     kwargs = {"image_size": 32, "seed": 0, "limit_per_class": limit_per_class}
     if synthetic_train is not None:
         kwargs["synthetic_train"] = synthetic_train
@@ -152,18 +185,28 @@ def load_cifar_tensors(data: str, *, limit_per_class: int | None = None, synthet
         kwargs["synthetic_val"] = synthetic_test
     t0 = time.perf_counter()
     bundle = build_data(data, **kwargs)
-    mean = bundle.stats.mean.float()  # 3 x 32 x 32, training split only
+    train_images, train_labels = bundle.train.images, np.asarray(bundle.train.labels, np.int64)
+    val = None
+    if val_images:
+        keep, held = holdout_indices(len(train_labels), val_images)
+        val = (np.asarray(train_images[held]), train_labels[held])
+        train_images, train_labels = np.asarray(train_images[keep]), train_labels[keep]
+        mean = torch.from_numpy(train_images).float().mean(dim=0)  # the remaining training images only
+    else:
+        mean = bundle.stats.mean.float()  # 3 x 32 x 32, training split only
 
     def prepared(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(images, dtype=np.uint8)).float().sub_(mean)  # a copy: the cache is read-only
 
-    train_x = prepared(bundle.train.images)
+    train_x = prepared(train_images)
     std = train_x.transpose(0, 1).reshape(3, -1).std(dim=1).clamp_min(1e-3).view(1, 3, 1, 1)
     train_x = train_x.div_(std).contiguous(memory_format=torch.channels_last)
     test_x = prepared(bundle.val.images).div_(std).contiguous(memory_format=torch.channels_last)
-    return CifarTensors(train_x=train_x, train_y=torch.from_numpy(np.asarray(bundle.train.labels, np.int64)),
+    val_x = None if val is None else prepared(val[0]).div_(std).contiguous(memory_format=torch.channels_last)
+    return CifarTensors(train_x=train_x, train_y=torch.from_numpy(train_labels),
                         test_x=test_x, test_y=torch.from_numpy(np.asarray(bundle.val.labels, np.int64)),
                         classes=list(bundle.classes), source=str(bundle.source), pixel_std=std,
+                        val_x=val_x, val_y=None if val is None else torch.from_numpy(val[1]),
                         info={"prepare_seconds": round(time.perf_counter() - t0, 2), "skipped_images": bundle.skipped,
                               "pixel_std": [round(float(v), 3) for v in std.flatten()]})
 
@@ -172,7 +215,7 @@ def build_model(spec: RunSpec, num_classes: int) -> CifarCNN:
     kernel, stride = (int(v) for v in spec.pool.split("/"))
     torch.manual_seed(spec.seed)  # same seed -> same initial weights in every arm (equal parameter shapes)
     model = CifarCNN(num_classes=num_classes, activation=spec.activation, lrn=spec.lrn, pool_kernel=kernel,
-                     pool_stride=stride, init=spec.init)
+                     pool_stride=stride, init=spec.init, widths=spec.widths, layout=spec.layout)
     return model.to(memory_format=torch.channels_last)
 
 
@@ -232,16 +275,21 @@ def lrn_terms(model: CifarCNN, x: torch.Tensor, spec: RunSpec) -> list[dict]:
 
 
 @torch.no_grad()
-def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000, input_scale: str = "unit") -> dict:
+def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000, input_scale: str = "unit",
+               split: str = "test") -> dict:
+    """Top-1 error and loss on ``split``: "test" (the test set) or "val" (the validation split)."""
+    x, ys = (data.test_x, data.test_y) if split == "test" else (data.val_x, data.val_y)
+    if x is None:
+        raise ValueError("these tensors hold no validation split (load them with val_images > 0)")
     model.eval()
-    wrong, loss, n = 0, 0.0, len(data.test_y)
+    wrong, loss, n = 0, 0.0, len(ys)
     for i in range(0, n, batch_size):
-        logits = model(data.inputs(data.test_x[i:i + batch_size], input_scale)).float()
-        y = data.test_y[i:i + batch_size]
+        logits = model(data.inputs(x[i:i + batch_size], input_scale)).float()
+        y = ys[i:i + batch_size]
         wrong += int((logits.argmax(1) != y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
     model.train()
-    return {"test_top1_err": wrong / max(n, 1), "test_loss": loss / max(n, 1)}
+    return {f"{split}_top1_err": wrong / max(n, 1), f"{split}_loss": loss / max(n, 1)}
 
 
 class _Window:
@@ -259,12 +307,15 @@ class _Window:
 def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLike | None = None,
               give_up_after: float | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one net (resuming from ``state_path`` when it holds this spec's state); return its record."""
+    if spec.val_images and (data.val_y is None or len(data.val_y) != spec.val_images):
+        raise ValueError(f"the run holds out {spec.val_images} validation images, the tensors "
+                         f"{0 if data.val_y is None else len(data.val_y)}: load them with val_images={spec.val_images}")
     model = build_model(spec, data.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     n = len(data.train_y)
     steps_per_epoch = max(n // spec.batch_size, 1)  # the last partial batch is dropped, as batch 128 training does
     window_steps = max(steps_per_epoch // spec.points_per_epoch, 1)
-    rec = {"curve": [], "test_curve": [], "step": 0, "epochs_run": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
+    rec = {"curve": [], "test_curve": [], "val_curve": [], "step": 0, "epochs_run": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
            "stop_reason": None, "window": _Window().state()}
     state_path = Path(state_path) if state_path is not None else None
     if state_path is not None and state_path.is_file():
@@ -272,7 +323,7 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
         if saved.get("format") == STATE_FORMAT and spec.matches(saved.get("spec")):
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
-            rec = saved["record"]
+            rec = {"val_curve": [], **saved["record"]}
     window = _Window(**rec["window"])
     flip_dim = 3  # W of N x C x H x W
     probe_x = data.inputs(data.train_x[:LRN_PROBE_IMAGES], spec.input_scale) if spec.lrn else None
@@ -340,8 +391,12 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
                 rec["stop_reason"] = "budget"
         if spec.test_every_epoch or rec["stop_reason"] is not None:
             with _autocast(spec):
-                rec["test_curve"].append({"epoch": rec["epochs_run"],
-                                          **test_error(model, data, input_scale=spec.input_scale)})
+                if spec.test_at_end:
+                    rec["test_curve"].append({"epoch": rec["epochs_run"],
+                                              **test_error(model, data, input_scale=spec.input_scale)})
+                if spec.val_images:
+                    rec["val_curve"].append({"epoch": rec["epochs_run"],
+                                             **test_error(model, data, input_scale=spec.input_scale, split="val")})
         if spec.lrn and (rec["epochs_run"] in probe_epochs or rec["stop_reason"] is not None):
             rec["lrn_terms"].append({"epoch": rec["epochs_run"], "layers": lrn_terms(model, probe_x, spec)})
         rec["wall_seconds"] += time.perf_counter() - wall0
@@ -381,7 +436,7 @@ def _crossing(curve: list, threshold: float | None, num_classes: int, axis: str)
 
 
 def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, window_steps: int) -> dict:
-    curve, tests = rec["curve"], rec["test_curve"]
+    curve, tests, vals = rec["curve"], rec["test_curve"], rec.get("val_curve", [])
     images = rec["step"] * spec.batch_size
     return {
         "spec": spec.to_dict(), "data": data.describe(),
@@ -394,6 +449,7 @@ def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, 
         "final_train_err": curve[-1]["train_top1_err"] if curve else None,
         "final_train_loss": curve[-1]["train_loss"] if curve else None,
         "test_top1_err": tests[-1]["test_top1_err"] if tests else None,
+        **({"val_top1_err": vals[-1]["val_top1_err"] if vals else None, "val_curve": vals} if spec.val_images else {}),
         "train_seconds": rec["train_seconds"], "wall_seconds": rec["wall_seconds"],
         "images_per_s": images / rec["train_seconds"] if rec["train_seconds"] > 0 else None,
         "threads": torch.get_num_threads(),

@@ -12,18 +12,21 @@ missing is counted, never filled in.
 anything; ``--update-readme`` also puts the claim rows, with their caveats, between the README's
 ``<!-- cifar10-cpu:begin -->`` and ``<!-- cifar10-cpu:end -->`` lines (``readme``).
 """
-from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DELTA_CLAIMS, TRIAL_MARGIN, _row, analyse,
-                                                   analyse_regime, boundary_drop, claims, epoch_errors, fastest_lr,
-                                                   per_epoch_crossing, trial_trains)
+from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DELTA_CLAIMS, DEPENDS_ON_LR,
+                                                   NOT_NORMALISATION, TRIAL_MARGIN, _row, analyse, analyse_regime,
+                                                   best_val_lr, boundary_drop, claims, epoch_errors, fastest_lr,
+                                                   lr_dependence, lrn_absent, per_epoch_crossing, sensitivity,
+                                                   trial_trains)
 from bench.ablations.cifar_report.markdown import fmt_cell, fmt_measured, fmt_paper, headline_rows, render_markdown
-from bench.ablations.cifar_report.plots import plot_curves, plot_deltas, plot_figure1
+from bench.ablations.cifar_report.plots import plot_curves, plot_deltas, plot_figure1, plot_sensitivity
 from bench.ablations.cifar_report.readme import README_BEGIN, README_END, README_SECTION, readme_block, update_readme
 from bench.ablations.cifar_report.records import (ARM_LABELS, DEFAULT_OUT, FIG_SUFFIX, REGIME_LABELS, REGIME_TEXT,
                                                   REGIMES, RUN_NAME, UNIT_LRN_PROBE, ReportError, load_study)
 from bench.ablations.cifar_report.render import cli, write_report
 
 __all__ = [
-    "ARM_LABELS", "CLAIM_KEYS", "CLAIM_TEXT", "DEFAULT_OUT", "DELTA_CLAIMS", "FIG_SUFFIX", "README_BEGIN", "README_END",
+    "DEPENDS_ON_LR", "NOT_NORMALISATION", "best_val_lr", "lr_dependence", "lrn_absent", "plot_sensitivity",
+    "sensitivity", "ARM_LABELS", "CLAIM_KEYS", "CLAIM_TEXT", "DEFAULT_OUT", "DELTA_CLAIMS", "FIG_SUFFIX", "README_BEGIN", "README_END",
     "README_SECTION", "REGIME_LABELS", "REGIME_TEXT", "REGIMES", "RUN_NAME", "TRIAL_MARGIN", "UNIT_LRN_PROBE",
     "ReportError", "_row", "analyse", "analyse_regime", "boundary_drop", "claims", "cli", "epoch_errors",
     "fastest_lr", "fmt_cell", "fmt_measured", "fmt_paper", "headline_rows", "load_study", "per_epoch_crossing",

@@ -1,10 +1,15 @@
-"""The study's analysis: runs grouped by regime and experiment, each activation's rate, the claim rows.
+"""The study's analysis: runs grouped by regime and experiment, each arm's rate, the claim rows.
 
 ``analyse(loaded)`` (from ``records.load_study``) splits the runs by regime and, in each, groups them into
-the three experiments (Figure 1's ReLU/tanh grids, the LRN and pooling arms, the ablation's lr trials);
-``claims`` computes one row per claim - the paper's figure, the measured mean with its 95% interval
-(``bench.ablations.stats``: paired by seed), the seeds, and the interval's verdict. Also the rules the
-study itself uses while it runs (``fastest_lr``, ``trial_trains``).
+the experiments (Figure 1's ReLU/tanh grids; the per-arm protocol's learning-rate grids and claim runs for
+LRN, pooling and the two towers; the earlier single-lr study's arms and lr trials); ``claims`` computes one
+row per claim - the paper's figure, the measured mean with its 95% interval (``bench.ablations.stats``:
+paired by seed), the seeds, and the interval's verdict - and ``sensitivity`` each claim's effect at every
+rate of the grid. Two rules then qualify a verdict: one that flips inside the grid reads "depends on lr"
+(``lr_dependence``), and a claim whose mechanism the recorded probe shows absent reads what it is
+(``MECHANISM_CHECKS``: LRN whose term stays far below k acts as a constant factor, "not a test of
+normalisation"). Also the rules the study itself uses while it runs (``fastest_lr``, ``trial_trains``,
+``best_val_lr``).
 """
 from __future__ import annotations
 
@@ -13,23 +18,41 @@ import math
 from bench.ablations.cifar_report.records import REGIMES, RUN_NAME
 from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio, verdict
 
-# the claim rows, in order (each regime gets each row, measured or not)
-CLAIM_KEYS = ("fig1-epochs", "fig1-whole", "fig1-seconds", "lrn", "pool")
+# the claim rows, in order (each regime gets each row, measured or not); "-single-lr" rows are the earlier
+# study's (one rate for every arm), kept as they were measured
+# (training seconds to 25% are no claim row: they measure the machine's kernels for each activation and
+# precision as much as the activation, see the report's section on them; the per-run tables keep them)
+CLAIM_KEYS = ("fig1-epochs", "fig1-whole", "lrn", "pool", "towers", "lrn-single-lr", "pool-single-lr")
 CLAIM_TEXT = {
     "fig1-epochs": ("Figure 1: ReLU reaches 25% training error sooner than tanh", "epochs to 25% training error", "6x"),
     "fig1-whole": ("Figure 1: ReLU reaches 25% training error sooner than tanh",
                    "epochs to 25%, whole-epoch training error", "6x"),
-    "fig1-seconds": ("Figure 1: ReLU reaches 25% training error sooner than tanh",
-                     "training seconds to 25% training error", "not given"),
     "lrn": ("LRN lowers test error", "test top-1 error, with - without (pp)", "-2.0 pp"),
     "pool": ("Overlapping pooling (3/2 vs 2/2) lowers test error", "test top-1 error, with - without (pp)", "-0.4 pp"),
+    "towers": ("Two towers beat one tower with half the kernels (sec. 3.2)",
+               "test top-1 error, two towers - one half-width tower (pp)", "-1.7 pp"),
+    "lrn-single-lr": ("LRN lowers test error (earlier single-lr study)", "test top-1 error, with - without (pp)",
+                      "-2.0 pp"),
+    "pool-single-lr": ("Overlapping pooling lowers test error (earlier single-lr study)",
+                       "test top-1 error, with - without (pp)", "-0.4 pp"),
 }
 # claim -> (feature-on arm, feature-off arm, paper delta in pp of test error, what the paper says and where)
 DELTA_CLAIMS = {
     "lrn": ("lrn", "base", -2.0, "13% -> 11% test error on CIFAR-10 with a four-layer CNN (sec. 3.3)"),
     "pool": ("base", "pool-2x2", -0.4, "-0.4% top-1 (-0.3% top-5) on ImageNet with AlexNet (sec. 3.4); "
                                        "the paper gives no CIFAR-10 figure"),
+    "towers": ("two-tower", "one-tower-half", -1.7, "-1.7% top-1 (-1.2% top-5) on ImageNet with AlexNet (sec. 3.2), "
+                                                    "and 'slightly less' training time; no CIFAR-10 figure"),
 }
+SINGLE_LR = "-single-lr"  # suffix of the earlier study's rows (records under ablation/)
+# a per-rate delta from one seed counts as a direction only this far from zero (pp of error); with two or
+# more seeds, only when its 95% interval excludes zero
+SENSITIVITY_MARGIN_PP = 2.0
+DEPENDS_ON_LR = "depends on lr"
+# LRN is "absent" when alpha * sum a^2 stays below this fraction of k everywhere the runs measured it: the
+# divisor (k + term)^beta is then within (1 + 0.05)^0.75 - 1 = 3.7% of k^beta, a constant factor
+LRN_ABSENT_FRACTION = 0.05
+NOT_NORMALISATION = "not a test of normalisation"
 
 
 def fastest_lr(grid: dict[float, dict]) -> float:
@@ -45,6 +68,19 @@ def fastest_lr(grid: dict[float, dict]) -> float:
     return min(grid, key=key)
 
 
+def best_val_lr(grid: dict[float, list[dict]]) -> float:
+    """The per-arm rule: the rate whose trials (one per grid seed) end with the lowest mean validation error;
+    a trial without one (diverged before any evaluation) ranks last; ties go to the smaller rate. Reads
+    ``val_top1_err`` alone - never a test error."""
+    def key(lr):
+        errs = [r.get("val_top1_err") for r in grid[lr]]
+        ok = [e for e in errs if e is not None and math.isfinite(e)]
+        return (sum(ok) / len(ok) if ok and len(ok) == len(errs) else math.inf, lr)
+    if not grid:
+        raise ValueError("no learning-rate trial to choose from")
+    return min(grid, key=key)
+
+
 def analyse(loaded: dict) -> dict:
     """Split the runs by regime; in each, group them by experiment, pick each activation's rate, compute the
     claim rows (``analyse_regime``)."""
@@ -57,13 +93,46 @@ def analyse(loaded: dict) -> dict:
         mine = [i for i in invocations if i.get("settings", {}).get("regime", "unit") == regime]
         regimes[regime] = analyse_regime(by_regime[regime], _merged_settings(mine), regime)
     terms = {"unit": _unit_terms(loaded, regimes["unit"]), "paper": _run_terms(regimes["paper"])}
-    return {"regimes": regimes, "lrn_regime": loaded.get("lrn_regime"), "lrn_terms": terms}
+    tuned_terms = {g: _run_terms(regimes[g], "tuned") for g in REGIMES}
+    for g in REGIMES:  # the mechanism rule, on the terms recorded by the runs of each row
+        for row in regimes[g]["claims"]:
+            check = MECHANISM_CHECKS.get(row["key"].removesuffix(SINGLE_LR))
+            t = terms[g] if row["key"].endswith(SINGLE_LR) else tuned_terms[g]
+            if check and t:
+                absent = check(t)
+                if absent:
+                    row["mechanism_absent"] = absent
+                    row["verdict_as_measured"] = row["verdict"]
+                    row["verdict"] = NOT_NORMALISATION
+    return {"regimes": regimes, "lrn_regime": loaded.get("lrn_regime"), "lrn_terms": terms, "tuned_lrn_terms": tuned_terms}
+
+
+def lrn_absent(terms: dict) -> str | None:
+    """Why LRN acted as a constant factor in these runs (None if it normalised somewhere): the largest
+    ``alpha * sum a^2`` recorded at any layer, point and seed stays below ``LRN_ABSENT_FRACTION`` of k."""
+    points = [p for runs in (terms.get("all") or {terms["seed"]: terms["terms"]}).values() for p in runs]
+    layers = [layer for p in points for layer in p["layers"]]
+    if not layers:
+        return None
+    top = max(layer["max"] for layer in layers)
+    k, beta = layers[0]["k"], layers[0]["beta"]
+    if top > LRN_ABSENT_FRACTION * k:
+        return None
+    return (f"alpha * sum a^2 is at most {top:.2g} against k = {k:g} at every LRN layer and recorded point, so LRN "
+            f"multiplied every activation by {k ** -beta:.2f} to within {100 * ((1 + top / k) ** beta - 1):.1f}%: "
+            "a constant factor, not a normalisation")
+
+
+# claim -> the check that the recorded probe shows the claim's mechanism at work (a reason when absent)
+MECHANISM_CHECKS = {"lrn": lrn_absent}
 
 
 def analyse_regime(runs: dict, settings: dict, regime: str) -> dict:
     fig1: dict = {}
     arms: dict = {}
     trials: dict = {}
+    grids: dict = {}  # per-arm protocol: arm -> lr -> seed -> record
+    tuned: dict = {}  # per-arm protocol: arm -> seed -> record
     for name, rec in runs.items():
         m = RUN_NAME.match(name)
         seed = int(m["seed"])
@@ -71,6 +140,10 @@ def analyse_regime(runs: dict, settings: dict, regime: str) -> dict:
             fig1.setdefault(m["act"], {}).setdefault(float(m["lr"]), {})[seed] = rec
         elif m["trial_arm"]:
             trials.setdefault(float(m["trial_lr"]), {})[m["trial_arm"]] = rec
+        elif m["grid_arm"]:
+            grids.setdefault(m["grid_arm"], {}).setdefault(float(m["grid_lr"]), {})[seed] = rec
+        elif m["tuned_arm"]:
+            tuned.setdefault(m["tuned_arm"], {})[seed] = rec
         else:
             arms.setdefault(m["arm"], {})[seed] = rec
     for act, by_lr in fig1.items():
@@ -80,9 +153,77 @@ def analyse_regime(runs: dict, settings: dict, regime: str) -> dict:
         best = fastest_lr(grid) if grid else None
         fig1[act] = {"by_lr": by_lr, "grid_seed": grid_seed, "grid": grid, "best_lr": best,
                      "runs": by_lr.get(best, {})}
-    analysis = {"regime": regime, "runs": runs, "fig1": fig1, "arms": arms, "trials": trials, "settings": settings}
+    chosen = {arm: best_val_lr({lr: list(by_seed.values()) for lr, by_seed in by_lr.items()})
+              for arm, by_lr in grids.items() if by_lr}
+    analysis = {"regime": regime, "runs": runs, "fig1": fig1, "arms": arms, "trials": trials, "settings": settings,
+                "grids": grids, "tuned": tuned, "chosen_lr": chosen}
+    analysis["sensitivity"] = sensitivity(analysis)
     analysis["claims"] = claims(analysis)
     return analysis
+
+
+def _direction(delta: dict, margin: float) -> int:
+    """+1 / -1 when a per-rate effect is resolved (its 95% interval excludes ``null``; from one seed, it is
+    at least ``margin`` away), else 0. ``delta``: mean, ci, n, null."""
+    mean, ci, null = delta["mean"], delta["ci"], delta["null"]
+    if mean is None:
+        return 0
+    if ci is not None:
+        return 1 if ci[0] > null else -1 if ci[1] < null else 0
+    return 1 if mean - null >= margin else -1 if null - mean >= margin else 0
+
+
+def sensitivity(analysis: dict) -> dict:
+    """Each claim's effect at every rate of the grid, both arms at that same rate: the delta of validation
+    error after the trial budget (pp, paired by seed) for LRN, pooling and towers; the tanh/ReLU ratio of
+    epochs to 25% for Figure 1 (its grid seed). Per claim: rows (lr, mean, ci, pairs, direction) and whether
+    the direction flips inside the grid."""
+    out = {}
+    grids = analysis["grids"]
+    for claim, (on, off, _, _) in DELTA_CLAIMS.items():
+        if on not in grids or off not in grids:
+            continue
+        rows = []
+        for lr in sorted(set(grids[on]) & set(grids[off])):
+            val = lambda runs: {s: r.get("val_top1_err") for s, r in runs.items()}  # noqa: E731
+            d = paired_delta(val(grids[off][lr]), val(grids[on][lr]))
+            row = {"lr": lr, "mean": None if d.mean is None else 100 * d.mean, "n": d.n, "null": 0.0,
+                   "ci": None if d.ci is None else (100 * d.ci[0], 100 * d.ci[1]),
+                   "failed": sorted(a for a, runs in ((on, grids[on][lr]), (off, grids[off][lr]))
+                                    if any(_failed(r) for r in runs.values()))}
+            row["direction"] = _direction(row, SENSITIVITY_MARGIN_PP)
+            rows.append(row)
+        out[claim] = {"rows": rows, "flips": lr_dependence(rows), "arms": (on, off),
+                      "chosen": {a: analysis["chosen_lr"].get(a) for a in (on, off)}}
+    fig1 = analysis["fig1"]
+    if "relu" in fig1 and "tanh" in fig1:
+        rows = []
+        for lr in sorted(set(fig1["relu"]["grid"]) & set(fig1["tanh"]["grid"])):
+            relu, tanh = fig1["relu"]["grid"][lr], fig1["tanh"]["grid"][lr]
+            e_r, e_t = relu["epochs_to_threshold"], tanh["epochs_to_threshold"]
+            if e_r is not None and e_t is not None:
+                ratio, bound = e_t / e_r, None
+            elif e_r is not None:  # tanh never got there in the epochs it ran: the ratio is at least this
+                ratio, bound = tanh["epochs_run"] / e_r, ">="
+            elif e_t is not None:
+                ratio, bound = e_t / relu["epochs_run"], "<="
+            else:
+                ratio, bound = None, None
+            row = {"lr": lr, "mean": ratio, "bound": bound, "ci": None, "n": 1, "null": 1.0,
+                   "relu": e_r, "tanh": e_t, "relu_run": relu["epochs_run"], "tanh_run": tanh["epochs_run"]}
+            d = 0 if ratio is None else _direction({**row, "mean": math.log(ratio), "null": 0.0}, math.log(1.25))
+            row["direction"] = d if bound is None or (bound == ">=") == (d > 0) else 0  # a bound resolves one way only
+            rows.append(row)
+        out["fig1-epochs"] = {"rows": rows, "flips": lr_dependence(rows), "arms": ("tanh", "relu"),
+                              "chosen": {a: fig1[a]["best_lr"] for a in ("tanh", "relu")}}
+    return out
+
+
+def lr_dependence(rows: list[dict]) -> bool:
+    """True when the effect's resolved direction flips inside the grid (one rate shows it one way, another
+    the other way)."""
+    directions = {r["direction"] for r in rows}
+    return 1 in directions and -1 in directions
 
 
 def _unit_terms(loaded: dict, unit: dict) -> dict | None:
@@ -97,8 +238,8 @@ def _unit_terms(loaded: dict, unit: dict) -> dict | None:
             "committed_test_err": committed["test_top1_err"] if committed else None, "source": "retrained"}
 
 
-def _run_terms(analysis: dict) -> dict | None:
-    runs = {s: r for s, r in analysis["arms"].get("lrn", {}).items() if r.get("lrn_terms")}
+def _run_terms(analysis: dict, source: str = "arms") -> dict | None:
+    runs = {s: r for s, r in analysis[source].get("lrn", {}).items() if r.get("lrn_terms")}
     if not runs:
         return None
     seed = min(runs)
@@ -167,8 +308,7 @@ def claims(analysis: dict) -> list[dict]:
                 rec["epochs_to_threshold_per_epoch"] = per_epoch_crossing(rec)
         for row_key, metric, key, paper in (
                 ("fig1-epochs", "epochs to 25% training error", "epochs_to_threshold", 6.0),
-                ("fig1-whole", "epochs to 25%, whole-epoch training error", "epochs_to_threshold_per_epoch", 6.0),
-                ("fig1-seconds", "training seconds to 25% training error", "seconds_to_threshold", None)):
+                ("fig1-whole", "epochs to 25%, whole-epoch training error", "epochs_to_threshold_per_epoch", 6.0)):
             relu, tanh = fig1["relu"]["runs"], fig1["tanh"]["runs"]
             r = paired_ratio({s: v[key] for s, v in relu.items()}, {s: v[key] for s, v in tanh.items()})
             missing = {act: sorted(s for s, v in fig1[act]["runs"].items() if v[key] is None) for act in ("relu", "tanh")}
@@ -176,31 +316,57 @@ def claims(analysis: dict) -> list[dict]:
                 "key": row_key, "claim": "Figure 1: ReLU reaches 25% training error sooner than tanh", "metric": metric,
                 "unit": "x", "paper": "6x sooner (in epochs)" if paper else "not given", "paper_value": paper,
                 "null": 1.0, "measured": r.to_dict(), "seeds": _seed_count(relu, tanh, r.n),
-                "verdict": verdict(r.ci, paper, 1.0) if paper else "-",
+                "verdict": _qualified(verdict(r.ci, paper, 1.0), analysis["sensitivity"].get("fig1-epochs")) if paper else "-",
                 "not_reached": {a: v for a, v in missing.items() if v},
                 "recipe": (f"no regularisation; lr per activation, fastest of the grid: ReLU {fig1['relu']['best_lr']:g}, "
                            f"tanh {fig1['tanh']['best_lr']:g}; tanh/ReLU ratio, geometric mean over seeds"),
             })
-    for claim, (on, off, paper, says) in DELTA_CLAIMS.items():
-        if on not in analysis["arms"] or off not in analysis["arms"]:
+    sources = [(claim, "tuned", claim) for claim in DELTA_CLAIMS]
+    sources += [(claim + SINGLE_LR, "arms", claim) for claim in ("lrn", "pool")]
+    for key, source, claim in sources:
+        on, off, paper, says = DELTA_CLAIMS[claim]
+        if on not in analysis[source] or off not in analysis[source]:
             continue
-        a_on, a_off = analysis["arms"][on], analysis["arms"][off]
+        a_on, a_off = analysis[source][on], analysis[source][off]
         ok = lambda runs: {s: r["test_top1_err"] for s, r in runs.items() if not _failed(r)}  # noqa: E731
         d = paired_delta(ok(a_off), ok(a_on))
         ci_pp = None if d.ci is None else (100 * d.ci[0], 100 * d.ci[1])
+        row_verdict = verdict(ci_pp, paper, 0.0)
+        sens = analysis["sensitivity"].get(claim) if source == "tuned" else None
+        row_verdict = _qualified(row_verdict, sens)
         rows.append({
-            "key": claim, "claim": "LRN lowers test error" if claim == "lrn" else "Overlapping pooling (3/2 vs 2/2) lowers test error",
-            "metric": "test top-1 error, with - without (pp)", "unit": "pp", "paper": says, "paper_value": paper,
-            "null": 0.0, "measured": {**d.to_dict(), "mean_pp": None if d.mean is None else 100 * d.mean, "ci_pp": ci_pp},
-            "seeds": _seed_count(a_on, a_off, d.n), "verdict": verdict(ci_pp, paper, 0.0),
+            "key": key, "claim": CLAIM_TEXT[key][0], "metric": CLAIM_TEXT[key][1], "unit": "pp", "paper": says,
+            "paper_value": paper, "null": 0.0,
+            "measured": {**d.to_dict(), "mean_pp": None if d.mean is None else 100 * d.mean, "ci_pp": ci_pp},
+            "seeds": _seed_count(a_on, a_off, d.n), "verdict": row_verdict, "protocol": source,
             "diverged": sorted(s for runs in (a_on, a_off) for s, r in runs.items() if r["diverged"]),
             "failed": {arm: sorted(s for s, r in runs.items() if _failed(r)) for arm, runs in ((on, a_on), (off, a_off))
                        if any(_failed(r) for r in runs.values())},
             "arm_means": {arm: mean_sd(r["test_top1_err"] for r in runs.values() if not _failed(r))
                           for arm, runs in ((on, a_on), (off, a_off))},
-            "recipe": _ablation_recipe(a_on),
+            "epoch_seconds": {arm: mean_sd(r["train_seconds"] / r["epochs_run"] for r in runs.values() if r["epochs_run"])
+                              for arm, runs in ((on, a_on), (off, a_off))},
+            "recipe": _ablation_recipe(a_on) if source == "arms" else _tuned_recipe(a_on, a_off),
         })
     return rows
+
+
+def _qualified(row_verdict: str, sens: dict | None) -> str:
+    """``row_verdict``, or "depends on lr (...)" when the effect flips inside the grid."""
+    return f"{DEPENDS_ON_LR} (at each arm's own rate: {row_verdict})" if sens and sens["flips"] else row_verdict
+
+
+def _tuned_recipe(a_on: dict, a_off: dict) -> str:
+    """The per-arm protocol's recipe: the schedule, and each arm's own rate."""
+    on, off = (next(iter(runs.values()))["spec"] for runs in (a_on, a_off))
+    drops = on["lr_drop_epochs"]
+    sched = ("constant rate" if not drops else "rate / 10 from epoch " + " and ".join(str(e + 1) for e in drops))
+    return (f"{on['max_epochs']} epochs, {sched}, SGD momentum {on['momentum']:g}, weight decay {on['weight_decay']:g}, "
+            f"random flips, batch {on['batch_size']}, "
+            f"{'bfloat16 autocast' if on.get('amp') == 'bf16' else 'float32'}, {on.get('val_images', 0):,} training "
+            "images held out for "
+            f"validation; each arm's own rate (lowest validation error of the grid): lr {on['lr']:g} with, "
+            f"{off['lr']:g} without")
 
 
 def _failed(rec: dict) -> bool:
@@ -245,11 +411,17 @@ def _expected_runs(analysis: dict) -> int | None:
         for act in ("relu", "tanh"):
             grid = len(analysis["fig1"].get(act, {}).get("grid", {})) or len(lrs) or 4
             total += grid + n_fig1 - 1
-    arms = {"base"} | ({"lrn"} if "lrn" in experiments else set()) | ({"pool-2x2"} if "pool" in experiments else set())
-    if len(arms) > 1:
-        total += len(arms) * n_seeds
-    total += sum(1 for n in analysis["runs"] if "/lr-trial/" in n)  # as many trials as finished
-    return total
+    single = {n for n in analysis["runs"] if RUN_NAME.match(n)["arm"] or RUN_NAME.match(n)["trial_arm"]}
+    if s.get("protocol", "single-lr") == "single-lr":
+        arms = {"base"} | ({"lrn"} if "lrn" in experiments else set()) | ({"pool-2x2"} if "pool" in experiments else set())
+        if len(arms) > 1:
+            total += len(arms) * n_seeds
+        return total + sum(1 for n in single if RUN_NAME.match(n)["trial_arm"])  # as many trials as finished
+    total += len(single)  # the earlier single-lr study's runs, as many as finished
+    arms = {a for e, pair in (("lrn", ("base", "lrn")), ("pool", ("base", "pool-2x2")),
+                              ("towers", ("two-tower", "one-tower-half"))) if e in experiments for a in pair}
+    grid = len(s.get("unit_lr_grid" if analysis["regime"] == "unit" else "paper_lr_grid") or [])
+    return total + len(arms) * (n_seeds + grid * max(len(_seed_list(s.get("grid_seeds"))), 1))
 
 
 

@@ -1,17 +1,19 @@
 """The study's figures (matplotlib, ``alexnet.report_kit``'s style): ``plot_figure1`` (the paper's Figure 1:
 training error against epochs, ReLU vs tanh), ``plot_deltas`` (each claim's measured effect with its 95%
-interval beside the paper's figure) and ``plot_curves`` (the LRN and pooling arms' learning curves). Each
-returns False, writing nothing, when there is nothing to plot.
+interval beside the paper's figure), ``plot_curves`` (the arms' learning curves) and ``plot_sensitivity``
+(each claim's effect at every rate of the learning-rate grid). Each returns False, writing nothing, when
+there is nothing to plot.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from alexnet import report_kit
-from bench.ablations.cifar_report.analysis import CLAIM_KEYS, _row
+from bench.ablations.cifar_report.analysis import CLAIM_KEYS, CLAIM_TEXT, _row
 from bench.ablations.cifar_report.records import ARM_LABELS, REGIME_LABELS, REGIMES
 
-RATIO_TICKS = (0.25, 0.5, 1, 2, 4, 8, 16, 32)  # the Figure-1 ratio axis of plot_deltas (log scale)
+RATIO_TICKS = (0.25, 0.5, 1, 2, 3, 4, 6, 8, 16, 32)  # the Figure-1 ratio axis of plot_deltas (log)
+PAPER_RATIO = 6.0  # Figure 1: ReLU reached 25% six times sooner
 
 def plot_figure1(analysis: dict, path: Path) -> bool:
     """Training error against epochs, ReLU solid, tanh dashed, one line per seed (the paper's Figure 1)."""
@@ -49,12 +51,18 @@ def plot_deltas(analysis: dict, path: Path) -> bool:
     if not measured:
         return False
     plt = report_kit.pyplot()
-    panels = [p for p in ([k for k in ("lrn", "pool") if any((k, g) in measured for g in REGIMES)],
+    delta_keys = ("lrn", "pool", "towers", "lrn-single-lr", "pool-single-lr")
+    panels = [p for p in ([k for k in delta_keys if any((k, g) in measured for g in REGIMES)],
                           [k for k in ("fig1-epochs", "fig1-whole") if any((k, g) in measured for g in REGIMES)]) if p]
-    labels = {"lrn": "LRN", "pool": "3/2 vs 2/2\npooling", "fig1-epochs": "Figure 1, quarter-epoch windows:\ntanh / ReLU epochs",
+    labels = {"lrn": "LRN,\nper-arm lr", "pool": "3/2 vs 2/2 pooling,\nper-arm lr",
+              "towers": "two towers vs one\nhalf-width, per-arm lr", "lrn-single-lr": "LRN,\nearlier single lr",
+              "pool-single-lr": "3/2 vs 2/2 pooling,\nearlier single lr",
+              "fig1-epochs": "Figure 1, quarter-epoch windows:\ntanh / ReLU epochs",
               "fig1-whole": "Figure 1, whole-epoch error:\ntanh / ReLU epochs"}
-    paper = {"lrn": -2.0, "pool": -0.4, "fig1-epochs": 6.0, "fig1-whole": 6.0}
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    paper = {"lrn": -2.0, "pool": -0.4, "towers": -1.7, "lrn-single-lr": -2.0, "pool-single-lr": -0.4,
+             "fig1-epochs": PAPER_RATIO, "fig1-whole": PAPER_RATIO}
+    height = 1.6 + 0.55 * max(len(p) for p in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), height), squeeze=False)
     for ax, group in zip(axes[0], panels):
         ratio = group[0].startswith("fig1")
         for y, key in enumerate(group):
@@ -75,7 +83,10 @@ def plot_deltas(analysis: dict, path: Path) -> bool:
         ax.set_ylim(-0.6, len(group) - 0.4)
         if ratio:
             ax.set_xscale("log")
-            report_kit.log_ticks(ax, "x", ticks=RATIO_TICKS)
+            shown = [v for (k, g), r in measured.items() if k in group
+                     for v in (r["measured"]["mean"], *(r["measured"]["ci"] or ()))] + [1.0, PAPER_RATIO]
+            ax.set_xlim(min(shown) / 1.25, max(shown) * 1.25)  # the paper's 6x inside the frame, with a margin
+            report_kit.log_ticks(ax, "x", ticks=RATIO_TICKS, suffix="x")
             ax.set_xlabel("ratio (1 = no speed-up)", fontsize=8)
         else:
             ax.set_xlabel("test error, with - without (pp)", fontsize=8)
@@ -85,16 +96,17 @@ def plot_deltas(analysis: dict, path: Path) -> bool:
     return True
 
 
-def plot_curves(analysis: dict, path: Path) -> bool:
-    """Training error (running) and test error against epochs for each arm, one thin line per seed."""
-    arms = analysis["arms"]
+def plot_curves(analysis: dict, path: Path, source: str = "arms") -> bool:
+    """Training error (running) and test error against epochs for each arm, one thin line per seed; ``source``
+    "arms" (the earlier single-lr study) or "tuned" (the per-arm protocol's claim runs, each arm's own lr)."""
+    arms = analysis[source]
     if not arms:
         return False
     plt = report_kit.pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
     for i, arm in enumerate(a for a in ARM_LABELS if a in arms):
         for j, (seed, r) in enumerate(sorted(arms[arm].items())):
-            label = ARM_LABELS[arm] if j == 0 else None
+            label = f"{ARM_LABELS[arm]}, lr {r['spec']['lr']:g}" if j == 0 else None
             axes[0].plot([p["epoch"] for p in r["curve"]], [p["train_top1_err"] for p in r["curve"]], color=f"C{i}",
                          lw=0.9, alpha=0.8, label=label)
             axes[1].plot([p["epoch"] for p in r["test_curve"]], [p["test_top1_err"] for p in r["test_curve"]],
@@ -103,7 +115,56 @@ def plot_curves(analysis: dict, path: Path) -> bool:
         ax.set_xlabel("epochs")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.suptitle(f"LRN and pooling arms, {REGIME_LABELS[analysis['regime']]}, one line per seed", fontsize=10)
+    for ax in axes:
+        ax.legend(fontsize=6, loc="upper right")
+    what = "earlier single-lr study" if source == "arms" else "each arm at its own lr"
+    fig.suptitle(f"The arms, {what}, {REGIME_LABELS[analysis['regime']]}, one line per seed", fontsize=10)
+    report_kit.save_figure(fig, path)
+    return True
+
+
+def plot_sensitivity(analysis: dict, path: Path) -> bool:
+    """Each claim's effect at every rate of the grid (both arms at that rate), one panel per claim, one line
+    per regime: validation-error deltas after the trial budget (pp), Figure 1's tanh/ReLU ratio (log)."""
+    keys = [k for k in ("lrn", "pool", "towers", "fig1-epochs")
+            if any(analysis["regimes"][g]["sensitivity"].get(k, {}).get("rows") for g in REGIMES)]
+    if not keys:
+        return False
+    plt = report_kit.pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ratio = key == "fig1-epochs"
+        for g, color in zip(REGIMES, ("C0", "C2")):
+            sens = analysis["regimes"][g]["sensitivity"].get(key)
+            if not sens:
+                continue
+            pts = [r for r in sens["rows"] if r["mean"] is not None]
+            ax.plot([r["lr"] for r in pts], [r["mean"] for r in pts], "o-", color=color, lw=1.2, ms=4,
+                    label=REGIME_LABELS[g] + (" (depends on lr)" if sens["flips"] else ""))
+            for r in pts:
+                if r.get("ci"):
+                    ax.plot([r["lr"]] * 2, r["ci"], color=color, lw=2.5, alpha=0.6)
+                if r.get("bound"):
+                    ax.annotate("^" if r["bound"] == ">=" else "v", (r["lr"], r["mean"]), color=color, fontsize=8,
+                                ha="center", va="bottom" if r["bound"] == ">=" else "top")
+        ax.axhline(1.0 if ratio else 0.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        lrs = sorted({r["lr"] for g in REGIMES for r in analysis["regimes"][g]["sensitivity"].get(key, {}).get("rows", [])})
+        ax.set_xticks(lrs)
+        ax.set_xticklabels([f"{v:g}" for v in lrs], rotation=45, fontsize=7)
+        ax.minorticks_off()
+        if ratio:
+            ax.set_yscale("log")
+            values = [r["mean"] for g in REGIMES for r in analysis["regimes"][g]["sensitivity"].get(key, {}).get("rows", [])
+                      if r["mean"] is not None] + [1.0]
+            ax.set_ylim(min(values) / 1.4, max(values) * 1.4)  # room for the bound markers
+            report_kit.log_ticks(ax, "y", ticks=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 16), suffix="x")
+            ax.set_ylabel("tanh / ReLU epochs to 25% (^ v: bounds)", fontsize=8)
+        else:
+            ax.set_ylabel("validation error, with - without (pp)", fontsize=8)
+        ax.set_xlabel("learning rate (both arms)", fontsize=8)
+        ax.set_title(CLAIM_TEXT[key][0].split(" (")[0], fontsize=8)
+        ax.legend(fontsize=6, loc="best")
+    fig.suptitle("Each claim's effect at every rate of the grid", fontsize=10)
     report_kit.save_figure(fig, path)
     return True

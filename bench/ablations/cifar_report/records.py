@@ -1,9 +1,10 @@
 """The study folder's layout and its records: run names, the two regimes, the arms, and ``load_study``.
 
 ``<out>/runs/**/*.json`` holds one record per finished run, named after it (``fig1/relu-lr0.01/seed0``,
-``ablation/lrn/seed1``, ``lr-trial/base-lr0.005/seed0``; the paper regime's under ``paper/``);
+``ablation/lrn/seed1``, ``lr-trial/base-lr0.005/seed0``: the earlier single-lr study; ``lr-grid/lrn-lr0.01/seed0``
+and ``tuned/lrn/seed1``: the per-arm learning rates and the claim runs at them; the paper regime's under ``paper/``);
 ``<out>/study.json`` the invocations (command, machine, versions, dates, wall time); ``<out>/probes/`` the
-LRN probes. A folder that cannot be read raises ``ReportError`` (a ``UsageError``: one line on the CLI).
+LRN probes; ``<out>/activation-profile.json`` the tanh/ReLU throughput profile. A folder that cannot be read raises ``ReportError`` (a ``UsageError``: one line on the CLI).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from alexnet.errors import UsageError
 
 DEFAULT_OUT = "reports/cifar10-cpu"
 RUN_NAME = re.compile(r"^(?:(?P<regime>paper)/)?(?:fig1/(?P<act>relu|tanh)-lr(?P<lr>[0-9.e+-]+)|ablation/(?P<arm>[a-z0-9-]+)"
-                      r"|lr-trial/(?P<trial_arm>[a-z0-9-]+?)-lr(?P<trial_lr>[0-9.e+-]+))/seed(?P<seed>\d+)$")
+                      r"|lr-trial/(?P<trial_arm>[a-z0-9-]+?)-lr(?P<trial_lr>[0-9.e+-]+)"
+                      r"|lr-grid/(?P<grid_arm>[a-z0-9-]+?)-lr(?P<grid_lr>[0-9.e+-]+)|tuned/(?P<tuned_arm>[a-z0-9-]+))"
+                      r"/seed(?P<seed>\d+)$")
 # the two regimes, in the order of the report's columns
 REGIMES = ("unit", "paper")
 REGIME_LABELS = {"unit": "unit-variance inputs, PyTorch init", "paper": "paper regime: 0-255 px, cuda-convnet init"}
@@ -25,7 +28,9 @@ REGIME_TEXT = {"unit": "inputs mean-subtracted and divided by the per-channel st
 FIG_SUFFIX = {"unit": "", "paper": "-paper"}
 UNIT_LRN_PROBE = "lrn_terms_unit"
 ARM_LABELS = {"base": "baseline: ReLU, 3/2 pooling, no LRN", "lrn": "+ LRN (k=2, n=5, alpha=1e-4, beta=0.75)",
-              "pool-2x2": "2/2 pooling instead of 3/2"}
+              "pool-2x2": "2/2 pooling instead of 3/2",
+              "two-tower": "two towers, half the kernels each (joined at conv3 and the classifier)",
+              "one-tower-half": "one tower, half the kernels in every conv layer"}
 
 
 class ReportError(UsageError, ValueError):
@@ -60,4 +65,9 @@ def load_study(out: str | Path) -> dict:
         terms = json.loads(terms_path.read_text()) if terms_path.exists() else None
     except json.JSONDecodeError as exc:
         raise ReportError(f"{study_path}, {probe_path} or {terms_path} is not valid JSON ({exc})") from None
-    return {"runs": runs, "study": study, "lrn_regime": probe, "unit_lrn_probe": terms}
+    profile_path = out / "activation-profile.json"  # bench.tools.cifar_activation_profile, when it has run
+    try:
+        profile = json.loads(profile_path.read_text()) if profile_path.exists() else None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{profile_path} is not valid JSON ({exc}); rerun bench.tools.cifar_activation_profile") from None
+    return {"runs": runs, "study": study, "lrn_regime": probe, "unit_lrn_probe": terms, "activation_profile": profile}

@@ -10,7 +10,9 @@ from alexnet.atomic_io import write_text_atomic
 from alexnet.errors import run_cli
 from bench.ablations.cifar_report.analysis import analyse
 from bench.ablations.cifar_report.markdown import render_markdown
-from bench.ablations.cifar_report.plots import plot_curves, plot_deltas, plot_figure1
+from functools import partial
+
+from bench.ablations.cifar_report.plots import plot_curves, plot_deltas, plot_figure1, plot_sensitivity
 from bench.ablations.cifar_report.readme import update_readme
 from bench.ablations.cifar_report.records import DEFAULT_OUT, FIG_SUFFIX, REGIMES, load_study
 
@@ -20,10 +22,11 @@ def write_report(out: str | Path) -> list[Path]:
     loaded = load_study(out)
     analysis = analyse(loaded)
     written, figures = [], {}
-    plots = [("deltas", plot_deltas, analysis)]
+    plots = [("deltas", plot_deltas, analysis), ("sensitivity", plot_sensitivity, analysis)]
     for g in REGIMES:
         plots += [("figure1" + FIG_SUFFIX[g], plot_figure1, analysis["regimes"][g]),
-                  ("curves" + FIG_SUFFIX[g], plot_curves, analysis["regimes"][g])]
+                  ("curves" + FIG_SUFFIX[g], plot_curves, analysis["regimes"][g]),
+                  ("curves-tuned" + FIG_SUFFIX[g], partial(plot_curves, source="tuned"), analysis["regimes"][g])]
     for key, plot, part in plots:
         path = out / f"{key}.png"
         if plot(part, path):
@@ -31,6 +34,8 @@ def write_report(out: str | Path) -> list[Path]:
             figures[key] = path.name
     if (out / "throughput.md").is_file():  # written by bench.tools.cifar_throughput, linked when present
         figures["throughput"] = "throughput.md"
+    if (out / "activation-profile.md").is_file():  # written by bench.tools.cifar_activation_profile
+        figures["activation_profile"] = "activation-profile.md"
     md = write_text_atomic(out / "README.md", render_markdown(loaded, analysis, figures))
     return [md, *written]
 
