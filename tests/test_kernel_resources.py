@@ -69,7 +69,7 @@ def test_ptx_counting_and_occupancy():
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH: the cpp backend's kernels "
                     "cannot be compiled for a GPU here")
-def test_cuda_backend_kernels_compile_for_sm90():
+def test_cpp_extension_cuda_kernels_compile_for_sm90():
     """The CUDA half of the ``cpp`` backend only builds on a CUDA PyTorch, so CI (CPU PyTorch) would
     never compile it; nvcc compiles it here with the extension's flags."""
     from bench.tools.kernel_resources import cuda_extension_resources

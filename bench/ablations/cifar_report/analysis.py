@@ -374,10 +374,6 @@ def _failed(rec: dict) -> bool:
     return bool(rec["diverged"] or rec.get("at_chance") or rec["stop_reason"] == "at-chance")
 
 
-def _regime_of(spec: dict) -> str:
-    return "paper" if spec.get("input_scale", "unit") != "unit" else "unit"
-
-
 def _seed_count(a: dict, b: dict, pairs: int) -> str:
     return f"{pairs} paired ({len(a)} + {len(b)} runs)"
 

@@ -52,7 +52,7 @@ ISA_FLAGS = {
 CUDA_FLAGS = ["-O3", "-lineinfo"]
 
 _lock = threading.Lock()
-_state: dict[str, object] = {"tried": False, "reason": None, "with_cuda": False}
+_state: dict[str, object] = {"tried": False, "reason": None}
 
 
 def cpu_isa() -> str:
@@ -162,7 +162,6 @@ def _ensure_built() -> str | None:
             reason = build_extension()
             if reason is None:
                 _register_python_side()
-                _state["with_cuda"] = torch.version.cuda is not None
             _state["reason"] = reason
     return _state["reason"]  # type: ignore[return-value]
 
