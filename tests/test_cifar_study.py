@@ -357,3 +357,17 @@ def test_trial_rule_and_at_chance_stop(tiny_data):
                    init="cuda-convnet", chance_stop_epochs=2)
     out = train_run(spec, tiny_data)
     assert out["stop_reason"] in ("at-chance", "diverged") and out["epochs_run"] <= 2
+
+
+def test_records_of_the_conv_local_study_are_left_to_its_own_report(tmp_path):
+    """runs/conv-local/ holds another study's records (bench.ablations.conv_local); the four-layer study's
+    loader skips that folder instead of refusing the whole report, and still refuses a stray file elsewhere."""
+    from bench.ablations.cifar_report.records import ReportError, load_study
+
+    (tmp_path / "runs" / "conv-local" / "short" / "11pct").mkdir(parents=True)
+    (tmp_path / "runs" / "conv-local" / "speed.json").write_text("{}")
+    (tmp_path / "runs" / "conv-local" / "short" / "11pct" / "seed0.json").write_text("{}")
+    assert load_study(tmp_path)["runs"] == {}
+    (tmp_path / "runs" / "stray.json").write_text("{}")
+    with pytest.raises(ReportError, match="stray"):
+        load_study(tmp_path)

@@ -33,6 +33,11 @@ ARM_LABELS = {"base": "baseline: ReLU, 3/2 pooling, no LRN", "lrn": "+ LRN (k=2,
               "one-tower-half": "one tower, half the kernels in every conv layer"}
 
 
+# sub-folders of runs/ that hold another study's records (bench.ablations.conv_local: cuda-convnet's
+# conv-local nets), read by that study's own report
+OTHER_STUDIES = ("conv-local",)
+
+
 class ReportError(UsageError, ValueError):
     """The study folder cannot be read (missing, or a run file that is not valid JSON)."""
 
@@ -48,6 +53,8 @@ def load_study(out: str | Path) -> dict:
     runs = {}
     for path in sorted(runs_dir.rglob("*.json")):
         name = path.relative_to(runs_dir).with_suffix("").as_posix()
+        if name.split("/")[0] in OTHER_STUDIES:
+            continue
         if not RUN_NAME.match(name):
             raise ReportError(f"{path} is not a run record of this study (unexpected name {name!r})")
         try:
