@@ -18,7 +18,7 @@ ON_GPU = torch.cuda.is_available()
 STATUS = peers.peer_status()
 KERNEL_CASES = [c for c in shapes.kernel_cases(on_gpu=False) if c.op in peers.CHAIN_OPS and "triton" not in c.backends]
 MODEL_CASES = [c for c in shapes.model_cases(on_gpu=False) if c.paper_size and c.mode == "infer" and c.amp == "none"
-               and c.kernels == "eager" and not c.compile_model and c.variant == "paper"]
+               and c.kernels == "eager" and not c.compile_model and c.variant == "paper" and not c.channels_last]
 
 pytestmark = pytest.mark.skipif(ON_GPU, reason="the peers are CPU runtimes; a GPU run times the GPU backends")
 
