@@ -1,6 +1,6 @@
 """Atomic checkpoint files: a crash while saving never destroys the previous checkpoint.
 
-``save_checkpoint`` writes through ``alexnet.atomic_io.atomic_write`` (a temporary file, fsynced, then
+``save_checkpoint`` writes through ``infra.atomic_io.atomic_write`` (a temporary file, fsynced, then
 ``os.replace``d over the target).
 ``load_checkpoint`` loads with ``weights_only=True`` (tensors and plain Python values only) and turns
 a missing, truncated or foreign file into a ``CheckpointError`` that names the file and the problem.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from alexnet.atomic_io import atomic_write
-from alexnet.errors import UsageError
+from infra.atomic_io import atomic_write
+from infra.errors import UsageError
 
 REQUIRED_KEYS = ("format", "model", "optimizer", "epoch", "step", "history")
 FORMAT = "alexnet-kernels/checkpoint-v1"

@@ -51,8 +51,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from alexnet.errors import UsageError
 from alexnet.synthetic import make_synthetic
+from infra.errors import UsageError
 
 CACHE_FORMAT = 1  # bump when the cached bytes would change for the same inputs
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")

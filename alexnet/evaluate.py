@@ -20,8 +20,8 @@ import kernels
 from alexnet.augment import EvalTransform
 from alexnet.checkpoint import load_checkpoint
 from alexnet.data import make_loader
-from alexnet.errors import UsageError, run_cli
 from alexnet.model import AlexNetConfig, build_model
+from infra.errors import UsageError, run_cli
 
 
 def evaluate_run(run_dir: Path, ten_crop: bool, kernels: str = "eager", device: torch.device | None = None) -> dict:

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from alexnet.errors import UsageError
 from alexnet.model import LAYOUTS, MIN_INPUT_SIZE, AlexNet, check_input, split_evenly
+from infra.errors import UsageError
 
 LINKS = ("conv3_in", "fc6_in", "fc7_in", "fc8_in", "logits")
 _SUPPORTED_TYPES = ("cpu", "cuda", "mps")

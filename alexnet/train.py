@@ -44,17 +44,18 @@ from torch.utils.data import Sampler
 from tqdm import tqdm
 
 import kernels
-from alexnet import compiled, distributed, placement, report_kit
+from alexnet import compiled, distributed, placement
 from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
-from alexnet.atomic_io import write_json_atomic, write_text_atomic
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from alexnet.data import DataBundle, build_data, make_loader
 from alexnet.distributed import DistContext
-from alexnet.errors import UsageError, check_output_folder, run_cli
-from alexnet.machine import machine_info
 from alexnet.metrics import RunningSums, topk_wrong
 from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
 from alexnet.optim import paper_sgd
+from infra import report_kit
+from infra.atomic_io import write_json_atomic, write_text_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
+from infra.machine import machine_info
 
 # Defaults that depend on the machine (None in the parser means "resolve here").
 GPU_DEFAULTS = dict(image_size=256, crop_size=227, batch_size=128, workers=min(8, os.cpu_count() or 1))

@@ -1,4 +1,4 @@
-"""What a benchmark ran on: software versions and CPU (``alexnet.machine``), and GPU state from NVML
+"""What a benchmark ran on: software versions and CPU (``infra.machine``), and GPU state from NVML
 (nvidia-ml-py).
 
 Everything is best-effort: no NVML library, no GPU or a query the GPU does not support leaves the
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from alexnet.machine import cpu_info, software_versions  # noqa: F401  (re-exported for the harness)
+from infra.machine import cpu_info, software_versions  # noqa: F401  (re-exported for the harness)
 
 # NVML throttle-reason bits (nvmlClocksThrottleReason*) by name, for a readable list
 _THROTTLE_BITS = {
@@ -114,7 +114,7 @@ def run_description(device: torch.device, command: str) -> dict:
     info.update(software_versions())
     info.update(gpu_static_info(device))
     if device.type != "cuda":
-        from alexnet.machine import cpu_info
+        from infra.machine import cpu_info
 
         info["gpu_name"] = None
         info["cpu_threads"] = torch.get_num_threads()

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from alexnet.errors import UsageError
 from bench.ablations import alexnet_study as ablations
+from infra.errors import UsageError
 
 
 def test_variants_differ_from_baseline_in_one_switch():

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from alexnet.atomic_io import atomic_write, write_json_atomic
-from alexnet.errors import UsageError, check_output_folder, run_cli
+from infra.atomic_io import atomic_write, write_json_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 # a training run of seconds: AlexNet's layers with 64-wide FC layers, 67 px crops, one step

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from alexnet.conv_local import (CMRNORM, ConvLocalConfig, ConvLocalNet, cmrnorm_reference, convnet_pool_size,
                                 pool_padding)
 from alexnet.convnet_sgd import ConvnetSGD
-from alexnet.errors import UsageError
 from alexnet.local_conv import LocallyConnected2d, local_output_size
+from infra.errors import UsageError
 from kernels.ops import backend_status
 
 BACKENDS = [b for b in ("eager", "cpp") if backend_status([b])[b] is None]
@@ -274,7 +274,7 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from bench.ablations.conv_local import PROG, main
-    from alexnet.errors import run_cli
+    from infra.errors import run_cli
 
     assert run_cli(PROG, lambda: main(["--arms", "12pct", "--state-dir", str(tmp_path)])) == 2
     assert "error: --arms" in capsys.readouterr().err

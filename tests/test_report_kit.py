@@ -1,12 +1,12 @@
-"""The suite's report toolkit (``alexnet.report_kit``): number formats with missing values, Markdown tables,
+"""The suite's report toolkit (``infra.report_kit``): number formats with missing values, Markdown tables,
 README sections between markers, and figures written as PNGs."""
 import math
 
 import pytest
 
-from alexnet import report_kit
-from alexnet.errors import UsageError
-from alexnet.report_kit import SectionError, cell, num, pct, ratio, replace_section, signed_pp, table, update_section
+from infra import report_kit
+from infra.errors import UsageError
+from infra.report_kit import SectionError, cell, num, pct, ratio, replace_section, signed_pp, table, update_section
 
 NAN = float("nan")
 

@@ -9,8 +9,8 @@ import torch
 
 from alexnet import checkpoint as ckpt_module
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from alexnet.errors import UsageError
 from alexnet.train import build_parser, main
+from infra.errors import UsageError
 from tests.conftest import CIFAR10_ARCHIVE, cached_backend_status
 
 # AlexNet's conv layers and towers with 256-wide fc6/fc7 (5M parameters instead of 57M), 67 px crops of

@@ -19,9 +19,9 @@ import re
 import sys
 from pathlib import Path
 
-from alexnet import report_kit
-from alexnet.errors import UsageError, check_output_folder, run_cli
 from bench.ablations.stats import mean_sd, paired_delta, verdict
+from infra import report_kit
+from infra.errors import UsageError, check_output_folder, run_cli
 
 # claim name, AlexNet variant with the feature switched off, paper deltas (on - off, percentage points;
 # a string where the paper gives only a bound or words), where the paper says it.

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 
-from alexnet.atomic_io import write_json_atomic
-from alexnet.errors import UsageError, run_cli
-from alexnet.machine import machine_info
 from bench.ablations import alexnet_report
+from infra.atomic_io import write_json_atomic
+from infra.errors import UsageError, run_cli
+from infra.machine import machine_info
 
 # Variants of AlexNet: name -> flags added to the baseline's (exactly one switch each).
 VARIANTS: dict[str, list[str]] = {

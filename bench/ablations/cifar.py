@@ -77,14 +77,14 @@ from pathlib import Path
 
 import torch
 
-from alexnet import report_kit
-from alexnet.atomic_io import write_json_atomic
 from alexnet.data import DataError, cifar10_archive
-from alexnet.errors import UsageError, check_output_folder, run_cli
-from alexnet.machine import cpu_info, machine_info
 from bench.ablations import cifar_report
 from bench.ablations.cifar_report import trial_trains
 from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, lrn_regime, train_run, with_later_keys
+from infra import report_kit
+from infra.atomic_io import write_json_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
+from infra.machine import cpu_info, machine_info
 
 PROG = "python -m bench.ablations.cifar"
 EXPERIMENTS = ("fig1", "lrn", "pool", "towers")

@@ -48,10 +48,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alexnet.atomic_io import atomic_write
 from alexnet.cifar_cnn import CifarCNN
 from alexnet.data import build_data
 from bench.ablations.stats import epochs_to_threshold
+from infra.atomic_io import atomic_write
 
 STATE_FORMAT = "alexnet-kernels/cifar-run-state-v1"
 INPUT_SCALES = ("unit", "pixels")

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-from alexnet.atomic_io import write_json_atomic
 from alexnet.conv_local import ARMS
-from alexnet.errors import UsageError, check_output_folder, run_cli
-from alexnet.machine import machine_info
 from bench.ablations.conv_local_report import SCHEDULES, render_report
 from bench.ablations.conv_local_train import ConvLocalSpec, CifarImages, load_images, train_run
+from infra.atomic_io import write_json_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
+from infra.machine import machine_info
 
 PROG = "python -m bench.ablations.conv_local"
 RECORD_FORMAT = "alexnet-kernels/conv-local-record-v1"

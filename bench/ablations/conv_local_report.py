@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alexnet.atomic_io import write_text_atomic
 from alexnet.conv_local import ARMS
-from alexnet.report_kit import num, pct, pyplot, save_figure, signed_pp, table
 from bench.ablations.stats import mean_sd, paired_delta
+from infra.atomic_io import write_text_atomic
+from infra.report_kit import num, pct, pyplot, save_figure, signed_pp, table
 
 # epochs per phase (train on 1-4, fold in 5, lr/10, lr/100) and evaluate-every, per schedule; the runner's too
 SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from alexnet.atomic_io import write_json_atomic
-from alexnet.errors import run_cli
-from alexnet.machine import machine_info
 from bench.ablations.conv_local_train import ConvLocalSpec, _autocast, build, crops, load_images
+from infra.atomic_io import write_json_atomic
+from infra.errors import run_cli
+from infra.machine import machine_info
 
 PROG = "python -m bench.ablations.conv_local_speed"
 DEFAULT_OUT = Path("reports/cifar10-cpu/runs/conv-local/speed.json")

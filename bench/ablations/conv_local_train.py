@@ -38,11 +38,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alexnet.atomic_io import atomic_write
 from alexnet.conv_local import ARMS, CMRNORM, CROP, LAYER_PARAMS, ConvLocalConfig, ConvLocalNet
 from alexnet.convnet_sgd import ConvnetSGD, convnet_param_groups
 from alexnet.data import build_data
-from alexnet.errors import UsageError
+from infra.atomic_io import atomic_write
+from infra.errors import UsageError
 
 STATE_FORMAT = "alexnet-kernels/conv-local-state-v1"
 BORDER = (32 - CROP) // 2

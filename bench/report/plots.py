@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alexnet import report_kit
+from infra import report_kit
 from kernels.backends import BACKENDS as _OWN_BACKENDS
 from kernels.catalog import OPS
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from alexnet import report_kit
 from bench.report.results import ReportError, Run
+from infra import report_kit
 
 SECTION = "cpu-headline"
 SITE, DTYPE = "conv1", "float32"

@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import compare, paper_claims, plots, readme_rows, tables, targets
-from alexnet import report_kit
-from alexnet.atomic_io import write_text_atomic
-from alexnet.errors import check_output_folder, run_cli
 from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
+from infra import report_kit
+from infra.atomic_io import write_text_atomic
+from infra.errors import check_output_folder, run_cli
 
 __all__ = ["ReportError", "write_report", "write_comparison", "main"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alexnet.errors import UsageError
+from infra.errors import UsageError
 
 from bench import derive
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from alexnet import report_kit
+from infra import report_kit
 
 from kernels.backends import BACKENDS
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from alexnet import machine, report_kit
-from alexnet.atomic_io import write_json_atomic, write_text_atomic
-from alexnet.errors import UsageError, check_output_folder, run_cli
+from infra import machine, report_kit
+from infra.atomic_io import write_json_atomic, write_text_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
 
 # arm -> (activation, autocast, flush denormals to zero)
 ARMS = {"ReLU, bf16 autocast": ("relu", "bf16", False), "tanh, bf16 autocast": ("tanh", "bf16", False),

@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from alexnet import machine, report_kit
-from alexnet.atomic_io import write_text_atomic
 from alexnet.cifar_cnn import ChannelLRN
-from alexnet.errors import UsageError, check_output_folder, run_cli
+from infra import machine, report_kit
+from infra.atomic_io import write_text_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
 
 # arm name -> (LRN on, how ChannelLRN computes it: a kernels backend, "einsum", or None for no LRN)
 ARMS = {

@@ -42,10 +42,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import triton  # noqa: E402
 
-from alexnet.errors import check_output_folder, run_cli  # noqa: E402
 from bench.env_info import software_versions  # noqa: E402
 from bench.shapes import GPU_SHAPES  # noqa: E402
 from bench.report.tables import markdown  # noqa: E402
+from infra.errors import check_output_folder, run_cli  # noqa: E402
 from kernels.backends.triton.launch import Launch, recording_launches  # noqa: E402
 from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
 

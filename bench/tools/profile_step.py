@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from alexnet import machine, report_kit
-from alexnet.atomic_io import write_text_atomic
-from alexnet.errors import UsageError, check_output_folder, run_cli
 from alexnet.model import AlexNetConfig, build_model
 from alexnet.optim import paper_sgd
+from infra import machine, report_kit
+from infra.atomic_io import write_text_atomic
+from infra.errors import UsageError, check_output_folder, run_cli
 from kernels.backends import BACKENDS
 
 OWN_OPS = ("alexnet_cpp_ext", "GeneratedBackwardFor_alexnet", "alexnet_triton")  # profiler keys of our ops

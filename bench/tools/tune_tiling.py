@@ -29,11 +29,11 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from alexnet.errors import check_output_folder, run_cli
 from bench.env_info import run_description
 from bench.shapes import GPU_SHAPES
 from bench.report.tables import markdown
 from bench.timing import copy_bandwidth
+from infra.errors import check_output_folder, run_cli
 from kernels.backends.triton import max_pool_kernel as mp
 from kernels.backends.triton import relu_lrn_kernel as lrn
 from kernels.experimental import triton_relu_lrn_cvec as cvec

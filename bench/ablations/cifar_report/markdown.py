@@ -1,7 +1,7 @@
 """The study's Markdown: ``render_markdown`` (the study folder's README.md) and its sections, and
 ``headline_rows`` with the ``fmt_*`` cells (the claim rows, also the project README's block).
 
-Numbers are formatted with ``alexnet.report_kit``; a value that was not measured reads "n/a" or "not
+Numbers are formatted with ``infra.report_kit``; a value that was not measured reads "n/a" or "not
 measured yet", never a number.
 """
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alexnet import report_kit
-from alexnet.report_kit import num, pct
 from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DEPENDS_ON_LR, LRN_ABSENT_FRACTION,
                                                    NOT_NORMALISATION, SENSITIVITY_MARGIN_PP, _ablation_recipe,
                                                    _expected_runs, _failed, _row, boundary_drop, per_epoch_crossing,
@@ -18,6 +16,8 @@ from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DEPEN
 from bench.ablations.cifar_report.records import (ARM_LABELS, FIG_SUFFIX, REGIME_LABELS, REGIME_TEXT, REGIMES,
                                                   UNIT_LRN_PROBE)
 from bench.ablations.stats import mean_sd
+from infra import report_kit
+from infra.report_kit import num, pct
 
 def fmt_measured(row: dict) -> str:
     m = row["measured"]

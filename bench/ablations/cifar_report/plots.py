@@ -1,4 +1,4 @@
-"""The study's figures (matplotlib, ``alexnet.report_kit``'s style): ``plot_figure1`` (the paper's Figure 1:
+"""The study's figures (matplotlib, ``infra.report_kit``'s style): ``plot_figure1`` (the paper's Figure 1:
 training error against epochs, ReLU vs tanh), ``plot_deltas`` (each claim's measured effect with its 95%
 interval beside the paper's figure), ``plot_curves`` (the arms' learning curves) and ``plot_sensitivity``
 (each claim's effect at every rate of the learning-rate grid). Each returns False, writing nothing, when
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alexnet import report_kit
 from bench.ablations.cifar_report.analysis import CLAIM_KEYS, CLAIM_TEXT, _row
 from bench.ablations.cifar_report.records import ARM_LABELS, REGIME_LABELS, REGIMES
+from infra import report_kit
 
 RATIO_TICKS = (0.25, 0.5, 1, 2, 3, 4, 6, 8, 16, 32)  # the Figure-1 ratio axis of plot_deltas (log)
 PAPER_RATIO = 6.0  # Figure 1: ReLU reached 25% six times sooner

@@ -1,15 +1,15 @@
 """The project README's block of the study: ``readme_block`` (the claim rows of both regimes with their
 caveats) and ``update_readme``, which fills the README's ``<!-- cifar10-cpu:begin -->`` ...
-``<!-- cifar10-cpu:end -->`` section with it (``alexnet.report_kit.update_section``).
+``<!-- cifar10-cpu:end -->`` section with it (``infra.report_kit.update_section``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from alexnet import report_kit
 from bench.ablations.cifar_report.analysis import _ablation_recipe, analyse
 from bench.ablations.cifar_report.markdown import _machines, headline_rows
 from bench.ablations.cifar_report.records import REGIME_LABELS, REGIMES, load_study
+from infra import report_kit
 
 README_SECTION = "cifar10-cpu"
 README_BEGIN, README_END = report_kit.section_markers(README_SECTION)  # <!-- cifar10-cpu:begin/end -->

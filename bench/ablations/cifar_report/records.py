@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from alexnet.errors import UsageError
+from infra.errors import UsageError
 
 DEFAULT_OUT = "reports/cifar10-cpu"
 RUN_NAME = re.compile(r"^(?:(?P<regime>paper)/)?(?:fig1/(?P<act>relu|tanh)-lr(?P<lr>[0-9.e+-]+)|ablation/(?P<arm>[a-z0-9-]+)"

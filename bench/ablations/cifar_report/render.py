@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alexnet.atomic_io import write_text_atomic
-from alexnet.errors import run_cli
 from bench.ablations.cifar_report.analysis import analyse
 from bench.ablations.cifar_report.markdown import render_markdown
+from infra.atomic_io import write_text_atomic
+from infra.errors import run_cli
 from functools import partial
 
 from bench.ablations.cifar_report.plots import plot_curves, plot_deltas, plot_figure1, plot_sensitivity

@@ -3,7 +3,7 @@ README's generated sections between markers.
 
 Every report uses it: a training run's (``alexnet/train.py``), the benchmark reports (``bench/report/``)
 and the two studies' (``bench/ablations/alexnet_report.py``, ``bench/ablations/cifar_report/``). It sits
-in ``alexnet`` so that all of them can import it (``bench`` imports ``alexnet``, never the reverse).
+in ``infra``, which imports none of them, so that all of them can import it.
 
 * Numbers: ``pct`` (a fraction as a percentage), ``num``, ``signed_pp`` (a difference in percentage
   points), ``ratio`` ("0.89x"), ``cell`` (a table cell: missing values blank). A value that was not
@@ -21,8 +21,8 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from alexnet.atomic_io import atomic_write, write_text_atomic
-from alexnet.errors import UsageError
+from infra.atomic_io import atomic_write, write_text_atomic
+from infra.errors import UsageError
 
 # ---- numbers ----------------------------------------------------------------------------------------
 
