@@ -129,10 +129,13 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
         + "\n## % of the binding roof (cold caches on a CPU), by backend (empty = not measured)\n\n"
         + tables.kernel_pivot(run.kernels, "pct_roof" if "pct_roof" in run.kernels else "pct_copy_bw")))
     put("model.md", _page("AlexNet benchmarks", run, note
-        + "images/s = batch / median step time. TFLOP/s from counted multiply-adds (conv + FC; training = "
+        + "Steps run back to back: warm caches on a CPU (GPU: L2 flushed before each). "
+          "images/s = batch / median step time. TFLOP/s from counted multiply-adds (conv + FC; training = "
           "forward + weight grads + input grads). MFU = TFLOP/s / this run's measured dense GEMM throughput in "
           "the same precision (fp32 rows: TF32 GEMM when cuDNN uses TF32). x eager / x compile: against the "
-          "eager-kernels model and its whole-model torch.compile at the same config.\n\n"
+          "eager-kernels model and its whole-model torch.compile at the same config; x best-layout eager: against the "
+          "eager-kernels model in whichever layout (NCHW or channels_last) is faster; [95% CI]: bootstrap over the "
+          "rounds of this run.\n\n"
         + tables.model_table(run.models)))
     put("memory.md", _page("Memory", run, note + tables.memory_table(run.kernels, run.models)))
 
