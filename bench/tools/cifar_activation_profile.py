@@ -18,13 +18,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from bench.tools.cifar_throughput import train_steps
 from infra import machine, report_kit
 from infra.atomic_io import write_json_atomic, write_text_atomic
 from infra.errors import UsageError, check_output_folder, run_cli
@@ -49,20 +48,9 @@ class Arm:
         self.gen = torch.Generator().manual_seed(0)  # every arm draws the same batches
 
     def run(self, steps: int) -> float:
-        spec, data = self.spec, self.data
-        batches = [torch.randint(0, len(data.train_y), (spec.batch_size,), generator=self.gen) for _ in range(steps)]
         torch.set_flush_denormal(self.ftz)
         try:
-            start = time.perf_counter()
-            for idx in batches:
-                x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
-                with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16"):
-                    logits = self.model(x).float()
-                loss = F.cross_entropy(logits, y)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt.step()
-            return time.perf_counter() - start
+            return train_steps(self.model, self.opt, self.data, self.spec, self.gen, steps)[0]
         finally:
             torch.set_flush_denormal(False)
 

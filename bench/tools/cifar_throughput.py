@@ -59,6 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_steps(model, opt, data, spec, gen: torch.Generator, steps: int) -> tuple[float, torch.Tensor]:
+    """``steps`` training steps of ``model`` on batches drawn from ``data`` with ``gen`` (drawn before the
+    clock starts), as the study trains (``spec``'s input scale and autocast); the seconds taken and the
+    last loss."""
+    batches = [torch.randint(0, len(data.train_y), (spec.batch_size,), generator=gen) for _ in range(steps)]
+    start = time.perf_counter()
+    for idx in batches:
+        x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16"):
+            logits = model(x).float()
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start, loss
+
+
 class Arm:
     """One arm's net, optimiser and batch stream; ``run(steps)`` trains and returns the seconds taken."""
 
@@ -83,17 +100,7 @@ class Arm:
         spec, data = self.spec, self.data
         if steps < 1:
             return 0.0
-        batches = [torch.randint(0, len(data.train_y), (spec.batch_size,), generator=self.gen) for _ in range(steps)]
-        start = time.perf_counter()
-        for idx in batches:
-            x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
-            with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16"):
-                logits = self.model(x).float()
-            loss = F.cross_entropy(logits, y)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-        seconds = time.perf_counter() - start
+        seconds, loss = train_steps(self.model, self.opt, data, spec, self.gen, steps)
         if not torch.isfinite(loss):
             raise RuntimeError(f"{self.name}: the training loss is {float(loss)} - the arm does not train at "
                                f"lr {spec.lr}, so its speed would not be the study's")
