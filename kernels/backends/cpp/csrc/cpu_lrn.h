@@ -33,15 +33,27 @@ ALEXNET_ALWAYS_INLINE Vec newton_rsqrt_step(const Vec& d, const Vec& r) {
   return at::vec::fmadd(Vec(0.5f) * r, e, r);
 }
 
-ALEXNET_ALWAYS_INLINE Vec rsqrt_newton(const Vec& d) {
+// The hardware estimate of d^-1/2 (rsqrt_refine refines it); without AVX the exact value.
+ALEXNET_ALWAYS_INLINE Vec rsqrt_estimate(const Vec& d) {
 #if defined(CPU_CAPABILITY_AVX512)
-  return newton_rsqrt_step(d, _mm512_rsqrt14_ps(d));
+  return _mm512_rsqrt14_ps(d);
 #elif defined(CPU_CAPABILITY_AVX2)
-  return newton_rsqrt_step(d, _mm256_rsqrt_ps(d));
+  return _mm256_rsqrt_ps(d);
 #else
   return d.sqrt().reciprocal();
 #endif
 }
+
+// r = rsqrt_estimate(d) refined: one Newton step after a hardware estimate, nothing after the exact value.
+ALEXNET_ALWAYS_INLINE Vec rsqrt_refine(const Vec& d, const Vec& r) {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  return newton_rsqrt_step(d, r);
+#else
+  return r;
+#endif
+}
+
+ALEXNET_ALWAYS_INLINE Vec rsqrt_newton(const Vec& d) { return rsqrt_refine(d, rsqrt_estimate(d)); }
 
 // d^-3/4 = d^-1/2 (d d^-1/2)^-1/2, two refined estimates and three multiplies instead of two square
 // roots and a division (the divider was the bottleneck of the forward): within 4 float32 eps of the
@@ -87,6 +99,70 @@ struct Lrn {
   }
 };
 
+// d^-beta from a window sum with the constants held as vectors and the choice of power made once, outside
+// the loops: with pow's out-of-line call inside a loop the compiler must assume it clobbers every vector
+// register, and reloads the constants on every vector.
+template <bool kThreeQuarters>
+struct LrnScale {
+  Vec alpha, k, neg_beta;
+  explicit LrnScale(const Lrn& p) : alpha(p.alpha), k(p.k), neg_beta(-p.beta) {}
+  ALEXNET_ALWAYS_INLINE Vec operator()(const Vec& window_sum) const {
+    const Vec d = at::vec::fmadd(alpha, window_sum, k);
+    if constexpr (kThreeQuarters) return pow_neg_three_quarters(d);
+    else return d.pow(neg_beta);
+  }
+  // The same for G vectors, written step by step across the group so that G independent d^-3/4 chains
+  // (about 60 cycles of latency each) are in flight at once.
+  template <int G>
+  ALEXNET_ALWAYS_INLINE void group(Vec (&v)[G]) const {
+    if constexpr (!kThreeQuarters) {
+      for (int i = 0; i < G; ++i) v[i] = (*this)(v[i]);
+    } else {
+      Vec d[G], r[G], e[G];
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) r[i] = rsqrt_estimate(d[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(d[i] * r[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(d[i] * r[i], e[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) v[i] = zero_where_inf(r[i] * e[i], d[i]);
+    }
+  }
+};
+
+// f(scale) with the LrnScale that p calls for.
+template <typename F>
+ALEXNET_ALWAYS_INLINE void with_lrn_scale(const Lrn& p, const F& f) {
+  if (p.three_quarters) f(LrnScale<true>(p));
+  else f(LrnScale<false>(p));
+}
+
+// emit(q, m, scale(sum_at(q, m))) for each vector of n values (m lanes, as for_each_vector), whole vectors
+// G at a time through LrnScale::group: measured 23% faster than one vector at a time on the NCHW
+// forward (AVX2, Zen 2), whose single chain leaves the floating-point scheduler waiting.
+template <int G, typename Scale, typename SumAt, typename Emit>
+ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const SumAt& sum_at, const Emit& emit) {
+  int64_t q0 = 0;
+  for (; q0 + G * kLanes <= n; q0 += G * kLanes) {
+    Vec v[G];
+#pragma GCC unroll 16
+    for (int i = 0; i < G; ++i) v[i] = sum_at(q0 + i * kLanes, kLanes);
+    scale.group(v);
+#pragma GCC unroll 16
+    for (int i = 0; i < G; ++i) emit(q0 + i * kLanes, kLanes, v[i]);
+  }
+  for_each_vector(n - q0, [&](int64_t r, int64_t m) { emit(q0 + r, m, scale(sum_at(q0 + r, m))); });
+}
+
+// Vectors per LrnScale::group: 8 along a plane row (hundreds of positions), 4 across one position's
+// channels (12 vectors for 96 channels with AVX2); measured best of 2, 4 and 8 on each (AVX2, Zen 2).
+constexpr int kPlaneScaleGroup = 8, kRowScaleGroup = 4;
+
 // ---- planes (NCHW): x row c at x + c * ldx, P positions per row ------------------------------------
 // x, g and the results may each be float, bfloat16 or float16: values are widened as they are loaded and
 // rounded as they are stored (load_float / store_as), the math is in float.
@@ -117,39 +193,51 @@ inline int64_t lrn_forward_planes_scratch(int64_t P, const Lrn& p) { return p.si
 // y_c = relu(x_c) * d_c^-beta. The squares of rows c-half..c+half live in a ring of `size` rows
 // (sq: lrn_forward_planes_scratch floats): row c+half is squared just before output row c needs it,
 // so x streams through once (row c itself is re-read from cache) and y is written once.
+// Rows ahead of the one being squared whose cache lines are prefetched: each plane row is a short run
+// (a band of a few input rows) at a channel stride, too short for the hardware prefetcher to pick up;
+// 12% faster on the fused NCHW forward (AVX2, Zen 2), 1, 2 and 4 rows ahead alike.
+constexpr int64_t kPrefetchRows = 2;
 template <typename x_t, typename y_t>
 inline void lrn_forward_planes(const x_t* x, int64_t ldx, y_t* y, int64_t ldy, int64_t C, int64_t P,
                                const Lrn& p, float* sq) {
   auto square_row = [&](int64_t j) {
     float* dst = sq + (j % p.size) * P;
-    for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec a = relu(load_float(x + j * ldx + q, P - q));
-      store(dst + q, a * a, P - q);
-    }
+    const x_t* xj = x + j * ldx;
+    const x_t* ahead = x + std::min(j + kPrefetchRows, C - 1) * ldx;
+    for_each_vector(P, [&](int64_t q, int64_t m) {
+      __builtin_prefetch(ahead + q);
+      const Vec a = relu(load_float(xj + q, m));
+      store(dst + q, a * a, m);
+    });
   };
   std::vector<const float*> window(p.size);
   for (int64_t j = 0; j < std::min(p.half, C); ++j) square_row(j);
-  for (int64_t c = 0; c < C; ++c) {
-    if (c + p.half < C) square_row(c + p.half);
-    const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
-    for (int64_t j = lo; j <= hi; ++j) window[j - lo] = sq + (j % p.size) * P;
-    if (hi - lo == 4) {  // the paper's n = 5 away from the edges: five named rows, the loop unrolled
-      const float *w0 = window[0], *w1 = window[1], *w2 = window[2], *w3 = window[3], *w4 = window[4];
-      for (int64_t q = 0; q < P; q += kLanes) {
-        const int64_t m = P - q;
-        const Vec sum = load(w0 + q, m) + load(w1 + q, m) + load(w2 + q, m) + load(w3 + q, m) + load(w4 + q, m);
-        const Vec a = relu(load_float(x + c * ldx + q, m));
-        store_as(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), m);
+  with_lrn_scale(p, [&](const auto& scale) {
+    for (int64_t c = 0; c < C; ++c) {
+      if (c + p.half < C) square_row(c + p.half);
+      const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
+      for (int64_t j = lo; j <= hi; ++j) window[j - lo] = sq + (j % p.size) * P;
+      const x_t* xc = x + c * ldx;
+      y_t* yc = y + c * ldy;
+      if (hi - lo == 4) {  // the paper's n = 5 away from the edges: five named rows, the loop unrolled
+        const float *w0 = window[0], *w1 = window[1], *w2 = window[2], *w3 = window[3], *w4 = window[4];
+        for_each_scaled<kPlaneScaleGroup>(
+            P, scale,
+            [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+              return load(w0 + q, m) + load(w1 + q, m) + load(w2 + q, m) + load(w3 + q, m) + load(w4 + q, m);
+            },
+            [&](int64_t q, int64_t m, const Vec& s) ALEXNET_ALWAYS_INLINE_LAMBDA {
+              store_as(yc + q, relu(load_float(xc + q, m)) * s, m);
+            });
+        continue;
       }
-      continue;
+      for_each_vector(P, [&](int64_t q, int64_t m) {
+        Vec sum(0.f);
+        for (int64_t j = 0; j <= hi - lo; ++j) sum = sum + load(window[j] + q, m);
+        store_as(yc + q, relu(load_float(xc + q, m)) * scale(sum), m);
+      });
     }
-    for (int64_t q = 0; q < P; q += kLanes) {
-      Vec sum(0.f);
-      for (int64_t j = 0; j <= hi - lo; ++j) sum = sum + load(window[j] + q, P - q);
-      const Vec a = relu(load_float(x + c * ldx + q, P - q));
-      store_as(y + c * ldy + q, a * p.pow_neg_beta(p.denominator(sum)), P - q);
-    }
-  }
+  });
 }
 
 // dx from x and the output gradient g; sq, u, t: lrn_planes_scratch(C, P) floats each.
@@ -201,14 +289,17 @@ ALEXNET_ALWAYS_INLINE Vec window_sum_row(const float* padded, int64_t q, const L
 // sq: init_padded_row buffer.
 template <typename x_t, typename y_t>
 inline void lrn_forward_row(const x_t* x, y_t* y, int64_t C, const Lrn& p, float* sq) {
-  for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec a = relu(load_float(x + q, C - q));
-    store(sq + q, a * a, C - q);
-  }
-  for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec d = p.denominator(window_sum_row(sq, q, p));
-    store_as(y + q, relu(load_float(x + q, C - q)) * p.pow_neg_beta(d), C - q);
-  }
+  for_each_vector(C, [&](int64_t q, int64_t m) {
+    const Vec a = relu(load_float(x + q, m));
+    store(sq + q, a * a, m);
+  });
+  with_lrn_scale(p, [&](const auto& scale) {
+    for_each_scaled<kRowScaleGroup>(
+        C, scale, [&](int64_t q, int64_t) ALEXNET_ALWAYS_INLINE_LAMBDA { return window_sum_row(sq, q, p); },
+        [&](int64_t q, int64_t m, const Vec& s) ALEXNET_ALWAYS_INLINE_LAMBDA {
+          store_as(y + q, relu(load_float(x + q, m)) * s, m);
+        });
+  });
 }
 
 // sq, t: init_padded_row buffers; u: C floats.

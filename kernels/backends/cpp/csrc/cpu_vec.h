@@ -22,6 +22,7 @@ namespace cpu {
 // For small vector helpers the compiler would otherwise call out of line (a std::pair of vectors is
 // returned through memory, and a call through the PLT costs more than the loads it wraps).
 #define ALEXNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#define ALEXNET_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 
 using Vec = at::vec::Vectorized<float>;
 constexpr int64_t kLanes = Vec::size();
@@ -65,6 +66,16 @@ ALEXNET_ALWAYS_INLINE void store(float* p, const Vec& v, int64_t n) {
     v.store(tmp);
     copy_tail(p, tmp, n * sizeof(float));
   }
+}
+
+// body(q, m) for q = 0, kLanes, ... < n with m the lanes left: kLanes (a constant, so that the
+// load/store helpers' partial-vector branches fold away) for every whole vector, then n - q once for a
+// partial last vector.
+template <typename Body>
+ALEXNET_ALWAYS_INLINE void for_each_vector(int64_t n, const Body& body) {
+  int64_t q = 0;
+  for (; q + kLanes <= n; q += kLanes) body(q, kLanes);
+  if (q < n) body(q, n - q);
 }
 
 // ReLU that keeps NaN (like torch.relu): v <= 0 -> 0, otherwise v. The x86 max returns its second
