@@ -20,6 +20,7 @@ SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}
 
 PAPER = {"13pct": 0.13, "11pct": 0.11}
 NOT_YET = "not measured yet"
+SHARED_LOAD = 1.5  # 1-minute load average before a speed run above which other work shared the cores
 SCHEDULE_TEXT = {
     "full": "350 + 150 + 10 + 10 epochs (batches 1-4; fold in batch 5; lr/10; lr/100), as the layer-params file states",
     "short": "35 + 15 + 1 + 1 epochs: one tenth of each phase of the full schedule, fixed before any run",
@@ -112,6 +113,17 @@ def _curves(runs: dict, schedule: str, out_dir: Path) -> Path | None:
     return save_figure(fig, out_dir / f"conv-local-{schedule}-curves.png")
 
 
+def _load_sentence(speed: dict) -> str:
+    """What the 1-minute load average said about the machine around the speed run."""
+    before, after = speed["loadavg_before"][0], speed["loadavg_after"][0]
+    cores = speed["machine"].get("cpu_usable_cores") or speed["machine"].get("cpu_logical_cores")
+    said = f"load average {before:.1f} before, {after:.1f} after, on {cores} cores"
+    if before > SHARED_LOAD:
+        return (f"The machine was shared with other work ({said}): absolute figures are pessimistic; the variants "
+                "were interleaved so their ratios are fairer than their absolute values.")
+    return f"Nothing else ran beside it ({said}; the run's own threads raise the figure after)."
+
+
 def _speed_lines(records: Path) -> list[str]:
     """The speed section, from ``<records>/speed.json`` (``bench.ablations.conv_local_speed``)."""
     path = Path(records) / "speed.json"
@@ -122,9 +134,7 @@ def _speed_lines(records: Path) -> list[str]:
     lines = [f"Measured by `{speed['command']}` on {speed['date_utc']}: {m.get('cpu_model')}, "
              f"{m.get('torch_threads')} threads, torch {m.get('torch')}; batch {speed['batch']} of real 24x24 crops, "
              f"forward + backward + update, median of {speed['rounds']} interleaved rounds of {speed['steps']} steps. "
-             f"The machine was shared with other work (load average {speed['loadavg_before'][0]:.1f} before, "
-             f"{speed['loadavg_after'][0]:.1f} after, on 2 cores): absolute figures are pessimistic; the variants "
-             "were interleaved so their ratios are fairer than their absolute values.", ""]
+             + _load_sentence(speed), ""]
     base = next((r["images_per_s"] for r in speed["results"] if (r["arm"], r["amp"], r["backend"]) == ("13pct", "off", "cpp")), None)
     rows = []
     for r in speed["results"]:
