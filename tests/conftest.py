@@ -70,3 +70,16 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtyp
 
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def usage_error_line(main, argv, capsys) -> str:
+    """Run a command's ``main(argv)`` for a user's mistake and return its stderr, after checking what every
+    command line promises for one: exit status 2 and one line, ``<prog>: error: ...``, no traceback."""
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err and ": error: " in err, err
+    return err

@@ -23,16 +23,18 @@ from pathlib import Path
 
 import torch
 
-from bench.tools.cifar_throughput import train_steps
+from bench.tools import page_cli
+from bench.tools.cifar_throughput import rate_rows, train_steps
 from infra import machine, report_kit
-from infra.atomic_io import write_json_atomic, write_text_atomic
-from infra.errors import UsageError, check_output_folder, run_cli
+from infra.atomic_io import write_json_atomic
+from infra.errors import run_cli
 
 # arm -> (activation, autocast, flush denormals to zero)
 ARMS = {"ReLU, bf16 autocast": ("relu", "bf16", False), "tanh, bf16 autocast": ("tanh", "bf16", False),
         "ReLU, float32": ("relu", "off", False), "tanh, float32": ("tanh", "off", False),
         "tanh, bf16 autocast, denormals flushed": ("tanh", "bf16", True)}
 TOP_OPS = 8
+SHARED_LOAD = 1.5  # 1-minute load average before the run above which other work shared the cores
 
 
 class Arm:
@@ -93,12 +95,7 @@ def render(result: dict, args, command: str, shared: str) -> str:
              f"(momentum 0.9), on random batches of `{Path(result['data']).name}`. {args.rounds} rounds; in each, every "
              f"arm trains {args.steps} steps in turn (after {args.warmup} warm-up steps). Then {args.profile_steps} "
              "steps of each arm under `torch.profiler` (CPU activities).", ""]
-    rows = []
-    for name, values in rates.items():
-        med = statistics.median(values)
-        rows.append([name, report_kit.num(med, ",.0f"),
-                     f"{report_kit.num(min(values), ',.0f')}-{report_kit.num(max(values), ',.0f')}",
-                     report_kit.ratio(med / base), report_kit.num(1e3 * 128 / med, ".2f")])
+    rows = rate_rows(rates, base)
     lines += report_kit.table(["arm", "images/s (median)", "range over rounds", "vs ReLU bf16", "ms per step"], rows)
     lines.append("")
     for name, ops in result["profiles"].items():
@@ -122,27 +119,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body():
-        for name in ("rounds", "steps", "profile_steps"):
-            if getattr(args, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
-        if args.out is not None:
-            check_output_folder(args.out.parent, "--out's folder")
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        shared = ("Other work shared the 2 cores while this ran (no timing run was in progress): the ratios between "
-                  "arms, which took turns, are the measure, not the absolute rates." if os.cpu_count() and
-                  os.cpu_count() <= 2 else "")
+        page_cli.require_at_least(args, ("rounds", "steps", "profile_steps"))
+        page_cli.prepare(args)
+        load_before = os.getloadavg()[0]
+        shared = (f"Other work shared the cores while this ran (1-minute load average {load_before:.1f} before it "
+                  f"started, on {os.cpu_count()} cores): the ratios between arms, which took turns, are the measure, "
+                  "not the absolute rates." if load_before > SHARED_LOAD else "")
         result = measure(args)
-        command = "python -m bench.tools.cifar_activation_profile " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = render(result, args, command.strip(), shared)
-        if args.out is None:
-            print(text)
-        else:
-            print(f"wrote {write_text_atomic(args.out, text)}")
+        command = page_cli.command_line("bench.tools.cifar_activation_profile", argv)
+        if page_cli.emit(render(result, args, command, shared), args.out) is not None:
             summary = {"machine": machine.cpu_info()["cpu_model"], "threads": torch.get_num_threads(),
                        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                        "torch": torch.__version__, "measured": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-                       "command": command.strip(), "shared": bool(shared),
+                       "command": command, "shared": bool(shared),
                        "images_per_s": {k: statistics.median(v) for k, v in result["rates"].items()},
                        "profiles": result["profiles"]}
             print(f"wrote {write_json_atomic(args.out.with_suffix('.json'), summary)}")

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 from alexnet.cifar_cnn import ChannelLRN
 from infra import machine, report_kit
-from infra.atomic_io import write_text_atomic
-from infra.errors import UsageError, check_output_folder, run_cli
+from bench.tools import page_cli
+from infra.errors import run_cli
 
 # arm name -> (LRN on, how ChannelLRN computes it: a kernels backend, "einsum", or None for no LRN)
 ARMS = {
@@ -59,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def train_steps(model, opt, data, spec, gen: torch.Generator, steps: int) -> tuple[float, torch.Tensor]:
+def train_steps(model, opt, data, spec, gen: torch.Generator, steps: int) -> tuple[float, torch.Tensor | None]:
     """``steps`` training steps of ``model`` on batches drawn from ``data`` with ``gen`` (drawn before the
     clock starts), as the study trains (``spec``'s input scale and autocast); the seconds taken and the
-    last loss."""
+    last loss (None for no steps)."""
     batches = [torch.randint(0, len(data.train_y), (spec.batch_size,), generator=gen) for _ in range(steps)]
+    loss = None
     start = time.perf_counter()
     for idx in batches:
         x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
@@ -158,12 +159,7 @@ def render(result: dict, args, command: str) -> str:
              f"on random batches of `{Path(result['data']).name}`. {args.rounds} rounds; in each, every arm trains "
              f"{args.steps} steps in turn (after {args.warmup} untimed warm-up steps per arm). Training steps only: "
              "no evaluation, no data decoding.", ""]
-    rows = []
-    for name, values in rates.items():
-        med = statistics.median(values)
-        rows.append([name, report_kit.num(med, ",.0f"),
-                     f"{report_kit.num(min(values), ',.0f')}-{report_kit.num(max(values), ',.0f')}",
-                     report_kit.ratio(med / base), report_kit.num(1e3 * 128 / med, ".2f")])
+    rows = rate_rows(rates, base)
     rows += [[name, f"not run: {reason}", "", "", ""] for name, reason in result["missing"].items()]
     lines += report_kit.table(["arm", "images/s (median)", "range over rounds", "vs baseline",
                                "ms per step"], rows)
@@ -171,27 +167,27 @@ def render(result: dict, args, command: str) -> str:
     return "\n".join(lines)
 
 
+def rate_rows(rates: dict[str, list[float]], base: float, batch: int = 128) -> list[list[str]]:
+    """Table rows per arm: median images/s, the range over rounds, the ratio to ``base``, ms per step."""
+    rows = []
+    for name, values in rates.items():
+        med = statistics.median(values)
+        rows.append([name, report_kit.num(med, ",.0f"),
+                     f"{report_kit.num(min(values), ',.0f')}-{report_kit.num(max(values), ',.0f')}",
+                     report_kit.ratio(med / base), report_kit.num(1e3 * batch / med, ".2f")])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
     def body():
-        for name in ("rounds", "steps"):
-            if getattr(args, name) < 1:
-                raise UsageError(f"--{name} must be at least 1 (got {getattr(args, name)})")
-        if args.warmup < 0:
-            raise UsageError(f"--warmup must be at least 0 (got {args.warmup})")
-        if args.out is not None:
-            check_output_folder(args.out.parent, "--out's folder")
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        page_cli.require_at_least(args, ("rounds", "steps"))
+        page_cli.require_at_least(args, ("warmup",), minimum=0)
+        page_cli.prepare(args)
         result = measure(args)
-        command = "python -m bench.tools.cifar_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = render(result, args, command.strip())
-        if args.out is None:
-            print(text)
-        else:
-            print(f"wrote {write_text_atomic(args.out, text)}")
+        page_cli.emit(render(result, args, page_cli.command_line("bench.tools.cifar_throughput", argv)), args.out)
     return run_cli(parser.prog, body)
 
 

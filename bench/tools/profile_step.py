@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from alexnet.model import AlexNetConfig, build_model
 from alexnet.optim import paper_sgd
 from infra import machine, report_kit
-from infra.atomic_io import write_text_atomic
-from infra.errors import UsageError, check_output_folder, run_cli
+from bench.tools import page_cli
+from infra.errors import UsageError, run_cli
 from kernels.backends import BACKENDS
 
 OWN_OPS = ("alexnet_cpp_ext", "GeneratedBackwardFor_alexnet", "alexnet_triton")  # profiler keys of our ops
@@ -105,23 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        for name in ("batch", "image_size", "steps"):
-            if getattr(args, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
+        page_cli.require_at_least(args, ("batch", "image_size", "steps"))
         if args.image_size < 67:
             raise UsageError(f"--image-size {args.image_size} is too small for AlexNet (conv1 11/4 and three 3/2 "
                              "pools); use at least 67")
-        if args.out is not None:
-            check_output_folder(args.out.parent, "--out's folder")
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        page_cli.prepare(args)
         averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps)
-        command = "python -m bench.tools.profile_step " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = render(averages, wall_ms, args, command.strip())
-        if args.out is None:
-            print(text)
-        else:
-            print(f"wrote {write_text_atomic(args.out, text)}")
+        page_cli.emit(render(averages, wall_ms, args, page_cli.command_line("bench.tools.profile_step", argv)),
+                      args.out)
     return run_cli(parser.prog, body)
 
 
