@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from bench.tools import page_cli
-from bench.tools.cifar_throughput import rate_rows, train_steps
+from bench.tools.cifar_throughput import rate_rows, rates_in_turns, train_steps
 from infra import machine, report_kit
 from infra.atomic_io import write_json_atomic
 from infra.errors import run_cli
@@ -73,12 +73,7 @@ def measure(args) -> dict:
 
     data = load_cifar_tensors(args.data)
     arms = [Arm(name, *settings, data) for name, settings in ARMS.items()]
-    for arm in arms:
-        arm.run(args.warmup)
-    rates = {arm.name: [] for arm in arms}
-    for _ in range(args.rounds):
-        for arm in arms:
-            rates[arm.name].append(args.steps * arm.spec.batch_size / arm.run(args.steps))
+    rates = rates_in_turns(arms, args)
     profiles = {arm.name: arm.profile(args.profile_steps) for arm in arms}
     return {"rates": rates, "profiles": profiles, "data": data.source}
 
@@ -114,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20, help="timed training steps per arm and round (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per arm first (default 3)")
     p.add_argument("--profile-steps", type=int, default=3, help="profiled steps per arm (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=None, help="write the Markdown page here (default: print it)")
+    page_cli.add_threads_and_out(p)
     args = p.parse_args(argv)
 
     def body():

@@ -54,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="rounds; each times every arm once (default 5)")
     p.add_argument("--steps", type=int, default=40, help="timed training steps per arm and round (default 40)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps per arm before the rounds (default 5)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=None, help="write the Markdown page here (default: print it)")
+    page_cli.add_threads_and_out(p)
     return p
 
 
@@ -122,13 +121,19 @@ def measure(args) -> dict:
             missing[name] = reason
         else:
             arms.append(Arm(name, lrn, impl, data, spec_kwargs))
+    return {"rates": rates_in_turns(arms, args), "missing": missing, "data": data.source, "spec": spec_kwargs}
+
+
+def rates_in_turns(arms: list, args) -> dict[str, list[float]]:
+    """Images/s of each arm per round: ``args.warmup`` untimed steps each, then ``args.rounds`` rounds in which
+    every arm trains ``args.steps`` steps in turn, so that a change in the machine's load falls on all arms."""
     for arm in arms:
         arm.run(args.warmup)
     rates = {arm.name: [] for arm in arms}
     for _ in range(args.rounds):
         for arm in arms:
             rates[arm.name].append(args.steps * arm.spec.batch_size / arm.run(args.steps))
-    return {"rates": rates, "missing": missing, "data": data.source, "spec": spec_kwargs}
+    return rates
 
 
 def _unavailable(impl: str | None) -> str | None:

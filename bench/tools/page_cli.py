@@ -3,13 +3,19 @@ a page records, and printing the page or writing it atomically."""
 from __future__ import annotations
 
 import sys
-from argparse import Namespace
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
 
 import torch
 
 from infra.atomic_io import write_text_atomic
 from infra.errors import UsageError, check_output_folder
+
+
+def add_threads_and_out(parser: ArgumentParser) -> None:
+    """The two flags every page tool takes: ``--threads`` and ``--out``."""
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--out", type=Path, default=None, help="write the Markdown page here (default: print it)")
 
 
 def require_at_least(args: Namespace, names: tuple[str, ...], minimum: int = 1) -> None:

@@ -13,7 +13,6 @@ import argparse
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16, the CPU headline's)")
     p.add_argument("--image-size", type=int, default=227, help="input size in pixels (default 227, the paper's)")
     p.add_argument("--steps", type=int, default=5, help="profiled steps, after 3 warm-up steps (default 5)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=None, help="write the Markdown page here (default: print it)")
+    page_cli.add_threads_and_out(p)
     return p
 
 
