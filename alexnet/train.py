@@ -25,7 +25,6 @@ writes files.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -52,9 +51,10 @@ from alexnet.distributed import DistContext
 from alexnet.metrics import RunningSums, topk_wrong
 from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
 from alexnet.optim import paper_sgd
+from alexnet.train_step import autocast, logits_and_loss
 from infra import report_kit
 from infra.atomic_io import write_json_atomic, write_text_atomic
-from infra.errors import UsageError, check_output_folder, run_cli
+from infra.errors import UsageError, check_output_folder, parse_and_run
 from infra.machine import machine_info
 
 # Defaults that depend on the machine (None in the parser means "resolve here").
@@ -318,9 +318,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         warmup.apply(optimizer, state.step)
         raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
         x = _memory_format(augment(raw, generator), channels_last)  # N x 3 x crop x crop float32 on device
-        with _autocast(device, amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), target)
+        logits, loss = logits_and_loss(model, x, target, amp=amp, device_type=device.type)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             state.diverged_at = {"epoch": epoch + 1, "step": state.step + 1, "loss": str(loss_value)}
@@ -378,7 +376,7 @@ def evaluate(model: torch.nn.Module, loader: Iterable, device: torch.device, *, 
     for raw, target in loader:
         raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
         views = transform(raw)  # V x N x 3 x crop x crop
-        with _autocast(device, amp):
+        with autocast(device.type, amp):
             if views.shape[0] == 1:
                 scores = model(_memory_format(views[0], channels_last)).float()
                 loss = F.cross_entropy(scores, target, reduction="sum")
@@ -397,12 +395,6 @@ def evaluate(model: torch.nn.Module, loader: Iterable, device: torch.device, *, 
 
 def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def _autocast(device: torch.device, amp: str):
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def _synchronize(devices) -> None:
@@ -762,9 +754,7 @@ def render_report(summary: dict, curves: str | None = None) -> str:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_cli(parser.prog, lambda: main(args))
+    return parse_and_run(build_parser(), main, argv)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ exit status 2 (what argparse does for a bad flag). Anything else is a bug and ke
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 
 class UsageError(Exception):
@@ -40,3 +41,11 @@ def run_cli(prog: str, body: Callable[[], object]) -> int:
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def parse_and_run(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace], object],
+                  argv: Sequence[str] | None = None) -> int:
+    """A command's entry point: ``argv`` parsed by ``parser`` (argparse's own errors exit 2), then ``main(args)``
+    under ``run_cli``."""
+    args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: main(args))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.ablations import alexnet_report
 from infra.atomic_io import write_json_atomic
-from infra.errors import UsageError, run_cli
+from infra.errors import UsageError, parse_and_run
 from infra.machine import machine_info
 
 # Variants of AlexNet: name -> flags added to the baseline's (exactly one switch each).
@@ -292,9 +292,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_cli(parser.prog, lambda: main(args))
+    return parse_and_run(build_parser(), main, argv)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 
 from alexnet.cifar_cnn import CifarCNN
 from alexnet.data import build_data
+from alexnet.train_step import autocast, sgd_step
 from bench.ablations.stats import epochs_to_threshold
 from infra.atomic_io import atomic_write
 
@@ -265,7 +266,7 @@ def lrn_terms(model: CifarCNN, x: torch.Tensor, spec: RunSpec) -> list[dict]:
     was_training = model.training
     model.eval()
     try:
-        with _autocast(spec):
+        with autocast("cpu", spec.amp):
             model(x)
     finally:
         for h in hooks:
@@ -352,14 +353,9 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             if spec.flip:
                 f = flips[idx]
                 x[f] = x[f].flip(flip_dim)
-            with _autocast(spec):
-                logits = model(x).float()
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            wrong += (logits.detach().argmax(1) != y).sum()
-            loss_sum += loss.detach()
+            logits, loss = sgd_step(model, opt, x, y, amp=spec.amp)
+            wrong += (logits.argmax(1) != y).sum()
+            loss_sum += loss
             window.seen += len(y)
             rec["step"] += 1
             if rec["step"] - window.start_step == window_steps:
@@ -390,7 +386,7 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             elif rec["epochs_run"] >= spec.max_epochs:
                 rec["stop_reason"] = "budget"
         if spec.test_every_epoch or rec["stop_reason"] is not None:
-            with _autocast(spec):
+            with autocast("cpu", spec.amp):
                 if spec.test_at_end:
                     rec["test_curve"].append({"epoch": rec["epochs_run"],
                                               **test_error(model, data, input_scale=spec.input_scale)})
@@ -414,10 +410,6 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
 def at_chance(err: float, num_classes: int) -> bool:
     """Whether a running training error is still at chance (within ``CHANCE_MARGIN`` of ``1 - 1/classes``)."""
     return err >= 1.0 - 1.0 / num_classes - CHANCE_MARGIN
-
-
-def _autocast(spec: RunSpec):
-    return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16")
 
 
 def _close_window(window: _Window, step: int, seconds: float, steps_per_epoch: int) -> dict:

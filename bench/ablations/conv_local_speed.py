@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from bench.ablations.conv_local_train import ConvLocalSpec, _autocast, build, crops, load_images
+from alexnet.train_step import sgd_step
+from bench.ablations.conv_local_train import ConvLocalSpec, build, crops, load_images
 from infra.atomic_io import write_json_atomic
 from infra.errors import run_cli
 from infra.machine import machine_info
@@ -42,12 +42,7 @@ def _stepper(spec: ConvLocalSpec, data, batch: int = 128):
         idx = torch.randint(0, n, (batch,), generator=gen)
         x = crops(data.train[idx], data.mean_crop, torch.randint(0, 9, (batch,), generator=gen),
                   torch.randint(0, 9, (batch,), generator=gen), torch.rand(batch, generator=gen) < 0.5)
-        with _autocast(spec):
-            logits = model(x).float()
-        loss = F.cross_entropy(logits, data.train_y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        sgd_step(model, opt, x, data.train_y[idx], amp=spec.amp)
     return step
 
 

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from alexnet.conv_local import ARMS, CMRNORM, CROP, LAYER_PARAMS, ConvLocalConfig, ConvLocalNet
 from alexnet.convnet_sgd import ConvnetSGD, convnet_param_groups
 from alexnet.data import build_data
+from alexnet.train_step import autocast, sgd_step
 from infra.atomic_io import atomic_write
 from infra.errors import UsageError
 
@@ -174,7 +175,7 @@ def evaluate(model: ConvLocalNet, images: torch.Tensor, labels: torch.Tensor, me
         chunk = images[i:i + batch_size]
         probs = 0
         for v in views:
-            with _autocast(spec):
+            with autocast("cpu", spec.amp):
                 probs = probs + F.softmax(model(view_crops(chunk, mean_crop, v)).float(), dim=1)
         wrong += int((probs.argmax(1) != labels[i:i + batch_size]).sum())
     model.train()
@@ -187,7 +188,7 @@ def lrn_probe(model: ConvLocalNet, x: torch.Tensor, spec: ConvLocalSpec) -> list
     ``alpha * sum_{window} a^2`` against ``k`` (=1): the share of the divisor that the sum makes."""
     alpha, size = CMRNORM["alpha"], CMRNORM["size"]
     model.eval()
-    with _autocast(spec):
+    with autocast("cpu", spec.amp):
         a1 = model._pool(model.conv1(x), model.pad1).float().relu()
         n1 = model.conv2(_lrn(a1))
     a2 = n1.float().relu()
@@ -207,10 +208,6 @@ def _lrn(a: torch.Tensor) -> torch.Tensor:
     import kernels
 
     return kernels.relu_lrn(a.float(), **CMRNORM, backend="eager")
-
-
-def _autocast(spec: ConvLocalSpec):
-    return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16")
 
 
 def build(spec: ConvLocalSpec) -> tuple[ConvLocalNet, ConvnetSGD]:
@@ -264,14 +261,9 @@ def train_run(spec: ConvLocalSpec, data: CifarImages, state_path: str | os.PathL
             sl = slice(i, i + spec.batch_size)
             x = crops(data.train[order[sl]], data.mean_crop, oy[sl], ox[sl], flip[sl])
             y = data.train_y[order[sl]]
-            with _autocast(spec):
-                logits = model(x).float()
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            wrong += (logits.detach().argmax(1) != y).sum()
-            loss_sum += loss.detach() * len(y)
+            logits, loss = sgd_step(model, opt, x, y, amp=spec.amp)
+            wrong += (logits.argmax(1) != y).sum()
+            loss_sum += loss * len(y)
         train_seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "phase": phase, "lr_scale": LR_SCALE[phase], "images": len(order),
                "train_err": int(wrong) / len(order), "train_loss": float(loss_sum) / len(order),

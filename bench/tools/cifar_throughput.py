@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from alexnet.cifar_cnn import ChannelLRN
+from alexnet.train_step import sgd_step
 from infra import machine, report_kit
 from bench.tools import page_cli
 from infra.errors import run_cli
@@ -67,12 +67,7 @@ def train_steps(model, opt, data, spec, gen: torch.Generator, steps: int) -> tup
     start = time.perf_counter()
     for idx in batches:
         x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=spec.amp == "bf16"):
-            logits = model(x).float()
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = sgd_step(model, opt, x, y, amp=spec.amp)[1]
     return time.perf_counter() - start, loss
 
 
