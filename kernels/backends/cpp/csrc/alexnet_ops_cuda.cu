@@ -48,21 +48,22 @@ __device__ __forceinline__ double dpow(double b, double e) { return pow(b, e); }
 // (n, c, h, w) of the element at linear position `idx` of a tensor contiguous in NCHW or NHWC order.
 __device__ __forceinline__ void unravel(int64_t idx, bool channels_last, int64_t C, int64_t H, int64_t W,
                                         int64_t& n, int64_t& c, int64_t& h, int64_t& w) {
+  // The index along the innermost dimension left in idx (of `extent` elements), taken off idx.
+  const auto peel = [&idx](int64_t extent) {
+    const int64_t i = idx % extent;
+    idx /= extent;
+    return i;
+  };
   if (channels_last) {
-    c = idx % C;
-    idx /= C;
-    w = idx % W;
-    idx /= W;
-    h = idx % H;
-    n = idx / H;
+    c = peel(C);
+    w = peel(W);
+    h = peel(H);
   } else {
-    w = idx % W;
-    idx /= W;
-    h = idx % H;
-    idx /= H;
-    c = idx % C;
-    n = idx / C;
+    w = peel(W);
+    h = peel(H);
+    c = peel(C);
   }
+  n = idx;
 }
 
 template <typename acc_t>
