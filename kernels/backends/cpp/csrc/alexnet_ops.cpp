@@ -132,118 +132,84 @@ void lrn_backward_tile(const acc_t* A, const acc_t* G, int64_t C, int64_t P, con
 // relu_lrn
 // ---------------------------------------------------------------------------------------------
 
-at::Tensor relu_lrn_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k) {
-  check_4d_float("relu_lrn", x_in);
-  check_lrn_args("relu_lrn", size);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(fmt));
-  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
-  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
-  const LrnParams params{size, alpha, beta, k};
-  if (cpu::vectorized_dtype(x.scalar_type())) {
-    const cpu::Lrn lrn(size, alpha, beta, k);
-    cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) { cpu::relu_lrn_forward<decltype(t)>(x, y, fmt, lrn); });
-    return y;
-  }
+// The scalar (float64) path of relu_lrn (call.g undefined) and of its backward (call.g the output grad): tiles of
+// positions, in parallel, gathered into [C][positions] buffers, run through the LRN forward or backward and
+// scattered into call.out.
+template <typename scalar_t>
+void relu_lrn_tiles(const LrnCall& call, const LrnParams& params) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const bool backward = call.g.defined();
+  const int64_t N = call.N, C = call.C, P = call.P;
+  const Strides4 st = call.st;
+  const scalar_t* xp = call.x.const_data_ptr<scalar_t>();
+  const scalar_t* gp = backward ? call.g.const_data_ptr<scalar_t>() : nullptr;
+  scalar_t* outp = call.out.mutable_data_ptr<scalar_t>();
   const int64_t tiles = (P + kPositionsPerTile - 1) / kPositionsPerTile;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_cpu", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> A(C * kPositionsPerTile), Y(C * kPositionsPerTile), S(kPositionsPerTile);
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t n = t / tiles, p0 = (t % tiles) * kPositionsPerTile;
-        const int64_t np = std::min(kPositionsPerTile, P - p0);
-        gather(xp + n * st.n, st.c, st.w, C, p0, np, true, A.data());
-        lrn_forward_tile(A.data(), C, np, params, S.data(), Y.data());
-        scatter(Y.data(), st.c, st.w, C, p0, np, yp + n * st.n);
+  at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+    const int64_t cap = C * kPositionsPerTile, grad_cap = backward ? cap : 0;
+    std::vector<acc_t> A(cap), OUT(cap), S(kPositionsPerTile), G(grad_cap), T(grad_cap), U(grad_cap);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / tiles, p0 = (t % tiles) * kPositionsPerTile;
+      const int64_t np = std::min(kPositionsPerTile, P - p0);
+      gather(xp + n * st.n, st.c, st.w, C, p0, np, true, A.data());
+      if (backward) {
+        gather(gp + n * st.n, st.c, st.w, C, p0, np, false, G.data());
+        lrn_backward_tile(A.data(), G.data(), C, np, params, S.data(), T.data(), U.data(), OUT.data());
+      } else {
+        lrn_forward_tile(A.data(), C, np, params, S.data(), OUT.data());
       }
-    });
+      scatter(OUT.data(), st.c, st.w, C, p0, np, outp + n * st.n);
+    }
   });
-  return y;
+}
+
+at::Tensor relu_lrn_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k) {
+  LrnCall call = prepare_relu_lrn(x_in, size);
+  if (cpu::vectorized_dtype(call.x.scalar_type())) {
+    const cpu::Lrn lrn(size, alpha, beta, k);
+    cpu::dispatch_vectorized(call.x.scalar_type(), [&](auto t) {
+      cpu::relu_lrn_forward<decltype(t)>(call.x, call.out, call.fmt, lrn);
+    });
+    return call.out;
+  }
+  const LrnParams params{size, alpha, beta, k};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.x.scalar_type(), "relu_lrn_cpu",
+                                  [&] { relu_lrn_tiles<scalar_t>(call, params); });
+  return call.out;
 }
 
 at::Tensor relu_lrn_backward_cpu(const at::Tensor& grad_y, const at::Tensor& x_in, int64_t size, double alpha,
                                  double beta, double k) {
-  check_relu_lrn_backward_args(grad_y, x_in, size);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
-  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
-  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
-  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
-  const LrnParams params{size, alpha, beta, k};
-  if (cpu::vectorized_dtype(x.scalar_type())) {
+  LrnCall call = prepare_relu_lrn_backward(grad_y, x_in, size);
+  if (cpu::vectorized_dtype(call.x.scalar_type())) {
     const cpu::Lrn lrn(size, alpha, beta, k);
-    cpu::dispatch_vectorized(x.scalar_type(),
-                             [&](auto t) { cpu::relu_lrn_backward<decltype(t)>(g, x, gx, fmt, lrn); });
-    return gx;
-  }
-  const int64_t tiles = (P + kPositionsPerTile - 1) / kPositionsPerTile;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_backward_cpu", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t* gp = g.const_data_ptr<scalar_t>();
-    scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
-      const int64_t cap = C * kPositionsPerTile;
-      std::vector<acc_t> A(cap), G(cap), T(cap), U(cap), GX(cap), S(kPositionsPerTile);
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t n = t / tiles, p0 = (t % tiles) * kPositionsPerTile;
-        const int64_t np = std::min(kPositionsPerTile, P - p0);
-        gather(xp + n * st.n, st.c, st.w, C, p0, np, true, A.data());
-        gather(gp + n * st.n, st.c, st.w, C, p0, np, false, G.data());
-        lrn_backward_tile(A.data(), G.data(), C, np, params, S.data(), T.data(), U.data(), GX.data());
-        scatter(GX.data(), st.c, st.w, C, p0, np, gxp + n * st.n);
-      }
+    cpu::dispatch_vectorized(call.x.scalar_type(), [&](auto t) {
+      cpu::relu_lrn_backward<decltype(t)>(call.g, call.x, call.out, call.fmt, lrn);
     });
-  });
-  return gx;
+    return call.out;
+  }
+  const LrnParams params{size, alpha, beta, k};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.x.scalar_type(), "relu_lrn_backward_cpu",
+                                  [&] { relu_lrn_tiles<scalar_t>(call, params); });
+  return call.out;
 }
 
 // ---------------------------------------------------------------------------------------------
 // max_pool
 // ---------------------------------------------------------------------------------------------
 
-// A pooling op's checked input, contiguous in its own layout, and its outputs allocated in that layout:
-// the pooled values and, for the training forms, their argmax offsets (undefined for the inference forms,
-// which keep nothing for a backward). `lrn_size` > 0 also checks the fused op's LRN window.
-struct PoolCall {
-  at::MemoryFormat fmt;
-  at::Tensor x, y, off;
-  int64_t N, C, H, W, OH, OW;
-};
-
-PoolCall prepare_pool(const char* op, const at::Tensor& x_in, int64_t kernel_size, int64_t stride, bool offsets,
-                      int64_t lrn_size = 0) {
-  check_4d_float(op, x_in);
-  if (lrn_size > 0) check_lrn_args(op, lrn_size);
-  PoolCall call;
-  call.N = x_in.size(0), call.C = x_in.size(1), call.H = x_in.size(2), call.W = x_in.size(3);
-  check_pool_args(op, call.H, call.W, kernel_size, stride);
-  call.OH = pool_out_size(call.H, kernel_size, stride), call.OW = pool_out_size(call.W, kernel_size, stride);
-  call.fmt = layout_of(x_in);
-  call.x = x_in.contiguous(call.fmt);
-  const auto options = call.x.options().memory_format(call.fmt);
-  call.y = at::empty({call.N, call.C, call.OH, call.OW}, options);
-  if (offsets) call.off = at::empty({call.N, call.C, call.OH, call.OW}, options.dtype(offset_dtype(kernel_size)));
-  return call;
-}
-
 std::tuple<at::Tensor, at::Tensor> max_pool_cpu(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
   PoolCall call = prepare_pool("max_pool", x_in, kernel_size, stride, /*offsets=*/true);
-  const int64_t N = call.N, C = call.C, H = call.H, W = call.W, OH = call.OH, OW = call.OW;
-  const auto fmt = call.fmt;
   const at::Tensor& x = call.x;
   at::Tensor &y = call.y, &off = call.off;
   if (cpu::vectorized_dtype(x.scalar_type())) {
-    cpu::dispatch_vectorized(x.scalar_type(),
-                             [&](auto t) { cpu::max_pool_forward<decltype(t)>(x, y, off, fmt, kernel_size, stride); });
+    cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
+      cpu::max_pool_forward<decltype(t)>(x, y, off, call.fmt, kernel_size, stride);
+    });
     return {y, off};
   }
-  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
+  const int64_t N = call.N, C = call.C, OH = call.OH, OW = call.OW;
+  const Strides4 si = call.si, so = call.so;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
@@ -279,19 +245,17 @@ inline int64_t load_offset(const at::Tensor& off, const void* base, int64_t i) {
 
 at::Tensor max_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor& offsets, int64_t height, int64_t width,
                                  int64_t kernel_size, int64_t stride) {
-  check_max_pool_backward_args(grad_y, offsets, height, width, kernel_size, stride);
-  const int64_t N = grad_y.size(0), C = grad_y.size(1), OH = grad_y.size(2), OW = grad_y.size(3);
-  const auto fmt = layout_of(offsets);
-  const at::Tensor off = offsets.contiguous(fmt);
-  const at::Tensor g = grad_y.contiguous(fmt);
-  at::Tensor gx = at::empty({N, C, height, width}, g.options().memory_format(fmt));
+  PoolCall call = prepare_max_pool_backward(grad_y, offsets, height, width, kernel_size, stride);
+  const at::Tensor &off = call.off, &g = call.g;
+  at::Tensor& gx = call.gx;
   if (cpu::vectorized_dtype(g.scalar_type())) {
     cpu::dispatch_vectorized(g.scalar_type(), [&](auto t) {
-      cpu::max_pool_backward<decltype(t)>(g, off, gx, fmt, kernel_size, stride);
+      cpu::max_pool_backward<decltype(t)>(g, off, gx, call.fmt, kernel_size, stride);
     });
     return gx;
   }
-  const Strides4 si = strides_for(fmt, C, height, width), so = strides_for(fmt, C, OH, OW);
+  const int64_t N = call.N, C = call.C, OH = call.OH, OW = call.OW;
+  const Strides4 si = call.si, so = call.so;
   const void* offp = off.const_data_ptr();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "max_pool_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -331,19 +295,18 @@ int64_t output_rows_per_tile(int64_t C, int64_t W, int64_t elem_bytes, int64_t k
 std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cpu(const at::Tensor& x_in, int64_t size, double alpha, double beta,
                                                      double k, int64_t kernel_size, int64_t stride) {
   PoolCall call = prepare_pool("relu_lrn_pool", x_in, kernel_size, stride, /*offsets=*/true, size);
-  const int64_t N = call.N, C = call.C, H = call.H, W = call.W, OH = call.OH, OW = call.OW;
-  const auto fmt = call.fmt;
   const at::Tensor& x = call.x;
   at::Tensor &y = call.y, &off = call.off;
-  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
-  const LrnParams params{size, alpha, beta, k};
   if (cpu::vectorized_dtype(x.scalar_type())) {
     const cpu::Lrn lrn(size, alpha, beta, k);
     cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
-      cpu::relu_lrn_pool_forward<decltype(t)>(x, y, off, fmt, lrn, kernel_size, stride);
+      cpu::relu_lrn_pool_forward<decltype(t)>(x, y, off, call.fmt, lrn, kernel_size, stride);
     });
     return {y, off};
   }
+  const int64_t N = call.N, C = call.C, W = call.W, OH = call.OH, OW = call.OW;
+  const Strides4 si = call.si, so = call.so;
+  const LrnParams params{size, alpha, beta, k};
   const bool small = off.scalar_type() == at::kChar;
   void* offp = off.mutable_data_ptr();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_cpu", [&] {
@@ -386,23 +349,19 @@ std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cpu(const at::Tensor& x_in, int
 at::Tensor relu_lrn_pool_backward_cpu(const at::Tensor& grad_y, const at::Tensor& x_in, const at::Tensor& offsets,
                                       int64_t size, double alpha, double beta, double k, int64_t kernel_size,
                                       int64_t stride) {
-  check_relu_lrn_pool_backward_args(grad_y, x_in, offsets, size, kernel_size, stride);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
-  const at::Tensor off = offsets.contiguous(fmt);
-  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
-  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
-  const LrnParams params{size, alpha, beta, k};
+  PoolCall call = prepare_relu_lrn_pool_backward(grad_y, x_in, offsets, size, kernel_size, stride);
+  const at::Tensor &x = call.x, &g = call.g, &off = call.off;
+  at::Tensor& gx = call.gx;
   if (cpu::vectorized_dtype(x.scalar_type())) {
     const cpu::Lrn lrn(size, alpha, beta, k);
     cpu::dispatch_vectorized(x.scalar_type(), [&](auto t) {
-      cpu::relu_lrn_pool_backward<decltype(t)>(g, x, off, gx, fmt, lrn, kernel_size, stride);
+      cpu::relu_lrn_pool_backward<decltype(t)>(g, x, off, gx, call.fmt, lrn, kernel_size, stride);
     });
     return gx;
   }
+  const int64_t N = call.N, C = call.C, H = call.H, W = call.W, OH = call.OH, OW = call.OW;
+  const Strides4 si = call.si, so = call.so;
+  const LrnParams params{size, alpha, beta, k};
   const void* offp = off.const_data_ptr();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;

@@ -48,21 +48,22 @@ __device__ __forceinline__ double dpow(double b, double e) { return pow(b, e); }
 // (n, c, h, w) of the element at linear position `idx` of a tensor contiguous in NCHW or NHWC order.
 __device__ __forceinline__ void unravel(int64_t idx, bool channels_last, int64_t C, int64_t H, int64_t W,
                                         int64_t& n, int64_t& c, int64_t& h, int64_t& w) {
+  // The index along the innermost dimension left in idx (of `extent` elements), taken off idx.
+  const auto peel = [&idx](int64_t extent) {
+    const int64_t i = idx % extent;
+    idx /= extent;
+    return i;
+  };
   if (channels_last) {
-    c = idx % C;
-    idx /= C;
-    w = idx % W;
-    idx /= W;
-    h = idx % H;
-    n = idx / H;
+    c = peel(C);
+    w = peel(W);
+    h = peel(H);
   } else {
-    w = idx % W;
-    idx /= W;
-    h = idx % H;
-    idx /= H;
-    c = idx % C;
-    n = idx / C;
+    w = peel(W);
+    h = peel(H);
+    c = peel(C);
   }
+  n = idx;
 }
 
 template <typename acc_t>
@@ -357,22 +358,34 @@ LrnArgs<acc_t> lrn_args(int64_t size, double alpha, double beta, double k) {
   return {static_cast<acc_t>(alpha), static_cast<acc_t>(beta), static_cast<acc_t>(k), size};
 }
 
+// Calls fn(scalar_t{}, off_t{}) for the dtype a pooling call computes in (its grad's in a backward, else its
+// input's) and the dtype of its offsets. kName tags the dtype dispatch: AT_DISPATCH takes a compile-time name,
+// the op's own, which its "not implemented" error names.
+template <const char* kName, typename Fn>
+void dispatch_pool_types(const PoolCall& call, Fn&& fn) {
+  const at::ScalarType t = (call.g.defined() ? call.g : call.x).scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t, kName, [&] {
+    dispatch_offsets(call.off.scalar_type(), [&](auto off_tag) { fn(scalar_t{}, off_tag); });
+  });
+}
+
+// The pooling ops' dispatch names, as dispatch_pool_types takes them.
+constexpr char kMaxPoolCuda[] = "max_pool_cuda";
+constexpr char kMaxPoolBackwardCuda[] = "max_pool_backward_cuda";
+constexpr char kReluLrnPoolCuda[] = "relu_lrn_pool_cuda";
+constexpr char kReluLrnPoolBackwardCuda[] = "relu_lrn_pool_backward_cuda";
+
 at::Tensor relu_lrn_cuda(const at::Tensor& x_in, int64_t size, double alpha, double beta, double k) {
-  check_4d_float("relu_lrn", x_in);
-  check_lrn_args("relu_lrn", size);
+  const LrnCall call = prepare_relu_lrn(x_in, size);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(fmt));
-  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
-  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
+  const at::Tensor &x = call.x, &y = call.out;
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     dispatch_window(size, [&](auto window) {
-      lrn_forward_kernel<scalar_t, decltype(window)::value><<<blocks_for(N * P), kThreads, 0, stream>>>(
-          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), N, C, P, st.c, st.w,
-          lrn_args<acc_t>(size, alpha, beta, k));
+      lrn_forward_kernel<scalar_t, decltype(window)::value><<<blocks_for(call.N * call.P), kThreads, 0, stream>>>(
+          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), call.N, call.C, call.P, call.st.c,
+          call.st.w, lrn_args<acc_t>(size, alpha, beta, k));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
@@ -381,21 +394,16 @@ at::Tensor relu_lrn_cuda(const at::Tensor& x_in, int64_t size, double alpha, dou
 
 at::Tensor relu_lrn_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_in, int64_t size, double alpha,
                                   double beta, double k) {
-  check_relu_lrn_backward_args(grad_y, x_in, size);
+  const LrnCall call = prepare_relu_lrn_backward(grad_y, x_in, size);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
-  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
-  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
-  const Strides4 st = strides_for(fmt, C, x.size(2), x.size(3));
+  const at::Tensor &x = call.x, &g = call.g, &gx = call.out;
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     dispatch_window(size, [&](auto window) {
-      lrn_backward_kernel<scalar_t, decltype(window)::value><<<blocks_for(N * P), kThreads, 0, stream>>>(
-          g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(), N, C, P,
-          st.c, st.w, lrn_args<acc_t>(size, alpha, beta, k));
+      lrn_backward_kernel<scalar_t, decltype(window)::value><<<blocks_for(call.N * call.P), kThreads, 0, stream>>>(
+          g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(), call.N,
+          call.C, call.P, call.st.c, call.st.w, lrn_args<acc_t>(size, alpha, beta, k));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
@@ -403,111 +411,74 @@ at::Tensor relu_lrn_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_
 }
 
 std::tuple<at::Tensor, at::Tensor> max_pool_cuda(const at::Tensor& x_in, int64_t kernel_size, int64_t stride) {
-  check_4d_float("max_pool", x_in);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("max_pool", H, W, kernel_size, stride);
-  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const PoolCall call = prepare_pool("max_pool", x_in, kernel_size, stride, /*offsets=*/true);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
-  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
-  const Strides4 si = strides_for(fmt, C, H, W);
-  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool_cuda", [&] {
-    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
-      using off_t = decltype(off_tag);
-      max_pool_forward_kernel<scalar_t, off_t><<<blocks_for(N * C * OH * OW), kThreads, 0, stream>>>(
-          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), off.mutable_data_ptr<off_t>(), N, C, H, W,
-          OH, OW, cl, si, kernel_size, stride);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+  dispatch_pool_types<kMaxPoolCuda>(call, [&](auto value, auto offset) {
+    using scalar_t = decltype(value);
+    using off_t = decltype(offset);
+    max_pool_forward_kernel<scalar_t, off_t>
+        <<<blocks_for(call.N * call.C * call.OH * call.OW), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            call.x.const_data_ptr<scalar_t>(), call.y.mutable_data_ptr<scalar_t>(),
+            call.off.mutable_data_ptr<off_t>(), call.N, call.C, call.H, call.W, call.OH, call.OW,
+            call.channels_last(), call.si, kernel_size, stride);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {y, off};
+  return {call.y, call.off};
 }
 
 at::Tensor max_pool_backward_cuda(const at::Tensor& grad_y, const at::Tensor& offsets, int64_t height, int64_t width,
                                   int64_t kernel_size, int64_t stride) {
-  check_max_pool_backward_args(grad_y, offsets, height, width, kernel_size, stride);
-  const int64_t N = grad_y.size(0), C = grad_y.size(1), OH = grad_y.size(2), OW = grad_y.size(3);
+  const PoolCall call = prepare_max_pool_backward(grad_y, offsets, height, width, kernel_size, stride);
   const c10::cuda::CUDAGuard guard(grad_y.device());
-  const auto fmt = layout_of(offsets);
-  const at::Tensor off = offsets.contiguous(fmt);
-  const at::Tensor g = grad_y.contiguous(fmt);
-  at::Tensor gx = at::empty({N, C, height, width}, g.options().memory_format(fmt));
-  const Strides4 so = strides_for(fmt, C, OH, OW);
-  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "max_pool_backward_cuda", [&] {
-    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
-      using off_t = decltype(off_tag);
-      max_pool_backward_kernel<scalar_t, off_t><<<blocks_for(N * C * height * width), kThreads, 0, stream>>>(
-          g.const_data_ptr<scalar_t>(), off.const_data_ptr<off_t>(), gx.mutable_data_ptr<scalar_t>(), N, C, height,
-          width, OH, OW, cl, so, kernel_size, stride);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+  dispatch_pool_types<kMaxPoolBackwardCuda>(call, [&](auto value, auto offset) {
+    using scalar_t = decltype(value);
+    using off_t = decltype(offset);
+    max_pool_backward_kernel<scalar_t, off_t>
+        <<<blocks_for(call.N * call.C * height * width), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            call.g.const_data_ptr<scalar_t>(), call.off.const_data_ptr<off_t>(), call.gx.mutable_data_ptr<scalar_t>(),
+            call.N, call.C, height, width, call.OH, call.OW, call.channels_last(), call.so, kernel_size, stride);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return gx;
+  return call.gx;
 }
 
 std::tuple<at::Tensor, at::Tensor> relu_lrn_pool_cuda(const at::Tensor& x_in, int64_t size, double alpha, double beta,
                                                       double k, int64_t kernel_size, int64_t stride) {
-  check_4d_float("relu_lrn_pool", x_in);
-  check_lrn_args("relu_lrn_pool", size);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  check_pool_args("relu_lrn_pool", H, W, kernel_size, stride);
-  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const PoolCall call = prepare_pool("relu_lrn_pool", x_in, kernel_size, stride, /*offsets=*/true, size);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  at::Tensor y = at::empty({N, C, OH, OW}, x.options().memory_format(fmt));
-  at::Tensor off = at::empty({N, C, OH, OW}, x.options().dtype(offset_dtype(kernel_size)).memory_format(fmt));
-  const Strides4 si = strides_for(fmt, C, H, W);
-  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_cuda", [&] {
+  dispatch_pool_types<kReluLrnPoolCuda>(call, [&](auto value, auto offset) {
+    using scalar_t = decltype(value);
+    using off_t = decltype(offset);
     using acc_t = at::opmath_type<scalar_t>;
-    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
-      using off_t = decltype(off_tag);
-      relu_lrn_pool_forward_kernel<scalar_t, off_t><<<blocks_for(N * C * OH * OW), kThreads, 0, stream>>>(
-          x.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), off.mutable_data_ptr<off_t>(), N, C, H, W,
-          OH, OW, cl, si, kernel_size, stride, lrn_args<acc_t>(size, alpha, beta, k));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+    relu_lrn_pool_forward_kernel<scalar_t, off_t>
+        <<<blocks_for(call.N * call.C * call.OH * call.OW), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            call.x.const_data_ptr<scalar_t>(), call.y.mutable_data_ptr<scalar_t>(),
+            call.off.mutable_data_ptr<off_t>(), call.N, call.C, call.H, call.W, call.OH, call.OW,
+            call.channels_last(), call.si, kernel_size, stride, lrn_args<acc_t>(size, alpha, beta, k));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {y, off};
+  return {call.y, call.off};
 }
 
 at::Tensor relu_lrn_pool_backward_cuda(const at::Tensor& grad_y, const at::Tensor& x_in, const at::Tensor& offsets,
                                        int64_t size, double alpha, double beta, double k, int64_t kernel_size,
                                        int64_t stride) {
-  check_relu_lrn_pool_backward_args(grad_y, x_in, offsets, size, kernel_size, stride);
-  const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
-  const int64_t OH = pool_out_size(H, kernel_size, stride), OW = pool_out_size(W, kernel_size, stride);
+  const PoolCall call = prepare_relu_lrn_pool_backward(grad_y, x_in, offsets, size, kernel_size, stride);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const auto fmt = layout_of(x_in);
-  const at::Tensor x = x_in.contiguous(fmt);
-  const at::Tensor g = grad_y.to(x.scalar_type()).contiguous(fmt);
-  const at::Tensor off = offsets.contiguous(fmt);
-  at::Tensor gx = at::empty(x.sizes(), x.options().memory_format(fmt));
-  const Strides4 si = strides_for(fmt, C, H, W), so = strides_for(fmt, C, OH, OW);
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_pool_backward_cuda", [&] {
+  dispatch_pool_types<kReluLrnPoolBackwardCuda>(call, [&](auto value, auto offset) {
+    using scalar_t = decltype(value);
+    using off_t = decltype(offset);
     using acc_t = at::opmath_type<scalar_t>;
-    dispatch_offsets(off.scalar_type(), [&](auto off_tag) {
-      using off_t = decltype(off_tag);
-      dispatch_window(size, [&](auto window) {
-        relu_lrn_pool_backward_kernel<scalar_t, off_t, decltype(window)::value>
-            <<<blocks_for(N * H * W), kThreads, 0, stream>>>(
-                g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), off.const_data_ptr<off_t>(),
-                gx.mutable_data_ptr<scalar_t>(), N, C, H, W, OH, OW, si, so, kernel_size, stride,
-                lrn_args<acc_t>(size, alpha, beta, k));
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      });
+    dispatch_window(size, [&](auto window) {
+      relu_lrn_pool_backward_kernel<scalar_t, off_t, decltype(window)::value>
+          <<<blocks_for(call.N * call.H * call.W), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+              call.g.const_data_ptr<scalar_t>(), call.x.const_data_ptr<scalar_t>(), call.off.const_data_ptr<off_t>(),
+              call.gx.mutable_data_ptr<scalar_t>(), call.N, call.C, call.H, call.W, call.OH, call.OW, call.si,
+              call.so, kernel_size, stride, lrn_args<acc_t>(size, alpha, beta, k));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
-  return gx;
+  return call.gx;
 }
 
 }  // namespace
