@@ -44,6 +44,12 @@ def position_tile(tile, N, H, W, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
 
 
 @triton.jit
+def position_ptr(ptr, n, h, w, stride_n, stride_h, stride_w):
+    """``ptr`` moved to position (n, h, w) of its tensor, at channel 0 (any shape: n, h and w alike)."""
+    return ptr + n * stride_n + h * stride_h + w * stride_w
+
+
+@triton.jit
 def channel_chunk(C, CHUNK):
     """This program's (position tile, first channel, end channel): programs are numbered with the
     chunk fastest, so the chunks of one tile run side by side and share their halo channels in L2."""
