@@ -32,11 +32,10 @@ from kernels.backends.triton.pool_windows import pooled_empty
 def _relu_lrn_pool_fwd_kernel(
     x_ptr,  # input, any strides
     y_ptr,  # pooled output, any strides
-    off_ptr,  # argmax window offsets (int8/int16), any strides
+    off_ptr,  # argmax window offsets (int8/int16), with y's strides (pooled_empty allocates both alike)
     N, C, H, W, OH, OW,
     sxn, sxc, sxh, sxw,
-    syn, syc, syh, syw,
-    son, soc, soh, sow,
+    syn, syc, syh, syw,  # strides of y and of the offsets
     CHUNK,  # channels per program
     alpha_hi, alpha_lo, beta, k,
     SIZE: tl.constexpr, SIZE_P2: tl.constexpr,
@@ -58,7 +57,7 @@ def _relu_lrn_pool_fwd_kernel(
     w = ow[:, None] * STRIDE + kw[None, :]
     xs = x_ptr + (n * sxn)[:, None] + h * sxh + w * sxw  # [BLOCK, KK_P2] pointers
     ys = position_ptr(y_ptr, n, oh, ow, syn, syh, syw)
-    offs = position_ptr(off_ptr, n, oh, ow, son, soh, sow)
+    offs = position_ptr(off_ptr, n, oh, ow, syn, syh, syw)
     ring = acc_zeros([SIZE_P2, BLOCK, KK_P2], USE_FP64)
     ACC: tl.constexpr = ring.dtype
     alpha = join_float(alpha_hi, alpha_lo, ACC)
@@ -91,7 +90,7 @@ def _relu_lrn_pool_fwd_kernel(
             ji = as_index(j, INDEX_64)
             ok = qmask & ((qlane0 + j) < c1)
             tl.store(ys + ji * syc, out.to(y_ptr.dtype.element_ty), mask=ok)
-            tl.store(offs + ji * soc, at.to(off_ptr.dtype.element_ty), mask=ok)
+            tl.store(offs + ji * syc, at.to(off_ptr.dtype.element_ty), mask=ok)
 
 
 # ---------------------------------------------------------------------------------- host side
@@ -116,7 +115,7 @@ def relu_lrn_pool_forward(
     walk = check_walk(walk or fused_walk(x, n * oh * ow, size), c, size)
     launch(
         _relu_lrn_pool_fwd_kernel, (walk.programs,),
-        x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
+        x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(),
         walk.chunk, *split_float(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), KS=kernel_size, STRIDE=stride,
         KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64,
