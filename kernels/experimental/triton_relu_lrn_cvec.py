@@ -23,8 +23,8 @@ import triton.language as tl
 from kernels.interpreter import triton_interpreted
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
-from kernels.backends.triton.indexing import as_index, position_tile
-from kernels.backends.triton.lrn_math import fast_log2, lrn_log2, split_float
+from kernels.backends.triton.indexing import as_index, position_ptr, position_tile
+from kernels.backends.triton.lrn_math import fast_log2, join_float, lrn_log2, split_float
 
 
 @triton.jit
@@ -59,7 +59,7 @@ def _relu_lrn_fwd_cvec_kernel(
 ):
     HALF: tl.constexpr = SIZE // 2
     mask, n, h, w = position_tile(tl.program_id(0), N, H, W, BLOCK, INDEX_64)
-    xs = x_ptr + n * sxn + h * sxh + w * sxw
+    xs = position_ptr(x_ptr, n, h, w, sxn, sxh, sxw)
     ys = y_ptr + n * syn + h * syh + w * syw
     cols = tl.arange(0, CV)[None, :]
     if USE_FP64:  # relu(x) of the vector before the current one (zero before channel 0)
@@ -67,7 +67,7 @@ def _relu_lrn_fwd_cvec_kernel(
     else:
         prev = tl.zeros([BLOCK, CV], tl.float32)
     ACC: tl.constexpr = prev.dtype
-    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
+    alpha = join_float(alpha_hi, alpha_lo, ACC)
     cur = _load_relu_vector(xs, 0, cols, mask, C, ACC, INDEX_64)
     for g in range(0, C, CV):
         nxt = _load_relu_vector(xs, g + CV, cols, mask, C, ACC, INDEX_64)

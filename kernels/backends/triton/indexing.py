@@ -17,19 +17,20 @@ def as_index(v, INDEX_64: tl.constexpr):
 
 
 @triton.jit
+def digits(idx, size0, size1, size2):
+    """``idx`` split into four mixed-radix digits, fastest first: sizes ``size0``, ``size1``, ``size2``,
+    and whatever is left for the slowest."""
+    return idx % size0, (idx // size0) % size1, (idx // (size0 * size1)) % size2, idx // (size0 * size1 * size2)
+
+
+@triton.jit
 def unravel(idx, C, H, W, CHANNELS_LAST: tl.constexpr):
     """(n, c, h, w) of element ``idx`` of a dense N x C x H x W tensor walked in memory order
     (w fastest for NCHW, c fastest for channels_last); ``offsets.unravel`` is its host twin."""
     if CHANNELS_LAST:
-        c = idx % C
-        w = (idx // C) % W
-        h = (idx // (C * W)) % H
-        n = idx // (C * W * H)
+        c, w, h, n = digits(idx, C, W, H)
     else:
-        w = idx % W
-        h = (idx // W) % H
-        c = (idx // (W * H)) % C
-        n = idx // (W * H * C)
+        w, h, c, n = digits(idx, W, H, C)
     return n, c, h, w
 
 
@@ -40,6 +41,12 @@ def position_tile(tile, N, H, W, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
     p = as_index(tile, INDEX_64) * BLOCK + tl.arange(0, BLOCK)
     mask = p < as_index(N, INDEX_64) * H * W
     return mask, p // (H * W), (p // W) % H, p % W
+
+
+@triton.jit
+def position_ptr(ptr, n, h, w, stride_n, stride_h, stride_w):
+    """``ptr`` moved to position (n, h, w) of its tensor, at channel 0 (any shape: n, h and w alike)."""
+    return ptr + n * stride_n + h * stride_h + w * stride_w
 
 
 @triton.jit

@@ -20,8 +20,10 @@ import triton.language as tl
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.tiling import ChannelWalk
-from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
-from kernels.backends.triton.lrn_math import check_walk, fast_log2, load_relu, lrn_log2, lrn_walk, split_float
+from kernels.backends.triton.indexing import as_index, channel_chunk, position_ptr, position_tile
+from kernels.backends.triton.lrn_math import (
+    acc_zeros, check_walk, fast_log2, join_float, load_relu, lrn_log2, lrn_walk, split_float,
+)
 from kernels.backends.triton.pool_windows import window_geometry, window_grad
 
 
@@ -50,17 +52,14 @@ def _relu_lrn_bwd_kernel(
     HALF: tl.constexpr = SIZE // 2
     tile, c0, c1 = channel_chunk(C, CHUNK)
     mask, n, h, w = position_tile(tile, N, H, W, BLOCK, INDEX_64)
-    xs = x_ptr + n * sxn + h * sxh + w * sxw
-    gs = g_ptr + n * sgn + h * sgh + w * sgw
-    ds = dx_ptr + n * sdn + h * sdh + w * sdw
-    if USE_FP64:
-        sq = tl.zeros([SIZE_P2, BLOCK], tl.float64)
-    else:
-        sq = tl.zeros([SIZE_P2, BLOCK], tl.float32)
+    xs = position_ptr(x_ptr, n, h, w, sxn, sxh, sxw)
+    gs = position_ptr(g_ptr, n, h, w, sgn, sgh, sgw)
+    ds = position_ptr(dx_ptr, n, h, w, sdn, sdh, sdw)
+    sq = acc_zeros([SIZE_P2, BLOCK], USE_FP64)  # squares a_c^2
     ACC: tl.constexpr = sq.dtype
     t_ring = tl.zeros([SIZE_P2, BLOCK], ACC)  # T_c = g_c a_c d_c^(-beta-1)
     gp_ring = tl.zeros([SIZE_P2, BLOCK], ACC)  # g_c d_c^-beta
-    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
+    alpha = join_float(alpha_hi, alpha_lo, ACC)
     two_alpha_beta = 2.0 * alpha * tl.cast(beta, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)

@@ -1,6 +1,7 @@
-"""Shared pieces of the ReLU+LRN kernels: the denominator's log2, the ReLU'd channel load, and the host
-helpers that pass LRN settings and launch shapes to them (``relu_lrn_kernel``, ``relu_lrn_pool_kernel``,
-``lrn_backward_kernel`` and the experimental channel-vector kernel use them)."""
+"""Shared pieces of the ReLU+LRN kernels: the accumulators, alpha from its float32 pair, the denominator's
+log2, the ReLU'd channel load, and the host helpers that pass LRN settings and launch shapes to them
+(``relu_lrn_kernel``, ``relu_lrn_pool_kernel``, ``lrn_backward_kernel`` and the experimental
+channel-vector kernel use them)."""
 from __future__ import annotations
 
 import struct
@@ -13,6 +14,18 @@ from triton.language.extra import libdevice
 from kernels.interpreter import triton_interpreted
 from kernels.backends.triton.indexing import as_index
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk
+
+
+@triton.jit
+def acc_zeros(shape, USE_FP64: tl.constexpr):
+    """Zeros of ``shape`` in the accumulation type: float64 for float64 inputs, float32 otherwise."""
+    return tl.zeros(shape, tl.float64 if USE_FP64 else tl.float32)
+
+
+@triton.jit
+def join_float(hi, lo, ACC: tl.constexpr):
+    """``hi + lo`` in ACC: the kernel side of ``split_float``."""
+    return tl.cast(hi, ACC) + tl.cast(lo, ACC)
 
 
 @triton.jit

@@ -35,32 +35,30 @@ def index_is_64(*tensors: torch.Tensor, lanes: int = 0) -> bool:
     return lanes + (1 << 16) > INT32_MAX or any(needs_int64(t.shape, t.stride()) for t in tensors)
 
 
+def memory_order(channels_last: bool) -> tuple[int, int, int, int]:
+    """The dims of an (n, c, h, w) tensor from fastest to slowest in memory."""
+    return (1, 3, 2, 0) if channels_last else (3, 2, 1, 0)
+
+
 def unravel(linear: int, shape: tuple[int, int, int, int], channels_last: bool) -> tuple[int, int, int, int]:
     """(n, c, h, w) of element number ``linear`` of a dense tensor walked in its memory order.
 
     The max-pool kernels walk their (dense, freshly allocated) output in memory order this way:
     ``w`` fastest for NCHW, ``c`` fastest for channels_last.
     """
-    n_, c_, h_, w_ = shape
-    if channels_last:
-        c = linear % c_
-        w = (linear // c_) % w_
-        h = (linear // (c_ * w_)) % h_
-        n = linear // (c_ * w_ * h_)
-    else:
-        w = linear % w_
-        h = (linear // w_) % h_
-        c = (linear // (w_ * h_)) % c_
-        n = linear // (w_ * h_ * c_)
-    return n, c, h, w
+    index = [0, 0, 0, 0]
+    for dim in memory_order(channels_last)[:3]:  # fastest first; n takes what is left
+        linear, index[dim] = divmod(linear, shape[dim])
+    index[0] = linear
+    return tuple(index)
 
 
 def dense_strides(shape: tuple[int, int, int, int], channels_last: bool) -> tuple[int, int, int, int]:
     """Strides of a dense NCHW or channels_last tensor of ``shape`` (what ``torch.empty`` would give)."""
-    n_, c_, h_, w_ = shape
-    if channels_last:
-        return (h_ * w_ * c_, 1, w_ * c_, c_)
-    return (c_ * h_ * w_, h_ * w_, w_, 1)
+    strides, step = [0, 0, 0, 0], 1
+    for dim in memory_order(channels_last):
+        strides[dim], step = step, step * shape[dim]
+    return tuple(strides)
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

@@ -25,9 +25,11 @@ import triton.language as tl
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.tiling import ChannelWalk
-from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
+from kernels.backends.triton.indexing import as_index, channel_chunk, position_ptr, position_tile
 from kernels.backends.triton.lrn_backward_kernel import lrn_backward
-from kernels.backends.triton.lrn_math import check_walk, fast_log2, load_relu, lrn_log2, lrn_walk, split_float
+from kernels.backends.triton.lrn_math import (
+    acc_zeros, check_walk, fast_log2, join_float, load_relu, lrn_log2, lrn_walk, split_float,
+)
 
 
 @triton.jit
@@ -50,14 +52,11 @@ def _relu_lrn_fwd_kernel(
     HALF: tl.constexpr = SIZE // 2
     tile, c0, c1 = channel_chunk(C, CHUNK)
     mask, n, h, w = position_tile(tile, N, H, W, BLOCK, INDEX_64)
-    xs = x_ptr + n * sxn + h * sxh + w * sxw
-    ys = y_ptr + n * syn + h * syh + w * syw
-    if USE_FP64:
-        ring = tl.zeros([SIZE_P2, BLOCK], tl.float64)
-    else:
-        ring = tl.zeros([SIZE_P2, BLOCK], tl.float32)
+    xs = position_ptr(x_ptr, n, h, w, sxn, sxh, sxw)
+    ys = position_ptr(y_ptr, n, h, w, syn, syh, syw)
+    ring = acc_zeros([SIZE_P2, BLOCK], USE_FP64)
     ACC: tl.constexpr = ring.dtype
-    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
+    alpha = join_float(alpha_hi, alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None]
     lane0 = tl.zeros([BLOCK], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     # Channel steps go in groups of SIZE (c0 is a multiple of SIZE, see relu_lrn_forward), so the ring

@@ -20,9 +20,11 @@ import triton.language as tl
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk
-from kernels.backends.triton.indexing import as_index, channel_chunk, position_tile
+from kernels.backends.triton.indexing import as_index, channel_chunk, position_ptr, position_tile
 from kernels.backends.triton.lrn_backward_kernel import lrn_backward
-from kernels.backends.triton.lrn_math import check_walk, fast_log2, load_relu, lrn_log2, split_float
+from kernels.backends.triton.lrn_math import (
+    acc_zeros, check_walk, fast_log2, join_float, load_relu, lrn_log2, split_float,
+)
 from kernels.backends.triton.pool_windows import pooled_empty
 
 
@@ -30,11 +32,10 @@ from kernels.backends.triton.pool_windows import pooled_empty
 def _relu_lrn_pool_fwd_kernel(
     x_ptr,  # input, any strides
     y_ptr,  # pooled output, any strides
-    off_ptr,  # argmax window offsets (int8/int16), any strides
+    off_ptr,  # argmax window offsets (int8/int16), with y's strides (pooled_empty allocates both alike)
     N, C, H, W, OH, OW,
     sxn, sxc, sxh, sxw,
-    syn, syc, syh, syw,
-    son, soc, soh, sow,
+    syn, syc, syh, syw,  # strides of y and of the offsets
     CHUNK,  # channels per program
     alpha_hi, alpha_lo, beta, k,
     SIZE: tl.constexpr, SIZE_P2: tl.constexpr,
@@ -55,14 +56,11 @@ def _relu_lrn_pool_fwd_kernel(
     h = oh[:, None] * STRIDE + kh[None, :]
     w = ow[:, None] * STRIDE + kw[None, :]
     xs = x_ptr + (n * sxn)[:, None] + h * sxh + w * sxw  # [BLOCK, KK_P2] pointers
-    ys = y_ptr + n * syn + oh * syh + ow * syw
-    offs = off_ptr + n * son + oh * soh + ow * sow
-    if USE_FP64:
-        ring = tl.zeros([SIZE_P2, BLOCK, KK_P2], tl.float64)
-    else:
-        ring = tl.zeros([SIZE_P2, BLOCK, KK_P2], tl.float32)
+    ys = position_ptr(y_ptr, n, oh, ow, syn, syh, syw)
+    offs = position_ptr(off_ptr, n, oh, ow, syn, syh, syw)
+    ring = acc_zeros([SIZE_P2, BLOCK, KK_P2], USE_FP64)
     ACC: tl.constexpr = ring.dtype
-    alpha = tl.cast(alpha_hi, ACC) + tl.cast(alpha_lo, ACC)
+    alpha = join_float(alpha_hi, alpha_lo, ACC)
     slots = tl.arange(0, SIZE_P2)[:, None, None]
     lane0 = tl.zeros([BLOCK, KK_P2], tl.int32)  # channel tests as vectors (the interpreter mis-types scalar ones)
     qlane0 = tl.zeros([BLOCK], tl.int32)
@@ -92,7 +90,7 @@ def _relu_lrn_pool_fwd_kernel(
             ji = as_index(j, INDEX_64)
             ok = qmask & ((qlane0 + j) < c1)
             tl.store(ys + ji * syc, out.to(y_ptr.dtype.element_ty), mask=ok)
-            tl.store(offs + ji * soc, at.to(off_ptr.dtype.element_ty), mask=ok)
+            tl.store(offs + ji * syc, at.to(off_ptr.dtype.element_ty), mask=ok)
 
 
 # ---------------------------------------------------------------------------------- host side
@@ -117,7 +115,7 @@ def relu_lrn_pool_forward(
     walk = check_walk(walk or fused_walk(x, n * oh * ow, size), c, size)
     launch(
         _relu_lrn_pool_fwd_kernel, (walk.programs,),
-        x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(), *offsets.stride(),
+        x, y, offsets, n, c, h, w, oh, ow, *x.stride(), *y.stride(),
         walk.chunk, *split_float(alpha), beta, k,
         SIZE=size, SIZE_P2=triton.next_power_of_2(size), KS=kernel_size, STRIDE=stride,
         KK_P2=triton.next_power_of_2(kernel_size * kernel_size), USE_FP64=x.dtype == torch.float64,
