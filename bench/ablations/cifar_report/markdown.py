@@ -250,8 +250,7 @@ def _tuned_section(analysis: dict, figures: dict) -> list[str]:
               "Time per epoch is the training steps' wall time on a shared 2-core machine.", ""]
         rows = []
         from alexnet.cifar_cnn import CifarCNN
-        for arm in [a for a in ARM_LABELS if a in tuned]:
-            runs = tuned[arm]
+        for arm, runs in _in_arm_order(tuned):
             s0 = next(iter(runs.values()))["spec"]
             params = sum(p.numel() for p in CifarCNN(widths=tuple(s0.get("widths", (32, 32, 64))),
                                                      layout=s0.get("layout", "one-gpu"), lrn=s0["lrn"]).parameters())
@@ -321,7 +320,7 @@ def _provenance(study: dict, runs: dict, analysis: dict | None = None) -> list[s
         + (f" ({untimed} without a recorded duration)" if untimed else "")
         + f"; {train / 60:.0f} min of training and evaluation in the {len(runs)} finished runs (processes ran "
         "side by side) |",
-        *([f"| training time per regime | " + "; ".join(
+        *(["| training time per regime | " + "; ".join(
             f"{REGIME_LABELS[g]}: {sum(r.get('wall_seconds', 0) for r in analysis['regimes'][g]['runs'].values()) / 60:.0f} "
             f"min in {len(analysis['regimes'][g]['runs'])} runs" for g in REGIMES) + " |"] if analysis else []),
         f"| throughput | {min(ips):,.0f}-{max(ips):,.0f} training images/s per run (median "
@@ -542,11 +541,21 @@ def _trials_section(analysis: dict) -> list[str]:
     return L
 
 
+def _in_arm_order(by_arm: dict) -> list[tuple[str, dict]]:
+    """(arm, its runs) for the arms present, in the report's arm order."""
+    return [(arm, by_arm[arm]) for arm in ARM_LABELS if arm in by_arm]
+
+
+def _not_measured(title: str) -> list[str]:
+    """A section with nothing to show yet."""
+    return [title, "", "Not measured yet.", ""]
+
+
 def _fig1_section(analysis: dict, figures: dict) -> list[str]:
     fig1 = analysis["fig1"]
     title = f"## Figure 1: ReLU vs tanh, {REGIME_LABELS[analysis['regime']]}"
     if not fig1:
-        return [title, "", "Not measured yet.", ""]
+        return _not_measured(title)
     any_run = next(iter(next(iter(fig1.values()))["by_lr"].values()))
     spec = next(iter(any_run.values()))["spec"]
     window = next(iter(any_run.values()))
@@ -585,18 +594,17 @@ def _fig1_section(analysis: dict, figures: dict) -> list[str]:
 
 
 def _ablation_section(analysis: dict, figures: dict) -> list[str]:
-    arms = analysis["arms"]
     title = f"## LRN and overlapping pooling, earlier single-lr study, {REGIME_LABELS[analysis['regime']]}"
+    arms = analysis["arms"]
     if not arms:
-        return [title, "", "Not measured yet.", ""]
+        return _not_measured(title)
     L = [title, "",
          f"One recipe for every arm: {_ablation_recipe(next(iter(arms.values())))}; test error on the "
          f"{next(iter(next(iter(arms.values())).values()))['data']['test_images']:,} test images after the last epoch. Each arm differs from the baseline in one switch; a seed gives every arm the "
          "same initial weights (the parameter shapes are equal) and the same batches. The paper's nets trained far "
          "longer with cuda-convnet's recipe, so absolute errors here are higher than its 11-13%.", ""]
     rows = []
-    for arm in [a for a in ARM_LABELS if a in arms]:
-        runs = arms[arm]
+    for arm, runs in _in_arm_order(arms):
         m, sd = mean_sd(r["test_top1_err"] for r in runs.values() if not _failed(r))
         per = ", ".join(f"{s}: {pct(r['test_top1_err'])}" + (" (diverged)" if r["diverged"] else
                                                                " (at chance)" if _failed(r) else "")
