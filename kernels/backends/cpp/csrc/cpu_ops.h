@@ -245,66 +245,75 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
   const int64_t band_rows = (R - 1) * stride + kernel_size;
   const bool cl = fmt == at::MemoryFormat::ChannelsLast;
   dispatch_offsets(off, [&](auto* op) {
-    at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
-      // The band's LRN outputs stored in the input dtype, as the unfused op would store them, row r of
-      // the band at: channels_last lrn[(r * W + w) * C + c], position-major like the input; NCHW
-      // lrn[c * ld + r * W + w], channel-major with a fixed channel stride.
-      const int64_t ld = band_rows * W;
-      std::vector<scalar_t> lrn(C * ld + 2 * kLanes);  // + slack: the pooling's loads are whole vectors
-      const scalar_t* lrn_end = lrn.data() + lrn.size();
-      std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
-      float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
-      std::vector<const scalar_t*> rows(kernel_size);
-      std::vector<float> colmax(!op ? (cl ? W * C : colmax_floats(W)) : 0);
-      const bool values = !op && values_s2(kernel_size, stride);
-      // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
-      // buffer holds the previous band, its last rows move to the front instead of being computed again.
-      int64_t have_n = -1, have_h0 = 0, have_h1 = 0;
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t n = t / bands, oh0 = (t % bands) * R, oh1 = std::min(OH, oh0 + R);
-        const Band band{oh0 * stride, (oh1 - 1) * stride + kernel_size};
-        const int64_t carried = (have_n == n && band.h0 >= have_h0 && band.h0 < have_h1) ? have_h1 - band.h0 : 0;
-        const int64_t from = (band.h0 - have_h0) * W, q_fresh = carried * W, np = band.positions(W);
-        have_n = n, have_h0 = band.h0, have_h1 = band.h1;
-        if (cl) {
-          if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(scalar_t));
-          const scalar_t* xb = xp + (n * H + band.h0) * W * C;
-          for (int64_t q = q_fresh; q < np; ++q) lrn_forward_row(xb + q * C, lrn.data() + q * C, C, p, sq_row);
-          for (int64_t oh = oh0; oh < oh1; ++oh) {
-            const scalar_t* top = lrn.data() + (oh * stride - band.h0) * W * C;
-            if (!op) {
-              pool_row_channels_values([&](int64_t kh) { return top + kh * W * C; }, kernel_size, stride, OW, C,
-                                       colmax.data(), yp + (n * OH + oh) * OW * C);
-              continue;
+    // buf_t: the element type of the band's LRN buffer (below).
+    auto run_bands = [&](auto buf_tag) {
+      using buf_t = decltype(buf_tag);
+      at::parallel_for(0, N * bands, 1, [&](int64_t begin, int64_t end) {
+        // The band's LRN outputs, row r of the band at: channels_last lrn[(r * W + w) * C + c], position-major
+        // like the input; NCHW lrn[c * ld + r * W + w], channel-major with a fixed channel stride.
+        const int64_t ld = band_rows * W;
+        std::vector<buf_t> lrn(C * ld + 2 * kLanes);  // + slack: the pooling's loads are whole vectors
+        const buf_t* lrn_end = lrn.data() + lrn.size();
+        std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
+        float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
+        std::vector<const buf_t*> rows(kernel_size);
+        std::vector<float> colmax(!op ? (cl ? W * C : colmax_floats(W)) : 0);
+        const bool values = !op && values_s2(kernel_size, stride);
+        // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
+        // buffer holds the previous band, its last rows move to the front instead of being computed again.
+        int64_t have_n = -1, have_h0 = 0, have_h1 = 0;
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t n = t / bands, oh0 = (t % bands) * R, oh1 = std::min(OH, oh0 + R);
+          const Band band{oh0 * stride, (oh1 - 1) * stride + kernel_size};
+          const int64_t carried = (have_n == n && band.h0 >= have_h0 && band.h0 < have_h1) ? have_h1 - band.h0 : 0;
+          const int64_t from = (band.h0 - have_h0) * W, q_fresh = carried * W, np = band.positions(W);
+          have_n = n, have_h0 = band.h0, have_h1 = band.h1;
+          if (cl) {
+            if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(buf_t));
+            const scalar_t* xb = xp + (n * H + band.h0) * W * C;
+            for (int64_t q = q_fresh; q < np; ++q) lrn_forward_row(xb + q * C, lrn.data() + q * C, C, p, sq_row);
+            for (int64_t oh = oh0; oh < oh1; ++oh) {
+              const buf_t* top = lrn.data() + (oh * stride - band.h0) * W * C;
+              if (!op) {
+                pool_row_channels_values([&](int64_t kh) { return top + kh * W * C; }, kernel_size, stride, OW, C,
+                                         colmax.data(), yp + (n * OH + oh) * OW * C);
+                continue;
+              }
+              for (int64_t ow = 0; ow < OW; ++ow) {
+                const int64_t o = ((n * OH + oh) * OW + ow) * C;
+                pool_channels([&](int64_t kh, int64_t kw) { return top + (kh * W + ow * stride + kw) * C; },
+                              kernel_size, C, yp + o, op + o);
+              }
             }
-            for (int64_t ow = 0; ow < OW; ++ow) {
-              const int64_t o = ((n * OH + oh) * OW + ow) * C;
-              pool_channels([&](int64_t kh, int64_t kw) { return top + (kh * W + ow * stride + kw) * C; },
-                            kernel_size, C, yp + o, op + o);
+            continue;
+          }
+          if (carried) {
+            for (int64_t c = 0; c < C; ++c)
+              std::memmove(lrn.data() + c * ld, lrn.data() + c * ld + from, q_fresh * sizeof(buf_t));
+          }
+          const scalar_t* xb = xp + n * C * H * W + band.h0 * W;
+          for (int64_t q0 = q_fresh; q0 < np; q0 += kPlanePositions) {
+            const int64_t nq = std::min(kPlanePositions, np - q0);
+            lrn_forward_planes(xb + q0, H * W, lrn.data() + q0, ld, C, nq, p, sq.data());
+          }
+          for (int64_t c = 0; c < C; ++c) {
+            for (int64_t oh = oh0; oh < oh1; ++oh) {
+              for (int64_t kh = 0; kh < kernel_size; ++kh)
+                rows[kh] = lrn.data() + c * ld + (oh * stride + kh - band.h0) * W;
+              const int64_t o = ((n * C + c) * OH + oh) * OW;
+              if (values) pool_row_values_s2(rows.data(), lrn_end, kernel_size, OW, colmax.data(), yp + o);
+              else pool_row(rows.data(), lrn_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
             }
           }
-          continue;
         }
-        if (carried) {
-          for (int64_t c = 0; c < C; ++c)
-            std::memmove(lrn.data() + c * ld, lrn.data() + c * ld + from, q_fresh * sizeof(scalar_t));
-        }
-        const scalar_t* xb = xp + n * C * H * W + band.h0 * W;
-        for (int64_t q0 = q_fresh; q0 < np; q0 += kPlanePositions) {
-          const int64_t nq = std::min(kPlanePositions, np - q0);
-          lrn_forward_planes(xb + q0, H * W, lrn.data() + q0, ld, C, nq, p, sq.data());
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          for (int64_t oh = oh0; oh < oh1; ++oh) {
-            for (int64_t kh = 0; kh < kernel_size; ++kh)
-              rows[kh] = lrn.data() + c * ld + (oh * stride + kh - band.h0) * W;
-            const int64_t o = ((n * C + c) * OH + oh) * OW;
-            if (values) pool_row_values_s2(rows.data(), lrn_end, kernel_size, OW, colmax.data(), yp + o);
-            else pool_row(rows.data(), lrn_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
-          }
-        }
-      }
-    });
+      });
+    };
+    // With offsets (training) the LRN values are stored in the input dtype, as the unfused op stores them, so
+    // that a 16-bit input's ties pick the same argmax as eager. Without (inference) they stay in float:
+    // rounding to nearest is monotonic, so the maximum of the rounded values is the rounded maximum - the
+    // same outputs, without rounding every LRN value and widening it again for the pooling.
+    if (op == nullptr) run_bands(float{});
+    else run_bands(scalar_t{});
   });
 }
 
