@@ -72,11 +72,19 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  constexpr bool is_float = std::is_same_v<scalar_t, float>;
   if (fmt == at::MemoryFormat::ChannelsLast) {
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
-      std::vector<float> sq_buf(padded_row_floats(C, p));
+      std::vector<float> sq_buf(padded_row_floats(C, p)), ys(is_float ? 0 : C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
-      for (int64_t pos = begin; pos < end; ++pos) lrn_forward_row(xp + pos * C, yp + pos * C, C, p, sq);
+      for (int64_t pos = begin; pos < end; ++pos) {
+        if constexpr (is_float) {
+          lrn_forward_row(xp + pos * C, yp + pos * C, C, p, sq);
+        } else {  // as the planes below: the row in float, then converted two vectors at a time
+          lrn_forward_row(xp + pos * C, ys.data(), C, p, sq);
+          from_float(ys.data(), yp + pos * C, C);
+        }
+      }
     });
     return;
   }
@@ -84,7 +92,6 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
     // 16-bit outputs: each channel row computed in float, then converted two vectors at a time (measured
     // faster than a conversion per vector inside the LRN loop, whose extra live constants spill).
-    constexpr bool is_float = std::is_same_v<scalar_t, float>;
     std::vector<float> sq(lrn_forward_planes_scratch(kPlanePositions, p)), ys(is_float ? 0 : C * kPlanePositions);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
