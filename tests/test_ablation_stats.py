@@ -6,6 +6,7 @@ import statistics
 import pytest
 
 from bench.ablations.alexnet_report import claims, fmt_measured
+from bench.report.claim_row import ClaimRow
 from bench.ablations.alexnet_study import run_status
 from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio, t_cdf, t_quantile, verdict
 
@@ -67,7 +68,7 @@ def test_one_pair_has_no_interval_and_zero_pairs_no_mean():
     one = paired_delta({0: 0.2}, {0: 0.25})
     assert one.n == 1 and one.mean == pytest.approx(0.05)
     assert one.ci is None and one.includes_zero is None and one.half_width is None
-    assert "n/a" in fmt_measured({"measured": one.to_dict(), "unit": "pp"})
+    assert "n/a" in fmt_measured(ClaimRow("LRN", "-1.4", unit="pp", mean=100 * one.mean, ci=one.ci, n=one.n))
     none = paired_delta({0: 0.2}, {1: 0.25})
     assert none.n == 0 and none.mean is None and none.ci is None
 
@@ -110,13 +111,13 @@ def test_claims_sign_pairing_and_stability():
         # without LRN: 1 point worse where it trains, seed 2 collapsed to chance
         "no-lrn": {"0": _run(0.25), "1": _run(0.26), "2": _run(0.90, status="at-chance")},
     }}}
-    rows = [r for r in claims(results) if r["claim"] == "LRN" and r["metric"] == "top-1"]
+    rows = [r for r in claims(results) if r.claim == "LRN" and r.metric == "top-1"]
     assert len(rows) == 1
     row = rows[0]
-    assert row["paper_value"] == -1.4
-    assert row["measured"]["n"] == 2 and row["measured"]["seeds"] == ["0", "1"]
-    assert row["measured"]["mean"] == pytest.approx(-0.01)  # with LRN - without: negative = LRN helps
-    assert "2/3 ok, 1 at-chance" in row["stability"]
+    assert row.paper_value == -1.4
+    assert row.n == 2 and row.seeds == ("0", "1")
+    assert row.mean == pytest.approx(-1.0)  # with LRN - without, in pp: negative = LRN helps
+    assert "2/3 ok, 1 at-chance" in row.stability
     assert "-1.00" in fmt_measured(row)
 
 

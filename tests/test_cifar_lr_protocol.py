@@ -129,11 +129,11 @@ def _grid_analysis(deltas_pp: dict[float, list[float]]) -> dict:
 
 def test_a_verdict_that_flips_inside_the_grid_reads_depends_on_lr():
     steady = _grid_analysis({0.01: [-3.0], 0.005: [-2.5], 0.0025: [-0.5]})
-    row = next(r for r in steady["claims"] if r["key"] == "lrn")
-    assert not steady["sensitivity"]["lrn"]["flips"] and not row["verdict"].startswith("depends on lr")
+    row = next(r for r in steady["claims"] if r.key == "lrn")
+    assert not steady["sensitivity"]["lrn"]["flips"] and not row.verdict.startswith("depends on lr")
     flips = _grid_analysis({0.01: [-3.0], 0.005: [-2.5], 0.0025: [+4.0]})
-    row = next(r for r in flips["claims"] if r["key"] == "lrn")
-    assert flips["sensitivity"]["lrn"]["flips"] and row["verdict"].startswith("depends on lr")
+    row = next(r for r in flips["claims"] if r.key == "lrn")
+    assert flips["sensitivity"]["lrn"]["flips"] and row.verdict.startswith("depends on lr")
     # from one seed, a delta under the margin is no direction; with seeds, the interval decides
     small = _grid_analysis({0.01: [-3.0], 0.0025: [+1.0]})
     assert not small["sensitivity"]["lrn"]["flips"]
@@ -158,8 +158,8 @@ def test_an_lrn_row_whose_probe_shows_a_constant_factor_is_not_a_test_of_normali
     analysis = cifar_report.analyse(cifar_report.load_study(REPO / "reports/cifar10-cpu"))
     unit = cifar_report._row(analysis, "unit", "lrn-single-lr")
     paper = cifar_report._row(analysis, "paper", "lrn-single-lr")
-    assert unit["verdict"] == cifar_report.NOT_NORMALISATION and unit["verdict_as_measured"] == "disagrees"
-    assert paper["verdict"] != cifar_report.NOT_NORMALISATION  # there the term reaches far above k
+    assert unit.verdict == cifar_report.NOT_NORMALISATION and unit.details["verdict_as_measured"] == "disagrees"
+    assert paper.verdict != cifar_report.NOT_NORMALISATION  # there the term reaches far above k
 
 
 # ---------------------------------------------------------------------------------------- two towers

@@ -19,7 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-from bench.ablations.stats import mean_sd, paired_delta, verdict
+from bench.ablations.stats import mean_sd, paired_delta
+from bench.report.claim_row import ClaimRow, Panel, PlotLine, fmt_paper, markdown_table, plot_claims
 from infra import report_kit
 from infra.errors import UsageError, check_output_folder, run_cli
 
@@ -63,18 +64,19 @@ def _setting(runs: list[dict], seeds: int) -> str:
     return ", ".join(bits)
 
 
-def _row(claim, metric, recipe, paper, on: dict, off: dict, key: str, setting: str, where: str, unit="pp") -> dict:
-    """on/off: seed -> run summary; the delta is on - off over seeds where both sides trained."""
+def _row(claim, metric, recipe, paper, on: dict, off: dict, key: str, setting: str, where: str, unit="pp") -> ClaimRow:
+    """on/off: seed -> run summary; the delta is on - off (in pp) over seeds where both sides trained."""
     vals_on = {s: r.get(key) for s, r in on.items() if _good(r)}
     vals_off = {s: r.get(key) for s, r in off.items() if _good(r)}
     d = paired_delta(vals_off, vals_on)
-    return {"claim": claim, "metric": metric, "recipe": recipe, "paper": paper,
-            "paper_value": paper if isinstance(paper, (int, float)) else None,
-            "measured": d.to_dict(), "unit": unit,
-            "stability": f"on: {_stability(on)}; off: {_stability(off)}", "setting": setting, "where": where}
+    return ClaimRow(claim=claim, metric=metric, recipe=recipe, paper=str(paper),
+                    paper_value=paper if isinstance(paper, (int, float)) else None,
+                    mean=None if d.mean is None else 100 * d.mean,
+                    ci=None if d.ci is None else (100 * d.ci[0], 100 * d.ci[1]), n=d.n, seeds=tuple(d.seeds), unit=unit,
+                    stability=f"on: {_stability(on)}; off: {_stability(off)}", setting=setting, where=where)
 
 
-def claims(results: dict) -> list[dict]:
+def claims(results: dict) -> list[ClaimRow]:
     """One row per (claim, metric, recipe) found in ``results``."""
     rows = []
     n_seeds = len(results.get("seeds", []))
@@ -101,36 +103,25 @@ def claims(results: dict) -> list[dict]:
 # rendering
 
 
-def fmt_measured(row: dict) -> str:
-    m = row["measured"]
-    if m["mean"] is None:
+def fmt_measured(row: ClaimRow) -> str:
+    if row.mean is None:
         return "no trained pair (see stability)"
-    mean = 100 * m["mean"]
-    if m["ci"] is None:
-        return f"{mean:+.2f} pp, CI n/a (1 pair)"
-    return f"{mean:+.2f} +/- {100 * m['half_width']:.2f} pp"
+    if row.ci is None:
+        return f"{row.mean:+.2f} pp, CI n/a (1 pair)"
+    return f"{row.mean:+.2f} +/- {row.half_width:.2f} pp"
 
 
-def fmt_paper(row: dict) -> str:
-    p = row["paper"]
-    if isinstance(p, (int, float)):
-        return f"{p:+.1f} pp"
-    return str(p)
-
-
-def fmt_zero(row: dict) -> str:
-    m = row["measured"]
-    if m["ci"] is None:
+def fmt_zero(row: ClaimRow) -> str:
+    if row.ci is None:
         return "n/a"
-    return "**yes: not resolved**" if m["includes_zero"] else "no"
+    return "**yes: not resolved**" if row.includes_null else "no"
 
 
-def fmt_verdict(row: dict) -> str:
-    """The interval's verdict on the paper's number (``bench.ablations.stats.verdict``); '-' without one."""
-    if row["paper_value"] is None:
-        return "-"
-    ci = row["measured"]["ci"]
-    return verdict(None if ci is None else [100 * ci[0], 100 * ci[1]], row["paper_value"])
+CLAIM_COLUMNS = [
+    ("claim", lambda r: f"{r.claim} ({r.where})"), ("metric", lambda r: r.metric), ("recipe", lambda r: r.recipe),
+    ("paper delta", fmt_paper), ("measured delta +/- 95% CI", fmt_measured), ("pairs", lambda r: r.n),
+    ("CI includes 0", fmt_zero), ("verdict", lambda r: r.verdict), ("stability", lambda r: r.stability),
+    ("dataset, epochs, seeds", lambda r: r.setting)]
 
 
 def _pct(v) -> str:
@@ -145,7 +136,7 @@ def _num(v, f="{:.2f}") -> str:
     return "never" if v is None else f.format(v)
 
 
-def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) -> str:
+def render_markdown(results: dict, rows: list[ClaimRow], figures: dict[str, str]) -> str:
     L = [f"# Ablation study `{results['study']}`: error-rate deltas against the paper", "",
          f"Command: `{results.get('command', '')}`  ",
          f"Machine: {results.get('machine')}; study wall time {results.get('seconds', 0):.0f} s; "
@@ -161,11 +152,7 @@ def render_markdown(results: dict, rows: list[dict], figures: dict[str, str]) ->
          "t-based 95% confidence interval. 'CI includes 0' = the study does not resolve the sign. Seeds where "
          "either side diverged, exploded or sat at chance (see the status definitions below) are excluded from the pairing and "
          "counted under stability.", ""]
-    L += report_kit.table(
-        ["claim", "metric", "recipe", "paper delta", "measured delta +/- 95% CI", "pairs", "CI includes 0", "verdict",
-         "stability", "dataset, epochs, seeds"],
-        ([f"{r['claim']} ({r['where']})", r["metric"], r["recipe"], fmt_paper(r), fmt_measured(r), r["measured"]["n"],
-          fmt_zero(r), fmt_verdict(r), r["stability"], r["setting"]] for r in rows))
+    L += markdown_table(rows, CLAIM_COLUMNS)
     L.append("")
     if figures.get("deltas"):
         L += [f"![measured vs paper deltas]({figures['deltas']})", ""]
@@ -217,44 +204,24 @@ def _mean_pct(vals) -> str:
     return report_kit.pct(m) + ("" if sd is None else f" (sd {100 * sd:.2f})")
 
 
-def plot_deltas(rows: list[dict], path: Path) -> bool:
-    """Bar chart: the paper's delta (grey) beside each recipe's measured delta with its 95% CI."""
-    pp = [r for r in rows if r["unit"] == "pp"]
-    if not pp:
-        return False
-    plt = report_kit.pyplot()
-    groups = list(dict.fromkeys((r["claim"], r["metric"]) for r in pp))
-    recipes = list(dict.fromkeys(r["recipe"] for r in pp))
-    width = 0.8 / (1 + len(recipes))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(groups)), 4.5))
-    for gi, (claim, metric) in enumerate(groups):
-        paper = next((r for r in pp if (r["claim"], r["metric"]) == (claim, metric)), None)
-        pv = paper["paper_value"] if paper else None
-        if pv is None and paper and isinstance(paper["paper"], str) and paper["paper"].startswith("< -1"):
-            pv = -1.0  # "over 1%": drawn at its bound, hatched
-        if pv is not None:
-            ax.bar(gi, pv, width, color="0.6", hatch="//" if paper["paper_value"] is None else None,
-                   label="paper" if gi == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None)
-        for ri, recipe in enumerate(recipes):
-            r = next((r for r in pp if (r["claim"], r["metric"], r["recipe"]) == (claim, metric, recipe)), None)
-            x = gi + (ri + 1) * width
-            if r is None:
-                continue
-            m = r["measured"]
-            label = f"measured ({recipe})" if f"measured ({recipe})" not in ax.get_legend_handles_labels()[1] else None
-            if m["mean"] is None:
-                ax.text(x, 0, "no pair", rotation=90, ha="center", va="bottom", fontsize=7)
-                continue
-            yerr = None if m["ci"] is None else 100 * m["half_width"]
-            ax.bar(x, 100 * m["mean"], width, yerr=yerr, capsize=3, color=f"C{ri}", label=label)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
-    ax.set_xticklabels([f"{c}\n{m}" for c, m in groups], fontsize=7, rotation=20, ha="right")
-    ax.set_ylabel("error with feature - without (pp)")
-    ax.set_title("Ablation deltas: paper vs measured (95% CI, paired by seed)")
-    ax.legend(fontsize=7)
-    report_kit.save_figure(fig, path)
-    return True
+def plot_deltas(rows: list[ClaimRow], path: Path) -> bool:
+    """Each (claim, metric): the paper's delta beside each recipe's measured delta with its 95% CI."""
+    pp = [r for r in rows if r.unit == "pp"]
+    groups = list(dict.fromkeys((r.claim, r.metric) for r in pp))
+    recipes = list(dict.fromkeys(r.recipe for r in pp))
+    by_key = {(r.claim, r.metric, r.recipe): r for r in pp}
+    lines = [_plot_line(claim, metric, [by_key.get((claim, metric, recipe)) for recipe in recipes])
+             for claim, metric in groups]
+    panels = [Panel(lines, "error with feature - without (pp)")] if lines else []
+    series = [(f"measured ({recipe})", f"C{i}") for i, recipe in enumerate(recipes)]
+    return plot_claims(path, panels, series, "Ablation deltas: paper vs measured (95% CI, paired by seed)")
+
+
+def _plot_line(claim: str, metric: str, rows: list[ClaimRow | None]) -> PlotLine:
+    """The paper's figure of a claim; "over 1%" is drawn at its bound."""
+    paper = next(r for r in rows if r is not None)
+    bound = paper.paper_value is None and paper.paper.startswith("< -1")
+    return PlotLine(f"{claim}\n{metric}", -1.0 if bound else paper.paper_value, rows, bound=bound)
 
 
 def write_report(results: dict, report_dir: Path) -> list[Path]:
@@ -262,7 +229,8 @@ def write_report(results: dict, report_dir: Path) -> list[Path]:
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     stem = "ablations_" + re.sub(r"[^A-Za-z0-9._-]+", "_", results["study"])
-    rows = results.get("claims") or claims(results)
+    rows = [r if isinstance(r, ClaimRow) else ClaimRow.from_dict(r) for r in results.get("claims") or ()] \
+        or claims(results)
     written, figures = [], {}
     deltas = report_dir / f"{stem}_deltas.png"
     if plot_deltas(rows, deltas):

@@ -284,7 +284,7 @@ def main(args: argparse.Namespace) -> dict:
     runs, crops, extra = alexnet_study(args, study_dir, seeds, log)
     results.update(alexnet=runs, crops=crops, **extra)
     results["seconds"] = time.perf_counter() - start
-    results["claims"] = alexnet_report.claims(results)
+    results["claims"] = [row.to_dict() for row in alexnet_report.claims(results)]
     write_json_atomic(study_dir / "results.json", results)
     paths = alexnet_report.write_report(results, Path(args.report_dir))
     log("wrote " + ", ".join(str(p) for p in [study_dir / "results.json", *paths]))

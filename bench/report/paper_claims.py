@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.report.claim_row import ClaimRow, markdown_table
+from infra import report_kit
+
 MATCH = ["kernels", "layout", "batch", "mode", "amp", "channels_last", "compile_model"]
 
 
@@ -65,15 +68,13 @@ def _matches(models: pd.DataFrame, claim: Claim) -> list[dict]:
     return rows
 
 
-def claims_table(models: pd.DataFrame) -> pd.DataFrame:
+def claim_rows(models: pd.DataFrame) -> list[ClaimRow]:
     """One row per claim and matched configuration; 'not measured' where no pair exists."""
     rows = []
     for claim in CLAIMS:
         pairs = _matches(models, claim)
         if not pairs:
-            rows.append({"claim": claim.name, "paper": claim.paper, "measured": claim.measure,
-                         "config": "", "ratio": None, "result": "not measured"})
-            continue
+            rows.append(_row(claim, "", None, "not measured"))
         for pair in pairs:
             b, v = pair["baseline"], pair["variant"]
             if claim.baseline == "paper" and claim.variant in ("no-lrn", "pool-2x2"):
@@ -84,9 +85,24 @@ def claims_table(models: pd.DataFrame) -> pd.DataFrame:
                       f"{'bf16' if b['amp'] == 'bf16' else 'fp32'}{', channels_last' if b['channels_last'] else ''}"
                       f"{', compiled' if b['compile_model'] else ''}"
                       f"{', CPU run' if bool(b.get('cpu', False)) else ''}")
-            rows.append({"claim": claim.name, "paper": claim.paper, "measured": claim.measure,
-                         "config": config, "ratio": ratio, "result": _verdict(claim, ratio)})
-    return pd.DataFrame(rows)
+            rows.append(_row(claim, config, ratio, _verdict(claim, ratio)))
+    return rows
+
+
+def _row(claim: Claim, config: str, ratio: float | None, result: str) -> ClaimRow:
+    """A step-time ratio from one run: no interval, no effect at 1, the result said in words."""
+    return ClaimRow(claim=claim.name, paper=claim.paper, metric=claim.measure, unit="x", mean=ratio,
+                    n=0 if ratio is None else 1, null=1.0, setting=config, verdict_override=result)
+
+
+COLUMNS = [("claim", lambda r: r.claim), ("paper", lambda r: r.paper), ("measured", lambda r: r.metric),
+           ("config", lambda r: r.setting), ("ratio", lambda r: report_kit.cell(r.mean, ".3f")),
+           ("result", lambda r: r.verdict)]
+
+
+def claims_markdown(models: pd.DataFrame) -> str:
+    """The claims as a Markdown table."""
+    return "\n".join(markdown_table(claim_rows(models), COLUMNS)) + "\n"
 
 
 def _verdict(claim: Claim, ratio: float) -> str:

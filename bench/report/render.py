@@ -146,7 +146,6 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
         + "## Summary\n\n" + tables.markdown(summary)
         + "\n## Per case\n\n" + tables.markdown(detail, {"measured": ".3g"})))
 
-    claims = paper_claims.claims_table(run.models)
     pngs = [
         plots.bandwidth_plot(run.kernels, copy_gbps, run.cpu_only, out / "bandwidth.png"),
         plots.speedup_plot(run.kernels, run.cpu_only, out / "speedup.png"),
@@ -164,7 +163,7 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
             + "\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pngs)
             + _model_ceilings(run.models) + _profile_summary(out)
             + "## Paper vs measured (systems claims)\n\n"
-            + tables.markdown(claims, {"ratio": ".3f"}))
+            + paper_claims.claims_markdown(run.models))
     put("README.md", _page(f"Benchmark report: {run.label}", run, body))
     return written
 

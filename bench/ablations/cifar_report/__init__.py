@@ -17,12 +17,13 @@ from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DELTA
                                                    best_val_lr, boundary_drop, claims, epoch_errors, fastest_lr,
                                                    lr_dependence, lrn_absent, per_epoch_crossing, sensitivity,
                                                    trial_trains)
-from bench.ablations.cifar_report.markdown import fmt_cell, fmt_measured, fmt_paper, headline_rows, render_markdown
+from bench.ablations.cifar_report.markdown import fmt_cell, fmt_measured, headline_rows, render_markdown
 from bench.ablations.cifar_report.plots import plot_curves, plot_deltas, plot_figure1, plot_sensitivity
 from bench.ablations.cifar_report.readme import README_BEGIN, README_END, README_SECTION, readme_block, update_readme
 from bench.ablations.cifar_report.records import (ARM_LABELS, DEFAULT_OUT, FIG_SUFFIX, REGIME_LABELS, REGIME_TEXT,
                                                   REGIMES, RUN_NAME, UNIT_LRN_PROBE, ReportError, load_study)
 from bench.ablations.cifar_report.render import cli, write_report
+from bench.report.claim_row import fmt_paper
 
 __all__ = [
     "DEPENDS_ON_LR", "NOT_NORMALISATION", "best_val_lr", "lr_dependence", "lrn_absent", "plot_sensitivity",

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 
 from bench.ablations.cifar_report.records import REGIMES, RUN_NAME
-from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio, verdict
+from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio
+from bench.report.claim_row import ClaimRow
 
 # the claim rows, in order (each regime gets each row, measured or not); "-single-lr" rows are the earlier
 # study's (one rate for every arm), kept as they were measured
@@ -95,16 +96,18 @@ def analyse(loaded: dict) -> dict:
     terms = {"unit": _unit_terms(loaded, regimes["unit"]), "paper": _run_terms(regimes["paper"])}
     tuned_terms = {g: _run_terms(regimes[g], "tuned") for g in REGIMES}
     for g in REGIMES:  # the mechanism rule, on the terms recorded by the runs of each row
-        for row in regimes[g]["claims"]:
-            check = MECHANISM_CHECKS.get(row["key"].removesuffix(SINGLE_LR))
-            t = terms[g] if row["key"].endswith(SINGLE_LR) else tuned_terms[g]
-            if check and t:
-                absent = check(t)
-                if absent:
-                    row["mechanism_absent"] = absent
-                    row["verdict_as_measured"] = row["verdict"]
-                    row["verdict"] = NOT_NORMALISATION
+        regimes[g]["claims"] = [_mechanism_checked(row, terms[g] if row.key.endswith(SINGLE_LR) else tuned_terms[g])
+                                for row in regimes[g]["claims"]]
     return {"regimes": regimes, "lrn_regime": loaded.get("lrn_regime"), "lrn_terms": terms, "tuned_lrn_terms": tuned_terms}
+
+
+def _mechanism_checked(row: ClaimRow, terms: dict | None) -> ClaimRow:
+    """``row``, read "not a test of normalisation" when the runs' probe shows its mechanism absent."""
+    check = MECHANISM_CHECKS.get(row.key.removesuffix(SINGLE_LR))
+    absent = check(terms) if check and terms else None
+    if not absent:
+        return row
+    return row.overridden(NOT_NORMALISATION, mechanism_absent=absent, verdict_as_measured=row.verdict)
 
 
 def lrn_absent(terms: dict) -> str | None:
@@ -299,7 +302,7 @@ def per_epoch_crossing(rec: dict) -> float | None:
     return epochs_to_threshold(epoch_errors(rec), threshold, start=(0.0, 1.0 - 1.0 / rec["data"]["num_classes"]))
 
 
-def claims(analysis: dict) -> list[dict]:
+def claims(analysis: dict) -> list[ClaimRow]:
     rows = []
     fig1 = analysis["fig1"]
     if "relu" in fig1 and "tanh" in fig1:
@@ -312,15 +315,15 @@ def claims(analysis: dict) -> list[dict]:
             relu, tanh = fig1["relu"]["runs"], fig1["tanh"]["runs"]
             r = paired_ratio({s: v[key] for s, v in relu.items()}, {s: v[key] for s, v in tanh.items()})
             missing = {act: sorted(s for s, v in fig1[act]["runs"].items() if v[key] is None) for act in ("relu", "tanh")}
-            rows.append({
-                "key": row_key, "claim": "Figure 1: ReLU reaches 25% training error sooner than tanh", "metric": metric,
-                "unit": "x", "paper": "6x sooner (in epochs)" if paper else "not given", "paper_value": paper,
-                "null": 1.0, "measured": r.to_dict(), "seeds": _seed_count(relu, tanh, r.n),
-                "verdict": _qualified(verdict(r.ci, paper, 1.0), analysis["sensitivity"].get("fig1-epochs")) if paper else "-",
-                "not_reached": {a: v for a, v in missing.items() if v},
-                "recipe": (f"no regularisation; lr per activation, fastest of the grid: ReLU {fig1['relu']['best_lr']:g}, "
-                           f"tanh {fig1['tanh']['best_lr']:g}; tanh/ReLU ratio, geometric mean over seeds"),
-            })
+            row = ClaimRow(
+                key=row_key, claim="Figure 1: ReLU reaches 25% training error sooner than tanh", metric=metric,
+                unit="x", paper="6x sooner (in epochs)", paper_value=paper, null=1.0, mean=r.mean, ci=r.ci, n=r.n,
+                seeds=tuple(r.seeds),
+                recipe=(f"no regularisation; lr per activation, fastest of the grid: ReLU {fig1['relu']['best_lr']:g}, "
+                        f"tanh {fig1['tanh']['best_lr']:g}; tanh/ReLU ratio, geometric mean over seeds"),
+                details={"seed_count": _seed_count(relu, tanh, r.n),
+                         "not_reached": {a: v for a, v in missing.items() if v}})
+            rows.append(_qualified(row, analysis["sensitivity"].get("fig1-epochs")))
     sources = [(claim, "tuned", claim) for claim in DELTA_CLAIMS]
     sources += [(claim + SINGLE_LR, "arms", claim) for claim in ("lrn", "pool")]
     for key, source, claim in sources:
@@ -330,30 +333,30 @@ def claims(analysis: dict) -> list[dict]:
         a_on, a_off = analysis[source][on], analysis[source][off]
         ok = lambda runs: {s: r["test_top1_err"] for s, r in runs.items() if not _failed(r)}  # noqa: E731
         d = paired_delta(ok(a_off), ok(a_on))
-        ci_pp = None if d.ci is None else (100 * d.ci[0], 100 * d.ci[1])
-        row_verdict = verdict(ci_pp, paper, 0.0)
-        sens = analysis["sensitivity"].get(claim) if source == "tuned" else None
-        row_verdict = _qualified(row_verdict, sens)
-        rows.append({
-            "key": key, "claim": CLAIM_TEXT[key][0], "metric": CLAIM_TEXT[key][1], "unit": "pp", "paper": says,
-            "paper_value": paper, "null": 0.0,
-            "measured": {**d.to_dict(), "mean_pp": None if d.mean is None else 100 * d.mean, "ci_pp": ci_pp},
-            "seeds": _seed_count(a_on, a_off, d.n), "verdict": row_verdict, "protocol": source,
-            "diverged": sorted(s for runs in (a_on, a_off) for s, r in runs.items() if r["diverged"]),
-            "failed": {arm: sorted(s for s, r in runs.items() if _failed(r)) for arm, runs in ((on, a_on), (off, a_off))
-                       if any(_failed(r) for r in runs.values())},
-            "arm_means": {arm: mean_sd(r["test_top1_err"] for r in runs.values() if not _failed(r))
-                          for arm, runs in ((on, a_on), (off, a_off))},
-            "epoch_seconds": {arm: mean_sd(r["train_seconds"] / r["epochs_run"] for r in runs.values() if r["epochs_run"])
+        row = ClaimRow(
+            key=key, claim=CLAIM_TEXT[key][0], metric=CLAIM_TEXT[key][1], unit="pp", paper=says, paper_value=paper,
+            null=0.0, mean=None if d.mean is None else 100 * d.mean,
+            ci=None if d.ci is None else (100 * d.ci[0], 100 * d.ci[1]), n=d.n, seeds=tuple(d.seeds),
+            recipe=_ablation_recipe(a_on) if source == "arms" else _tuned_recipe(a_on, a_off),
+            details={
+                "seed_count": _seed_count(a_on, a_off, d.n), "protocol": source,
+                "diverged": sorted(s for runs in (a_on, a_off) for s, r in runs.items() if r["diverged"]),
+                "failed": {arm: sorted(s for s, r in runs.items() if _failed(r))
+                           for arm, runs in ((on, a_on), (off, a_off)) if any(_failed(r) for r in runs.values())},
+                "arm_means": {arm: mean_sd(r["test_top1_err"] for r in runs.values() if not _failed(r))
                               for arm, runs in ((on, a_on), (off, a_off))},
-            "recipe": _ablation_recipe(a_on) if source == "arms" else _tuned_recipe(a_on, a_off),
-        })
+                "epoch_seconds": {arm: mean_sd(r["train_seconds"] / r["epochs_run"] for r in runs.values()
+                                               if r["epochs_run"])
+                                  for arm, runs in ((on, a_on), (off, a_off))}})
+        rows.append(_qualified(row, analysis["sensitivity"].get(claim) if source == "tuned" else None))
     return rows
 
 
-def _qualified(row_verdict: str, sens: dict | None) -> str:
-    """``row_verdict``, or "depends on lr (...)" when the effect flips inside the grid."""
-    return f"{DEPENDS_ON_LR} (at each arm's own rate: {row_verdict})" if sens and sens["flips"] else row_verdict
+def _qualified(row: ClaimRow, sens: dict | None) -> ClaimRow:
+    """``row``, its verdict read "depends on lr (...)" when the effect flips inside the grid."""
+    if not (sens and sens["flips"]):
+        return row
+    return row.overridden(f"{DEPENDS_ON_LR} (at each arm's own rate: {row.verdict})")
 
 
 def _tuned_recipe(a_on: dict, a_off: dict) -> str:
@@ -386,9 +389,9 @@ def _ablation_recipe(runs: dict) -> str:
             f"{spec['weight_decay']:g}, random flips, batch {spec['batch_size']}")
 
 
-def _row(analysis: dict, regime: str, key: str) -> dict | None:
+def _row(analysis: dict, regime: str, key: str) -> ClaimRow | None:
     """The claim row ``key`` of ``regime``; None when it was not measured."""
-    return next((r for r in analysis["regimes"][regime]["claims"] if r["key"] == key), None)
+    return next((r for r in analysis["regimes"][regime]["claims"] if r.key == key), None)
 
 
 

@@ -16,40 +16,33 @@ from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DEPEN
 from bench.ablations.cifar_report.records import (ARM_LABELS, FIG_SUFFIX, REGIME_LABELS, REGIME_TEXT, REGIMES,
                                                   UNIT_LRN_PROBE)
 from bench.ablations.stats import mean_sd
+from bench.report.claim_row import ClaimRow
 from infra import report_kit
 from infra.report_kit import num, pct
 
-def fmt_measured(row: dict) -> str:
-    m = row["measured"]
-    if m["mean"] is None:
+def fmt_measured(row: ClaimRow) -> str:
+    if row.mean is None:
         return "no finished pair yet"
-    if row["unit"] == "x":
-        ci = "CI n/a (1 seed)" if m["ci"] is None else f"95% CI [{m['ci'][0]:.2f}x, {m['ci'][1]:.2f}x]"
-        return f"**{m['mean']:.2f}x**, {ci}"
-    if m["ci_pp"] is None:
-        return f"**{m['mean_pp']:+.2f} pp**, CI n/a (1 pair)"
-    half = (m["ci_pp"][1] - m["ci_pp"][0]) / 2
-    return f"**{m['mean_pp']:+.2f} +/- {half:.2f} pp** (95% CI [{m['ci_pp'][0]:+.2f}, {m['ci_pp'][1]:+.2f}])"
+    if row.unit == "x":
+        ci = "CI n/a (1 seed)" if row.ci is None else f"95% CI [{row.ci[0]:.2f}x, {row.ci[1]:.2f}x]"
+        return f"**{row.mean:.2f}x**, {ci}"
+    if row.ci is None:
+        return f"**{row.mean:+.2f} pp**, CI n/a (1 pair)"
+    return f"**{row.mean:+.2f} +/- {row.half_width:.2f} pp** (95% CI [{row.ci[0]:+.2f}, {row.ci[1]:+.2f}])"
 
 
-def fmt_paper(row: dict) -> str:
-    if row["paper_value"] is None:
-        return row["paper"]
-    return f"{row['paper_value']:g}x" if row["unit"] == "x" else f"{row['paper_value']:+.1f} pp"
-
-
-def fmt_cell(row: dict | None) -> str:
+def fmt_cell(row: ClaimRow | None) -> str:
     """A regime's measurement of one claim: mean, interval, seeds - or 'not measured yet'."""
     if row is None:
         return "not measured yet"
-    text = f"{fmt_measured(row)}; {row['seeds']}"
-    failed = row.get("failed") or {}
+    text = f"{fmt_measured(row)}; {row.details['seed_count']}"
+    failed = row.details.get("failed") or {}
     if failed:
         text += "; diverged or at chance, left out: " + ", ".join(
             f"{ARM_LABELS.get(a, a).split(':')[0]} seed(s) {', '.join(map(str, v))}" for a, v in failed.items())
-    if row.get("not_reached"):
+    if row.details.get("not_reached"):
         text += "; never reached 25%, left out: " + ", ".join(
-            f"{a} seed(s) {', '.join(map(str, v))}" for a, v in row["not_reached"].items())
+            f"{a} seed(s) {', '.join(map(str, v))}" for a, v in row.details["not_reached"].items())
     return text
 
 
@@ -64,7 +57,7 @@ def headline_rows(analysis: dict) -> list[str]:
         cells = [f"{claim} ({metric})", paper]
         for g in REGIMES:
             r = _row(analysis, g, key)
-            cells += [fmt_cell(r), r["verdict"] if r else "-"]
+            cells += [fmt_cell(r), r.verdict if r else "-"]
         rows.append(cells)
     return report_kit.table(header, rows)
 
@@ -133,7 +126,7 @@ def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> st
           "measures that factor (the interval's verdict is then given in the text).", "",
           *headline_rows(analysis), ""]
     for g in REGIMES:
-        recipes = list(dict.fromkeys(f"{r['claim'].split(':')[0]}: {r['recipe']}"
+        recipes = list(dict.fromkeys(f"{r.claim.split(':')[0]}: {r.recipe}"
                                      for r in analysis["regimes"][g]["claims"]))
         if recipes:
             L.append(f"Recipes, {REGIME_LABELS[g]}: " + "; ".join(recipes) + ".")
@@ -339,37 +332,37 @@ def _discussion(analysis: dict) -> list[str]:
         rows = {g: _row(analysis, g, key) for g in REGIMES}
         parts = []
         for g, r in rows.items():
-            if r is None or r["measured"]["mean"] is None:
+            if r is None or r.mean is None:
                 parts.append(f"{REGIME_LABELS[g]}: not measured yet")
                 continue
-            if r["unit"] == "x":
+            if r.unit == "x":
                 whole = _row(analysis, g, "fig1-whole")
-                parts.append(f"{REGIME_LABELS[g]}: tanh needed {r['measured']['mean']:.2f}x ReLU's epochs to 25% "
-                             f"({r['verdict']}" + (f"; {whole['measured']['mean']:.2f}x by the whole-epoch error, "
-                                                   f"{whole['verdict']}" if whole and whole['measured']['mean'] else "")
+                parts.append(f"{REGIME_LABELS[g]}: tanh needed {r.mean:.2f}x ReLU's epochs to 25% "
+                             f"({r.verdict}" + (f"; {whole.mean:.2f}x by the whole-epoch error, "
+                                                f"{whole.verdict}" if whole and whole.mean else "")
                              + ")")
             else:
-                parts.append(f"{REGIME_LABELS[g]}: {r['measured']['mean_pp']:+.2f} pp ({r['verdict']})")
-                if r.get("mechanism_absent"):
-                    parts[-1] += (f" - {r['mechanism_absent']}; as an interval it would read "
-                                  f"'{r['verdict_as_measured']}'")
-            if r.get("failed"):
+                parts.append(f"{REGIME_LABELS[g]}: {r.mean:+.2f} pp ({r.verdict})")
+                if r.details.get("mechanism_absent"):
+                    parts[-1] += (f" - {r.details['mechanism_absent']}; as an interval it would read "
+                                  f"'{r.details['verdict_as_measured']}'")
+            if r.details.get("failed"):
                 parts[-1] += ", with runs that diverged or stayed at chance left out of the mean (see its table)"
         if all(r is None for r in rows.values()):
             continue
         text = f"- **{name}** (paper: {CLAIM_TEXT[key][2]}): " + "; ".join(parts) + "."
         u, q = rows["unit"], rows["paper"]
-        if u and q and u["measured"]["mean"] is not None and q["measured"]["mean"] is not None:
-            if u["verdict"] == q["verdict"]:
+        if u and q and u.mean is not None and q.mean is not None:
+            if u.verdict == q.verdict:
                 text += " The verdict is the same in the paper's own regime: it does not come from the regime."
             else:
-                text += (f" The verdict changes with the regime ({u['verdict']} -> {q['verdict']}). The regimes "
+                text += (f" The verdict changes with the regime ({u.verdict} -> {q.verdict}). The regimes "
                          "differ in input scale and initialisation (the paper regime's are cuda-convnet's, whose "
                          "files state both) and in learning rate (each chosen per regime), so the change cannot be "
                          "put on one of them.")
         if key == "pool-single-lr" or key == "lrn-single-lr":
             text += _single_lr_caveat(analysis, key)
-        if key.startswith("lrn") and any(r and r["verdict"] == "disagrees" for r in rows.values()):
+        if key.startswith("lrn") and any(r and r.verdict == "disagrees" for r in rows.values()):
             text += (" Later work found no gain from LRN on other nets either: Simonyan & Zisserman (VGG, ICLR 2015, "
                      "sec. 4.1) report that LRN 'does not improve the performance' of their 11-layer net on ILSVRC.")
         if key == "towers":

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from bench.ablations.cifar_report.analysis import CLAIM_KEYS, CLAIM_TEXT, _row
 from bench.ablations.cifar_report.records import ARM_LABELS, REGIME_LABELS, REGIMES
+from bench.report.claim_row import Panel, PlotLine, plot_claims
 from infra import report_kit
 
 RATIO_TICKS = (0.25, 0.5, 1, 2, 3, 4, 6, 8, 16, 32)  # the Figure-1 ratio axis of plot_deltas (log)
-PAPER_RATIO = 6.0  # Figure 1: ReLU reached 25% six times sooner
 
 def plot_figure1(analysis: dict, path: Path) -> bool:
     """Training error against epochs, ReLU solid, tanh dashed, one line per seed (the paper's Figure 1)."""
@@ -42,58 +42,28 @@ def plot_figure1(analysis: dict, path: Path) -> bool:
     return True
 
 
+DELTA_LABELS = {"lrn": "LRN,\nper-arm lr", "pool": "3/2 vs 2/2 pooling,\nper-arm lr",
+                "towers": "two towers vs one\nhalf-width, per-arm lr", "lrn-single-lr": "LRN,\nearlier single lr",
+                "pool-single-lr": "3/2 vs 2/2 pooling,\nearlier single lr"}
+RATIO_LABELS = {"fig1-epochs": "Figure 1, quarter-epoch windows:\ntanh / ReLU epochs",
+                "fig1-whole": "Figure 1, whole-epoch error:\ntanh / ReLU epochs"}
+
+
 def plot_deltas(analysis: dict, path: Path) -> bool:
     """Each claim's measured effect with its 95% interval beside the paper's figure, one marker per regime:
     deltas (pp) on the left, the Figure-1 ratios on the right (log scale)."""
-    keys = [k for k in CLAIM_KEYS if k != "fig1-seconds"]
-    measured = {(k, g): r for k in keys for g in REGIMES
-                if (r := _row(analysis, g, k)) is not None and r["measured"]["mean"] is not None}
-    if not measured:
-        return False
-    plt = report_kit.pyplot()
-    delta_keys = ("lrn", "pool", "towers", "lrn-single-lr", "pool-single-lr")
-    panels = [p for p in ([k for k in delta_keys if any((k, g) in measured for g in REGIMES)],
-                          [k for k in ("fig1-epochs", "fig1-whole") if any((k, g) in measured for g in REGIMES)]) if p]
-    labels = {"lrn": "LRN,\nper-arm lr", "pool": "3/2 vs 2/2 pooling,\nper-arm lr",
-              "towers": "two towers vs one\nhalf-width, per-arm lr", "lrn-single-lr": "LRN,\nearlier single lr",
-              "pool-single-lr": "3/2 vs 2/2 pooling,\nearlier single lr",
-              "fig1-epochs": "Figure 1, quarter-epoch windows:\ntanh / ReLU epochs",
-              "fig1-whole": "Figure 1, whole-epoch error:\ntanh / ReLU epochs"}
-    paper = {"lrn": -2.0, "pool": -0.4, "towers": -1.7, "lrn-single-lr": -2.0, "pool-single-lr": -0.4,
-             "fig1-epochs": PAPER_RATIO, "fig1-whole": PAPER_RATIO}
-    height = 1.6 + 0.55 * max(len(p) for p in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), height), squeeze=False)
-    for ax, group in zip(axes[0], panels):
-        ratio = group[0].startswith("fig1")
-        for y, key in enumerate(group):
-            for j, (g, color) in enumerate(zip(REGIMES, ("C0", "C2"))):
-                r = measured.get((key, g))
-                if r is None:
-                    continue
-                m = r["measured"]
-                mean, ci = (m["mean"], m["ci"]) if ratio else (m["mean_pp"], m["ci_pp"])
-                yy = y + (0.12 if j == 0 else -0.12)
-                if ci is not None:
-                    ax.plot(ci, [yy, yy], color=color, lw=2.5, solid_capstyle="butt")
-                ax.plot(mean, yy, "o", color=color, label=f"{REGIME_LABELS[g]}, 95% CI" if y == 0 else None)
-            ax.plot(paper[key], y, "x", color="C3", ms=9, mew=2, label="paper" if y == 0 else None)
-        ax.axvline(1.0 if ratio else 0.0, color="k", lw=0.8)
-        ax.set_yticks(range(len(group)))
-        ax.set_yticklabels([labels[k] for k in group], fontsize=8)
-        ax.set_ylim(-0.6, len(group) - 0.4)
-        if ratio:
-            ax.set_xscale("log")
-            shown = [v for (k, g), r in measured.items() if k in group
-                     for v in (r["measured"]["mean"], *(r["measured"]["ci"] or ()))] + [1.0, PAPER_RATIO]
-            ax.set_xlim(min(shown) / 1.25, max(shown) * 1.25)  # the paper's 6x inside the frame, with a margin
-            report_kit.log_ticks(ax, "x", ticks=RATIO_TICKS, suffix="x")
-            ax.set_xlabel("ratio (1 = no speed-up)", fontsize=8)
-        else:
-            ax.set_xlabel("test error, with - without (pp)", fontsize=8)
-        ax.legend(fontsize=6, loc="best")
-    fig.suptitle("Measured effects vs the paper, both regimes (4-layer CNN, CPU)", fontsize=10)
-    report_kit.save_figure(fig, path)
-    return True
+    measured = {(k, g): r for k in CLAIM_KEYS for g in REGIMES
+                if (r := _row(analysis, g, k)) is not None and r.mean is not None}
+
+    def lines(labels: dict) -> list[PlotLine]:
+        """One line per claim measured in some regime, the paper's figure from its rows."""
+        rows = {k: [measured.get((k, g)) for g in REGIMES] for k in labels}
+        return [PlotLine(labels[k], next(r for r in rs if r).paper_value, rs) for k, rs in rows.items() if any(rs)]
+    panels = [Panel(lines(DELTA_LABELS), "test error, with - without (pp)"),
+              Panel(lines(RATIO_LABELS), "ratio (1 = no speed-up)", null=1.0, log_ticks=RATIO_TICKS)]
+    series = [(REGIME_LABELS[g], color) for g, color in zip(REGIMES, ("C0", "C2"))]
+    return plot_claims(path, [p for p in panels if p.lines], series,
+                       "Measured effects vs the paper, both regimes (4-layer CNN, CPU)")
 
 
 def plot_curves(analysis: dict, path: Path, source: str = "arms") -> bool:
