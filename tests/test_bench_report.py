@@ -365,7 +365,7 @@ def _cpu_case_log(tmp_path: Path) -> Path:
 
 
 def test_readme_cpu_headline_is_generated_from_the_run(tmp_path, capsys):
-    from bench.report import readme_rows
+    from bench.report import readme_rows, targets
 
     log = _cpu_case_log(tmp_path)
     readme = tmp_path / "README.md"
@@ -386,6 +386,13 @@ def test_readme_cpu_headline_is_generated_from_the_run(tmp_path, capsys):
     assert readme_rows.faster_than_ours(run) == ["`relu_lrn_pool` fwd nchw: openvino 1.5 ms vs cpp 2 ms"]
     assert "Test CPU" in text and "5 min 7 s" in text and "OpenVINO 2026.4.1;" in text and "2026-12-01" in text
     assert "(reports/cpu-test/README.md)" in text  # the report folder, relative to the README
+    # how the run stands against its targets, counted from the targets table, each open target named
+    head = next(line for line in text.splitlines() if line.startswith("**Targets in this run**"))
+    fresh = load_run(log)
+    detail = targets.summary(targets.evaluate(fresh.kernels, fresh.models))
+    assert f" of {len(detail)}." in head and "(reports/cpu-test/targets.md)" in head
+    for _, r in detail[detail["status"].isin(["not met", "unresolved"])].iterrows():
+        assert f"- {r['status']}: {r['target']}: worst {r['worst case']}" in text
     # a README without the block, or a GPU run, is refused with a message naming the problem
     bare = tmp_path / "bare.md"
     bare.write_text("# nothing to fill\n")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report import targets
 from bench.report.results import ReportError, Run
 from infra import report_kit
 
@@ -175,6 +176,22 @@ def _duration(run: Run) -> str:
     return "wall time not recorded"
 
 
+def target_lines(run: Run, report_dir: str) -> list[str]:
+    """How the run stands against its targets (``bench.report.targets``): the count per status, then each
+    target not met or unresolved with its worst case and what is required."""
+    summary = targets.summary(targets.evaluate(run.kernels, run.models))
+    if summary.empty:
+        return []
+    counts = summary["status"].value_counts()
+    head = (f"**Targets in this run** ([targets]({report_dir}/targets.md)): "
+            + ", ".join(f"{int(counts[s])} {s}" for s in ("met", "met where measured", "not met", "unresolved",
+                                                          "not measured") if s in counts)
+            + f" of {len(summary)}.")
+    open_rows = summary[summary["status"].isin(["not met", "unresolved"])]
+    return ["", head, *[f"- {r['status']}: {r['target']}: worst {r['worst case']}, required {r['required']}"
+                        for _, r in open_rows.iterrows()]]
+
+
 def block(run: Run, report_dir: str) -> str:
     """The README block: the run named, then the two tables; ``report_dir`` is the run's report folder."""
     if not run.cpu_only:
@@ -197,7 +214,7 @@ def block(run: Run, report_dir: str) -> str:
     rivals = faster_than_ours(run)
     beaten = (["", "**Faster than the cpp kernels in this run:** " + "; ".join(rivals) + "."] if rivals
               else ["", "No backend or peer in this run is faster than the cpp kernels on these rows."])
-    return "\n".join([intro, "", *op_table(run), "", *model_table(run), *beaten])
+    return "\n".join([intro, "", *op_table(run), "", *model_table(run), *beaten, *target_lines(run, report_dir)])
 
 
 def update_readme(readme: Path, run: Run, report_dir: str) -> Path:
