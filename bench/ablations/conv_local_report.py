@@ -55,7 +55,10 @@ def _seed_table(runs: dict) -> list[str]:
                          pct(m) if label == "single" else "", pct(m) if label == "multi" else "",
                          f"sd {num(None if sd is None else 100 * sd)} pp", "", pct(PAPER[arm], 0)])
     return table(["net", "seed", "epochs", "test error, single-view", "test error, multi-view",
-                  "last-epoch training error", "throughput (training steps)", "paper"], rows)
+                  "last-epoch training error", "throughput (training steps)", "paper"], rows) + [
+        "", "Throughput and s/epoch are each run's own, over all its epochs and wall time (evaluation included): "
+        "the study's runs take one thread each beside other work, so they sit below the quiet figures of the "
+        "speed table above, which are the ones to compare."]
 
 
 def _delta_lines(runs: dict) -> list[str]:
