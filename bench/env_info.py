@@ -114,8 +114,6 @@ def run_description(device: torch.device, command: str) -> dict:
     info.update(software_versions())
     info.update(gpu_static_info(device))
     if device.type != "cuda":
-        from infra.machine import cpu_info
-
         info["gpu_name"] = None
         info["cpu_threads"] = torch.get_num_threads()
         info["cpu_model"] = cpu_info()["cpu_model"]

@@ -2,7 +2,6 @@
 training set, disjoint from it and from the test set, the same every time), the rule that picks each arm's
 rate from validation error alone, the verdicts "depends on lr" and "not a test of normalisation", the
 two-tower net's connectivity and parameter counts, and the report rendered from a tiny per-arm study."""
-import copy
 import json
 import os
 import subprocess
