@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from kernels.backends import cpp as cpp_backend
+from kernels import op_shapes
 from kernels.backends import eager as reference
 from kernels.paper import normalising_scale
 from kernels.tolerances import FLOAT64_REL_ERR
@@ -175,6 +176,15 @@ def test_offsets_widen_for_windows_over_128_positions(backend, dtype, layout):
     (g,) = torch.autograd.grad(y.sum(), x)
     (g_ref,) = torch.autograd.grad(reference.max_pool(x, 12, 1).sum(), x)
     torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 11, 12])
+def test_offsets_dtype_is_the_shared_rule(backend, kernel_size):
+    """The C++ copy of the offset dtype rule (csrc/alexnet_ops.h) agrees with kernels/op_shapes.py."""
+    x = torch.randn(1, 3, 12, 12)
+    ops = torch.ops.alexnet_cpp_ext
+    for _, offsets in (ops.max_pool(x, kernel_size, 1), ops.relu_lrn_pool(x, *LRN, kernel_size, 1)):
+        assert offsets.dtype == op_shapes.offsets_dtype(kernel_size)
 
 
 def test_torch_compile_sees_opaque_ops(backend):

@@ -47,6 +47,7 @@ from bench.shapes import GPU_SHAPES  # noqa: E402
 from bench.report.tables import markdown  # noqa: E402
 from infra.errors import check_output_folder, run_cli  # noqa: E402
 from kernels.backends.triton.launch import Launch, recording_launches  # noqa: E402
+from kernels import op_shapes  # noqa: E402
 from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
 
 LRN = dict(PAPER_LRN)  # alpha in the paper convention
@@ -93,7 +94,7 @@ def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case
             for site in POOL_SITES:
                 shape = (batch,) + GPU_SHAPES[site][1:]
                 x = _meta_tensor(shape, dtype, fmt)
-                y, offsets = triton_max_pool.pooled_empty(x, **POOL)
+                y, offsets = op_shapes.pooled(x, **POOL)
                 label = (site, dtype_name, layout_name)
                 record("max_pool", "forward", *label, lambda: triton_max_pool.max_pool_forward(x, **POOL))
                 record("max_pool", "backward", *label, lambda: triton_max_pool.max_pool_backward(

@@ -38,7 +38,7 @@ from kernels.backends.triton import max_pool_kernel as mp
 from kernels.backends.triton import relu_lrn_kernel as lrn
 from kernels.experimental import triton_relu_lrn_cvec as cvec
 from kernels.backends.triton import relu_lrn_pool_kernel as fused
-from kernels.backends.triton.offsets import memory_format_of
+from kernels.op_shapes import output_format
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk, walk_of
 from kernels.paper import PAPER_LRN, PAPER_POOL
 
@@ -86,7 +86,7 @@ def kernel_cases(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[li
     device, size = x.device, x.element_size()
     gen = torch.Generator(device=device).manual_seed(1)
     y_pool, offsets = mp.max_pool_forward(x, **POOL)
-    fmt = memory_format_of(x)
+    fmt = output_format(x)
     g_full = torch.randn(x.shape, generator=gen, device=device, dtype=x.dtype).contiguous(memory_format=fmt)
     g_pool = torch.randn(y_pool.shape, generator=gen, device=device, dtype=x.dtype).contiguous(memory_format=fmt)
     _, fused_offsets = fused.relu_lrn_pool_forward(x, **LRN, **POOL)

@@ -13,7 +13,8 @@ backward:
 
 * ``relu_lrn``: only the input ``x`` (the LRN denominator is recomputed in backward);
 * ``max_pool``: only the argmax position inside each window, as int8 (``kh * kernel_size + kw``;
-  int32 when ``kernel_size**2 > 128``), instead of ATen's int64 flat indices;
+  int32 when ``kernel_size**2 > 128``: ``kernels.op_shapes.offsets_dtype``), instead of ATen's int64 flat
+  indices;
 * ``relu_lrn_pool``: only ``x`` and those offsets; backward recomputes the LRN locally.
 
 Layout: a channels_last-contiguous input is processed (and answered) as channels_last; any other
@@ -28,8 +29,8 @@ from pathlib import Path
 
 import torch
 
+from kernels import op_shapes
 from kernels.backends import autograd
-from kernels.paper import pool_output_size
 
 NAMESPACE = "alexnet_cpp_ext"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
@@ -222,57 +223,18 @@ def relu_lrn_pool(
 
 
 # ----------------------------------------------------------------------------------------------
-# Autograd and fake kernels for the C++ ops
+# Autograd and fake kernels for the C++ ops (the fakes: kernels/op_shapes.py)
 # ----------------------------------------------------------------------------------------------
-
-
-def _layout(x: torch.Tensor) -> torch.memory_format:
-    """Same rule as ``layout_of`` in csrc/alexnet_ops.h."""
-    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def _offset_dtype(kernel_size: int) -> torch.dtype:
-    return torch.int8 if kernel_size * kernel_size <= 128 else torch.int32
-
-
-def _pooled(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n, c, h, w = x.shape
-    shape = (n, c, pool_output_size(h, kernel_size, stride), pool_output_size(w, kernel_size, stride))
-    fmt = _layout(x)
-    y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
-    offsets = torch.empty(shape, dtype=_offset_dtype(kernel_size), device=x.device, memory_format=fmt)
-    return y, offsets
-
-
-def _like(x: torch.Tensor) -> torch.Tensor:
-    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=_layout(x))
 
 
 def _register_python_side() -> None:
     lib = f"{NAMESPACE}::"
     ops = getattr(torch.ops, NAMESPACE)
 
-    torch.library.register_fake(lib + "relu_lrn")(lambda x, size, alpha, beta, k: _like(x))
-    torch.library.register_fake(lib + "relu_lrn_backward")(lambda g, x, size, alpha, beta, k: _like(x))
-    torch.library.register_fake(lib + "max_pool")(lambda x, kernel_size, stride: _pooled(x, kernel_size, stride))
-    torch.library.register_fake(lib + "max_pool_values")(lambda x, kernel_size, stride: _pooled(x, kernel_size, stride)[0])
-    torch.library.register_fake(lib + "relu_lrn_pool_values")(
-        lambda x, size, alpha, beta, k, kernel_size, stride: _pooled(x, kernel_size, stride)[0]
-    )
-
-    def _max_pool_backward_fake(g, offsets, height, width, kernel_size, stride):
-        n, c = g.shape[:2]
-        return torch.empty((n, c, height, width), dtype=g.dtype, device=g.device, memory_format=_layout(offsets))
-
-    torch.library.register_fake(lib + "max_pool_backward")(_max_pool_backward_fake)
-    torch.library.register_fake(lib + "relu_lrn_pool")(
-        lambda x, size, alpha, beta, k, kernel_size, stride: _pooled(x, kernel_size, stride)
-    )
-    torch.library.register_fake(lib + "relu_lrn_pool_backward")(
-        lambda g, x, offsets, size, alpha, beta, k, kernel_size, stride: _like(x)
-    )
+    for name, fake in op_shapes.FAKES.items():
+        torch.library.register_fake(lib + name)(fake)
+    for name in ("max_pool", "relu_lrn_pool"):
+        torch.library.register_fake(f"{lib}{name}_values")(op_shapes.values_only(op_shapes.FAKES[name]))
 
     autograd.register_relu_lrn(lib + "relu_lrn", ops.relu_lrn_backward)
     autograd.register_max_pool(lib + "max_pool", ops.max_pool_backward)

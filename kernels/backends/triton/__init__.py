@@ -7,7 +7,9 @@ Ops (namespace ``alexnet_kernels``), each with a hand-written backward kernel:
   ``relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride) -> (y, offsets)``
                                                                   saves x and int8 window offsets
 
-plus ``*_backward`` ops. On a CUDA GPU they are ``torch.library.triton_op`` s launching through
+(int32 offsets for windows over 128 elements), plus ``*_backward`` ops. Their outputs' shapes, dtypes
+and memory formats are ``kernels/op_shapes.py``'s, shared with the cpp backend.
+On a CUDA GPU they are ``torch.library.triton_op`` s launching through
 ``wrap_triton``, so ``torch.compile(fullgraph=True)`` sees the kernels themselves. Under Triton's
 CPU interpreter ``wrap_triton`` cannot be traced (FakeTensors have no data pointer), so there they
 are opaque ``torch.library.custom_op`` s with ``register_fake`` shape functions - still traceable
@@ -49,6 +51,7 @@ def device_problem(device: torch.device) -> str | None:
 
 
 if _IMPORT_ERROR is None:
+    from kernels import op_shapes
     from kernels.backends import autograd
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
@@ -63,13 +66,10 @@ if _IMPORT_ERROR is None:
             return torch.library.custom_op(qualname, mutates_args=())
         return torch.library.triton_op(qualname, mutates_args=())
 
-    def _fake(op):
-        """Register the shape function only where the op is opaque (interpreter custom_op)."""
-        def register(fn):
-            if _INTERPRETED:
-                torch.library.register_fake(op)(fn)
-            return fn
-        return register
+    def _register_fake(op, name: str) -> None:
+        """The op's shape function (kernels/op_shapes.py), needed only where it is opaque (interpreter custom_op)."""
+        if _INTERPRETED:
+            torch.library.register_fake(op)(op_shapes.FAKES[name])
 
     # ------------------------------------------------------------------ relu_lrn
 
@@ -83,13 +83,8 @@ if _IMPORT_ERROR is None:
     ) -> torch.Tensor:
         return _lrn.relu_lrn_backward(x, grad, size, alpha, beta, k)
 
-    @_fake(_relu_lrn_op)
-    def _(x, size, alpha, beta, k):
-        return torch.empty_like(x, memory_format=torch.preserve_format)
-
-    @_fake(_relu_lrn_backward_op)
-    def _(grad, x, size, alpha, beta, k):
-        return torch.empty_like(x, memory_format=torch.preserve_format)
+    _register_fake(_relu_lrn_op, "relu_lrn")
+    _register_fake(_relu_lrn_backward_op, "relu_lrn_backward")
 
     autograd.register_relu_lrn(_relu_lrn_op, _relu_lrn_backward_op)
 
@@ -106,17 +101,11 @@ if _IMPORT_ERROR is None:
     ) -> torch.Tensor:
         return _mp.max_pool_backward(grad, offsets, (height, width), kernel_size, stride, channels_last)
 
-    @_fake(_max_pool_op)
-    def _(x, kernel_size, stride):
-        return _mp.pooled_empty(x, kernel_size, stride)
-
-    @_fake(_max_pool_backward_op)
-    def _(grad, offsets, height, width, kernel_size, stride, channels_last):
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        return grad.new_empty((*grad.shape[:2], height, width)).contiguous(memory_format=fmt)
+    _register_fake(_max_pool_op, "max_pool")
+    _register_fake(_max_pool_backward_op, "max_pool_backward")
 
     autograd.register_max_pool(_max_pool_op, _max_pool_backward_op,
-                               channels_last=lambda x: _mp.memory_format_of(x) == torch.channels_last)
+                               channels_last=lambda x: op_shapes.output_format(x) == torch.channels_last)
 
     # ------------------------------------------------------------------ relu_lrn_pool (fused)
 
@@ -133,13 +122,8 @@ if _IMPORT_ERROR is None:
     ) -> torch.Tensor:
         return _fused.relu_lrn_pool_backward(x, grad, offsets, size, alpha, beta, k, kernel_size, stride)
 
-    @_fake(_relu_lrn_pool_op)
-    def _(x, size, alpha, beta, k, kernel_size, stride):
-        return _mp.pooled_empty(x, kernel_size, stride)
-
-    @_fake(_relu_lrn_pool_backward_op)
-    def _(grad, x, offsets, size, alpha, beta, k, kernel_size, stride):
-        return torch.empty_like(x, memory_format=torch.preserve_format)
+    _register_fake(_relu_lrn_pool_op, "relu_lrn_pool")
+    _register_fake(_relu_lrn_pool_backward_op, "relu_lrn_pool_backward")
 
     autograd.register_relu_lrn_pool(_relu_lrn_pool_op, _relu_lrn_pool_backward_op)
 

@@ -19,6 +19,7 @@ import triton.language as tl
 
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
+from kernels.op_shapes import like
 from kernels.backends.triton.tiling import ChannelWalk
 from kernels.backends.triton.indexing import as_index, channel_chunk, position_ptr, position_tile
 from kernels.backends.triton.lrn_math import (
@@ -116,7 +117,7 @@ def lrn_backward(
     """Gradient w.r.t. ``x`` of relu_lrn (``offsets is None``) or of max_pool(relu_lrn) given the
     pool's argmax ``offsets``; recomputes a and d from ``x``. Same memory format as ``x``."""
     n, c, h, w = x.shape
-    dx = torch.empty_like(x, memory_format=torch.preserve_format)
+    dx = like(x)
     pool = offsets is not None
     if pool:
         oh, ow = grad.shape[-2:]

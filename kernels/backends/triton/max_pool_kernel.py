@@ -5,7 +5,7 @@ NCHW, ``c`` fastest for channels_last, so stores and most loads are coalesced); 
 through its own strides. Ties and NaN follow ATen: the first maximum in (kh, kw) scan order wins, and
 a NaN wins over everything (the last NaN in scan order, as ATen's ``val > max || isnan(val)``).
 Instead of ATen's int64 flat indices the forward saves the argmax's position inside its window,
-``kh * kernel_size + kw``, as int8 (int16 when ``kernel_size**2 > 127``): 1/8 of the bytes.
+``kh * kernel_size + kw``, as int8 (int32 when ``kernel_size**2 > 128``): 1/8 of the bytes.
 
 Backward: one lane per *input* element; it visits the at most ``ceil(K/S)**2`` windows that cover
 it and adds the gradient of those whose saved offset points at it. No atomics, deterministic.
@@ -19,16 +19,18 @@ import triton.language as tl
 
 from kernels.interpreter import triton_interpreted
 from kernels.backends.triton.launch import launch
-from kernels.backends.triton.offsets import index_is_64, memory_format_of
+from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.indexing import as_index, unravel
-from kernels.backends.triton.pool_windows import pooled_empty, window_geometry, window_grad
+from kernels.backends.triton.pool_windows import window_geometry, window_grad
+from kernels import op_shapes
+from kernels.op_shapes import output_format, pooled
 
 
 @triton.jit
 def _max_pool_fwd_kernel(
     x_ptr,  # input, any strides
     y_ptr,  # pooled output, dense in the memory order given by CHANNELS_LAST
-    off_ptr,  # argmax offset within the window (int8/int16), same layout as y
+    off_ptr,  # argmax offset within the window (int8/int32), same layout as y
     total,  # number of output elements N*C*OH*OW
     C, H, W, OH, OW,
     sxn, sxc, sxh, sxw,  # input strides (elements)
@@ -99,14 +101,14 @@ def _block(total: int, gpu_block: int) -> int:
 
 def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int, block: int | None = None,
                      num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled output (same memory format as ``x``) and int8/int16 argmax window offsets. ``block``
-    and ``num_warps`` override the launch shape (``bench.tools.tune_tiling`` sweeps them)."""
+    """Pooled output and argmax window offsets (``op_shapes.pooled``). ``block`` and ``num_warps``
+    override the launch shape (``bench.tools.tune_tiling`` sweeps them)."""
     if x.ndim != 4:
         raise ValueError(f"max_pool_forward: expected a 4-D NCHW tensor, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
-    y, offsets = pooled_empty(x, kernel_size, stride)
+    y, offsets = pooled(x, kernel_size, stride)
     oh, ow = y.shape[-2:]
-    fmt = memory_format_of(x)
+    fmt = output_format(x)
     total = y.numel()
     block = block or _block(total, gpu_block=512)
     launch(
@@ -126,8 +128,7 @@ def max_pool_backward(
     """Input gradient (NCHW or channels_last) from the pooled gradient and the saved offsets."""
     n, c, oh, ow = grad_out.shape
     h, w = input_hw
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    dx = torch.empty((n, c, h, w), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    dx = op_shapes.max_pool_backward(grad_out, offsets, h, w, kernel_size, stride, channels_last)
     total = dx.numel()
     block = block or _block(total, gpu_block=512 if channels_last else 256)
     launch(

@@ -60,12 +60,3 @@ def dense_strides(shape: tuple[int, int, int, int], channels_last: bool) -> tupl
         strides[dim], step = step, step * shape[dim]
     return tuple(strides)
 
-
-def is_channels_last(x: torch.Tensor) -> bool:
-    """Treat ``x`` as channels_last when it is dense in that format but not plain NCHW-contiguous."""
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
-def memory_format_of(x: torch.Tensor) -> torch.memory_format:
-    """The memory format outputs derived from ``x`` (pooled output, gradients) are allocated in."""
-    return torch.channels_last if is_channels_last(x) else torch.contiguous_format

@@ -1,14 +1,9 @@
 """Shared pieces of the max-pool kernels: the windows that cover an input element and the gradient it
-gathers from them (``max_pool_kernel``'s backward, ``lrn_backward_kernel`` with POOL=True), and the
-pooled output's allocation."""
+gathers from them (``max_pool_kernel``'s backward, ``lrn_backward_kernel`` with POOL=True)."""
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
-
-from kernels.backends.triton.offsets import memory_format_of
-from kernels.paper import pool_output_size
 
 
 @triton.jit
@@ -48,20 +43,3 @@ def window_grad(g_ptr, off_ptr, valid, code, g_off, o_off, ACC: tl.constexpr):
     hit = valid & (o.to(tl.int32) == code)
     gv = tl.load(g_ptr + g_off, mask=hit, other=0.0).to(ACC)
     return tl.sum(gv, axis=1)
-
-
-# ---------------------------------------------------------------------------------- host side
-
-def offsets_dtype(kernel_size: int) -> torch.dtype:
-    """int8 holds window positions up to 127; larger windows need int16."""
-    return torch.int8 if kernel_size * kernel_size <= 127 else torch.int16
-
-
-def pooled_empty(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uninitialised pooled output and offsets for ``x``, both in ``x``'s memory format."""
-    n, c, h, w = x.shape
-    oh, ow = pool_output_size(h, kernel_size, stride), pool_output_size(w, kernel_size, stride)
-    fmt = memory_format_of(x)
-    y = torch.empty((n, c, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt)
-    offsets = torch.empty((n, c, oh, ow), dtype=offsets_dtype(kernel_size), device=x.device, memory_format=fmt)
-    return y, offsets

@@ -24,6 +24,7 @@ import triton.language as tl
 
 from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
+from kernels.op_shapes import like
 from kernels.backends.triton.tiling import ChannelWalk
 from kernels.backends.triton.indexing import as_index, channel_chunk, position_ptr, position_tile
 from kernels.backends.triton.lrn_backward_kernel import lrn_backward
@@ -83,12 +84,12 @@ def _relu_lrn_fwd_kernel(
 
 def relu_lrn_forward(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
                      walk: ChannelWalk | None = None) -> torch.Tensor:
-    """ReLU + LRN of ``x`` (any strides); the output has ``x``'s memory format. ``walk`` overrides the
-    launch shape (``bench.tools.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it."""
+    """ReLU + LRN of ``x`` (any strides); the output is in ``op_shapes.output_format(x)``. ``walk``
+    overrides the launch shape (``bench.tools.tune_tiling`` sweeps it); by default ``lrn_walk`` picks it."""
     if x.ndim != 4 or size % 2 == 0:
         raise ValueError(f"relu_lrn_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
     n, c, h, w = x.shape
-    y = torch.empty_like(x, memory_format=torch.preserve_format)
+    y = like(x)
     walk = check_walk(walk or lrn_walk(x, size), c, size)
     launch(
         _relu_lrn_fwd_kernel, (walk.programs,),

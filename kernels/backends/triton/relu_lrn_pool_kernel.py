@@ -25,14 +25,14 @@ from kernels.backends.triton.lrn_backward_kernel import lrn_backward
 from kernels.backends.triton.lrn_math import (
     acc_zeros, check_walk, fast_log2, join_float, load_relu, lrn_log2, split_float,
 )
-from kernels.backends.triton.pool_windows import pooled_empty
+from kernels.op_shapes import pooled
 
 
 @triton.jit
 def _relu_lrn_pool_fwd_kernel(
     x_ptr,  # input, any strides
     y_ptr,  # pooled output, any strides
-    off_ptr,  # argmax window offsets (int8/int16), with y's strides (pooled_empty allocates both alike)
+    off_ptr,  # argmax window offsets (int8/int32), with y's strides (op_shapes.pooled allocates both alike)
     N, C, H, W, OH, OW,
     sxn, sxc, sxh, sxw,
     syn, syc, syh, syw,  # strides of y and of the offsets
@@ -106,11 +106,11 @@ def relu_lrn_pool_forward(
     x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int,
     walk: ChannelWalk | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """max_pool(relu_lrn(x)) and the pool's int8/int16 argmax window offsets, in ``x``'s memory format."""
+    """max_pool(relu_lrn(x)) and the pool's int8/int32 argmax window offsets, in ``x``'s memory format."""
     if x.ndim != 4 or size % 2 == 0:
         raise ValueError(f"relu_lrn_pool_forward: need a 4-D tensor and odd size, got {tuple(x.shape)}, size={size}")
     n, c, h, w = x.shape
-    y, offsets = pooled_empty(x, kernel_size, stride)
+    y, offsets = pooled(x, kernel_size, stride)
     oh, ow = y.shape[-2:]
     walk = check_walk(walk or fused_walk(x, n * oh * ow, size), c, size)
     launch(

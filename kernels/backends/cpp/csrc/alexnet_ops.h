@@ -1,11 +1,12 @@
 // Shared declarations of the `cpp` backend extension: layout rule, offset dtype, shape helpers, and the
 // device-independent prologue of the CPU and CUDA entry points (argument checks, layout, output allocation).
 //
-// Layout rule (mirrored by kernels/backends/cpp/__init__.py for the fake/meta kernels): a tensor is processed
+// Layout rule (mirrored by kernels/op_shapes.py, which the fake/meta kernels use): a tensor is processed
 // as channels_last when it is channels_last-contiguous but not NCHW-contiguous; every other tensor is
 // taken as `.contiguous()` NCHW first. Outputs use the same layout as the processed input.
 // Max-pool argmax positions are stored as the index `kh * kernel_size + kw` inside the window:
-// int8 when kernel_size * kernel_size <= 128 (every AlexNet pool), int32 otherwise.
+// int8 when kernel_size * kernel_size <= 128 (every AlexNet pool), int32 otherwise (kernels/op_shapes.py:
+// offsets_dtype, the Python copy the Triton backend uses too).
 #pragma once
 
 #include <ATen/ATen.h>
