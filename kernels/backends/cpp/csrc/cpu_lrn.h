@@ -81,11 +81,6 @@ struct Lrn {
 
   Vec denominator(const Vec& window_sum) const { return at::vec::fmadd(Vec(alpha), window_sum, Vec(k)); }
 
-  Vec pow_neg_beta(const Vec& d) const {
-    if (three_quarters) return pow_neg_three_quarters(d);
-    return d.pow(Vec(-beta));
-  }
-
   // d^-beta, and 1 / d in inv_d: for beta = 3/4 the square of the d^-1/2 estimate it is built from
   // (the backward's d^(-beta-1) without a divide).
   Vec pow_neg_beta(const Vec& d, Vec& inv_d) const {
@@ -118,7 +113,7 @@ struct LrnScale {
     if constexpr (!kThreeQuarters) {
       for (int i = 0; i < G; ++i) v[i] = (*this)(v[i]);
     } else {
-      Vec d[G], r[G], e[G];
+      Vec d[G], r[G], dr[G], e[G];  // as pow_neg_three_quarters: r = d^-1/2, e = (d r)^-1/2
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
 #pragma GCC unroll 8
@@ -126,9 +121,11 @@ struct LrnScale {
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
 #pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(d[i] * r[i]);
+      for (int i = 0; i < G; ++i) dr[i] = d[i] * r[i];
 #pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(d[i] * r[i], e[i]);
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(dr[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) v[i] = zero_where_inf(r[i] * e[i], d[i]);
     }
