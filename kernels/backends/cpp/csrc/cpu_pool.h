@@ -18,6 +18,17 @@
 namespace alexnet_ext {
 namespace cpu {
 
+// A max of in_t values written as scalar_t: exact (store_exact) when the two are the same type, else rounded.
+template <typename in_t, typename scalar_t>
+ALEXNET_ALWAYS_INLINE void store_max(scalar_t* p, const Vec& v, int64_t n) {
+  if constexpr (std::is_same_v<in_t, scalar_t>) store_exact(p, v, n);
+  else store_as(p, v, n);
+}
+
+// The element type a pointer type points at (a window row accessor's result).
+template <typename P>
+using pointee_t = std::remove_cv_t<std::remove_pointer_t<P>>;
+
 // (best, off) <- (v, v_off) where v > best or v is NaN.
 inline void take_if_better(Vec& best, Vec& off, const Vec& v, const Vec& v_off) {
   const Vec better = (v > best) | v.isnan();
@@ -86,7 +97,7 @@ void pool_row(const in_t* const* rows, const in_t* end, int64_t kernel_size, int
           take_if_better(best, boff, rbest, roff);
         }
       }
-      store_as(y + ow, best, OW - ow);
+      store_max<in_t>(y + ow, best, OW - ow);
       if (off) store_offsets(off + ow, boff, OW - ow);
     }
     return;
@@ -114,22 +125,39 @@ inline bool values_s2(int64_t kernel_size, int64_t stride) {
 // colmax_floats(W) floats, so that its loads and stores are whole vectors.
 inline int64_t colmax_floats(int64_t W) { return W + 3 * kLanes; }
 
+template <int K, typename in_t, typename scalar_t>
+void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, float* colmax, scalar_t* y) {
+  const int64_t used = 2 * (OW - 1) + K;
+  // Window rows: whole-vector loads (no per-load bound checks) where the row's last vector stays inside
+  // the tensor, which is every row but the last few of the last plane.
+  const auto max_rows = [&](int64_t i, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    Vec v = load_float(rows[0] + i, m);
+    for (int k = 1; k < K; ++k) v = at::vec::maximum(v, load_float(rows[k] + i, m));
+    v.store(colmax + i);
+  };
+  if (rows[K - 1] + (used + kLanes - 1) / kLanes * kLanes <= end) {
+    for (int64_t i = 0; i < used; i += kLanes) max_rows(i, kLanes);
+  } else {
+    for (int64_t i = 0; i < used; i += kLanes) max_rows(i, std::min(end - rows[K - 1] - i, kLanes));
+  }
+  // Neighbouring columns: colmax has slack for whole-vector loads past `used`.
+  for_each_vector(OW, [&](int64_t ow, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    auto [even, odd] = at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow), Vec::loadu(colmax + 2 * ow + kLanes));
+    Vec best = at::vec::maximum(even, odd);
+    if constexpr (K == 3) {
+      best = at::vec::maximum(
+          best, at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow + 2), Vec::loadu(colmax + 2 * ow + 2 + kLanes)).first);
+    }
+    store_max<in_t>(y + ow, best, m);
+  });
+}
+
+// pool_row_values_s2 for a kernel_size of 2 or 3 (values_s2).
 template <typename in_t, typename scalar_t>
 void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t kernel_size, int64_t OW, float* colmax,
                         scalar_t* y) {
-  const int64_t used = 2 * (OW - 1) + kernel_size;
-  for (int64_t i = 0; i < used; i += kLanes) {
-    Vec m = load_float(rows[0] + i, end - rows[0] - i);
-    for (int64_t kh = 1; kh < kernel_size; ++kh) m = at::vec::maximum(m, load_float(rows[kh] + i, end - rows[kh] - i));
-    m.store(colmax + i);
-  }
-  const float* colmax_end = colmax + used + 2 * kLanes;
-  for (int64_t ow = 0; ow < OW; ow += kLanes) {
-    auto [even, odd] = columns_s2<float>(colmax, colmax_end, 2 * ow);
-    Vec best = at::vec::maximum(even, odd);
-    if (kernel_size == 3) best = at::vec::maximum(best, columns_s2<float>(colmax, colmax_end, 2 * ow + 2).first);
-    store_as(y + ow, best, OW - ow);
-  }
+  if (kernel_size == 3) pool_row_values_s2<3>(rows, end, OW, colmax, y);
+  else pool_row_values_s2<2>(rows, end, OW, colmax, y);
 }
 
 // One pooled output position over C channels: at(kh, kw) points at the C floats of window element
@@ -143,7 +171,7 @@ void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, of
         take_if_better(best, boff, load_float(at(kh, kw) + q, C - q), Vec(static_cast<float>(kh * kernel_size + kw)));
       }
     }
-    store_as(y + q, best, C - q);
+    store_max<pointee_t<decltype(at(0, 0))>>(y + q, best, C - q);
     store_offsets(off + q, boff, C - q);
   }
 }
@@ -168,7 +196,7 @@ void pool_row_channels_values(const RowAt& rows, int64_t kernel_size, int64_t st
     for (int64_t q = 0; q < C; q += kLanes) {
       Vec best = load(first + q, C - q);
       for (int64_t kw = 1; kw < kernel_size; ++kw) best = at::vec::maximum(best, load(first + kw * C + q, C - q));
-      store_as(y + ow * C + q, best, C - q);
+      store_max<pointee_t<decltype(rows(0))>>(y + ow * C + q, best, C - q);
     }
   }
 }

@@ -124,6 +124,30 @@ ALEXNET_ALWAYS_INLINE Vec load_float(const scalar_t* p, int64_t n) {
   }
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+using Half16 = __m256i;  // kLanes 16-bit values
+#elif defined(CPU_CAPABILITY_AVX2)
+using Half16 = __m128i;
+#endif
+
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+// Lanes [0, n) of the kLanes 16-bit values h written to p.
+template <typename scalar_t>
+ALEXNET_ALWAYS_INLINE void store_half(scalar_t* p, const Half16& h, int64_t n) {
+  if (n >= kLanes) {
+#if defined(CPU_CAPABILITY_AVX512)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
+#else
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+#endif
+  } else if (n > 0) {
+    alignas(64) scalar_t tmp[kLanes];  // not &h: that would keep h in memory on the full-vector path too
+    std::memcpy(tmp, &h, sizeof(h));
+    copy_tail(p, tmp, n * sizeof(scalar_t));
+  }
+}
+#endif
+
 // Lanes [0, n) of v written as scalar_t, rounded to nearest even (float is stored as is). A full vector
 // is one vector conversion and one store.
 template <typename scalar_t>
@@ -132,30 +156,33 @@ ALEXNET_ALWAYS_INLINE void store_as(scalar_t* p, const Vec& v, int64_t n) {
     store(p, v, n);
   } else {
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-#if defined(CPU_CAPABILITY_AVX512)
-    using Half16 = __m256i;
-#else
-    using Half16 = __m128i;
-#endif
-    Half16 h;
-    if constexpr (std::is_same_v<scalar_t, at::BFloat16>) h = at::vec::cvtfp32_bf16(v);
-    else h = at::vec::cvtfp32_fp16(v);
-    if (n >= kLanes) {
-#if defined(CPU_CAPABILITY_AVX512)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
-#else
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
-#endif
-    } else if (n > 0) {
-      alignas(64) scalar_t tmp[kLanes];  // not &h: that would keep h in memory on the full-vector path too
-      std::memcpy(tmp, &h, sizeof(h));
-      copy_tail(p, tmp, n * sizeof(scalar_t));
-    }
+    if constexpr (std::is_same_v<scalar_t, at::BFloat16>) store_half(p, at::vec::cvtfp32_bf16(v), n);
+    else store_half(p, at::vec::cvtfp32_fp16(v), n);
 #else
     const auto h = at::vec::convert_from_float<scalar_t>(v, v);
     if (n > 0) h.store(p, static_cast<int>(std::min(n, kLanes)));
 #endif
   }
+}
+
+// store_as for a v whose lanes are exactly representable in scalar_t (widened scalar_t values, or maxima
+// of them, as in a max-pool): bfloat16 keeps each float's upper half, with no rounding to do (a shift
+// and a pack against the rounding conversion's eight instructions); other types as store_as.
+template <typename scalar_t>
+ALEXNET_ALWAYS_INLINE void store_exact(scalar_t* p, const Vec& v, int64_t n) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<scalar_t, at::BFloat16>) {
+    store_half(p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16)), n);
+    return;
+  }
+#elif defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<scalar_t, at::BFloat16>) {
+    const __m256i upper = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
+    store_half(p, _mm_packus_epi32(_mm256_castsi256_si128(upper), _mm256_extracti128_si256(upper, 1)), n);
+    return;
+  }
+#endif
+  store_as(p, v, n);
 }
 
 // n floats converted to scalar_t two vectors at a time (one pack for both), then the tail.
