@@ -2,7 +2,8 @@
 must move, where AlexNet applies it and how closely a backend's gradient must agree with eager.
 
 Tests, benchmarks (matrix, pre-timing check, % of copy bandwidth), counting and reports read ``OPS``;
-adding an op means one entry here. Besides the three public ops, ``unfused`` is the chain
+the custom-op backends' side of each op (schemas, fakes, what autograd keeps) is declared in
+``kernels/custom_ops.py``. Besides the three public ops, ``unfused`` is the chain
 ``relu_lrn`` then ``max_pool`` of one backend: what the fused op is measured against.
 
 Minimal bytes (so that achieved GB/s = minimal bytes / time is a lower bound on what a kernel moved):
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -33,11 +35,19 @@ POOL_SETTINGS = tuple(PAPER_POOL)  # kernel_size, stride
 LRN_POOL_GRAD_AGREEMENT = {torch.float32: 1.0 - 1e-5, torch.bfloat16: 0.98, torch.float16: 0.98}
 
 
+def unfused(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int, *,
+            backend: str) -> torch.Tensor:
+    """``relu_lrn`` then ``max_pool`` of one backend: two kernels, the intermediate in memory."""
+    return max_pool(relu_lrn(x, size, alpha, beta, k, backend=backend), kernel_size, stride, backend=backend)
+
+
 @dataclass(frozen=True)
 class OpSpec:
-    """One op: ``lrn`` (applies ReLU then LRN) and ``pool`` (max-pools), in that order."""
+    """One op: ``function(x, **settings, backend=...)``; ``lrn`` (applies ReLU then LRN) and ``pool``
+    (max-pools), in that order, say which settings it takes."""
 
     name: str
+    function: Callable[..., torch.Tensor]
     lrn: bool
     pool: bool
     alexnet_sites: tuple[str, ...]  # the conv layers whose activations it follows in AlexNet
@@ -53,16 +63,7 @@ class OpSpec:
 
     def call(self, x: torch.Tensor, backend: str, **overrides) -> torch.Tensor:
         """The op on ``x`` through ``backend`` with the paper's settings unless overridden."""
-        kw = self.settings(**overrides)
-        lrn = {n: kw[n] for n in LRN_SETTINGS if n in kw}
-        pool = {n: kw[n] for n in POOL_SETTINGS if n in kw}
-        if not self.pool:
-            return relu_lrn(x, **lrn, backend=backend)
-        if not self.lrn:
-            return max_pool(x, **pool, backend=backend)
-        if self.fused:
-            return relu_lrn_pool(x, **lrn, **pool, backend=backend)
-        return max_pool(relu_lrn(x, **lrn, backend=backend), **pool, backend=backend)
+        return self.function(x, **self.settings(**overrides), backend=backend)
 
     def reference(self, x: torch.Tensor, **overrides) -> torch.Tensor:
         """The eager reference: the fused op's semantics (the chain is the same math)."""
@@ -94,10 +95,10 @@ class OpSpec:
 
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
-    OpSpec("relu_lrn", lrn=True, pool=False, alexnet_sites=("conv1", "conv2")),
-    OpSpec("max_pool", lrn=False, pool=True, alexnet_sites=("conv1", "conv2", "conv5")),
-    OpSpec("relu_lrn_pool", lrn=True, pool=True, alexnet_sites=("conv1", "conv2")),
-    OpSpec("unfused", lrn=True, pool=True, alexnet_sites=("conv1", "conv2"), fused=False),
+    OpSpec("relu_lrn", relu_lrn, lrn=True, pool=False, alexnet_sites=("conv1", "conv2")),
+    OpSpec("max_pool", max_pool, lrn=False, pool=True, alexnet_sites=("conv1", "conv2", "conv5")),
+    OpSpec("relu_lrn_pool", relu_lrn_pool, lrn=True, pool=True, alexnet_sites=("conv1", "conv2")),
+    OpSpec("unfused", unfused, lrn=True, pool=True, alexnet_sites=("conv1", "conv2"), fused=False),
 )}
 PUBLIC_OPS = tuple(name for name, spec in OPS.items() if spec.fused)
 

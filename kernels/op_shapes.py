@@ -10,12 +10,10 @@ the real kernels allocate their outputs by.
 ``kernels/backends/cpp/csrc/alexnet_ops.h`` keeps the C++ copy of both rules (``layout_of``,
 ``offset_dtype``); tests check that the C++ ops agree with these.
 
-One fake per op, its parameters in the ops' schema order; the cpp backend's inference-only
-``*_values`` ops answer the first output of their op (``values_only``).
+One fake per op and per backward op, annotated: its signature is the op's schema, read by
+``kernels/custom_ops.py``, which declares the ops.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 
@@ -52,43 +50,40 @@ def pooled(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor
 
 
 # --------------------------------------------------------------------------------------- fake kernels
+# Annotated: each signature is its op's schema (kernels/custom_ops.py reads it with infer_schema).
 
 
-def relu_lrn(x, size, alpha, beta, k):
+def relu_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
     return like(x)
 
 
-def relu_lrn_backward(grad_y, x, size, alpha, beta, k):
+def relu_lrn_backward(
+    grad_y: torch.Tensor, x: torch.Tensor, size: int, alpha: float, beta: float, k: float
+) -> torch.Tensor:
     return like(x)
 
 
-def max_pool(x, kernel_size, stride):
+def max_pool(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     return pooled(x, kernel_size, stride)
 
 
-def max_pool_backward(grad_y, offsets, height, width, kernel_size, stride, channels_last=None):
-    """The input gradient, channels_last as the Triton op is told, or (C++ op) in the offsets' layout."""
-    if channels_last is None:
-        fmt = output_format(offsets)
-    else:
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
+def max_pool_backward(
+    grad_y: torch.Tensor, offsets: torch.Tensor, height: int, width: int, kernel_size: int, stride: int
+) -> torch.Tensor:
+    """The input gradient, in the offsets' layout (the pooled outputs' and so the input's)."""
     n, c = grad_y.shape[:2]
-    return torch.empty((n, c, height, width), dtype=grad_y.dtype, device=grad_y.device, memory_format=fmt)
+    return torch.empty((n, c, height, width), dtype=grad_y.dtype, device=grad_y.device,
+                       memory_format=output_format(offsets))
 
 
-def relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride):
+def relu_lrn_pool(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     return pooled(x, kernel_size, stride)
 
 
-def relu_lrn_pool_backward(grad_y, x, offsets, size, alpha, beta, k, kernel_size, stride):
+def relu_lrn_pool_backward(
+    grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, size: int, alpha: float, beta: float, k: float,
+    kernel_size: int, stride: int,
+) -> torch.Tensor:
     return like(x)
-
-
-def values_only(fake: Callable) -> Callable:
-    """The fake of an inference-only ``*_values`` op: its op's first output."""
-    return lambda *args, **kwargs: fake(*args, **kwargs)[0]
-
-
-FAKES: dict[str, Callable] = {fake.__name__: fake for fake in (
-    relu_lrn, relu_lrn_backward, max_pool, max_pool_backward, relu_lrn_pool, relu_lrn_pool_backward,
-)}

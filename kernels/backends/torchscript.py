@@ -8,6 +8,7 @@ import warnings
 import torch
 
 from kernels.backends import eager as reference
+from kernels.catalog import PUBLIC_OPS
 
 _scripted: dict[str, object] = {}
 _failure: str | None = None
@@ -21,7 +22,7 @@ def _script_all() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            for name in ("relu_lrn", "max_pool", "relu_lrn_pool"):
+            for name in PUBLIC_OPS:
                 _scripted[name] = torch.jit.script(getattr(reference, name))
     except Exception as exc:  # PyTorch refuses TorchScript: record why
         _scripted.clear()

@@ -6,9 +6,11 @@ extension directory (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensi
 stable name, so later processes only load it. On a CPU-only PyTorch (``torch.version.cuda is None``)
 only ``alexnet_ops.cpp`` is compiled; on a CUDA PyTorch ``alexnet_ops_cuda.cu`` is compiled too.
 
-The C++ side registers plain operators in the ``alexnet_cpp_ext`` namespace (forward and backward
-of each op); this module attaches autograd and fake (meta) kernels with ``torch.library``, so
-``torch.compile`` sees opaque ops instead of graph breaks. What autograd keeps between forward and
+This module defines the ops' schemas in the ``alexnet_cpp_ext`` namespace from their declarations
+(``kernels/custom_ops.py``) before the extension loads; the C++ side implements them (forward and
+backward of each op, and the CPU's inference-only ``*_values`` forms), and this module attaches autograd
+and fake (meta) kernels with ``torch.library``, so ``torch.compile`` sees opaque ops instead of graph
+breaks. What autograd keeps between forward and
 backward:
 
 * ``relu_lrn``: only the input ``x`` (the LRN denominator is recomputed in backward);
@@ -29,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from kernels import op_shapes
 from kernels.backends import autograd
+from kernels.custom_ops import CUSTOM_OPS, define_schemas
 
 NAMESPACE = "alexnet_cpp_ext"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
@@ -123,6 +125,7 @@ def build_extension(
     sources = [str(p) for p in CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())]
     if build_directory is not None:
         os.makedirs(build_directory, exist_ok=True)
+    _define_schemas()
     try:
         cpp_extension.load(
             name=name or extension_name(with_cuda, isa),
@@ -227,15 +230,24 @@ def relu_lrn_pool(
 # ----------------------------------------------------------------------------------------------
 
 
+_schemas: list[torch.library.Library] = []  # kept alive: the definitions last as long as the library object
+
+
+def _define_schemas() -> None:
+    """The ops' schemas (kernels/custom_ops.py), defined once per process before the extension that
+    implements them loads."""
+    if not _schemas:
+        library = torch.library.Library(NAMESPACE, "FRAGMENT")
+        define_schemas(library, values=True)
+        _schemas.append(library)
+
+
 def _register_python_side() -> None:
-    lib = f"{NAMESPACE}::"
     ops = getattr(torch.ops, NAMESPACE)
-
-    for name, fake in op_shapes.FAKES.items():
-        torch.library.register_fake(lib + name)(fake)
-    for name in ("max_pool", "relu_lrn_pool"):
-        torch.library.register_fake(f"{lib}{name}_values")(op_shapes.values_only(op_shapes.FAKES[name]))
-
-    autograd.register_relu_lrn(lib + "relu_lrn", ops.relu_lrn_backward)
-    autograd.register_max_pool(lib + "max_pool", ops.max_pool_backward)
-    autograd.register_relu_lrn_pool(lib + "relu_lrn_pool", ops.relu_lrn_pool_backward)
+    for decl in CUSTOM_OPS.values():
+        qualname = f"{NAMESPACE}::{decl.name}"
+        torch.library.register_fake(qualname)(decl.forward)
+        torch.library.register_fake(f"{NAMESPACE}::{decl.backward_name}")(decl.backward)
+        if decl.pooled:
+            torch.library.register_fake(f"{qualname}_values")(decl.values_fake)
+        autograd.register(decl, qualname, getattr(ops, decl.backward_name))

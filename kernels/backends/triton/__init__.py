@@ -1,14 +1,9 @@
 """The ``triton`` backend: hand-written Triton kernels registered as PyTorch custom ops.
 
-Ops (namespace ``alexnet_kernels``), each with a hand-written backward kernel:
-
-  ``relu_lrn(x, size, alpha, beta, k) -> y``                      saves x only (a, d recomputed)
-  ``max_pool(x, kernel_size, stride) -> (y, offsets)``            saves only int8 window offsets
-  ``relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride) -> (y, offsets)``
-                                                                  saves x and int8 window offsets
-
-(int32 offsets for windows over 128 elements), plus ``*_backward`` ops. Their outputs' shapes, dtypes
-and memory formats are ``kernels/op_shapes.py``'s, shared with the cpp backend.
+Ops (namespace ``alexnet_kernels``): every op that ``kernels/custom_ops.py`` declares and its
+``*_backward`` op, with the declared names, signatures (schemas), fakes and saved tensors (``relu_lrn``
+keeps ``x`` only, ``max_pool`` only int8 window offsets, ``relu_lrn_pool`` both), shared with the cpp
+backend; ``LAUNCHERS`` names each op's forward and backward launcher.
 On a CUDA GPU they are ``torch.library.triton_op`` s launching through
 ``wrap_triton``, so ``torch.compile(fullgraph=True)`` sees the kernels themselves. Under Triton's
 CPU interpreter ``wrap_triton`` cannot be traced (FakeTensors have no data pointer), so there they
@@ -51,81 +46,55 @@ def device_problem(device: torch.device) -> str | None:
 
 
 if _IMPORT_ERROR is None:
+    import inspect
+
     from kernels import op_shapes
     from kernels.backends import autograd
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
     from kernels.backends.triton import relu_lrn_pool_kernel as _fused
+    from kernels.custom_ops import CUSTOM_OPS
 
     _INTERPRETED = triton_interpreted()
 
-    def _define(name: str):
-        """``triton_op`` on a GPU; ``custom_op`` (+ ``register_fake`` below) under the interpreter."""
-        qualname = f"{NAMESPACE}::{name}"
-        if _INTERPRETED:
-            return torch.library.custom_op(qualname, mutates_args=())
-        return torch.library.triton_op(qualname, mutates_args=())
+    # Each op's launchers (forward, backward), called with the arguments of its declared signatures.
+    # (Named functions, not lambdas: triton_op reads the source of what its op calls.)
+    def _relu_lrn_backward(grad_y, x, *settings):
+        return _lrn.relu_lrn_backward(x, grad_y, *settings)
 
-    def _register_fake(op, name: str) -> None:
-        """The op's shape function (kernels/op_shapes.py), needed only where it is opaque (interpreter custom_op)."""
-        if _INTERPRETED:
-            torch.library.register_fake(op)(op_shapes.FAKES[name])
+    def _max_pool_backward(grad_y, offsets, height, width, kernel_size, stride):
+        channels_last = op_shapes.output_format(offsets) == torch.channels_last
+        return _mp.max_pool_backward(grad_y, offsets, (height, width), kernel_size, stride, channels_last)
 
-    # ------------------------------------------------------------------ relu_lrn
+    def _relu_lrn_pool_backward(grad_y, x, offsets, *settings):
+        return _fused.relu_lrn_pool_backward(x, grad_y, offsets, *settings)
 
-    @_define("relu_lrn")
-    def _relu_lrn_op(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
-        return _lrn.relu_lrn_forward(x, size, alpha, beta, k)
+    LAUNCHERS = {
+        "relu_lrn": (_lrn.relu_lrn_forward, _relu_lrn_backward),
+        "max_pool": (_mp.max_pool_forward, _max_pool_backward),
+        "relu_lrn_pool": (_fused.relu_lrn_pool_forward, _relu_lrn_pool_backward),
+    }
 
-    @_define("relu_lrn_backward")
-    def _relu_lrn_backward_op(
-        grad: torch.Tensor, x: torch.Tensor, size: int, alpha: float, beta: float, k: float
-    ) -> torch.Tensor:
-        return _lrn.relu_lrn_backward(x, grad, size, alpha, beta, k)
+    def _custom_op(declared, launcher):
+        """``launcher`` as the op ``declared`` declares (its name and signature, kernels/custom_ops.py): a
+        ``triton_op`` on a GPU, whose kernels torch.compile sees; under the interpreter an opaque
+        ``custom_op`` with the declared fake."""
 
-    _register_fake(_relu_lrn_op, "relu_lrn")
-    _register_fake(_relu_lrn_backward_op, "relu_lrn_backward")
+        def impl(*args):
+            return launcher(*args)
 
-    autograd.register_relu_lrn(_relu_lrn_op, _relu_lrn_backward_op)
+        impl.__name__ = impl.__qualname__ = declared.__name__
+        impl.__signature__ = inspect.signature(declared, eval_str=True)
+        qualname = f"{NAMESPACE}::{declared.__name__}"
+        if not _INTERPRETED:
+            return torch.library.triton_op(qualname, impl, mutates_args=())
+        op = torch.library.custom_op(qualname, impl, mutates_args=())
+        op.register_fake(declared)
+        return op
 
-    # ------------------------------------------------------------------ max_pool
-
-    @_define("max_pool")
-    def _max_pool_op(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _mp.max_pool_forward(x, kernel_size, stride)
-
-    @_define("max_pool_backward")
-    def _max_pool_backward_op(
-        grad: torch.Tensor, offsets: torch.Tensor, height: int, width: int, kernel_size: int, stride: int,
-        channels_last: bool,
-    ) -> torch.Tensor:
-        return _mp.max_pool_backward(grad, offsets, (height, width), kernel_size, stride, channels_last)
-
-    _register_fake(_max_pool_op, "max_pool")
-    _register_fake(_max_pool_backward_op, "max_pool_backward")
-
-    autograd.register_max_pool(_max_pool_op, _max_pool_backward_op,
-                               channels_last=lambda x: op_shapes.output_format(x) == torch.channels_last)
-
-    # ------------------------------------------------------------------ relu_lrn_pool (fused)
-
-    @_define("relu_lrn_pool")
-    def _relu_lrn_pool_op(
-        x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return _fused.relu_lrn_pool_forward(x, size, alpha, beta, k, kernel_size, stride)
-
-    @_define("relu_lrn_pool_backward")
-    def _relu_lrn_pool_backward_op(
-        grad: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, size: int, alpha: float, beta: float,
-        k: float, kernel_size: int, stride: int,
-    ) -> torch.Tensor:
-        return _fused.relu_lrn_pool_backward(x, grad, offsets, size, alpha, beta, k, kernel_size, stride)
-
-    _register_fake(_relu_lrn_pool_op, "relu_lrn_pool")
-    _register_fake(_relu_lrn_pool_backward_op, "relu_lrn_pool_backward")
-
-    autograd.register_relu_lrn_pool(_relu_lrn_pool_op, _relu_lrn_pool_backward_op)
+    for _decl in CUSTOM_OPS.values():
+        _forward, _backward = LAUNCHERS[_decl.name]
+        autograd.register(_decl, _custom_op(_decl.forward, _forward), _custom_op(_decl.backward, _backward))
 
 
 # ---------------------------------------------------------------------- backend interface (ops.py)

@@ -22,7 +22,6 @@ from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.indexing import as_index, unravel
 from kernels.backends.triton.pool_windows import window_geometry, window_grad
-from kernels import op_shapes
 from kernels.op_shapes import output_format, pooled
 
 
@@ -128,7 +127,8 @@ def max_pool_backward(
     """Input gradient (NCHW or channels_last) from the pooled gradient and the saved offsets."""
     n, c, oh, ow = grad_out.shape
     h, w = input_hw
-    dx = op_shapes.max_pool_backward(grad_out, offsets, h, w, kernel_size, stride, channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    dx = torch.empty((n, c, h, w), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
     total = dx.numel()
     block = block or _block(total, gpu_block=512 if channels_last else 256)
     launch(

@@ -428,23 +428,9 @@ std::string cpu_isa() { return cpu::compiled_isa(); }
 }  // namespace
 }  // namespace alexnet_ext
 
-TORCH_LIBRARY(alexnet_cpp_ext, m) {
-  m.def("cpu_isa() -> str");
-  m.def("max_pool_values(Tensor x, int kernel_size, int stride) -> Tensor");
-  m.def("relu_lrn_pool_values(Tensor x, int size, float alpha, float beta, float k, int kernel_size, int stride) -> Tensor");
-  m.def("relu_lrn(Tensor x, int size, float alpha, float beta, float k) -> Tensor");
-  m.def("relu_lrn_backward(Tensor grad_y, Tensor x, int size, float alpha, float beta, float k) -> Tensor");
-  m.def("max_pool(Tensor x, int kernel_size, int stride) -> (Tensor, Tensor)");
-  m.def(
-      "max_pool_backward(Tensor grad_y, Tensor offsets, int height, int width, int kernel_size, int stride) "
-      "-> Tensor");
-  m.def(
-      "relu_lrn_pool(Tensor x, int size, float alpha, float beta, float k, int kernel_size, int stride) "
-      "-> (Tensor, Tensor)");
-  m.def(
-      "relu_lrn_pool_backward(Tensor grad_y, Tensor x, Tensor offsets, int size, float alpha, float beta, "
-      "float k, int kernel_size, int stride) -> Tensor");
-}
+// The ops' schemas are defined once, in Python (kernels/custom_ops.py), before this library loads; here
+// only the build's own query and the implementations.
+TORCH_LIBRARY(alexnet_cpp_ext, m) { m.def("cpu_isa() -> str"); }
 
 TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CompositeExplicitAutograd, m) { m.impl("cpu_isa", &alexnet_ext::cpu_isa); }
 
