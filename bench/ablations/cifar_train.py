@@ -293,6 +293,30 @@ def test_error(model: CifarCNN, data: CifarTensors, batch_size: int = 1000, inpu
     return {f"{split}_top1_err": wrong / max(n, 1), f"{split}_loss": loss / max(n, 1)}
 
 
+@dataclass
+class RunProgress:
+    """What a run has done so far; saved with the weights after every epoch (the state file's "record"), so
+    that a stopped run resumes where it stopped."""
+
+    curve: list = field(default_factory=list)  # training-error points (_close_window)
+    test_curve: list = field(default_factory=list)  # {"epoch", "test_top1_err", "test_loss"} per evaluation
+    val_curve: list = field(default_factory=list)  # the same on the validation split
+    step: int = 0
+    epochs_run: int = 0
+    train_seconds: float = 0.0  # the training steps alone
+    wall_seconds: float = 0.0  # with evaluation and probes
+    stop_reason: str | None = None
+    window: dict = field(default_factory=lambda: _Window().state())  # the open curve window
+    lrn_terms: list | None = None  # LRN nets: the alpha-sum-vs-k probes so far
+
+    def state(self) -> dict:
+        """As saved; ``lrn_terms`` only where probed (the states of runs without LRN never had the key)."""
+        saved = asdict(self)
+        if saved["lrn_terms"] is None:
+            del saved["lrn_terms"]
+        return saved
+
+
 class _Window:
     """Running error of the batches since the last curve point."""
 
@@ -316,24 +340,23 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
     n = len(data.train_y)
     steps_per_epoch = max(n // spec.batch_size, 1)  # the last partial batch is dropped, as batch 128 training does
     window_steps = max(steps_per_epoch // spec.points_per_epoch, 1)
-    rec = {"curve": [], "test_curve": [], "val_curve": [], "step": 0, "epochs_run": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
-           "stop_reason": None, "window": _Window().state()}
+    progress = RunProgress()
     state_path = Path(state_path) if state_path is not None else None
     if state_path is not None and state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         if saved.get("format") == STATE_FORMAT and spec.matches(saved.get("spec")):
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
-            rec = {"val_curve": [], **saved["record"]}
-    window = _Window(**rec["window"])
+            progress = RunProgress(**saved["record"])
+    window = _Window(**progress.window)
     flip_dim = 3  # W of N x C x H x W
     probe_x = data.inputs(data.train_x[:LRN_PROBE_IMAGES], spec.input_scale) if spec.lrn else None
     probe_epochs = {0, spec.max_epochs // 2}  # and the last epoch run, whenever the run stops
-    if spec.lrn and "lrn_terms" not in rec:
-        rec["lrn_terms"] = [{"epoch": 0, "layers": lrn_terms(model, probe_x, spec)}]
+    if spec.lrn and progress.lrn_terms is None:
+        progress.lrn_terms = [{"epoch": 0, "layers": lrn_terms(model, probe_x, spec)}]
 
-    for epoch in range(rec["epochs_run"], spec.max_epochs):
-        if rec["stop_reason"] is not None:
+    for epoch in range(progress.epochs_run, spec.max_epochs):
+        if progress.stop_reason is not None:
             break
         wall0 = time.perf_counter()
         for group in opt.param_groups:
@@ -345,8 +368,8 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
         loss_sum = torch.zeros(())
         t0 = time.perf_counter()
         for i in range(steps_per_epoch):
-            if spec.max_steps is not None and rec["step"] >= spec.max_steps:
-                rec["stop_reason"] = "max-steps"
+            if spec.max_steps is not None and progress.step >= spec.max_steps:
+                progress.stop_reason = "max-steps"
                 break
             idx = order[i * spec.batch_size:(i + 1) * spec.batch_size]
             x, y = data.inputs(data.train_x[idx], spec.input_scale), data.train_y[idx]
@@ -357,54 +380,54 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
             wrong += (logits.argmax(1) != y).sum()
             loss_sum += loss
             window.seen += len(y)
-            rec["step"] += 1
-            if rec["step"] - window.start_step == window_steps:
-                seconds = rec["train_seconds"] + (time.perf_counter() - t0)
+            progress.step += 1
+            if progress.step - window.start_step == window_steps:
+                seconds = progress.train_seconds + (time.perf_counter() - t0)
                 window.wrong += int(wrong)
                 window.loss_sum += float(loss_sum)
                 wrong.zero_()
                 loss_sum.zero_()
-                point = _close_window(window, rec["step"], seconds, steps_per_epoch)
-                rec["curve"].append(point)
-                window = _Window(rec["step"], seconds)
+                point = _close_window(window, progress.step, seconds, steps_per_epoch)
+                progress.curve.append(point)
+                window = _Window(progress.step, seconds)
                 if not math.isfinite(point["train_loss"]):
-                    rec["stop_reason"] = "diverged"
+                    progress.stop_reason = "diverged"
                     break
-        rec["train_seconds"] += time.perf_counter() - t0
+        progress.train_seconds += time.perf_counter() - t0
         window.wrong += int(wrong)
         window.loss_sum += float(loss_sum)
-        rec["epochs_run"] = epoch + 1
-        crossing = _crossing(rec["curve"], spec.threshold, data.num_classes, "epoch")
-        if rec["stop_reason"] is None:
-            if crossing is not None and rec["epochs_run"] >= crossing + spec.epochs_past_threshold:
-                rec["stop_reason"] = "threshold-reached"
-            elif (spec.chance_stop_epochs is not None and rec["epochs_run"] >= spec.chance_stop_epochs
-                  and rec["curve"] and at_chance(rec["curve"][-1]["train_top1_err"], data.num_classes)):
-                rec["stop_reason"] = "at-chance"
-            elif crossing is None and give_up_after is not None and rec["epochs_run"] >= give_up_after:
-                rec["stop_reason"] = "slower-than-best"
-            elif rec["epochs_run"] >= spec.max_epochs:
-                rec["stop_reason"] = "budget"
-        if spec.test_every_epoch or rec["stop_reason"] is not None:
+        progress.epochs_run = epoch + 1
+        crossing = _crossing(progress.curve, spec.threshold, data.num_classes, "epoch")
+        if progress.stop_reason is None:
+            if crossing is not None and progress.epochs_run >= crossing + spec.epochs_past_threshold:
+                progress.stop_reason = "threshold-reached"
+            elif (spec.chance_stop_epochs is not None and progress.epochs_run >= spec.chance_stop_epochs
+                  and progress.curve and at_chance(progress.curve[-1]["train_top1_err"], data.num_classes)):
+                progress.stop_reason = "at-chance"
+            elif crossing is None and give_up_after is not None and progress.epochs_run >= give_up_after:
+                progress.stop_reason = "slower-than-best"
+            elif progress.epochs_run >= spec.max_epochs:
+                progress.stop_reason = "budget"
+        if spec.test_every_epoch or progress.stop_reason is not None:
             with autocast("cpu", spec.amp):
                 if spec.test_at_end:
-                    rec["test_curve"].append({"epoch": rec["epochs_run"],
+                    progress.test_curve.append({"epoch": progress.epochs_run,
                                               **test_error(model, data, input_scale=spec.input_scale)})
                 if spec.val_images:
-                    rec["val_curve"].append({"epoch": rec["epochs_run"],
+                    progress.val_curve.append({"epoch": progress.epochs_run,
                                              **test_error(model, data, input_scale=spec.input_scale, split="val")})
-        if spec.lrn and (rec["epochs_run"] in probe_epochs or rec["stop_reason"] is not None):
-            rec["lrn_terms"].append({"epoch": rec["epochs_run"], "layers": lrn_terms(model, probe_x, spec)})
-        rec["wall_seconds"] += time.perf_counter() - wall0
-        rec["window"] = window.state()
+        if spec.lrn and (progress.epochs_run in probe_epochs or progress.stop_reason is not None):
+            progress.lrn_terms.append({"epoch": progress.epochs_run, "layers": lrn_terms(model, probe_x, spec)})
+        progress.wall_seconds += time.perf_counter() - wall0
+        progress.window = window.state()
         if state_path is not None:
             state = {"format": STATE_FORMAT, "spec": spec.to_dict(), "model": model.state_dict(),
-                     "optimizer": opt.state_dict(), "record": rec}
+                     "optimizer": opt.state_dict(), "record": progress.state()}
             atomic_write(state_path, lambda f: torch.save(state, f))
         if on_epoch is not None:
-            on_epoch({"epoch": rec["epochs_run"], "curve": rec["curve"], "test_curve": rec["test_curve"],
-                      "train_seconds": rec["train_seconds"], "steps": rec["step"]})
-    return _record(spec, rec, data, steps_per_epoch, window_steps)
+            on_epoch({"epoch": progress.epochs_run, "curve": progress.curve, "test_curve": progress.test_curve,
+                      "train_seconds": progress.train_seconds, "steps": progress.step})
+    return _record(spec, progress, data, steps_per_epoch, window_steps)
 
 
 def at_chance(err: float, num_classes: int) -> bool:
@@ -427,14 +450,14 @@ def _crossing(curve: list, threshold: float | None, num_classes: int, axis: str)
                                start=(0.0, 1.0 - 1.0 / num_classes))
 
 
-def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, window_steps: int) -> dict:
-    curve, tests, vals = rec["curve"], rec["test_curve"], rec.get("val_curve", [])
-    images = rec["step"] * spec.batch_size
+def _record(spec: RunSpec, progress: RunProgress, data: CifarTensors, steps_per_epoch: int, window_steps: int) -> dict:
+    curve, tests, vals = progress.curve, progress.test_curve, progress.val_curve
+    images = progress.step * spec.batch_size
     return {
         "spec": spec.to_dict(), "data": data.describe(),
-        "stop_reason": rec["stop_reason"], "diverged": rec["stop_reason"] == "diverged",
+        "stop_reason": progress.stop_reason, "diverged": progress.stop_reason == "diverged",
         "at_chance": bool(curve) and at_chance(curve[-1]["train_top1_err"], data.num_classes),
-        "epochs_run": rec["epochs_run"], "steps": rec["step"], "steps_per_epoch": steps_per_epoch,
+        "epochs_run": progress.epochs_run, "steps": progress.step, "steps_per_epoch": steps_per_epoch,
         "window_batches": window_steps,
         "epochs_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "epoch"),
         "seconds_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "seconds"),
@@ -442,10 +465,10 @@ def _record(spec: RunSpec, rec: dict, data: CifarTensors, steps_per_epoch: int, 
         "final_train_loss": curve[-1]["train_loss"] if curve else None,
         "test_top1_err": tests[-1]["test_top1_err"] if tests else None,
         **({"val_top1_err": vals[-1]["val_top1_err"] if vals else None, "val_curve": vals} if spec.val_images else {}),
-        "train_seconds": rec["train_seconds"], "wall_seconds": rec["wall_seconds"],
-        "images_per_s": images / rec["train_seconds"] if rec["train_seconds"] > 0 else None,
+        "train_seconds": progress.train_seconds, "wall_seconds": progress.wall_seconds,
+        "images_per_s": images / progress.train_seconds if progress.train_seconds > 0 else None,
         "threads": torch.get_num_threads(),
-        **({"lrn_impl": _lrn_impl(spec), "lrn_terms": rec.get("lrn_terms", []),
+        **({"lrn_impl": _lrn_impl(spec), "lrn_terms": progress.lrn_terms or [],
             "lrn_probe_images": min(LRN_PROBE_IMAGES, len(data.train_y))} if spec.lrn else {}),
         "curve": curve, "test_curve": tests,
     }
