@@ -11,6 +11,15 @@ import sys
 import torch
 
 
+# A 1-minute load average above this before a speed run means other work shared the cores with it.
+SHARED_LOAD = 1.5
+
+
+def shared_load(load_before: float) -> bool:
+    """Whether other work shared the cores with a run that started at this 1-minute load average."""
+    return load_before > SHARED_LOAD
+
+
 def software_versions() -> dict:
     """Python, torch, Triton, CUDA, cuDNN and platform versions."""
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from alexnet.conv_local import ARMS
 from bench.ablations.stats import mean_sd, paired_delta
+from infra import machine
 from infra.atomic_io import write_text_atomic
 from infra.report_kit import num, pct, pyplot, save_figure, signed_pp, table
 
@@ -20,7 +21,6 @@ SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}
 
 PAPER = {"13pct": 0.13, "11pct": 0.11}
 NOT_YET = "not measured yet"
-SHARED_LOAD = 1.5  # 1-minute load average before a speed run above which other work shared the cores
 SCHEDULE_TEXT = {
     "full": "350 + 150 + 10 + 10 epochs (batches 1-4; fold in batch 5; lr/10; lr/100), as the layer-params file states",
     "short": "35 + 15 + 1 + 1 epochs: one tenth of each phase of the full schedule, fixed before any run",
@@ -121,7 +121,7 @@ def _load_sentence(speed: dict) -> str:
     before, after = speed["loadavg_before"][0], speed["loadavg_after"][0]
     cores = speed["machine"].get("cpu_usable_cores") or speed["machine"].get("cpu_logical_cores")
     said = f"load average {before:.1f} before, {after:.1f} after, on {cores} cores"
-    if before > SHARED_LOAD:
+    if machine.shared_load(before):
         return (f"The machine was shared with other work ({said}): absolute figures are pessimistic; the variants "
                 "were interleaved so their ratios are fairer than their absolute values.")
     return f"Nothing else ran beside it ({said}; the run's own threads raise the figure after)."

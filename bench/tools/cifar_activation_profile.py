@@ -34,7 +34,6 @@ ARMS = {"ReLU, bf16 autocast": ("relu", "bf16", False), "tanh, bf16 autocast": (
         "ReLU, float32": ("relu", "off", False), "tanh, float32": ("tanh", "off", False),
         "tanh, bf16 autocast, denormals flushed": ("tanh", "bf16", True)}
 TOP_OPS = 8
-SHARED_LOAD = 1.5  # 1-minute load average before the run above which other work shared the cores
 
 
 class Arm:
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         shared = (f"Other work shared the cores while this ran (1-minute load average {load_before:.1f} before it "
                   f"started, on {os.cpu_count()} cores): the ratios between arms, which took turns, are the measure, "
-                  "not the absolute rates." if load_before > SHARED_LOAD else "")
+                  "not the absolute rates." if machine.shared_load(load_before) else "")
         result = measure(args)
         command = page_cli.command_line("bench.tools.cifar_activation_profile", argv)
         if page_cli.emit(render(result, args, command, shared), args.out) is not None:
