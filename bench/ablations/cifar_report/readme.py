@@ -15,6 +15,14 @@ README_SECTION = "cifar10-cpu"
 README_BEGIN, README_END = report_kit.section_markers(README_SECTION)  # <!-- cifar10-cpu:begin/end -->
 
 
+def _date_span(invocations: list[dict]) -> str:
+    """The days the study's invocations ran, first to last (UTC dates)."""
+    days = sorted({str(i[key])[:10] for i in invocations for key in ("started", "finished") if i.get(key)})
+    if not days:
+        return "?"
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+
+
 def readme_block(out: Path) -> str:
     """The claim rows of both regimes and their caveats (machine, precision, budget, dates, command) for the README."""
     loaded = load_study(out)
@@ -34,7 +42,7 @@ def readme_block(out: Path) -> str:
     lines = [f"The paper's CIFAR-10 claims on its four-layer CNN, measured on a CPU ({_machines(inv)}, "
              f"torch {m.get('torch')}; "
              f"{_precisions(loaded['runs'])}; "
-             f"{inv[0].get('started', '?')[:10] if inv else '?'}), in two regimes: inputs scaled to unit variance "
+             f"{_date_span(inv)}), in two regimes: inputs scaled to unit variance "
              "with PyTorch's initialisation, and the paper's own (cuda-convnet: mean-subtracted 0-255 pixels, "
              "Gaussian init std 1e-4 conv1, 1e-2 elsewhere). Per-arm rows: each arm's own learning rate, the lowest "
              "validation error (training images held out) of one grid after a short budget; rows marked *earlier "
