@@ -435,12 +435,8 @@ TORCH_LIBRARY(alexnet_cpp_ext, m) { m.def("cpu_isa() -> str"); }
 TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CompositeExplicitAutograd, m) { m.impl("cpu_isa", &alexnet_ext::cpu_isa); }
 
 TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CPU, m) {
-  m.impl("relu_lrn", &alexnet_ext::relu_lrn_cpu);
-  m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_cpu);
-  m.impl("max_pool", &alexnet_ext::max_pool_cpu);
-  m.impl("max_pool_backward", &alexnet_ext::max_pool_backward_cpu);
-  m.impl("relu_lrn_pool", &alexnet_ext::relu_lrn_pool_cpu);
-  m.impl("relu_lrn_pool_backward", &alexnet_ext::relu_lrn_pool_backward_cpu);
+  ALEXNET_IMPL_OPS(m, cpu);
+  // The CPU's inference-only forms of the pooling ops (no argmax offsets).
   m.impl("max_pool_values", &alexnet_ext::max_pool_values_cpu);
   m.impl("relu_lrn_pool_values", &alexnet_ext::relu_lrn_pool_values_cpu);
 }

@@ -187,3 +187,13 @@ inline PoolCall prepare_relu_lrn_pool_backward(const at::Tensor& grad_y, const a
 }
 
 }  // namespace alexnet_ext
+
+// Registers the ops every device implements, as the functions <op>_<device> of the including translation
+// unit: one list for the CPU and the CUDA registrations (their schemas: kernels/custom_ops.py).
+#define ALEXNET_IMPL_OPS(m, device)                                                 \
+  m.impl("relu_lrn", &alexnet_ext::relu_lrn_##device);                              \
+  m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_##device);            \
+  m.impl("max_pool", &alexnet_ext::max_pool_##device);                              \
+  m.impl("max_pool_backward", &alexnet_ext::max_pool_backward_##device);            \
+  m.impl("relu_lrn_pool", &alexnet_ext::relu_lrn_pool_##device);                    \
+  m.impl("relu_lrn_pool_backward", &alexnet_ext::relu_lrn_pool_backward_##device)

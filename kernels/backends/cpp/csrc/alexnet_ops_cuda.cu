@@ -484,11 +484,4 @@ at::Tensor relu_lrn_pool_backward_cuda(const at::Tensor& grad_y, const at::Tenso
 }  // namespace
 }  // namespace alexnet_ext
 
-TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CUDA, m) {
-  m.impl("relu_lrn", &alexnet_ext::relu_lrn_cuda);
-  m.impl("relu_lrn_backward", &alexnet_ext::relu_lrn_backward_cuda);
-  m.impl("max_pool", &alexnet_ext::max_pool_cuda);
-  m.impl("max_pool_backward", &alexnet_ext::max_pool_backward_cuda);
-  m.impl("relu_lrn_pool", &alexnet_ext::relu_lrn_pool_cuda);
-  m.impl("relu_lrn_pool_backward", &alexnet_ext::relu_lrn_pool_backward_cuda);
-}
+TORCH_LIBRARY_IMPL(alexnet_cpp_ext, CUDA, m) { ALEXNET_IMPL_OPS(m, cuda); }
