@@ -10,6 +10,7 @@ import shutil
 import torch
 
 from kernels.backends import eager as reference
+from kernels.catalog import PUBLIC_OPS
 
 _RECOMPILE_LIMIT = 256
 torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
@@ -45,13 +46,9 @@ def device_problem(device: torch.device) -> str | None:
     return None
 
 
-def relu_lrn(x, size, alpha, beta, k):
-    return _compiled_op("relu_lrn", size, alpha, beta, k)(x)
-
-
-def max_pool(x, kernel_size, stride):
-    return _compiled_op("max_pool", kernel_size, stride)(x)
-
-
-def relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride):
-    return _compiled_op("relu_lrn_pool", size, alpha, beta, k, kernel_size, stride)(x)
+def __getattr__(name: str):
+    """Every public op (``kernels.catalog.PUBLIC_OPS``): ``name(x, *settings)``, the eager reference's
+    function of that name compiled once per settings tuple."""
+    if name not in PUBLIC_OPS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lambda x, *settings: _compiled_op(name, *settings)(x)

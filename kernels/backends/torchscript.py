@@ -38,13 +38,9 @@ def device_problem(device: torch.device) -> str | None:
     return None
 
 
-def relu_lrn(x, size, alpha, beta, k):
-    return _scripted["relu_lrn"](x, size, alpha, beta, k)
-
-
-def max_pool(x, kernel_size, stride):
-    return _scripted["max_pool"](x, kernel_size, stride)
-
-
-def relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride):
-    return _scripted["relu_lrn_pool"](x, size, alpha, beta, k, kernel_size, stride)
+def __getattr__(name: str):
+    """Every public op (``kernels.catalog.PUBLIC_OPS``): the eager reference's function of that name, scripted."""
+    if name not in PUBLIC_OPS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _script_all()
+    return _scripted[name]
