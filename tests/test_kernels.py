@@ -6,7 +6,7 @@ import torch
 
 from kernels import BACKENDS, max_pool, relu_lrn, relu_lrn_pool
 from kernels.backends import eager as reference
-from kernels.catalog import OPS
+from kernels.catalog import OPS, PUBLIC_OPS
 from kernels.paper import PAPER_LRN, normalising_scale
 from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
 
@@ -41,8 +41,9 @@ def _case_id(shape, dtype, layout) -> str:
     return f"{'x'.join(map(str, shape))}-{str(dtype)[6:]}-{layout}"
 
 
-BACKEND_CASES = [pytest.param(backend, *case, id=f"{backend}-{_case_id(*case)}")
-                 for backend in BACKENDS for case in CASES if backend != "compile" or case in COMPILE_CASES]
+OP_CASES = [pytest.param(backend, op, *case, id=f"{backend}-{op}-{_case_id(*case)}")
+            for op in PUBLIC_OPS for backend in BACKENDS for case in CASES
+            if backend != "compile" or case in COMPILE_CASES]
 
 
 def _reference(op: str, x: torch.Tensor, **kw) -> torch.Tensor:
@@ -81,28 +82,15 @@ def _check_op(op: str, backend: str, x: torch.Tensor, what: str, grad_agreement:
         )
 
 
-@pytest.mark.parametrize("backend_name,shape,dtype,layout", BACKEND_CASES)
-def test_relu_lrn_matches_reference(backend_name, shape, dtype, layout):
+@pytest.mark.parametrize("backend_name,op,shape,dtype,layout", OP_CASES)
+def test_op_matches_reference(backend_name, op, shape, dtype, layout):
+    """Each public op with the paper's settings. A fused op may pick the window maximum among LRN values
+    rounded otherwise than eager's: near-ties then route a few gradients to a different element,
+    legitimately (``grad_agreement``, kernels.catalog); the forward is checked strictly. Upcasting bf16/fp16
+    to fp32 is exact, so max_pool's first maximum is the same element: exact routing."""
     backend = require_backend(backend_name)
-    _check_op("relu_lrn", backend, make_input(shape, dtype, layout), f"relu_lrn[{backend}]", **LRN)
-
-
-@pytest.mark.parametrize("backend_name,shape,dtype,layout", BACKEND_CASES)
-def test_max_pool_matches_reference(backend_name, shape, dtype, layout):
-    backend = require_backend(backend_name)
-    # Upcasting bf16/fp16 to fp32 is exact, so the first maximum is the same element: exact routing.
-    _check_op("max_pool", backend, make_input(shape, dtype, layout), f"max_pool[{backend}]", kernel_size=3, stride=2)
-
-
-@pytest.mark.parametrize("backend_name,shape,dtype,layout", BACKEND_CASES)
-def test_relu_lrn_pool_matches_reference(backend_name, shape, dtype, layout):
-    backend = require_backend(backend_name)
-    # A backend may pick the window maximum among LRN values rounded otherwise than eager's: near-ties
-    # then route a few gradients to a different element, legitimately (kernels.catalog). The forward is
-    # checked strictly.
-    agreement = OPS["relu_lrn_pool"].grad_agreement(dtype)
-    _check_op("relu_lrn_pool", backend, make_input(shape, dtype, layout), f"relu_lrn_pool[{backend}]",
-              grad_agreement=agreement, kernel_size=3, stride=2, **LRN)
+    _check_op(op, backend, make_input(shape, dtype, layout), f"{op}[{backend}]",
+              grad_agreement=OPS[op].grad_agreement(dtype))
 
 
 # ---------------------------------------------------------------- where LRN normalises
