@@ -191,12 +191,13 @@ def test_gradcheck_float64(backend):
     # gradcheck calls backward with retain_graph=True, which AOTAutograd's donated buffers forbid; the
     # compiled graphs built here (float64 is used by no other test) are built without them.
     with torch._functorch.config.patch(donated_buffer=False):
-        assert torch.autograd.gradcheck(lambda t: relu_lrn(t, backend=backend, **lrn), (x,), fast_mode=fast)
-        assert torch.autograd.gradcheck(lambda t: max_pool(t, 3, 2, backend=backend), (x,), fast_mode=fast)
-        assert torch.autograd.gradcheck(lambda t: relu_lrn_pool(t, backend=backend, **lrn), (x,), fast_mode=fast)
+        for op in PUBLIC_OPS:
+            spec = OPS[op]
+            settings = lrn if spec.lrn else {}
+            assert torch.autograd.gradcheck(lambda t: spec.call(t, backend, **settings), (x,), fast_mode=fast), op
 
 
-@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
+@pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_public_op_traces_without_graph_break(backend, op):
     """torch.compile(fullgraph=True) of a function calling the public op: no graph break, same values."""
     if backend in ("torchscript",):
@@ -226,8 +227,9 @@ def test_fused_equals_unfused(backend, layout):
 
 def test_output_keeps_channels_last(backend):
     x = make_input((2, 8, 9, 9), torch.float32, "channels_last")
-    for y in (relu_lrn(x, backend=backend), max_pool(x, backend=backend), relu_lrn_pool(x, backend=backend)):
-        assert y.is_contiguous(memory_format=torch.channels_last), f"{backend}: output lost channels_last"
+    for op in PUBLIC_OPS:
+        y = OPS[op].call(x, backend)
+        assert y.is_contiguous(memory_format=torch.channels_last), f"{op}[{backend}]: output lost channels_last"
 
 
 def _special_input(layout: str = "nchw", dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -255,7 +257,7 @@ def _assert_same_specials(actual: torch.Tensor, expected: torch.Tensor, what: st
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
+@pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_nan_and_inf_like_reference(backend, op, layout, dtype):
     if backend == "compile" and dtype == torch.bfloat16 and (op, layout) != ("relu_lrn_pool", "channels_last"):
         pytest.skip("the compile backend compiles each op, dtype and layout anew: in bfloat16 the fused op in "
@@ -295,7 +297,7 @@ def test_paper_defaults_are_the_papers():
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("op", [relu_lrn, max_pool, relu_lrn_pool])
+@pytest.mark.parametrize("op", [OPS[name].function for name in PUBLIC_OPS], ids=PUBLIC_OPS)
 def test_bad_input_errors(op):
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         op(torch.randn(1, 3, 8, 8), backend="nope")
