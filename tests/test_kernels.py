@@ -11,6 +11,8 @@ from kernels.paper import PAPER_LRN, normalising_scale
 from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
 
 LRN = dict(PAPER_LRN)
+LRN_OPS = [op for op in PUBLIC_OPS if OPS[op].lrn]  # the public ops that apply ReLU then LRN
+POOL_OPS = [op for op in PUBLIC_OPS if OPS[op].pool]  # the public ops that max-pool
 ALEXNET_SHAPES = [(2, 96, 55, 55), (2, 256, 27, 27), (2, 256, 13, 13)]  # conv1, conv2, conv5 (batch 2)
 ODD_SHAPES = [(3, 7, 13, 11), (2, 1, 5, 6), (1, 4, 9, 9), (2, 3, 3, 3), (1, 5, 4, 7)]
 
@@ -112,7 +114,7 @@ NORMALISING_PARAMS = [
     pytest.param(backend, op, *case, id=f"{backend}-{op}-{_case_id(*case)}")
     for backend in BACKENDS
     for op, case in (COMPILE_NORMALISING_CASES if backend == "compile" else
-                     [(op, case) for op in ("relu_lrn", "relu_lrn_pool") for case in NORMALISING_CASES])
+                     [(op, case) for op in LRN_OPS for case in NORMALISING_CASES])
 ]
 
 
@@ -141,17 +143,14 @@ def test_normalising_inputs_are_where_lrn_normalises():
 def test_ops_match_reference_where_lrn_normalises(backend_name, op, shape, dtype, layout):
     backend = require_backend(backend_name)
     x = make_input(shape, dtype, layout, seed=21, scale=LRN_SCALE)
-    extra = dict(kernel_size=3, stride=2) if op == "relu_lrn_pool" else {}
-    _check_op(op, backend, x, f"{op}[{backend}] at scale {LRN_SCALE:.0f}",
-              grad_agreement=OPS[op].grad_agreement(dtype), **LRN, **extra)
+    _check_op(op, backend, x, f"{op}[{backend}] at scale {LRN_SCALE:.0f}", grad_agreement=OPS[op].grad_agreement(dtype))
 
 
 @pytest.mark.parametrize("kernel_size,stride", [(2, 2), (3, 1), (1, 1), (5, 3)])
 def test_pool_windows(backend, kernel_size, stride):
     x = make_input((2, 6, 11, 9), torch.float32, "nchw", seed=3)
-    _check_op("max_pool", backend, x, f"max_pool{kernel_size}/{stride}[{backend}]", kernel_size=kernel_size, stride=stride)
-    _check_op("relu_lrn_pool", backend, x, f"relu_lrn_pool{kernel_size}/{stride}[{backend}]",
-              kernel_size=kernel_size, stride=stride, **LRN)
+    for op in POOL_OPS:
+        _check_op(op, backend, x, f"{op}{kernel_size}/{stride}[{backend}]", kernel_size=kernel_size, stride=stride)
 
 
 @pytest.mark.parametrize("size", [1, 3, 7])
@@ -167,9 +166,8 @@ def test_lrn_exponents_other_than_three_quarters(backend, beta, layout):
     if backend == "compile":
         pytest.skip("the compile backend is the eager reference under Inductor: one C++ build per case, no own path")
     x = make_input((2, 11, 5, 5), torch.float32, layout, seed=12)
-    _check_op("relu_lrn", backend, x, f"relu_lrn beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta, k=1.0)
-    _check_op("relu_lrn_pool", backend, x, f"relu_lrn_pool beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta,
-              k=1.0, kernel_size=3, stride=2)
+    for op in LRN_OPS:
+        _check_op(op, backend, x, f"{op} beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta, k=1.0)
 
 
 def test_pytorch_alpha_convention(backend):
@@ -318,7 +316,7 @@ def test_even_lrn_window_is_rejected():
         relu_lrn(torch.randn(1, 8, 4, 4), alpha_convention="caffe")
 
 
-@pytest.mark.parametrize("op", [max_pool, relu_lrn_pool])
+@pytest.mark.parametrize("op", [OPS[name].function for name in POOL_OPS], ids=POOL_OPS)
 def test_window_larger_than_input_is_rejected(op):
     with pytest.raises(ValueError, match=r"2x9 is smaller than the pooling window 3.*empty"):
         op(torch.randn(1, 3, 2, 9))
