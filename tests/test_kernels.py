@@ -6,11 +6,13 @@ import torch
 
 from kernels import BACKENDS, max_pool, relu_lrn, relu_lrn_pool
 from kernels.backends import eager as reference
-from kernels.catalog import OPS
+from kernels.catalog import OPS, PUBLIC_OPS
 from kernels.paper import PAPER_LRN, normalising_scale
 from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
 
 LRN = dict(PAPER_LRN)
+LRN_OPS = [op for op in PUBLIC_OPS if OPS[op].lrn]  # the public ops that apply ReLU then LRN
+POOL_OPS = [op for op in PUBLIC_OPS if OPS[op].pool]  # the public ops that max-pool
 ALEXNET_SHAPES = [(2, 96, 55, 55), (2, 256, 27, 27), (2, 256, 13, 13)]  # conv1, conv2, conv5 (batch 2)
 ODD_SHAPES = [(3, 7, 13, 11), (2, 1, 5, 6), (1, 4, 9, 9), (2, 3, 3, 3), (1, 5, 4, 7)]
 
@@ -41,8 +43,9 @@ def _case_id(shape, dtype, layout) -> str:
     return f"{'x'.join(map(str, shape))}-{str(dtype)[6:]}-{layout}"
 
 
-BACKEND_CASES = [pytest.param(backend, *case, id=f"{backend}-{_case_id(*case)}")
-                 for backend in BACKENDS for case in CASES if backend != "compile" or case in COMPILE_CASES]
+OP_CASES = [pytest.param(backend, op, *case, id=f"{backend}-{op}-{_case_id(*case)}")
+            for op in PUBLIC_OPS for backend in BACKENDS for case in CASES
+            if backend != "compile" or case in COMPILE_CASES]
 
 
 def _reference(op: str, x: torch.Tensor, **kw) -> torch.Tensor:
@@ -81,28 +84,15 @@ def _check_op(op: str, backend: str, x: torch.Tensor, what: str, grad_agreement:
         )
 
 
-@pytest.mark.parametrize("backend_name,shape,dtype,layout", BACKEND_CASES)
-def test_relu_lrn_matches_reference(backend_name, shape, dtype, layout):
+@pytest.mark.parametrize("backend_name,op,shape,dtype,layout", OP_CASES)
+def test_op_matches_reference(backend_name, op, shape, dtype, layout):
+    """Each public op with the paper's settings. A fused op may pick the window maximum among LRN values
+    rounded otherwise than eager's: near-ties then route a few gradients to a different element,
+    legitimately (``grad_agreement``, kernels.catalog); the forward is checked strictly. Upcasting bf16/fp16
+    to fp32 is exact, so max_pool's first maximum is the same element: exact routing."""
     backend = require_backend(backend_name)
-    _check_op("relu_lrn", backend, make_input(shape, dtype, layout), f"relu_lrn[{backend}]", **LRN)
-
-
-@pytest.mark.parametrize("backend_name,shape,dtype,layout", BACKEND_CASES)
-def test_max_pool_matches_reference(backend_name, shape, dtype, layout):
-    backend = require_backend(backend_name)
-    # Upcasting bf16/fp16 to fp32 is exact, so the first maximum is the same element: exact routing.
-    _check_op("max_pool", backend, make_input(shape, dtype, layout), f"max_pool[{backend}]", kernel_size=3, stride=2)
-
-
-@pytest.mark.parametrize("backend_name,shape,dtype,layout", BACKEND_CASES)
-def test_relu_lrn_pool_matches_reference(backend_name, shape, dtype, layout):
-    backend = require_backend(backend_name)
-    # A backend may pick the window maximum among LRN values rounded otherwise than eager's: near-ties
-    # then route a few gradients to a different element, legitimately (kernels.catalog). The forward is
-    # checked strictly.
-    agreement = OPS["relu_lrn_pool"].grad_agreement(dtype)
-    _check_op("relu_lrn_pool", backend, make_input(shape, dtype, layout), f"relu_lrn_pool[{backend}]",
-              grad_agreement=agreement, kernel_size=3, stride=2, **LRN)
+    _check_op(op, backend, make_input(shape, dtype, layout), f"{op}[{backend}]",
+              grad_agreement=OPS[op].grad_agreement(dtype))
 
 
 # ---------------------------------------------------------------- where LRN normalises
@@ -124,7 +114,7 @@ NORMALISING_PARAMS = [
     pytest.param(backend, op, *case, id=f"{backend}-{op}-{_case_id(*case)}")
     for backend in BACKENDS
     for op, case in (COMPILE_NORMALISING_CASES if backend == "compile" else
-                     [(op, case) for op in ("relu_lrn", "relu_lrn_pool") for case in NORMALISING_CASES])
+                     [(op, case) for op in LRN_OPS for case in NORMALISING_CASES])
 ]
 
 
@@ -153,17 +143,14 @@ def test_normalising_inputs_are_where_lrn_normalises():
 def test_ops_match_reference_where_lrn_normalises(backend_name, op, shape, dtype, layout):
     backend = require_backend(backend_name)
     x = make_input(shape, dtype, layout, seed=21, scale=LRN_SCALE)
-    extra = dict(kernel_size=3, stride=2) if op == "relu_lrn_pool" else {}
-    _check_op(op, backend, x, f"{op}[{backend}] at scale {LRN_SCALE:.0f}",
-              grad_agreement=OPS[op].grad_agreement(dtype), **LRN, **extra)
+    _check_op(op, backend, x, f"{op}[{backend}] at scale {LRN_SCALE:.0f}", grad_agreement=OPS[op].grad_agreement(dtype))
 
 
 @pytest.mark.parametrize("kernel_size,stride", [(2, 2), (3, 1), (1, 1), (5, 3)])
 def test_pool_windows(backend, kernel_size, stride):
     x = make_input((2, 6, 11, 9), torch.float32, "nchw", seed=3)
-    _check_op("max_pool", backend, x, f"max_pool{kernel_size}/{stride}[{backend}]", kernel_size=kernel_size, stride=stride)
-    _check_op("relu_lrn_pool", backend, x, f"relu_lrn_pool{kernel_size}/{stride}[{backend}]",
-              kernel_size=kernel_size, stride=stride, **LRN)
+    for op in POOL_OPS:
+        _check_op(op, backend, x, f"{op}{kernel_size}/{stride}[{backend}]", kernel_size=kernel_size, stride=stride)
 
 
 @pytest.mark.parametrize("size", [1, 3, 7])
@@ -179,9 +166,8 @@ def test_lrn_exponents_other_than_three_quarters(backend, beta, layout):
     if backend == "compile":
         pytest.skip("the compile backend is the eager reference under Inductor: one C++ build per case, no own path")
     x = make_input((2, 11, 5, 5), torch.float32, layout, seed=12)
-    _check_op("relu_lrn", backend, x, f"relu_lrn beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta, k=1.0)
-    _check_op("relu_lrn_pool", backend, x, f"relu_lrn_pool beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta,
-              k=1.0, kernel_size=3, stride=2)
+    for op in LRN_OPS:
+        _check_op(op, backend, x, f"{op} beta={beta}[{backend}]", size=5, alpha=0.05, beta=beta, k=1.0)
 
 
 def test_pytorch_alpha_convention(backend):
@@ -203,12 +189,13 @@ def test_gradcheck_float64(backend):
     # gradcheck calls backward with retain_graph=True, which AOTAutograd's donated buffers forbid; the
     # compiled graphs built here (float64 is used by no other test) are built without them.
     with torch._functorch.config.patch(donated_buffer=False):
-        assert torch.autograd.gradcheck(lambda t: relu_lrn(t, backend=backend, **lrn), (x,), fast_mode=fast)
-        assert torch.autograd.gradcheck(lambda t: max_pool(t, 3, 2, backend=backend), (x,), fast_mode=fast)
-        assert torch.autograd.gradcheck(lambda t: relu_lrn_pool(t, backend=backend, **lrn), (x,), fast_mode=fast)
+        for op in PUBLIC_OPS:
+            spec = OPS[op]
+            settings = lrn if spec.lrn else {}
+            assert torch.autograd.gradcheck(lambda t: spec.call(t, backend, **settings), (x,), fast_mode=fast), op
 
 
-@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
+@pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_public_op_traces_without_graph_break(backend, op):
     """torch.compile(fullgraph=True) of a function calling the public op: no graph break, same values."""
     if backend in ("torchscript",):
@@ -238,8 +225,9 @@ def test_fused_equals_unfused(backend, layout):
 
 def test_output_keeps_channels_last(backend):
     x = make_input((2, 8, 9, 9), torch.float32, "channels_last")
-    for y in (relu_lrn(x, backend=backend), max_pool(x, backend=backend), relu_lrn_pool(x, backend=backend)):
-        assert y.is_contiguous(memory_format=torch.channels_last), f"{backend}: output lost channels_last"
+    for op in PUBLIC_OPS:
+        y = OPS[op].call(x, backend)
+        assert y.is_contiguous(memory_format=torch.channels_last), f"{op}[{backend}]: output lost channels_last"
 
 
 def _special_input(layout: str = "nchw", dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -267,7 +255,7 @@ def _assert_same_specials(actual: torch.Tensor, expected: torch.Tensor, what: st
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-@pytest.mark.parametrize("op", ["relu_lrn", "max_pool", "relu_lrn_pool"])
+@pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_nan_and_inf_like_reference(backend, op, layout, dtype):
     if backend == "compile" and dtype == torch.bfloat16 and (op, layout) != ("relu_lrn_pool", "channels_last"):
         pytest.skip("the compile backend compiles each op, dtype and layout anew: in bfloat16 the fused op in "
@@ -307,7 +295,7 @@ def test_paper_defaults_are_the_papers():
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("op", [relu_lrn, max_pool, relu_lrn_pool])
+@pytest.mark.parametrize("op", [OPS[name].function for name in PUBLIC_OPS], ids=PUBLIC_OPS)
 def test_bad_input_errors(op):
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         op(torch.randn(1, 3, 8, 8), backend="nope")
@@ -328,7 +316,7 @@ def test_even_lrn_window_is_rejected():
         relu_lrn(torch.randn(1, 8, 4, 4), alpha_convention="caffe")
 
 
-@pytest.mark.parametrize("op", [max_pool, relu_lrn_pool])
+@pytest.mark.parametrize("op", [OPS[name].function for name in POOL_OPS], ids=POOL_OPS)
 def test_window_larger_than_input_is_rejected(op):
     with pytest.raises(ValueError, match=r"2x9 is smaller than the pooling window 3.*empty"):
         op(torch.randn(1, 3, 2, 9))

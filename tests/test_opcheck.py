@@ -4,16 +4,17 @@ implementation agrees with the real one, that autograd is registered the support
 works under AOT dispatch with dynamic shapes (what ``torch.compile`` relies on).
 
 Small shapes: on a CPU the triton ops run through Triton's interpreter and opcheck calls each several
-times. The backward ops are checked with the tensors their forward saves, on inputs at the scale where
-LRN normalises (``normalising_scale``), so the LRN's values are not ~relu(x) k^-beta."""
+times. Every op's arguments come from its declaration (``kernels/custom_ops.py``). The backward ops are
+checked with the tensors their forward saves, on inputs at the scale where LRN normalises
+(``normalising_scale``), so the LRN's values are not ~relu(x) k^-beta."""
 import pytest
 import torch
 
+from kernels.custom_ops import CUSTOM_OPS
 from kernels.paper import PAPER_LRN, PAPER_POOL, normalising_scale
 from tests.conftest import cached_backend_status
 
-LRN = tuple(PAPER_LRN.values())  # size, alpha, beta, k (alpha in the paper's convention)
-POOL = tuple(PAPER_POOL.values())  # kernel_size, stride
+SETTINGS = {**PAPER_LRN, **PAPER_POOL}  # setting name -> the paper's value (alpha in the paper's convention)
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 # Ops without a tensor argument, nothing for opcheck to check: the cpp build's instruction-set query.
 TENSORLESS_QUERIES = {"cpu_isa"}
@@ -30,52 +31,44 @@ def _namespace(backend: str):
     return getattr(torch.ops, kernels.get_backend(backend).NAMESPACE)
 
 
+def _registered(ns) -> set[str]:
+    """Every op of the namespace the dispatcher knows (dir() of torch.ops lists only those already used)."""
+    return {name.split("::", 1)[1].split(".")[0] for name in torch._C._dispatch_get_all_op_names()
+            if name.startswith(ns.name + "::")} - TENSORLESS_QUERIES
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpp"])
+def test_every_registered_op_is_declared(backend):
+    """What test_opcheck checks (each declared op, its backward and any ``_values`` form) is every op
+    the backend registers."""
+    ns = _namespace(backend)
+    declared = {name for decl in CUSTOM_OPS.values()
+                for name in (decl.name, decl.backward_name, f"{decl.name}_values") if hasattr(ns, name)}
+    assert _registered(ns) == declared, f"registered but not declared: {_registered(ns) - declared}"
+
+
+@pytest.mark.parametrize("op", list(CUSTOM_OPS))
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("backend", ["triton", "cpp"])
-def test_opcheck_every_registered_op(backend, layout):
+def test_opcheck(backend, layout, op):
     ns = _namespace(backend)
-    # every op of the namespace the dispatcher knows (dir() of torch.ops lists only those already used)
-    registered = sorted({name.split("::", 1)[1].split(".")[0] for name in torch._C._dispatch_get_all_op_names()
-                         if name.startswith(ns.name + "::")} - TENSORLESS_QUERIES)
-    assert set(registered) >= {"relu_lrn", "max_pool", "relu_lrn_pool"}, registered
-    checked = []
-    for name, args in _op_args(ns, layout).items():
+    for name, args in _op_args(ns, layout, CUSTOM_OPS[op]).items():
         torch.library.opcheck(getattr(ns, name).default, args)
-        checked.append(name)
-    assert sorted(checked) == registered, f"ops registered but not checked: {set(registered) - set(checked)}"
 
 
-def _op_args(ns, layout) -> dict:
-    """Arguments for every op of ``ns``, built from each backward op's schema so that both backends'
-    argument orders are honoured."""
+def _op_args(ns, layout, decl) -> dict:
+    """Arguments for the ops of one declaration (``kernels/custom_ops.py``, whose signatures both backends
+    register): the forward (and its ``_values`` form, if any) on ``x``, the backward on a gradient shaped like
+    the forward's output and the tensors the forward saves."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     x = (torch.randn(2, 8, 7, 7, device=device) * normalising_scale()).contiguous(memory_format=LAYOUTS[layout])
-    _, offsets = ns.max_pool(x, *POOL)
-    fused_y, fused_offsets = ns.relu_lrn_pool(x, *LRN, *POOL)
-    values = {  # argument name -> value, for the names the schemas use
-        "x": x, "offsets": offsets, "size": LRN[0], "alpha": LRN[1], "beta": LRN[2], "k": LRN[3],
-        "kernel_size": POOL[0], "stride": POOL[1], "height": x.shape[-2], "width": x.shape[-1],
-        "channels_last": layout == "channels_last",
-    }
-    args = {"relu_lrn": (x.clone().requires_grad_(), *LRN),
-            "max_pool": (x.clone().requires_grad_(), *POOL),
-            "relu_lrn_pool": (x.clone().requires_grad_(), *LRN, *POOL)}
-    if hasattr(ns, "max_pool_values"):  # the cpp backend's CPU inference forms (no offsets, no autograd)
-        args.update(max_pool_values=(x.clone(), *POOL), relu_lrn_pool_values=(x.clone(), *LRN, *POOL))
-    for name in ("relu_lrn_backward", "max_pool_backward", "relu_lrn_pool_backward"):
-        schema = getattr(ns, name).default._schema
-        grad_shape = {"relu_lrn_backward": x, "max_pool_backward": offsets,
-                      "relu_lrn_pool_backward": fused_y}[name]
-        built = []
-        for arg in schema.arguments:
-            if arg.name in ("grad", "grad_y"):
-                built.append(torch.randn_like(grad_shape, dtype=x.dtype))
-            elif arg.name == "offsets" and name == "relu_lrn_pool_backward":
-                built.append(fused_offsets)
-            elif arg.name in values:
-                built.append(values[arg.name])
-            else:
-                raise AssertionError(f"{name}: no test value for schema argument {arg.name!r} ({schema})")
-        args[name] = tuple(built)
+    settings = tuple(SETTINGS[name] for name in decl.settings)
+    args = {decl.name: (x.clone().requires_grad_(), *settings)}
+    if hasattr(ns, f"{decl.name}_values"):  # the cpp backend's CPU inference forms (no offsets, no autograd)
+        args[f"{decl.name}_values"] = (x.clone(), *settings)
+    out = getattr(ns, decl.name)(x, *settings)
+    y, saved = (out[0], {"x": x, "offsets": out[1]}) if decl.pooled else (out, {"x": x})
+    geometry = tuple(x.shape[-2:]) if decl.geometry else ()
+    args[decl.backward_name] = (torch.randn_like(y), *(saved[name] for name in decl.saves), *geometry, *settings)
     return args

@@ -6,8 +6,8 @@ arguments (``torch._higher_order_ops.triton_kernel_wrap.identify_accessed_tensor
 ``identify_mutated_tensors`` in older torch). When that fails - as it has for some Triton versions
 (pytorch/pytorch#173795) - torch only logs a warning and assumes *every* tensor argument is mutated,
 which makes functionalization clone inputs and blocks fusion. This test runs the analysis on every
-launch the backend makes (forward and backward of relu_lrn, max_pool, relu_lrn_pool; fp32; NCHW and
-channels_last; plus the experimental channel-vector forward) and checks the result against the
+launch the backend makes (forward and backward of each op declared in ``kernels/custom_ops.py``; fp32;
+NCHW and channels_last; plus the experimental channel-vector forward) and checks the result against the
 pointer arguments each kernel stores to (``OUTPUTS``) and loads from (``inputs_read``).
 
 The analysis needs only Triton's front end and a target: this machine's driver is replaced by a stub
@@ -36,22 +36,20 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+from kernels.custom_ops import CUSTOM_OPS  # noqa: E402
 from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
 
 LRN = dict(PAPER_LRN)
-POOL = dict(PAPER_POOL)
+SETTINGS = {**PAPER_LRN, **PAPER_POOL}  # setting name -> the paper's value
 SHAPE = (2, 16, 13, 13)  # small: the analysis reads the TTIR, nothing runs
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-# (op, layout) -> the kernels its forward and backward launch, in order
-CASES = {
-    (op, layout): kernels
-    for layout in LAYOUTS
-    for op, kernels in (
-        ("relu_lrn", ["_relu_lrn_fwd_kernel", "_relu_lrn_bwd_kernel"]),
-        ("max_pool", ["_max_pool_fwd_kernel", "_max_pool_bwd_kernel"]),
-        ("relu_lrn_pool", ["_relu_lrn_pool_fwd_kernel", "_relu_lrn_bwd_kernel"]),
-    )
+# declared op (kernels/custom_ops.py) -> the kernels its forward and backward launch, in order
+LAUNCHED = {
+    "relu_lrn": ["_relu_lrn_fwd_kernel", "_relu_lrn_bwd_kernel"],
+    "max_pool": ["_max_pool_fwd_kernel", "_max_pool_bwd_kernel"],
+    "relu_lrn_pool": ["_relu_lrn_pool_fwd_kernel", "_relu_lrn_bwd_kernel"],
 }
+CASES = {(op, layout): LAUNCHED[op] for layout in LAYOUTS for op in CUSTOM_OPS}  # (op, layout) -> its kernels
 CASES[("relu_lrn_cvec", "channels_last")] = ["_relu_lrn_fwd_cvec_kernel"]  # experimental, forward only
 
 # The pointer arguments each kernel's tl.store calls write (read off the kernels' signatures and bodies).
@@ -136,6 +134,13 @@ def accessed_tensors(kernel, kwargs: dict) -> tuple[list[str], list[str] | None]
     return list(analyse(kernel, kwargs)), None
 
 
+def _forward(op: str, x: torch.Tensor) -> torch.Tensor:
+    """The ``triton`` backend's declared op on ``x`` with the paper's settings: its output ``y``."""
+    decl = CUSTOM_OPS[op]
+    out = getattr(torch.ops.alexnet_kernels, op)(x, *(SETTINGS[name] for name in decl.settings))
+    return out[0] if decl.pooled else out
+
+
 def record_backend_launches() -> list[dict]:
     """Every launch of the ``triton`` backend's ops (forward, then backward through autograd) and of the
     channel-vector forward, recorded instead of run, as the analysis's kernel and keyword arguments."""
@@ -143,12 +148,6 @@ def record_backend_launches() -> list[dict]:
     from kernels.backends.triton.launch import recording_launches
     from kernels.experimental.triton_relu_lrn_cvec import relu_lrn_forward_cvec
 
-    ops = torch.ops.alexnet_kernels
-    calls = {
-        "relu_lrn": lambda x: ops.relu_lrn(x, *LRN.values()),
-        "max_pool": lambda x: ops.max_pool(x, *POOL.values())[0],
-        "relu_lrn_pool": lambda x: ops.relu_lrn_pool(x, *LRN.values(), *POOL.values())[0],
-    }
     rows = []
     for (op, layout), _ in CASES.items():
         x = torch.randn(SHAPE).contiguous(memory_format=LAYOUTS[layout]).requires_grad_(op != "relu_lrn_cvec")
@@ -156,7 +155,7 @@ def record_backend_launches() -> list[dict]:
             if op == "relu_lrn_cvec":
                 relu_lrn_forward_cvec(x, **LRN)
             else:
-                y = calls[op](x)  # kernels are recorded, not run: y is uninitialised, which is fine here
+                y = _forward(op, x)  # kernels are recorded, not run: y is uninitialised, which is fine here
                 y.backward(torch.ones_like(y))
         for launch in launches:
             kernel = launch.kernel
