@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.ablations.stats import mean_sd, paired_delta
 from bench.report.claim_row import ClaimRow, Panel, PlotLine, fmt_paper, markdown_table, plot_claims
 from infra import report_kit
+from infra.atomic_io import write_text_atomic
 from infra.errors import UsageError, check_output_folder, run_cli
 
 # claim name, AlexNet variant with the feature switched off, paper deltas (on - off, percentage points;
@@ -237,7 +238,7 @@ def write_report(results: dict, report_dir: Path) -> list[Path]:
         written.append(deltas)
         figures["deltas"] = deltas.name
     md = report_dir / f"{stem}.md"
-    md.write_text(render_markdown(results, rows, figures))
+    write_text_atomic(md, render_markdown(results, rows, figures))
     return [md, *written]
 
 

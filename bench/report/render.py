@@ -190,7 +190,7 @@ def write_comparison(a_path: Path, b_path: Path, out_root: Path, threshold: floa
             + tables.markdown(table, {"A us": ".1f", "B us": ".1f", "change %": "+.1f"}))
     Path(out_root).mkdir(parents=True, exist_ok=True)
     path = Path(out_root) / f"compare_{a.label}_vs_{b.label}.md"
-    path.write_text(text)
+    write_text_atomic(path, text)
     return path, text, regressions
 
 

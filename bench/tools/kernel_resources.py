@@ -45,6 +45,7 @@ import triton  # noqa: E402
 from bench.env_info import software_versions  # noqa: E402
 from bench.shapes import GPU_SHAPES  # noqa: E402
 from bench.report.tables import markdown  # noqa: E402
+from infra.atomic_io import write_text_atomic  # noqa: E402
 from infra.errors import check_output_folder, run_cli  # noqa: E402
 from kernels.backends.triton.launch import Launch, recording_launches  # noqa: E402
 from kernels import op_shapes  # noqa: E402
@@ -312,7 +313,7 @@ def write_report(table: pd.DataFrame, out: Path, arch: int, batch: int, command:
                   markdown(cuda[["kernel", "registers", "warps_per_sm", "stack_bytes", "spill_store_bytes",
                                  "spill_load_bytes"]], {c: ".0f" for c in cuda.columns if c != "kernel"}), ""]
     path = out / "README.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 

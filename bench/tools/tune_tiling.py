@@ -33,6 +33,7 @@ from bench.env_info import run_description
 from bench.shapes import GPU_SHAPES
 from bench.report.tables import markdown
 from bench.timing import copy_bandwidth
+from infra.atomic_io import write_text_atomic
 from infra.errors import check_output_folder, run_cli
 from kernels.backends.triton import max_pool_kernel as mp
 from kernels.backends.triton import relu_lrn_kernel as lrn
@@ -202,7 +203,7 @@ def write_report(table: pd.DataFrame, out: Path, description: dict, smoke: bool)
                                                           "default_pct_copy": ".0f", "best_pct_copy": ".0f",
                                                           "speedup": ".2f"}), ""]
     path = out / "README.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
