@@ -21,10 +21,11 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from kernels.catalog import OPS, PUBLIC_OPS
 from kernels.paper import PAPER_LRN
 
 PEERS: tuple[str, ...] = ("openvino", "onnxruntime")
-CHAIN_OPS: tuple[str, ...] = ("relu_lrn", "max_pool", "relu_lrn_pool")
+CHAIN_OPS: tuple[str, ...] = PUBLIC_OPS  # each a chain of ONNX Relu + LRN and/or MaxPool (its lrn / pool flags)
 OPSET = 17  # LRN, MaxPool and Relu are unchanged since well before it; both peers read it
 IR_VERSION = 8  # the IR version that goes with opset 17 (onnx's newest default may be too new for a runtime)
 INSTALL_HINT = "pip install -e '.[peers]'"
@@ -88,14 +89,14 @@ def chain_model(op: str, shape: tuple[int, int, int, int], kernel_size: int = 3,
         raise ValueError(f"shape must be 4 positive sizes (N, C, H, W), got {shape!r}")
     n, c, h, w = (int(s) for s in shape)
     nodes, current = [], "x"
-    if op in ("relu_lrn", "relu_lrn_pool"):
+    if OPS[op].lrn:
         size = int(lrn["size"])
         nodes.append(helper.make_node("Relu", [current], ["relu"]))
         # ONNX: y = x / (bias + alpha / size * sum x^2) ** beta, so alpha = size * (paper alpha)
         nodes.append(helper.make_node("LRN", ["relu"], ["lrn"], size=size, alpha=float(lrn["alpha"]) * size,
                                       beta=float(lrn["beta"]), bias=float(lrn["k"])))
         current = "lrn"
-    if op in ("max_pool", "relu_lrn_pool"):
+    if OPS[op].pool:
         if h < kernel_size or w < kernel_size:
             raise ValueError(f"input {h}x{w} is smaller than the pooling window {kernel_size}")
         nodes.append(helper.make_node("MaxPool", [current], ["pool"], kernel_shape=[kernel_size, kernel_size],

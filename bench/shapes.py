@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from kernels.backends import BACKENDS
-from kernels.catalog import OPS
+from kernels.catalog import OPS, PUBLIC_OPS
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ CPU_BATCH = 16
 CPU_SHAPES = {name: (CPU_BATCH,) + shape[1:] for name, shape in GPU_SHAPES.items()}
 CPU_NATIVE_BACKENDS = tuple(b for b in BACKENDS if b != "triton")
 CPU_DTYPES = (torch.float32,)
-CPU_BF16_OPS = ("relu_lrn_pool", "max_pool", "relu_lrn")
+CPU_BF16_OPS = PUBLIC_OPS
 # Triton under its interpreter (milliseconds per program instance): checked at a tiny shape, not timed
 # (eager runs there too: the tiny case of the quick harness tests).
 CPU_TINY = {"cpu-tiny": (1, 8, 9, 9)}
@@ -63,7 +63,7 @@ def kernel_cases(on_gpu: bool) -> list[KernelCase]:
         if on_gpu:
             for site in sites:
                 cases.append(KernelCase(op, site, GPU_SHAPES[site], BACKENDS, GPU_DTYPES))
-            if op in ("relu_lrn", "relu_lrn_pool"):
+            if spec.lrn and spec.fused:  # the LRN ops' batch sweep
                 n, c, h, w = GPU_SHAPES["conv2"]
                 for batch in GPU_BATCH_SWEEP:
                     cases.append(KernelCase(op, f"conv2-b{batch}", (batch, c, h, w), GPU_SWEEP_BACKENDS,
@@ -88,7 +88,8 @@ def is_headline_kernel(case: KernelCase, dtype: torch.dtype, on_gpu: bool) -> bo
         return case.shape_name in ("conv1",) + tuple(CPU_TINY)
     if case.shape_name == "conv1":
         return dtype in (torch.float32, torch.bfloat16)
-    return case.shape_name == "conv2" and case.op in ("relu_lrn_pool", "unfused") and dtype == torch.bfloat16
+    fusion = OPS[case.op].lrn and OPS[case.op].pool  # the fused op and its unfused chain
+    return case.shape_name == "conv2" and fusion and dtype == torch.bfloat16
 
 
 # ---------------------------------------------------------------- model cases
