@@ -182,9 +182,34 @@ void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, of
 // that stays in L1. NaN-propagating (the reference's value); `colmax` holds W * C floats.
 // (Measured at AlexNet's conv1, batch 16, AVX-512: 0.67 ms against 0.72 window by window; a fully
 // unrolled 9-load window, 0.79, and carrying column maxima in registers along the row, 0.92, were slower.)
+template <int K, typename scalar_t, typename RowAt>
+void pool_row_channels_values(const RowAt& rows, int64_t stride, int64_t OW, int64_t C, float* colmax, scalar_t* y) {
+  using in_t = pointee_t<decltype(rows(0))>;
+  const int64_t used = ((OW - 1) * stride + K) * C;
+  const in_t* row[K];
+  for (int k = 0; k < K; ++k) row[k] = rows(k);
+  for_each_vector(used, [&](int64_t i, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    Vec v = load_float(row[0] + i, m);
+    for (int k = 1; k < K; ++k) v = at::vec::maximum(v, load_float(row[k] + i, m));
+    store(colmax + i, v, m);
+  });
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    const float* first = colmax + ow * stride * C;
+    scalar_t* out = y + ow * C;
+    for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+      Vec best = load(first + q, m);
+      for (int k = 1; k < K; ++k) best = at::vec::maximum(best, load(first + k * C + q, m));
+      store_max<in_t>(out + q, best, m);
+    });
+  }
+}
+
+// Any window: the window size unrolled for 2 and 3 (every AlexNet pool), a loop otherwise.
 template <typename scalar_t, typename RowAt>
 void pool_row_channels_values(const RowAt& rows, int64_t kernel_size, int64_t stride, int64_t OW, int64_t C,
                               float* colmax, scalar_t* y) {
+  if (kernel_size == 3) return pool_row_channels_values<3>(rows, stride, OW, C, colmax, y);
+  if (kernel_size == 2) return pool_row_channels_values<2>(rows, stride, OW, C, colmax, y);
   const int64_t used = ((OW - 1) * stride + kernel_size) * C;
   for (int64_t i = 0; i < used; i += kLanes) {
     Vec m = load_float(rows(0) + i, used - i);
