@@ -182,15 +182,16 @@ void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, of
 // that stays in L1. NaN-propagating (the reference's value); `colmax` holds W * C floats.
 // (Measured at AlexNet's conv1, batch 16, AVX-512: 0.67 ms against 0.72 window by window; a fully
 // unrolled 9-load window, 0.79, and carrying column maxima in registers along the row, 0.92, were slower.)
+// K > 0: a window of K (unrolled); K = 0: a window of kernel_size (a loop).
 template <int K, typename scalar_t, typename RowAt>
-void pool_row_channels_values(const RowAt& rows, int64_t stride, int64_t OW, int64_t C, float* colmax, scalar_t* y) {
+void pool_row_channels_values(const RowAt& rows, int64_t kernel_size, int64_t stride, int64_t OW, int64_t C,
+                              float* colmax, scalar_t* y) {
   using in_t = pointee_t<decltype(rows(0))>;
-  const int64_t used = ((OW - 1) * stride + K) * C;
-  const in_t* row[K];
-  for (int k = 0; k < K; ++k) row[k] = rows(k);
+  const int64_t window = K > 0 ? K : kernel_size;
+  const int64_t used = ((OW - 1) * stride + window) * C;
   for_each_vector(used, [&](int64_t i, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
-    Vec v = load_float(row[0] + i, m);
-    for (int k = 1; k < K; ++k) v = at::vec::maximum(v, load_float(row[k] + i, m));
+    Vec v = load_float(rows(0) + i, m);
+    for (int64_t k = 1; k < window; ++k) v = at::vec::maximum(v, load_float(rows(k) + i, m));
     store(colmax + i, v, m);
   });
   for (int64_t ow = 0; ow < OW; ++ow) {
@@ -198,7 +199,7 @@ void pool_row_channels_values(const RowAt& rows, int64_t stride, int64_t OW, int
     scalar_t* out = y + ow * C;
     for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
       Vec best = load(first + q, m);
-      for (int k = 1; k < K; ++k) best = at::vec::maximum(best, load(first + k * C + q, m));
+      for (int64_t k = 1; k < window; ++k) best = at::vec::maximum(best, load(first + k * C + q, m));
       store_max<in_t>(out + q, best, m);
     });
   }
@@ -208,22 +209,9 @@ void pool_row_channels_values(const RowAt& rows, int64_t stride, int64_t OW, int
 template <typename scalar_t, typename RowAt>
 void pool_row_channels_values(const RowAt& rows, int64_t kernel_size, int64_t stride, int64_t OW, int64_t C,
                               float* colmax, scalar_t* y) {
-  if (kernel_size == 3) return pool_row_channels_values<3>(rows, stride, OW, C, colmax, y);
-  if (kernel_size == 2) return pool_row_channels_values<2>(rows, stride, OW, C, colmax, y);
-  const int64_t used = ((OW - 1) * stride + kernel_size) * C;
-  for (int64_t i = 0; i < used; i += kLanes) {
-    Vec m = load_float(rows(0) + i, used - i);
-    for (int64_t kh = 1; kh < kernel_size; ++kh) m = at::vec::maximum(m, load_float(rows(kh) + i, used - i));
-    store(colmax + i, m, used - i);
-  }
-  for (int64_t ow = 0; ow < OW; ++ow) {
-    const float* first = colmax + ow * stride * C;
-    for (int64_t q = 0; q < C; q += kLanes) {
-      Vec best = load(first + q, C - q);
-      for (int64_t kw = 1; kw < kernel_size; ++kw) best = at::vec::maximum(best, load(first + kw * C + q, C - q));
-      store_max<pointee_t<decltype(rows(0))>>(y + ow * C + q, best, C - q);
-    }
-  }
+  if (kernel_size == 3) return pool_row_channels_values<3>(rows, kernel_size, stride, OW, C, colmax, y);
+  if (kernel_size == 2) return pool_row_channels_values<2>(rows, kernel_size, stride, OW, C, colmax, y);
+  pool_row_channels_values<0>(rows, kernel_size, stride, OW, C, colmax, y);
 }
 
 // Lanes [0, n) of the offsets at p as exact small floats (the rest zero).
