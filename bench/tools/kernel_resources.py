@@ -99,7 +99,7 @@ def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case
                 label = (site, dtype_name, layout_name)
                 record("max_pool", "forward", *label, lambda: triton_max_pool.max_pool_forward(x, **POOL))
                 record("max_pool", "backward", *label, lambda: triton_max_pool.max_pool_backward(
-                    y, offsets, shape[-2:], **POOL, channels_last=fmt == torch.channels_last))
+                    y, offsets, shape[-2:], **POOL))
                 if site not in LRN_SITES:
                     continue
                 record("relu_lrn", "forward", *label, lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN))

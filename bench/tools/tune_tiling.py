@@ -91,7 +91,6 @@ def kernel_cases(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[li
     g_full = torch.randn(x.shape, generator=gen, device=device, dtype=x.dtype).contiguous(memory_format=fmt)
     g_pool = torch.randn(y_pool.shape, generator=gen, device=device, dtype=x.dtype).contiguous(memory_format=fmt)
     _, fused_offsets = fused.relu_lrn_pool_forward(x, **LRN, **POOL)
-    channels_last = fmt == torch.channels_last
     full, pooled = x.numel() * size, y_pool.numel() * size
     positions, pooled_positions = n * h * w, n * y_pool.shape[2] * y_pool.shape[3]
     lrn_blocks, fused_blocks = (128, 256, 512), (16, 32, 64)
@@ -117,7 +116,7 @@ def kernel_cases(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[li
             smoke, lambda b, wp: mp.max_pool_forward(x, **POOL, block=b, num_warps=wp)[0]),
             full + pooled + pooled // size),
         ("max_pool", "backward"): (_pool_candidates(
-            smoke, lambda b, wp: mp.max_pool_backward(g_pool, offsets, (h, w), **POOL, channels_last=channels_last,
+            smoke, lambda b, wp: mp.max_pool_backward(g_pool, offsets, (h, w), **POOL,
                                                       block=b, num_warps=wp)), full + pooled + pooled // size),
     }
 

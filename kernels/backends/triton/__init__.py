@@ -48,7 +48,6 @@ def device_problem(device: torch.device) -> str | None:
 if _IMPORT_ERROR is None:
     import inspect
 
-    from kernels import op_shapes
     from kernels.backends import autograd
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
@@ -63,8 +62,7 @@ if _IMPORT_ERROR is None:
         return _lrn.relu_lrn_backward(x, grad_y, *settings)
 
     def _max_pool_backward(grad_y, offsets, height, width, kernel_size, stride):
-        channels_last = op_shapes.output_format(offsets) == torch.channels_last
-        return _mp.max_pool_backward(grad_y, offsets, (height, width), kernel_size, stride, channels_last)
+        return _mp.max_pool_backward(grad_y, offsets, (height, width), kernel_size, stride)
 
     def _relu_lrn_pool_backward(grad_y, x, offsets, *settings):
         return _fused.relu_lrn_pool_backward(x, grad_y, offsets, *settings)

@@ -22,6 +22,7 @@ from kernels.backends.triton.launch import launch
 from kernels.backends.triton.offsets import index_is_64
 from kernels.backends.triton.indexing import as_index, unravel
 from kernels.backends.triton.pool_windows import window_geometry, window_grad
+from kernels import op_shapes
 from kernels.op_shapes import output_format, pooled
 
 
@@ -122,13 +123,14 @@ def max_pool_forward(x: torch.Tensor, kernel_size: int, stride: int, block: int 
 
 def max_pool_backward(
     grad_out: torch.Tensor, offsets: torch.Tensor, input_hw: tuple[int, int], kernel_size: int, stride: int,
-    channels_last: bool, block: int | None = None, num_warps: int = 4,
+    block: int | None = None, num_warps: int = 4,
 ) -> torch.Tensor:
-    """Input gradient (NCHW or channels_last) from the pooled gradient and the saved offsets."""
+    """Input gradient from the pooled gradient and the saved offsets, in the offsets' layout
+    (``op_shapes.max_pool_backward``)."""
     n, c, oh, ow = grad_out.shape
     h, w = input_hw
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    dx = torch.empty((n, c, h, w), dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    dx = op_shapes.max_pool_backward(grad_out, offsets, h, w, kernel_size, stride)
+    channels_last = output_format(offsets) == torch.channels_last
     total = dx.numel()
     block = block or _block(total, gpu_block=512 if channels_last else 256)
     launch(
