@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 
 from kernels.catalog import op_spec
-from kernels.paper import normalising_scale
 from kernels.tolerances import compare
 
 
@@ -30,22 +29,24 @@ def eager_reference(op: str, x: torch.Tensor) -> torch.Tensor:
     return op_spec(op).reference(x)
 
 
-def normalising_rows(x: torch.Tensor) -> torch.Tensor:
-    """A copy of ``x`` (same strides) with its even rows times ``normalising_scale()``."""
+def scaled_rows(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """A copy of ``x`` (same strides) with its even rows times ``scale``."""
     x = x.detach().clone(memory_format=torch.preserve_format)
-    x[..., ::2, :] *= normalising_scale()
+    x[..., ::2, :] *= scale
     return x
 
 
 def check_kernel(op: str, fn, x: torch.Tensor, dy: torch.Tensor, fwdbwd: bool, normalising: bool = True) -> dict:
-    """Run ``fn`` once on ``x`` (for ops with LRN, on ``normalising_rows(x)`` unless ``normalising`` is
-    False) and compare with eager; ``check_*`` fields, or ``CheckFailed``."""
+    """Run ``fn`` once on ``x`` (for an op whose math needs a larger input scale, such as LRN where it
+    normalises, with half its rows at that scale unless ``normalising`` is False) and compare with eager;
+    ``check_*`` fields, or ``CheckFailed``."""
     dtype = x.dtype
     ref_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     info = {"check_reference": f"eager, {str(ref_dtype).removeprefix('torch.')} on the upcast input"}
-    if normalising and op_spec(op).lrn:
-        x = normalising_rows(x)
-        info["check_input"] = f"even rows x {normalising_scale():.1f} (where LRN normalises)"
+    scale = op_spec(op).input_scale
+    if normalising and scale != 1.0:
+        x = scaled_rows(x, scale)
+        info["check_input"] = f"even rows x {scale:.1f} (the input scale its steps need, kernels.catalog)"
     xb = x.detach().clone(memory_format=torch.preserve_format).requires_grad_(fwdbwd)
     xr = x.detach().to(ref_dtype).requires_grad_(fwdbwd)
     with torch.set_grad_enabled(fwdbwd):

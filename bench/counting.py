@@ -1,8 +1,8 @@
 """Analytic work counts for the benchmarks: bytes each kernel must move, and AlexNet's FLOPs.
 
-Bytes are the *minimum* traffic an op needs, as each op's entry in ``kernels.catalog`` defines it
-(forward: read ``x``, write ``y``; forward+backward adds reading ``dy`` and ``x`` and writing ``dx``;
-extra saved tensors such as ATen's int64 pool indices are not counted: a kernel that moves them pays
+Bytes are the *minimum* traffic an op needs and vector operations the least arithmetic (the compute
+roof), as each op's entry in ``kernels.catalog`` defines them (bytes: the forward reads ``x`` and writes
+``y``; forward+backward adds reading ``dy`` and ``x`` and writing ``dx``; extra saved tensors such as ATen's int64 pool indices are not counted: a kernel that moves them pays
 for them in time, which is the point of the measurement).
 
 FLOPs count multiply-adds (MACs) of conv and FC layers only (biases, ReLU, LRN, pooling are
@@ -12,52 +12,27 @@ forward) + input gradients (same MACs, except the first conv which needs none).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from kernels.catalog import DIRECTIONS, op_spec  # noqa: F401 (DIRECTIONS: the benchmarks' directions)
 from kernels.paper import pool_output_size
 
 
-def op_output_shape(op: str, shape: tuple[int, int, int, int], kernel_size: int = 3, stride: int = 2):
-    """Output shape of ``op`` on an NCHW ``shape`` (pooling ops shrink H and W)."""
-    spec = op_spec(op)
-    return spec.output_shape(shape, **({"kernel_size": kernel_size, "stride": stride} if spec.pool else {}))
+def op_output_shape(op: str, shape: tuple[int, int, int, int], **settings):
+    """Output shape of ``op`` on an NCHW ``shape`` (pooling ops shrink H and W); ``settings`` override
+    the paper's (e.g. ``kernel_size=2, stride=2``)."""
+    return op_spec(op).output_shape(shape, **settings)
 
 
-def minimal_bytes(op: str, shape, element_size: int, direction: str, kernel_size: int = 3, stride: int = 2) -> int:
+def minimal_bytes(op: str, shape, element_size: int, direction: str, **settings) -> int:
     """Minimum bytes ``op`` must move on an input of ``shape`` (``kernels.catalog.OpSpec.minimal_bytes``)."""
-    spec = op_spec(op)
-    return spec.minimal_bytes(shape, element_size, direction,
-                              **({"kernel_size": kernel_size, "stride": stride} if spec.pool else {}))
+    return op_spec(op).minimal_bytes(shape, element_size, direction, **settings)
 
 
-# ---------------------------------------------------------------- vector operations (the compute roof)
-
-# Arithmetic vector operations per element that a vectorized kernel of each part needs at least, counted
-# on the formulas (one operation = one instruction on a full vector; loads, stores and index work are
-# not counted, so the compute roof they give is optimistic):
-# * ReLU + LRN forward, per input element: ReLU 1 (max), square 1, the sliding window sum over channels 2
-#   (add the entering square, subtract the leaving one), k + alpha * sum 1 (FMA), d^-beta for beta = 3/4
-#   as r = rsqrt(d) refined by one Newton step (estimate 1 + 3) times sqrt(r) = r * rsqrt(r) refined
-#   likewise (1 + 3 + 1), then the product 1 and a * d^-beta 1: 15.
-# * its backward, per input element: the forward's window sum and d^-beta recomputed (15), 1/d (estimate
-#   and one Newton step: 3), t = dy * a * d^-beta * (1/d) (3), the window sum of t (2),
-#   dx = dy * d^-beta - 2 alpha beta * a * sum(t) (3), the ReLU mask (1): 27.
-# * 3x3 max-pool at stride 2, per output element: each window row's maximum is 2 operations, rows shared
-#   by vertically neighbouring windows count once (3 rows of which 1 is shared: 2.5 rows), and 2 more
-#   combine the rows: 7. Its backward, per output element: 1 (the gradient added at its argmax).
-LRN_FWD_OPS, LRN_BWD_OPS, POOL_FWD_OPS, POOL_BWD_OPS = 15, 27, 7, 1
-
-
-def vector_ops(op: str, shape, direction: str, lanes: int, kernel_size: int = 3, stride: int = 2) -> float:
-    """Counted arithmetic vector operations (``lanes`` floats each) of ``op`` on an input of ``shape``."""
-    spec = op_spec(op)
-    x = math.prod(int(d) for d in shape)
-    y = math.prod(spec.output_shape(shape, **({"kernel_size": kernel_size, "stride": stride} if spec.pool else {})))
-    fwd = (LRN_FWD_OPS * x if spec.lrn else 0) + (POOL_FWD_OPS * y if spec.pool else 0)
-    bwd = (LRN_BWD_OPS * x if spec.lrn else 0) + (POOL_BWD_OPS * y if spec.pool else 0)
-    return (fwd + (bwd if direction == "fwdbwd" else 0)) / lanes
+def vector_ops(op: str, shape, direction: str, lanes: int, **settings) -> float:
+    """Counted arithmetic vector operations (``lanes`` floats each) of ``op`` on an input of ``shape``:
+    each step's count per output element, as ``kernels.catalog`` states and explains them."""
+    return op_spec(op).vector_ops(shape, direction, **settings) / lanes
 
 
 # ---------------------------------------------------------------- AlexNet FLOPs

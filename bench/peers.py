@@ -1,12 +1,13 @@
 """Outside CPU runtimes (OpenVINO, ONNX Runtime) as "peers" timed beside the project's backends.
 
 Optional: ``pip install -e '.[peers]'``. ``peer_status()`` says which peers can run here and why not.
-``chain_model`` builds the memory-bound chains (ReLU -> LRN, max-pool, ReLU -> LRN -> max-pool) as
-ONNX graphs with ``onnx.helper``; ``compile_peer`` turns one into a single-forward callable on the CPU;
-``alexnet_peer`` does the same for a whole (eval-mode) ``alexnet.model.AlexNet``.
+``chain_model`` builds each public op (ReLU -> LRN, max-pool, ReLU -> LRN -> max-pool) as an ONNX graph
+of its steps' operators (``kernels.catalog``) with ``onnx.helper``; ``compile_peer`` turns one into a
+single-forward callable on the CPU; ``alexnet_peer`` does the same for a whole (eval-mode) ``alexnet.model.AlexNet``.
 
 LRN convention: the project's alpha is the paper's (``b = a / (k + alpha * sum a^2) ** beta``); ONNX's
-``LRN`` divides alpha by ``size``, so the graph gets ``alpha = size * paper_alpha`` and ``bias = k``.
+``LRN`` divides alpha by ``size``, so the graph gets ``alpha = size * paper_alpha`` and ``bias = k``
+(``kernels.catalog``'s LRN step says so).
 Max-pool: unpadded, floor mode, as in ``kernels``.
 """
 from __future__ import annotations
@@ -16,16 +17,15 @@ import io
 import warnings
 from contextlib import contextmanager
 from copy import deepcopy
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
 
 from kernels.catalog import OPS, PUBLIC_OPS
-from kernels.paper import PAPER_LRN
 
 PEERS: tuple[str, ...] = ("openvino", "onnxruntime")
-CHAIN_OPS: tuple[str, ...] = PUBLIC_OPS  # each a chain of ONNX Relu + LRN and/or MaxPool (its lrn / pool flags)
+CHAIN_OPS: tuple[str, ...] = PUBLIC_OPS  # each the ONNX operators of its steps (kernels.catalog)
 OPSET = 17  # LRN, MaxPool and Relu are unchanged since well before it; both peers read it
 IR_VERSION = 8  # the IR version that goes with opset 17 (onnx's newest default may be too new for a runtime)
 INSTALL_HINT = "pip install -e '.[peers]'"
@@ -74,11 +74,10 @@ def peer_status(names: tuple[str, ...] | None = None) -> dict[str, str | None]:
     return status
 
 
-def chain_model(op: str, shape: tuple[int, int, int, int], kernel_size: int = 3, stride: int = 2,
-                lrn: Mapping[str, float] = PAPER_LRN):
-    """An ``onnx.ModelProto`` running ``op`` on one static float32 NCHW input ``x`` -> output ``y``.
-
-    ``lrn`` holds ``size``, ``alpha`` (paper convention), ``beta`` and ``k``, as ``PAPER_LRN``.
+def chain_model(op: str, shape: tuple[int, int, int, int], **settings):
+    """An ``onnx.ModelProto`` running ``op`` on one static float32 NCHW input ``x`` -> output ``y``: the
+    ONNX operators of the op's steps (``kernels.catalog``), with the paper's settings unless ``settings``
+    override them (LRN's ``alpha`` in the paper's convention).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -87,26 +86,16 @@ def chain_model(op: str, shape: tuple[int, int, int, int], kernel_size: int = 3,
         raise ValueError(f"unknown op {op!r}; choose one of {', '.join(CHAIN_OPS)}")
     if len(shape) != 4 or any(int(s) < 1 for s in shape):
         raise ValueError(f"shape must be 4 positive sizes (N, C, H, W), got {shape!r}")
-    n, c, h, w = (int(s) for s in shape)
-    nodes, current = [], "x"
-    if OPS[op].lrn:
-        size = int(lrn["size"])
-        nodes.append(helper.make_node("Relu", [current], ["relu"]))
-        # ONNX: y = x / (bias + alpha / size * sum x^2) ** beta, so alpha = size * (paper alpha)
-        nodes.append(helper.make_node("LRN", ["relu"], ["lrn"], size=size, alpha=float(lrn["alpha"]) * size,
-                                      beta=float(lrn["beta"]), bias=float(lrn["k"])))
-        current = "lrn"
-    if OPS[op].pool:
-        if h < kernel_size or w < kernel_size:
-            raise ValueError(f"input {h}x{w} is smaller than the pooling window {kernel_size}")
-        nodes.append(helper.make_node("MaxPool", [current], ["pool"], kernel_shape=[kernel_size, kernel_size],
-                                      strides=[stride, stride], pads=[0, 0, 0, 0], ceil_mode=0))
-        current = "pool"
-        h, w = (h - kernel_size) // stride + 1, (w - kernel_size) // stride + 1
+    n, c, h, w = OPS[op].output_shape(shape, **settings)
+    if h < 1 or w < 1:
+        raise ValueError(f"{op} on an input of {shape[2]}x{shape[3]} has no output (its window is larger)")
+    nodes = []
+    for i, (op_type, attributes) in enumerate(OPS[op].onnx_nodes(**settings)):
+        nodes.append(helper.make_node(op_type, ["x" if i == 0 else f"t{i - 1}"], [f"t{i}"], **attributes))
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(
         nodes, op,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, *shape[2:]])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [int(d) for d in shape])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, h, w])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,

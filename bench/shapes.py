@@ -63,7 +63,7 @@ def kernel_cases(on_gpu: bool) -> list[KernelCase]:
         if on_gpu:
             for site in sites:
                 cases.append(KernelCase(op, site, GPU_SHAPES[site], BACKENDS, GPU_DTYPES))
-            if spec.lrn and spec.fused:  # the LRN ops' batch sweep
+            if spec.batch_sweep:
                 n, c, h, w = GPU_SHAPES["conv2"]
                 for batch in GPU_BATCH_SWEEP:
                     cases.append(KernelCase(op, f"conv2-b{batch}", (batch, c, h, w), GPU_SWEEP_BACKENDS,
@@ -88,7 +88,7 @@ def is_headline_kernel(case: KernelCase, dtype: torch.dtype, on_gpu: bool) -> bo
         return case.shape_name in ("conv1",) + tuple(CPU_TINY)
     if case.shape_name == "conv1":
         return dtype in (torch.float32, torch.bfloat16)
-    fusion = OPS[case.op].lrn and OPS[case.op].pool  # the fused op and its unfused chain
+    fusion = len(OPS[case.op].steps) > 1  # the fused op and its unfused chain
     return case.shape_name == "conv2" and fusion and dtype == torch.bfloat16
 
 

@@ -1,9 +1,11 @@
-"""Each op described once: its name, how to call it, its eager reference, its output shape, the bytes it
-must move, where AlexNet applies it and how closely a backend's gradient must agree with eager.
+"""Each op described once: its name, how to call it, the steps of its math (each with its settings and
+their paper values, its counted vector work and its ONNX equivalent), its eager reference, its output
+shape, the bytes it must move, where AlexNet applies it and how closely a backend's gradient must agree
+with eager.
 
-Tests, benchmarks (matrix, pre-timing check, % of copy bandwidth), counting and reports read ``OPS``;
-the custom-op backends' side of each op (schemas, fakes, what autograd keeps) is declared in
-``kernels/custom_ops.py``. Besides the three public ops, ``unfused`` is the chain
+Tests, benchmarks (matrix, pre-timing check, % of the memory and compute roofs), the peers' ONNX graphs,
+counting and reports read ``OPS``; the custom-op backends' side of each op (schemas, fakes, what autograd
+keeps) is declared in ``kernels/custom_ops.py``. Besides the three public ops, ``unfused`` is the chain
 ``relu_lrn`` then ``max_pool`` of one backend: what the fused op is measured against.
 
 Minimal bytes (so that achieved GB/s = minimal bytes / time is a lower bound on what a kernel moved):
@@ -11,21 +13,81 @@ the forward reads ``x`` once and writes ``y`` once; forward+backward adds readin
 only tensor a minimal kernel keeps: ReLU, LRN and the pool's argmax can be recomputed from it) and
 writing ``dx``. The unfused chain is charged the fused op's minimum: its extra round trip of the
 intermediate is exactly the cost fusion removes.
+
+Vector operations (the compute roof): the arithmetic operations per element of a step's output that a
+vectorized kernel of it needs at least, counted on the formulas (one operation = one instruction on a
+full vector; loads, stores and index work are not counted, so the roof they give is optimistic):
+* ReLU + LRN forward: ReLU 1 (max), square 1, the sliding window sum over channels 2 (add the entering
+  square, subtract the leaving one), k + alpha * sum 1 (FMA), d^-beta for beta = 3/4 as r = rsqrt(d)
+  refined by one Newton step (estimate 1 + 3) times sqrt(r) = r * rsqrt(r) refined likewise (1 + 3 + 1),
+  then the product 1 and a * d^-beta 1: 15. Its backward: the forward's window sum and d^-beta recomputed
+  (15), 1/d (estimate and one Newton step: 3), t = dy * a * d^-beta * (1/d) (3), the window sum of t (2),
+  dx = dy * d^-beta - 2 alpha beta * a * sum(t) (3), the ReLU mask (1): 27.
+* 3x3 max-pool at stride 2, per output element: each window row's maximum is 2 operations, rows shared
+  by vertically neighbouring windows count once (3 rows of which 1 is shared: 2.5 rows), and 2 more
+  combine the rows: 7. Its backward: 1 (the gradient added at its argmax).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
 from kernels.ops import max_pool, relu_lrn, relu_lrn_pool
-from kernels.paper import PAPER_LRN, PAPER_POOL, pool_output_size
+from kernels.paper import PAPER_LRN, PAPER_POOL, normalising_scale, pool_output_size
 
 DIRECTIONS = ("fwd", "fwdbwd")
-LRN_SETTINGS = tuple(PAPER_LRN)  # size, alpha, beta, k
-POOL_SETTINGS = tuple(PAPER_POOL)  # kernel_size, stride
+Shape = tuple[int, int, int, int]
+OnnxNode = tuple[str, dict]  # an ONNX operator type and its attributes
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One step of an op's math on an NCHW activation, as ops chain them.
+
+    ``settings`` maps each of the step's keyword settings to its paper value; ``output_shape(shape,
+    settings)`` and ``onnx(settings)`` (the ONNX operators computing the same, in order) take the step's
+    settings; ``forward_ops`` / ``backward_ops`` count vector operations per output element (see the
+    module docstring); ``input_scale`` is the scale of a standard normal input at which the step's math
+    is exercised (LRN: where it normalises, ``kernels.paper.normalising_scale``), 1 when any input is.
+    """
+
+    name: str
+    settings: Mapping[str, float]
+    output_shape: Callable[[Shape, dict], Shape]
+    onnx: Callable[[dict], list[OnnxNode]]
+    forward_ops: int
+    backward_ops: int
+    input_scale: float = 1.0
+
+
+def _same_shape(shape: Shape, settings: dict) -> Shape:
+    return shape
+
+
+def _pooled_shape(shape: Shape, settings: dict) -> Shape:
+    n, c, h, w = shape
+    ks, st = settings["kernel_size"], settings["stride"]
+    return (n, c, pool_output_size(h, ks, st), pool_output_size(w, ks, st))
+
+
+def _relu_lrn_onnx(s: dict) -> list[OnnxNode]:
+    # ONNX: y = x / (bias + alpha / size * sum x^2) ** beta, so alpha = size * (paper alpha)
+    size = int(s["size"])
+    return [("Relu", {}), ("LRN", dict(size=size, alpha=float(s["alpha"]) * size, beta=float(s["beta"]),
+                                       bias=float(s["k"])))]
+
+
+def _max_pool_onnx(s: dict) -> list[OnnxNode]:
+    ks, st = int(s["kernel_size"]), int(s["stride"])
+    return [("MaxPool", dict(kernel_shape=[ks, ks], strides=[st, st], pads=[0, 0, 0, 0], ceil_mode=0))]
+
+
+RELU_LRN = Step("relu_lrn", PAPER_LRN, _same_shape, _relu_lrn_onnx, forward_ops=15, backward_ops=27,
+                input_scale=normalising_scale())
+MAX_POOL = Step("max_pool", PAPER_POOL, _pooled_shape, _max_pool_onnx, forward_ops=7, backward_ops=1)
 
 # Fraction of gradient elements within tolerance that an op with a max-pool over float32 LRN values
 # needs: eager picks a window's maximum among LRN values rounded by its own arithmetic, a backend
@@ -43,23 +105,40 @@ def unfused(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, ker
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One op: ``function(x, **settings, backend=...)``; ``lrn`` (applies ReLU then LRN) and ``pool``
-    (max-pools), in that order, say which settings it takes."""
+    """One op: ``function(x, **settings, backend=...)`` computes its ``steps`` in order; its settings are
+    theirs (the paper's values by default)."""
 
     name: str
     function: Callable[..., torch.Tensor]
-    lrn: bool
-    pool: bool
+    steps: tuple[Step, ...]
     alexnet_sites: tuple[str, ...]  # the conv layers whose activations it follows in AlexNet
     fused: bool = True  # False: the chain of the single ops (two kernels, the intermediate in memory)
+    batch_sweep: bool = False  # also measured on a GPU at other batch sizes (bench/shapes.py)
+
+    def __post_init__(self):
+        names = [n for step in self.steps for n in step.settings]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: its steps' settings overlap: {names}")
+
+    @property
+    def defaults(self) -> dict:
+        """Every setting with its paper value, in the steps' order."""
+        return {n: v for step in self.steps for n, v in step.settings.items()}
+
+    @property
+    def input_scale(self) -> float:
+        """The scale of a standard normal input at which the op's math is exercised (the largest any of
+        its steps needs; 1 when any input is)."""
+        return max(step.input_scale for step in self.steps)
 
     def settings(self, **overrides) -> dict:
         """The op's keyword settings: the paper's (``kernels.paper``) with ``overrides`` applied."""
-        names = (LRN_SETTINGS if self.lrn else ()) + (POOL_SETTINGS if self.pool else ())
-        unknown = set(overrides) - set(names)
+        defaults = self.defaults
+        unknown = set(overrides) - set(defaults)
         if unknown:
-            raise TypeError(f"{self.name} takes no setting {', '.join(sorted(unknown))}; its settings: {names}")
-        return {**{n: {**PAPER_LRN, **PAPER_POOL}[n] for n in names}, **overrides}
+            raise TypeError(f"{self.name} takes no setting {', '.join(sorted(unknown))}; "
+                            f"its settings: {tuple(defaults)}")
+        return {**defaults, **overrides}
 
     def call(self, x: torch.Tensor, backend: str, **overrides) -> torch.Tensor:
         """The op on ``x`` through ``backend`` with the paper's settings unless overridden."""
@@ -69,18 +148,21 @@ class OpSpec:
         """The eager reference: the fused op's semantics (the chain is the same math)."""
         return self.call(x, "eager", **overrides)
 
-    def output_shape(self, shape, **overrides) -> tuple[int, int, int, int]:
-        n, c, h, w = (int(d) for d in shape)
-        if not self.pool:
-            return (n, c, h, w)
-        kw = self.settings(**overrides)
-        ks, st = kw["kernel_size"], kw["stride"]
-        return (n, c, pool_output_size(h, ks, st), pool_output_size(w, ks, st))
+    def step_shapes(self, shape, **overrides) -> list[Shape]:
+        """The shape after each step, for an NCHW input of ``shape``."""
+        settings, shapes = self.settings(**overrides), []
+        current = tuple(int(d) for d in shape)
+        for step in self.steps:
+            current = step.output_shape(current, settings)
+            shapes.append(current)
+        return shapes
+
+    def output_shape(self, shape, **overrides) -> Shape:
+        return self.step_shapes(shape, **overrides)[-1]
 
     def minimal_bytes(self, shape, element_size: int, direction: str, **overrides) -> int:
         """Minimum bytes the op must move on an input of ``shape`` (see the module docstring)."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        _check_direction(direction)
         if element_size <= 0:
             raise ValueError(f"element_size must be positive, got {element_size}")
         x, y = math.prod(int(d) for d in shape), math.prod(self.output_shape(shape, **overrides))
@@ -89,16 +171,37 @@ class OpSpec:
             elements += y + x + x  # backward: read dy, re-read x, write dx
         return elements * element_size
 
+    def vector_ops(self, shape, direction: str, **overrides) -> int:
+        """Counted arithmetic vector operations of one lane each (divide by the vector width) on an input
+        of ``shape``: each step's count per element of its output (see the module docstring)."""
+        _check_direction(direction)
+        total = 0
+        for step, out in zip(self.steps, self.step_shapes(shape, **overrides)):
+            per_element = step.forward_ops + (step.backward_ops if direction == "fwdbwd" else 0)
+            total += per_element * math.prod(out)
+        return total
+
+    def onnx_nodes(self, **overrides) -> list[OnnxNode]:
+        """The ONNX operators computing the op, in order (each step's with its settings)."""
+        settings = self.settings(**overrides)
+        return [node for step in self.steps for node in step.onnx(settings)]
+
     def grad_agreement(self, dtype: torch.dtype) -> float:
         """Fraction of input-gradient elements that must be within tolerance (1.0 but for near-ties)."""
-        return LRN_POOL_GRAD_AGREEMENT.get(dtype, 1.0) if self.lrn and self.pool else 1.0
+        pools_computed_values = MAX_POOL in self.steps[1:]  # a max over values the op itself computed
+        return LRN_POOL_GRAD_AGREEMENT.get(dtype, 1.0) if pools_computed_values else 1.0
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
 
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
-    OpSpec("relu_lrn", relu_lrn, lrn=True, pool=False, alexnet_sites=("conv1", "conv2")),
-    OpSpec("max_pool", max_pool, lrn=False, pool=True, alexnet_sites=("conv1", "conv2", "conv5")),
-    OpSpec("relu_lrn_pool", relu_lrn_pool, lrn=True, pool=True, alexnet_sites=("conv1", "conv2")),
-    OpSpec("unfused", unfused, lrn=True, pool=True, alexnet_sites=("conv1", "conv2"), fused=False),
+    OpSpec("relu_lrn", relu_lrn, (RELU_LRN,), alexnet_sites=("conv1", "conv2"), batch_sweep=True),
+    OpSpec("max_pool", max_pool, (MAX_POOL,), alexnet_sites=("conv1", "conv2", "conv5")),
+    OpSpec("relu_lrn_pool", relu_lrn_pool, (RELU_LRN, MAX_POOL), alexnet_sites=("conv1", "conv2"), batch_sweep=True),
+    OpSpec("unfused", unfused, (RELU_LRN, MAX_POOL), alexnet_sites=("conv1", "conv2"), fused=False),
 )}
 PUBLIC_OPS = tuple(name for name, spec in OPS.items() if spec.fused)
 

@@ -74,6 +74,19 @@ def test_minimal_bytes_forward_and_backward():
     assert counting.op_output_shape("relu_lrn_pool", (128, 96, 55, 55)) == (128, 96, 27, 27)
 
 
+def test_vector_ops_count_each_step_per_output_element():
+    x, y = 2 * 3 * 7 * 7, 2 * 3 * 3 * 3  # 3/2 pooling of 7x7 -> 3x3
+    assert counting.vector_ops("relu_lrn", (2, 3, 7, 7), "fwd", lanes=1) == 15 * x
+    assert counting.vector_ops("relu_lrn", (2, 3, 7, 7), "fwdbwd", lanes=1) == (15 + 27) * x
+    assert counting.vector_ops("max_pool", (2, 3, 7, 7), "fwdbwd", lanes=8) == (7 + 1) * y / 8
+    assert counting.vector_ops("relu_lrn_pool", (2, 3, 7, 7), "fwd", lanes=1) == 15 * x + 7 * y
+    assert counting.vector_ops("unfused", (2, 3, 7, 7), "fwd", lanes=1) == 15 * x + 7 * y
+    # the ablation's 2/2 pooling: 7x7 -> 3x3 as well, 6x6 -> 3x3 with 2x2 windows
+    assert counting.op_output_shape("max_pool", (1, 1, 6, 6), kernel_size=2, stride=2) == (1, 1, 3, 3)
+    with pytest.raises(TypeError, match="relu_lrn takes no setting kernel_size"):
+        counting.vector_ops("relu_lrn", (1, 1, 6, 6), "fwd", lanes=1, kernel_size=2)
+
+
 def test_minimal_bytes_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown op 'conv'"):
         counting.minimal_bytes("conv", (1, 1, 3, 3), 4, "fwd")

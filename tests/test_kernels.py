@@ -6,13 +6,13 @@ import torch
 
 from kernels import BACKENDS, max_pool, relu_lrn, relu_lrn_pool
 from kernels.backends import eager as reference
-from kernels.catalog import OPS, PUBLIC_OPS
+from kernels.catalog import MAX_POOL, OPS, PUBLIC_OPS, RELU_LRN
 from kernels.paper import PAPER_LRN, normalising_scale
 from tests.conftest import GRAD_TOLERANCES, assert_close, cached_backend_status, make_input, on_ci, require_backend
 
 LRN = dict(PAPER_LRN)
-LRN_OPS = [op for op in PUBLIC_OPS if OPS[op].lrn]  # the public ops that apply ReLU then LRN
-POOL_OPS = [op for op in PUBLIC_OPS if OPS[op].pool]  # the public ops that max-pool
+LRN_OPS = [op for op in PUBLIC_OPS if RELU_LRN in OPS[op].steps]  # the public ops that apply ReLU then LRN
+POOL_OPS = [op for op in PUBLIC_OPS if MAX_POOL in OPS[op].steps]  # the public ops that max-pool
 ALEXNET_SHAPES = [(2, 96, 55, 55), (2, 256, 27, 27), (2, 256, 13, 13)]  # conv1, conv2, conv5 (batch 2)
 ODD_SHAPES = [(3, 7, 13, 11), (2, 1, 5, 6), (1, 4, 9, 9), (2, 3, 3, 3), (1, 5, 4, 7)]
 
@@ -191,7 +191,7 @@ def test_gradcheck_float64(backend):
     with torch._functorch.config.patch(donated_buffer=False):
         for op in PUBLIC_OPS:
             spec = OPS[op]
-            settings = lrn if spec.lrn else {}
+            settings = lrn if RELU_LRN in spec.steps else {}
             assert torch.autograd.gradcheck(lambda t: spec.call(t, backend, **settings), (x,), fast_mode=fast), op
 
 

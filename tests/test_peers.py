@@ -42,7 +42,7 @@ def test_lrn_alpha_is_the_papers(peer):
     """With a large alpha and large activations, ONNX's alpha / size would be far off unless scaled."""
     lrn = {"size": 5, "alpha": 0.5, "beta": 0.75, "k": 2.0}
     x = 10 * make_input(SHAPE, torch.float32, "nchw", seed=1, device="cpu")
-    out = peers.compile_peer(peer, peers.chain_model("relu_lrn", SHAPE, lrn=lrn), threads=1)(x)
+    out = peers.compile_peer(peer, peers.chain_model("relu_lrn", SHAPE, **lrn), threads=1)(x)
     assert_close(out, kernels.relu_lrn(x, **lrn, backend="eager"), torch.float32, f"{peer} relu_lrn, alpha 0.5")
     wrong = kernels.relu_lrn(x, **lrn, alpha_convention="pytorch", backend="eager")  # the unscaled reading
     assert (out - wrong).abs().max() > 0.1, "the test cannot tell the two alpha conventions apart"

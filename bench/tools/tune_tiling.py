@@ -1,7 +1,7 @@
 """Sweep the Triton kernels' launch shapes at AlexNet's activations: which one is fastest, and how far
 from copy bandwidth is it?
 
-For every Triton kernel (relu_lrn, relu_lrn_pool and max_pool; forward and backward) at the conv1 and
+For every Triton kernel (each custom op's forward and backward) at the conv1 and
 conv2 sites (batch 128), float32 and bfloat16, NCHW and channels_last, it times the launch shape the
 host code picks today (``default``) and a grid of alternatives - positions per program, channel chunks
 (programs per SM), warps - with ``triton.testing.do_bench`` (median, L2 cleared between repetitions).
@@ -39,6 +39,7 @@ from kernels.backends.triton import max_pool_kernel as mp
 from kernels.backends.triton import relu_lrn_kernel as lrn
 from kernels.experimental import triton_relu_lrn_cvec as cvec
 from kernels.backends.triton import relu_lrn_pool_kernel as fused
+from kernels.custom_ops import CUSTOM_OPS
 from kernels.op_shapes import output_format
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk, walk_of
 from kernels.paper import PAPER_LRN, PAPER_POOL
@@ -47,6 +48,7 @@ LRN = dict(PAPER_LRN)
 POOL = dict(PAPER_POOL)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+PASSES = ("forward", "backward")
 # 11 channels: a chunk of 5 leaves a partial last chunk; 25 positions: a block of 16 leaves a masked tail.
 # Kept small because the interpreter's chunked walks cost a good fraction of a second per program.
 SMOKE_SHAPE = (1, 11, 5, 5)
@@ -82,7 +84,17 @@ def _pool_candidates(smoke: bool, call: Callable[[int | None, int], torch.Tensor
 
 
 def kernel_cases(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[list[Candidate], int]]:
-    """(op, direction) -> (candidates, bytes the kernel must move) for the input ``x``."""
+    """(op, direction) -> (candidates, bytes the kernel must move) for the input ``x``, for every op of
+    ``kernels.custom_ops.CUSTOM_OPS`` (an op without candidates here is an error, not a gap)."""
+    cases = _launch_candidates(x, smoke)
+    missing = [(op, d) for op in CUSTOM_OPS for d in PASSES if (op, d) not in cases]
+    if missing:
+        raise LookupError(f"no launch-shape candidates for {missing}: add them to "
+                          f"bench.tools.tune_tiling._launch_candidates")
+    return cases
+
+
+def _launch_candidates(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[list[Candidate], int]]:
     n, c, h, w = x.shape
     device, size = x.device, x.element_size()
     gen = torch.Generator(device=device).manual_seed(1)
