@@ -1,9 +1,11 @@
 """Train AlexNet with a chosen kernels backend: ``python -m alexnet.train --kernels triton``.
 
 Shaped like torchvision's classification reference: ``build_parser``, ``train_one_epoch``, ``evaluate``,
-``main(args)``; ``train_one_epoch`` and ``evaluate`` take what they use as parameters, and the loop's
-counters and history travel in a ``LoopState``. ``main`` sets up (a ``Setup``: data, model, optimizer,
-loaders), resumes, loops and finishes, one named function each.
+``main(args)``. The parsed args become, once, a typed ``TrainOptions`` (``TrainOptions.from_args``) that
+the loop, the checkpoint and the summary read; ``train_one_epoch`` takes it, the run's machinery (a
+``StepContext``: device, augmentation, scaler, warm-up, processes) and the loop's counters and history (a
+``LoopState``). ``main`` sets up (a ``Setup``: data, model, optimizer, loaders), resumes, loops and
+finishes, one named function each.
 
 Every flag has a default resolved at start (the resolved config is printed): with a GPU the paper's
 setting (256 px images, 227 px crops, batch 128); without one a small CPU run (76 px images, 67 px
@@ -34,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -255,6 +258,38 @@ def build_run_data(config: Mapping[str, Any]) -> DataBundle:
     return build_data(config["data"], **data_settings(config))
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """The run options the training loop reads, typed; built once from the resolved args (``from_args``)."""
+
+    # the step: autocast dtype ('off', 'bf16', 'fp16'), channels_last inputs, gradient-norm clip (None: none)
+    amp: str
+    channels_last: bool
+    grad_clip: float | None
+    # the schedule: epochs of the run, a cap on optimizer steps (None: none), peak lr and its warm-up in epochs
+    epochs: int
+    max_steps: int | None
+    lr: float
+    warmup_epochs: float
+    # data order: the seed of each epoch's shuffle, and the loader's worker processes
+    seed: int
+    workers: int
+    # output: the run folder, a step line every ``log_every`` steps (0: none), a progress bar or not
+    out: Path
+    log_every: int
+    progress: bool
+    # every resolved flag in the parser's order (read-only): the checkpoint's "args", summary.json's config
+    flags: Mapping[str, Any]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainOptions:
+        """The options of a run whose args ``resolve_config`` has filled."""
+        return cls(amp=args.amp, channels_last=args.channels_last, grad_clip=args.grad_clip, epochs=args.epochs,
+                   max_steps=args.max_steps, lr=args.lr, warmup_epochs=args.warmup_epochs, seed=args.seed,
+                   workers=args.workers, out=Path(args.out), log_every=args.log_every, progress=not args.no_progress,
+                   flags=MappingProxyType(dict(vars(args))))
+
+
 # ----------------------------------------------------------------------------------------------------
 # one epoch of training, one evaluation
 
@@ -288,52 +323,52 @@ class LoopState:
     diverged_at: dict | None = None  # {"epoch", "step", "loss"} of the first non-finite loss
 
 
-def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable, device: torch.device,
-                    epoch: int, *, augment: TrainAugment, generator: torch.Generator, scaler: torch.amp.GradScaler,
-                    state: LoopState, warmup: Warmup | None = None, ctx: DistContext | None = None,
-                    devices: Sequence[torch.device] = (), amp: str = "off", channels_last: bool = False,
-                    grad_clip: float | None = None, max_steps: int | None = None, log_every: int = 0,
-                    log: Callable[[dict], None] | None = None, epochs: int | None = None,
-                    progress: bool = True) -> dict:
-    """Train for one pass over ``loader`` (epoch ``epoch``, 0-based, of ``epochs``); return the epoch's metrics.
+@dataclass
+class StepContext:
+    """The run's machinery a training step uses: where the inputs go, how they are augmented, the fp16
+    loss scaler, the lr warm-up and the processes the metrics are summed over."""
 
-    Advances ``state.step`` per optimizer step and stops early once it reaches ``max_steps``. A non-finite
-    loss stops the epoch before its update and is recorded in ``state.diverged_at``. Every ``log_every``
-    steps a step line goes to ``log`` (and, on the main process, below the progress bar). ``devices``
-    (default: ``device``) are synchronised before the epoch's time is taken. ``ctx`` (default: one process)
-    sums the metrics over the processes.
+    device: torch.device  # the inputs' device
+    augment: TrainAugment
+    generator: torch.Generator  # augmentation randomness
+    scaler: torch.amp.GradScaler
+    warmup: Warmup = field(default_factory=Warmup)
+    ctx: DistContext = field(default_factory=DistContext)  # default: one process
+    devices: Sequence[torch.device] = ()  # synchronised before the epoch's time is taken (default: ``device``)
+
+
+def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable, epoch: int, *,
+                    run: StepContext, options: TrainOptions, state: LoopState,
+                    log: Callable[[dict], None] | None = None) -> dict:
+    """Train for one pass over ``loader`` (epoch ``epoch``, 0-based, of ``options.epochs``); return the
+    epoch's metrics.
+
+    Advances ``state.step`` per optimizer step and stops early once it reaches ``options.max_steps``. A
+    non-finite loss stops the epoch before its update and is recorded in ``state.diverged_at``. Every
+    ``options.log_every`` steps a step line goes to ``log`` (and, on the main process, below the progress
+    bar). ``run.devices`` (default: ``run.device``) are synchronised before the epoch's time is taken;
+    ``run.ctx`` sums the metrics over the processes.
     """
-    warmup = warmup or Warmup()
-    ctx = ctx or DistContext()
+    device, ctx, max_steps, log_every = run.device, run.ctx, options.max_steps, options.log_every
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     sums = RunningSums()
     steps, images = 0, 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not ctx.is_main or not progress,
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not ctx.is_main or not options.progress,
                unit="step", dynamic_ncols=True, leave=False)
     for raw, target in bar:
         if max_steps is not None and state.step >= max_steps:
             break
-        warmup.apply(optimizer, state.step)
+        run.warmup.apply(optimizer, state.step)
         raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        x = _memory_format(augment(raw, generator), channels_last)  # N x 3 x crop x crop float32 on device
-        logits, loss = logits_and_loss(model, x, target, amp=amp, device_type=device.type)
+        x = _memory_format(run.augment(raw, run.generator), options.channels_last)  # N x 3 x crop x crop float32
+        logits, loss = logits_and_loss(model, x, target, amp=options.amp, device_type=device.type)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             state.diverged_at = {"epoch": epoch + 1, "step": state.step + 1, "loss": str(loss_value)}
             break
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        grads = [p.grad for p in params if p.grad is not None]
-        if grad_clip is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        else:
-            grad_norm = torch.nn.utils.get_total_norm(grads)
-        scaler.step(optimizer)
-        scaler.update()
-
+        grad_norm = _update(loss, params, optimizer, run.scaler, options.grad_clip)
         n = target.shape[0]
         wrong1, wrong5 = topk_wrong(logits.detach(), target)
         sums.add(loss=loss.detach() * n, wrong1=wrong1, wrong5=wrong5, count=n, grad_norm=grad_norm.detach())
@@ -351,7 +386,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
                 bar.write(f"  step {state.step}: loss {loss_value:.4f} grad-norm {float(grad_norm):.3g} "
                           f"lr {lr:.3g} {rate:.0f} img/s")
     bar.close()
-    _synchronize(devices or (device,))
+    _synchronize(run.devices or (device,))
     seconds = time.perf_counter() - start
     totals = distributed.reduce_metrics({**sums.totals(), "steps": float(steps), "seconds": seconds}, ctx)
     count = max(totals.get("count", 0.0), 1.0)
@@ -363,6 +398,22 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         "images_per_s": totals.get("count", 0.0) / max(totals["seconds"] / ctx.world_size, 1e-9),
         "steps": int(totals["steps"] / ctx.world_size),
     }
+
+
+def _update(loss: torch.Tensor, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler, grad_clip: float | None) -> torch.Tensor:
+    """Backward through the (fp16-scaled) loss and one optimizer step, the gradients clipped to ``grad_clip``
+    in total norm when set; the total gradient norm before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    if grad_clip is not None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    scaler.step(optimizer)
+    scaler.update()
+    return grad_norm
 
 
 @torch.no_grad()
@@ -481,6 +532,11 @@ class Setup:
     def device(self) -> torch.device:
         return self.devices[0]
 
+    def step_context(self, warmup: Warmup) -> StepContext:
+        """What ``train_one_epoch`` needs of this setup, with the run's lr warm-up."""
+        return StepContext(device=self.device, augment=self.augment, generator=self.generator, scaler=self.scaler,
+                           warmup=warmup, ctx=self.ctx, devices=self.devices)
+
 
 class MetricsLog:
     """Appends one JSON line per record to ``path`` (on the main process only)."""
@@ -509,14 +565,14 @@ def _run(args: argparse.Namespace, on_gpu: bool, ctx: DistContext) -> dict:
     saved = _read_checkpoint(args.resume) if args.resume else None
     setup = _setup(args, ctx)
     state = _resume(setup, saved, args.resume, notes) if saved is not None else LoopState()
-    config = _run_config(args, setup)
-    out = Path(args.out)
+    options = TrainOptions.from_args(args)
+    config = _run_config(options, setup)
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        options.out.mkdir(parents=True, exist_ok=True)
         _announce(notes, config)
     run_start = time.perf_counter()
-    _train_loop(args, setup, state, MetricsLog(out / "metrics.jsonl", enabled=ctx.is_main))
-    return _finish(args, setup, state, config, seconds=time.perf_counter() - run_start)
+    _train_loop(options, setup, state, MetricsLog(options.out / "metrics.jsonl", enabled=ctx.is_main))
+    return _finish(options, setup, state, config, seconds=time.perf_counter() - run_start)
 
 
 def _say(ctx: DistContext, *parts) -> None:
@@ -599,9 +655,9 @@ def _resume(setup: Setup, saved: dict, where: str, notes: list[str]) -> LoopStat
     return state
 
 
-def _run_config(args: argparse.Namespace, setup: Setup) -> dict:
+def _run_config(options: TrainOptions, setup: Setup) -> dict:
     """The resolved config as printed at start and stored in summary.json."""
-    return {**vars(args), "devices": [str(d) for d in setup.devices], "world_size": setup.ctx.world_size,
+    return {**options.flags, "devices": [str(d) for d in setup.devices], "world_size": setup.ctx.world_size,
             "num_classes": setup.cfg.num_classes, "train_images": len(setup.data.train),
             "val_images": len(setup.data.val), "skipped_images": setup.data.skipped,
             "steps_per_epoch": setup.steps_per_epoch, "num_parameters": count_parameters(setup.model),
@@ -618,35 +674,32 @@ def _announce(notes: list[str], config: dict) -> None:
     print(f"  {'model':20s} {json.dumps(config['model'])}")
 
 
-def _train_loop(args: argparse.Namespace, setup: Setup, state: LoopState, log: MetricsLog) -> None:
-    """Train and evaluate from epoch ``state.epoch`` to ``args.epochs`` (or ``--max-steps``), logging every
-    epoch and checkpointing after it; stop at the first non-finite loss (``state.diverged_at``)."""
+def _train_loop(options: TrainOptions, setup: Setup, state: LoopState, log: MetricsLog) -> None:
+    """Train and evaluate from epoch ``state.epoch`` to ``options.epochs`` (or ``options.max_steps``), logging
+    every epoch and checkpointing after it; stop at the first non-finite loss (``state.diverged_at``)."""
     ctx, devices, optimizer = setup.ctx, setup.devices, setup.optimizer
-    warmup = Warmup(steps=round(args.warmup_epochs * setup.steps_per_epoch), peak_lr=args.lr)
-    for epoch in range(state.epoch, args.epochs):
-        if args.max_steps is not None and state.step >= args.max_steps:
+    run = setup.step_context(Warmup(steps=round(options.warmup_epochs * setup.steps_per_epoch), peak_lr=options.lr))
+    for epoch in range(state.epoch, options.epochs):
+        if options.max_steps is not None and state.step >= options.max_steps:
             break
         if setup.train_sampler is not None and hasattr(setup.train_sampler, "set_epoch"):
             setup.train_sampler.set_epoch(epoch)
         train_loader = make_loader(setup.data.train, setup.batch, shuffle=setup.train_sampler is None,
-                                   seed=args.seed * 1000 + epoch, num_workers=args.workers,
+                                   seed=options.seed * 1000 + epoch, num_workers=options.workers,
                                    sampler=setup.train_sampler, drop_last=setup.drop_last)
         _reset_peak_memory(devices)
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(setup.net, optimizer, train_loader, setup.device, epoch, augment=setup.augment,
-                                generator=setup.generator, scaler=setup.scaler, state=state, warmup=warmup,
-                                ctx=ctx, devices=devices, amp=args.amp, channels_last=args.channels_last,
-                                grad_clip=args.grad_clip, max_steps=args.max_steps, log_every=args.log_every,
-                                log=log, epochs=args.epochs, progress=not args.no_progress)
+        train = train_one_epoch(setup.net, optimizer, train_loader, epoch, run=run, options=options, state=state,
+                                log=log)
         if state.diverged_at is not None:
             log({"type": "diverged", **state.diverged_at})
             _say(ctx, f"diverged: non-finite loss at epoch {state.diverged_at['epoch']} step "
                  f"{state.diverged_at['step']}; stopping (last good checkpoint kept)")
             break
-        val = evaluate(setup.net, setup.val_loader, setup.device, transform=setup.eval_transform, amp=args.amp,
-                       channels_last=args.channels_last, ctx=ctx)
-        if epoch + 1 > args.warmup_epochs:
+        val = evaluate(setup.net, setup.val_loader, setup.device, transform=setup.eval_transform, amp=options.amp,
+                       channels_last=options.channels_last, ctx=ctx)
+        if epoch + 1 > options.warmup_epochs:
             setup.plateau.step(val["val_top1_err"])
         record = {"epoch": epoch + 1, **train, **val, "lr": lr, "seconds": time.perf_counter() - epoch_start,
                   "peak_mem_bytes": _peak_memory(devices)}
@@ -659,22 +712,22 @@ def _train_loop(args: argparse.Namespace, setup: Setup, state: LoopState, log: M
              f"{train['images_per_s']:.0f} img/s, grad-norm {train['grad_norm']:.3g}, lr {lr:.3g}, "
              f"{record['seconds']:.1f} s")
         if ctx.is_main:
-            _save(args, setup, state, Path(args.out) / "checkpoint.pt")
+            _save(options, setup, state, options.out / "checkpoint.pt")
 
 
-def _save(args: argparse.Namespace, setup: Setup, state: LoopState, path: Path) -> None:
+def _save(options: TrainOptions, setup: Setup, state: LoopState, path: Path) -> None:
     save_checkpoint({
         "model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict(),
         "scheduler": setup.plateau.state_dict(), "scaler": setup.scaler.state_dict(),
         "rng": capture_rng(setup.generator), "epoch": state.epoch, "step": state.step, "history": state.history,
         "model_config": setup.cfg.to_dict(),
-        "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
+        "args": {k: v for k, v in options.flags.items() if isinstance(v, (int, float, str, bool, type(None)))},
     }, path)
 
 
-def _finish(args: argparse.Namespace, setup: Setup, state: LoopState, config: dict, seconds: float) -> dict:
+def _finish(options: TrainOptions, setup: Setup, state: LoopState, config: dict, seconds: float) -> dict:
     """The run's summary; the main process writes curves.png, summary.json and report.md."""
-    out = Path(args.out)
+    out = options.out
     best = state.best_val_top1_err
     summary = {
         "config": config, "history": state.history, "diverged": state.diverged_at is not None,
