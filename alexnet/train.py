@@ -1,9 +1,13 @@
 """Train AlexNet with a chosen kernels backend: ``python -m alexnet.train --kernels triton``.
 
 Shaped like torchvision's classification reference: ``build_parser``, ``train_one_epoch``, ``evaluate``,
-``main(args)``; ``train_one_epoch`` and ``evaluate`` take what they use as parameters, and the loop's
-counters and history travel in a ``LoopState``. ``main`` sets up (a ``Setup``: data, model, optimizer,
-loaders), resumes, loops and finishes, one named function each.
+``main(args)``. The parsed args become, once, a typed ``TrainOptions`` (``TrainOptions.from_args``) that
+the loop, the checkpoint and the summary read; ``train_one_epoch`` takes it, the run's machinery (a
+``StepContext``: device, augmentation, scaler, warm-up, processes) and the loop's counters and history (a
+``LoopState``). ``main`` sets up (a ``Setup``: data, model, optimizer, loaders), resumes, loops and
+finishes, one named function each. Its parts: ``alexnet.train_config`` (the command line, its defaults and
+checks, ``TrainOptions``), ``alexnet.train_epoch`` (one epoch, one evaluation), ``alexnet.train_report``
+(curves and report.md); this module runs them and re-exports the names other code reads from it.
 
 Every flag has a default resolved at start (the resolved config is printed): with a GPU the paper's
 setting (256 px images, 227 px crops, batch 128); without one a small CPU run (76 px images, 67 px
@@ -27,400 +31,45 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Sampler
-from tqdm import tqdm
 
 import kernels
 from alexnet import compiled, distributed, placement
-from alexnet.augment import EvalTransform, TrainAugment, predict_averaged
+from alexnet.augment import EvalTransform, TrainAugment
 from alexnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from alexnet.data import DataBundle, build_data, make_loader
+from alexnet.data import DataBundle, make_loader
 from alexnet.distributed import DistContext
-from alexnet.metrics import RunningSums, topk_wrong
-from alexnet.model import MIN_INPUT_SIZE, PRESETS, AlexNetConfig, build_model, count_parameters
+from alexnet.model import AlexNetConfig, build_model, count_parameters
 from alexnet.optim import paper_sgd
-from alexnet.train_step import autocast, logits_and_loss
-from infra import report_kit
+from alexnet.train_config import (CPU_DEFAULTS, EPOCHS_DEFAULT, GPU_DEFAULTS, TrainOptions, build_parser,
+                                  build_run_data, check_amp, check_output_dir, data_settings, input_std,
+                                  model_config, network_input_std, resolve_config)
+from alexnet.train_epoch import (LoopState, StepContext, Warmup, evaluate, peak_memory, reset_peak_memory,
+                                 train_one_epoch)
+from alexnet.train_report import plot_curves, render_report
 from infra.atomic_io import write_json_atomic, write_text_atomic
-from infra.errors import UsageError, check_output_folder, parse_and_run
+from infra.errors import UsageError, parse_and_run
 from infra.machine import machine_info
 
-# Defaults that depend on the machine (None in the parser means "resolve here").
-GPU_DEFAULTS = dict(image_size=256, crop_size=227, batch_size=128, workers=min(8, os.cpu_count() or 1))
-CPU_DEFAULTS = dict(image_size=76, crop_size=67, batch_size=32, workers=0, synthetic_train=384, synthetic_val=128)
-EPOCHS_DEFAULT = {"synthetic": {"gpu": 10, "cpu": 3}, "real": {"gpu": 90, "cpu": 3}}
+# what other code imports from alexnet.train, wherever it is defined
+__all__ = ["ARCH_FIELDS", "CPU_DEFAULTS", "EPOCHS_DEFAULT", "GPU_DEFAULTS", "LoopState", "MetricsLog", "Setup",
+           "StepContext", "TrainOptions", "Warmup", "build_parser", "build_run_data", "capture_rng", "check_amp",
+           "check_output_dir", "cli", "data_settings", "evaluate", "input_std", "main", "model_config",
+           "network_input_std", "plot_curves", "render_report", "resolve_config", "restore_rng", "train_one_epoch"]
+
 # Model fields that must match between a checkpoint and the resuming run (kernels may differ).
 ARCH_FIELDS = ("num_classes", "layout", "conv_widths", "fc_width", "lrn", "lrn_size", "lrn_alpha", "lrn_beta",
                "lrn_k", "pool_kernel", "pool_stride", "activation")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m alexnet.train",
-        description="Train AlexNet (Krizhevsky et al. 2012) with a chosen kernels backend.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    g = p.add_argument_group("kernels and placement")
-    g.add_argument("--kernels", default="eager", choices=kernels.BACKENDS,
-                   help="backend of the ReLU+LRN+max-pool and max-pool layers")
-    g.add_argument("--layout", default="two-gpu", choices=("one-gpu", "two-gpu"),
-                   help="two-gpu: the paper's two towers (cross-tower links at conv3 and FC); one-gpu: one tower")
-    g.add_argument("--width", default="full", choices=("full", "half"),
-                   help="conv widths: full (96,256,384,384,256) or half, the paper's one-GPU control (48,128,192,192,256)")
-    g.add_argument("--devices", default=None,
-                   help="comma-separated devices, e.g. cuda:0,cuda:1 (one per tower); default: first GPU, else cpu")
-    g.add_argument("--concurrent-towers", action="store_true",
-                   help="run the two towers on their own CUDA streams (on one GPU or two) so they overlap")
-    g.add_argument("--micro-batches", type=int, default=1,
-                   help="split each batch into K micro-batches to pipeline the towers across devices")
-    g.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and inputs")
-    g.add_argument("--compile-model", action="store_true",
-                   help="torch.compile the whole model (Inductor; on a CPU with the workaround in alexnet/compiled.py)")
-    g.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
-                   help="autocast dtype (fp16 uses a GradScaler)")
-
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default="synthetic",
-                   help="'synthetic' (learnable generated images), 'cifar10' (../shared/data/cifar10-jpg.tar.gz "
-                        "or $ALEXNET_CIFAR10), or a path to an ImageFolder directory or .tar.gz")
-    g.add_argument("--image-size", type=int, default=None,
-                   help="stored image side S (paper 256); default 256 with a GPU, 76 on CPU")
-    g.add_argument("--crop-size", type=int, default=None,
-                   help=f"random/centre crop side (paper 227, at least {MIN_INPUT_SIZE}); default 227 with a GPU, 67 on CPU")
-    g.add_argument("--limit-per-class", type=int, default=None, help="use at most this many training images per class")
-    g.add_argument("--synthetic-classes", type=int, default=10, help="number of classes of the synthetic data")
-    g.add_argument("--synthetic-train", type=int, default=None,
-                   help="synthetic training images (default: the data module's, 384 on CPU)")
-    g.add_argument("--synthetic-val", type=int, default=None,
-                   help="synthetic validation images (default: the data module's, 128 on CPU)")
-    g.add_argument("--workers", type=int, default=None, help="data loader worker processes (default 8 with a GPU, 0 on CPU)")
-    g.add_argument("--on-corrupt", default="error", choices=("error", "skip"),
-                   help="what to do with an unreadable image: stop with its name, or skip and count it")
-    g.add_argument("--no-pca-lighting", action="store_true", help="ablation: no PCA lighting augmentation")
-    g.add_argument("--input-scale", choices=["unit", "paper"], default="unit",
-                   help="unit: mean-subtracted pixels divided by the training set's per-channel std (default; "
-                        "trains with Kaiming init at lr 0.01); paper: mean-subtracted raw 0..255 pixels as in the "
-                        "paper (Kaiming's conv1 weights are then divided by the pixel std)")
-    g.add_argument("--ten-crop", action="store_true", help="evaluate on 10 crops (4 corners + centre, and flips)")
-
-    g = p.add_argument_group("model ablations")
-    g.add_argument("--no-lrn", action="store_true", help="ablation: no local response normalization")
-    g.add_argument("--pool", default="3/2", choices=("3/2", "2/2"),
-                   help="max-pool kernel/stride: 3/2 overlapping (paper) or 2/2 (ablation)")
-    g.add_argument("--pool-kernel", type=int, default=None, help="max-pool kernel size (overrides --pool)")
-    g.add_argument("--pool-stride", type=int, default=None, help="max-pool stride (overrides --pool)")
-    g.add_argument("--activation", default="relu", choices=("relu", "tanh"), help="nonlinearity (paper: relu)")
-    g.add_argument("--fc-width", type=int, default=4096,
-                   help="total neurons of fc6 and fc7 (paper 4096); smaller only for quick experiments and tests")
-    g.add_argument("--dropout", type=float, default=0.5, help="dropout probability after fc6 and fc7")
-    g.add_argument("--init", default="kaiming", choices=("kaiming", "paper", "paper-bias0"),
-                   help="weight init; 'paper' (N(0,0.01), biases 1) stays at chance at this scale")
-
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=None,
-                   help="epochs (default: 90 for real data and 10 for synthetic with a GPU; 3 on CPU)")
-    g.add_argument("--max-steps", type=int, default=None,
-                   help="stop after this many optimizer steps in total (the partial epoch is evaluated and saved)")
-    g.add_argument("--batch-size", type=int, default=None, help="images per optimizer step, over all processes (default 128 with a GPU, 32 on CPU)")
-    g.add_argument("--lr", type=float, default=0.01, help="learning rate (paper 0.01)")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (L2, applied by SGD)")
-    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up length in epochs")
-    g.add_argument("--lr-patience", type=int, default=3,
-                   help="epochs without val top-1 improvement before the lr is divided by 10")
-    g.add_argument("--grad-clip", type=float, default=None, help="clip the total gradient norm to this value")
-
-    g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="seed of weights, data order, augmentation and dropout")
-    g.add_argument("--out", default=None, help="output directory (default runs/<timestamp>)")
-    g.add_argument("--resume", default=None, help="checkpoint file or run directory to continue from")
-    g.add_argument("--log-every", type=int, default=0, help="also log a step line every N steps (0: epoch lines only)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines are still printed)")
-    return p
-
-
-# ----------------------------------------------------------------------------------------------------
-# configuration
-
-
-def resolve_config(args: argparse.Namespace, on_gpu: bool) -> tuple[argparse.Namespace, list[str]]:
-    """Fill the machine-dependent defaults; return the resolved args and notes on what was chosen."""
-    args = argparse.Namespace(**vars(args))
-    notes = []
-    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
-    filled = []
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-            filled.append(f"--{name.replace('_', '-')} {value}")
-    kind = "synthetic" if args.data in (None, "synthetic") else "real"
-    if args.epochs is None:
-        args.epochs = EPOCHS_DEFAULT[kind]["gpu" if on_gpu else "cpu"]
-        filled.append(f"--epochs {args.epochs}")
-    if not on_gpu and filled:
-        notes.append("no CUDA GPU found: CPU defaults " + " ".join(filled) + " (explicit flags override)")
-    if args.pool_kernel is None:
-        args.pool_kernel = int(args.pool.split("/")[0])
-    if args.pool_stride is None:
-        args.pool_stride = int(args.pool.split("/")[1])
-    if args.out is None:
-        args.out = str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    _check_args(args)
-    return args, notes
-
-
-def _check_args(args: argparse.Namespace) -> None:
-    def bad(msg: str) -> None:
-        raise UsageError(msg)
-
-    if args.crop_size < MIN_INPUT_SIZE:
-        bad(f"--crop-size {args.crop_size} is below {MIN_INPUT_SIZE}, the smallest input AlexNet's pooling chain accepts")
-    if args.crop_size > args.image_size:
-        bad(f"--crop-size {args.crop_size} is larger than --image-size {args.image_size}")
-    for name in ("batch_size", "epochs", "micro_batches"):
-        if getattr(args, name) < 1:
-            bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.max_steps is not None and args.max_steps < 1:
-        bad(f"--max-steps must be at least 1, got {args.max_steps}")
-    if args.lr <= 0 or args.warmup_epochs < 0 or args.lr_patience < 0:
-        bad("--lr must be positive, --warmup-epochs and --lr-patience non-negative")
-    check_output_dir(Path(args.out), resuming=args.resume is not None)
-
-
-def check_output_dir(out: Path, resuming: bool) -> None:
-    """Refuse, before anything is written, an --out that is a file, cannot be created or written, or
-    already holds a run that this one would overwrite (continue it with --resume instead)."""
-    check_output_folder(out)
-    if not resuming and out.is_dir() and any((out / f).exists() for f in ("checkpoint.pt", "summary.json")):
-        raise UsageError(f"--out {out} already holds a run (checkpoint.pt or summary.json); continue it with "
-                         f"--resume {out}, or choose another --out")
-
-
-def check_amp(amp: str, devices) -> None:
-    """fp16 autocast needs its GradScaler on a CUDA device; on a CPU use bf16 (or off)."""
-    if amp == "fp16" and any(d.type != "cuda" for d in devices):
-        raise UsageError(f"--amp fp16 needs CUDA devices (fp16 autocast with a GradScaler), got "
-                         f"{', '.join(map(str, devices))}; use --amp bf16 or --amp off on a CPU")
-
-
-def input_std(stats) -> float:
-    """Typical std of a network input value: pixels on the 0..255 scale, from the training set's RGB
-    covariance eigenvalues (computed with pixels scaled to 0..1)."""
-    return float(255.0 * torch.as_tensor(stats.eigvals, dtype=torch.float64).clamp_min(0).mean().sqrt())
-
-
-def network_input_std(args: argparse.Namespace, stats) -> float:
-    """The std the network input has: 1 when the augmentation normalises it, the pixel std otherwise."""
-    return 1.0 if args.input_scale == "unit" else input_std(stats)
-
-
-def model_config(args: argparse.Namespace, num_classes: int, input_std: float = 1.0) -> AlexNetConfig:
-    cfg = AlexNetConfig(input_std=input_std,
-        num_classes=num_classes, layout=args.layout, lrn=not args.no_lrn, pool_kernel=args.pool_kernel,
-        pool_stride=args.pool_stride, activation=args.activation, dropout=args.dropout, init=args.init,
-        kernels=args.kernels, fc_width=args.fc_width,
-    )
-    if args.width == "half":
-        cfg = replace(cfg, conv_widths=PRESETS["one-gpu-half"]["conv_widths"])
-    return cfg.validate()
-
-
-def data_settings(config: Mapping[str, Any]) -> dict:
-    """``build_data``'s keyword arguments from a resolved config: the parsed args of this run
-    (``vars(args)``) or the ``config`` of a finished run's summary.json; unset synthetic sizes keep the
-    data module's defaults."""
-    settings = dict(image_size=config["image_size"], on_corrupt=config["on_corrupt"],
-                    limit_per_class=config["limit_per_class"], seed=config["seed"],
-                    synthetic_classes=config["synthetic_classes"])
-    for key in ("synthetic_train", "synthetic_val"):
-        if config.get(key) is not None:
-            settings[key] = config[key]
-    return settings
-
-
-def build_run_data(config: Mapping[str, Any]) -> DataBundle:
-    """The training and validation data a run with this resolved config uses."""
-    return build_data(config["data"], **data_settings(config))
-
-
-# ----------------------------------------------------------------------------------------------------
-# one epoch of training, one evaluation
-
-
-@dataclass
-class Warmup:
-    """Linear learning-rate warm-up from ``peak_lr / steps`` to ``peak_lr`` over the first ``steps`` steps."""
-
-    steps: int = 0
-    peak_lr: float = 0.0
-
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
-        """Set the lr of optimizer step ``step`` (0-based, counted over the run)."""
-        if step < self.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = self.peak_lr * (step + 1) / self.steps
-        elif step == self.steps and self.steps > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = self.peak_lr
-
-
-@dataclass
-class LoopState:
-    """What the training loop carries across steps and epochs; ``epoch``, ``step`` and ``history`` are
-    saved in the checkpoint, ``best_val_top1_err`` is derived from the history on resume."""
-
-    step: int = 0  # optimizer steps taken over the run
-    epoch: int = 0  # epochs finished
-    history: list[dict] = field(default_factory=list)  # one record per finished epoch
-    best_val_top1_err: float = math.inf
-    diverged_at: dict | None = None  # {"epoch", "step", "loss"} of the first non-finite loss
-
-
-def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable, device: torch.device,
-                    epoch: int, *, augment: TrainAugment, generator: torch.Generator, scaler: torch.amp.GradScaler,
-                    state: LoopState, warmup: Warmup | None = None, ctx: DistContext | None = None,
-                    devices: Sequence[torch.device] = (), amp: str = "off", channels_last: bool = False,
-                    grad_clip: float | None = None, max_steps: int | None = None, log_every: int = 0,
-                    log: Callable[[dict], None] | None = None, epochs: int | None = None,
-                    progress: bool = True) -> dict:
-    """Train for one pass over ``loader`` (epoch ``epoch``, 0-based, of ``epochs``); return the epoch's metrics.
-
-    Advances ``state.step`` per optimizer step and stops early once it reaches ``max_steps``. A non-finite
-    loss stops the epoch before its update and is recorded in ``state.diverged_at``. Every ``log_every``
-    steps a step line goes to ``log`` (and, on the main process, below the progress bar). ``devices``
-    (default: ``device``) are synchronised before the epoch's time is taken. ``ctx`` (default: one process)
-    sums the metrics over the processes.
-    """
-    warmup = warmup or Warmup()
-    ctx = ctx or DistContext()
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    sums = RunningSums()
-    steps, images = 0, 0
-    start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not ctx.is_main or not progress,
-               unit="step", dynamic_ncols=True, leave=False)
-    for raw, target in bar:
-        if max_steps is not None and state.step >= max_steps:
-            break
-        warmup.apply(optimizer, state.step)
-        raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        x = _memory_format(augment(raw, generator), channels_last)  # N x 3 x crop x crop float32 on device
-        logits, loss = logits_and_loss(model, x, target, amp=amp, device_type=device.type)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            state.diverged_at = {"epoch": epoch + 1, "step": state.step + 1, "loss": str(loss_value)}
-            break
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        grads = [p.grad for p in params if p.grad is not None]
-        if grad_clip is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        else:
-            grad_norm = torch.nn.utils.get_total_norm(grads)
-        scaler.step(optimizer)
-        scaler.update()
-
-        n = target.shape[0]
-        wrong1, wrong5 = topk_wrong(logits.detach(), target)
-        sums.add(loss=loss.detach() * n, wrong1=wrong1, wrong5=wrong5, count=n, grad_norm=grad_norm.detach())
-        steps += 1
-        images += n
-        state.step += 1
-        rate = images / (time.perf_counter() - start)
-        bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{rate:.0f}", refresh=False)
-        if log_every and state.step % log_every == 0:
-            lr = optimizer.param_groups[0]["lr"]
-            if log is not None:
-                log({"type": "step", "epoch": epoch + 1, "step": state.step, "loss": loss_value, "lr": lr,
-                     "grad_norm": float(grad_norm), "images_per_s": rate})
-            if ctx.is_main:
-                bar.write(f"  step {state.step}: loss {loss_value:.4f} grad-norm {float(grad_norm):.3g} "
-                          f"lr {lr:.3g} {rate:.0f} img/s")
-    bar.close()
-    _synchronize(devices or (device,))
-    seconds = time.perf_counter() - start
-    totals = distributed.reduce_metrics({**sums.totals(), "steps": float(steps), "seconds": seconds}, ctx)
-    count = max(totals.get("count", 0.0), 1.0)
-    return {
-        "train_loss": totals.get("loss", float("nan")) / count,
-        "train_top1_err": totals.get("wrong1", float("nan")) / count,
-        "train_top5_err": totals.get("wrong5", float("nan")) / count,
-        "grad_norm": totals.get("grad_norm", float("nan")) / max(totals["steps"], 1.0),
-        "images_per_s": totals.get("count", 0.0) / max(totals["seconds"] / ctx.world_size, 1e-9),
-        "steps": int(totals["steps"] / ctx.world_size),
-    }
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Iterable, device: torch.device, *, transform: EvalTransform,
-             amp: str = "off", channels_last: bool = False, ctx: DistContext | None = None) -> dict:
-    """Validation loss and top-1/top-5 error (centre crop, or 10-crop averaged softmax, as ``transform``
-    makes the views), summed over the processes of ``ctx``."""
-    ctx = ctx or DistContext()
-    model.eval()
-    sums = RunningSums()
-    for raw, target in loader:
-        raw, target = raw.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        views = transform(raw)  # V x N x 3 x crop x crop
-        with autocast(device.type, amp):
-            if views.shape[0] == 1:
-                scores = model(_memory_format(views[0], channels_last)).float()
-                loss = F.cross_entropy(scores, target, reduction="sum")
-            else:
-                probs = predict_averaged(model, views).float()
-                scores = probs
-                loss = F.nll_loss(probs.clamp_min(1e-12).log(), target, reduction="sum")
-        wrong1, wrong5 = topk_wrong(scores, target)
-        sums.add(loss=loss, wrong1=wrong1, wrong5=wrong5, count=target.shape[0])
-    totals = distributed.reduce_metrics(sums.totals(), ctx)
-    count = max(totals.get("count", 0.0), 1.0)
-    return {"val_loss": totals.get("loss", float("nan")) / count,
-            "val_top1_err": totals.get("wrong1", float("nan")) / count,
-            "val_top5_err": totals.get("wrong5", float("nan")) / count}
-
-
-def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def _synchronize(devices) -> None:
-    for d in {d for d in devices if d.type == "cuda"}:
-        torch.cuda.synchronize(d)
-
-
-def _peak_memory(devices) -> dict | None:
-    """Peak bytes per device since the last reset: a GPU's caching-allocator peak; on a CPU the process's
-    peak resident set (``ru_maxrss``: weights, data and the allocator's and libraries' memory together,
-    a high-water mark of the whole run so far), reported as ``"cpu (process peak RSS)"``."""
-    cuda = sorted({d for d in devices if d.type == "cuda"}, key=str)
-    peaks = {str(d): int(torch.cuda.max_memory_allocated(d)) for d in cuda}
-    if any(d.type == "cpu" for d in devices):
-        try:
-            import resource
-
-            peaks["cpu (process peak RSS)"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
-        except (ImportError, OSError):
-            pass
-    return peaks or None
-
-
-def _reset_peak_memory(devices) -> None:
-    for d in {d for d in devices if d.type == "cuda"}:
-        torch.cuda.reset_peak_memory_stats(d)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -481,6 +130,11 @@ class Setup:
     def device(self) -> torch.device:
         return self.devices[0]
 
+    def step_context(self, warmup: Warmup) -> StepContext:
+        """What ``train_one_epoch`` needs of this setup, with the run's lr warm-up."""
+        return StepContext(device=self.device, augment=self.augment, generator=self.generator, scaler=self.scaler,
+                           warmup=warmup, ctx=self.ctx, devices=self.devices)
+
 
 class MetricsLog:
     """Appends one JSON line per record to ``path`` (on the main process only)."""
@@ -509,14 +163,14 @@ def _run(args: argparse.Namespace, on_gpu: bool, ctx: DistContext) -> dict:
     saved = _read_checkpoint(args.resume) if args.resume else None
     setup = _setup(args, ctx)
     state = _resume(setup, saved, args.resume, notes) if saved is not None else LoopState()
-    config = _run_config(args, setup)
-    out = Path(args.out)
+    options = TrainOptions.from_args(args)
+    config = _run_config(options, setup)
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        options.out.mkdir(parents=True, exist_ok=True)
         _announce(notes, config)
     run_start = time.perf_counter()
-    _train_loop(args, setup, state, MetricsLog(out / "metrics.jsonl", enabled=ctx.is_main))
-    return _finish(args, setup, state, config, seconds=time.perf_counter() - run_start)
+    _train_loop(options, setup, state, MetricsLog(options.out / "metrics.jsonl", enabled=ctx.is_main))
+    return _finish(options, setup, state, config, seconds=time.perf_counter() - run_start)
 
 
 def _say(ctx: DistContext, *parts) -> None:
@@ -599,9 +253,9 @@ def _resume(setup: Setup, saved: dict, where: str, notes: list[str]) -> LoopStat
     return state
 
 
-def _run_config(args: argparse.Namespace, setup: Setup) -> dict:
+def _run_config(options: TrainOptions, setup: Setup) -> dict:
     """The resolved config as printed at start and stored in summary.json."""
-    return {**vars(args), "devices": [str(d) for d in setup.devices], "world_size": setup.ctx.world_size,
+    return {**options.flags, "devices": [str(d) for d in setup.devices], "world_size": setup.ctx.world_size,
             "num_classes": setup.cfg.num_classes, "train_images": len(setup.data.train),
             "val_images": len(setup.data.val), "skipped_images": setup.data.skipped,
             "steps_per_epoch": setup.steps_per_epoch, "num_parameters": count_parameters(setup.model),
@@ -618,38 +272,35 @@ def _announce(notes: list[str], config: dict) -> None:
     print(f"  {'model':20s} {json.dumps(config['model'])}")
 
 
-def _train_loop(args: argparse.Namespace, setup: Setup, state: LoopState, log: MetricsLog) -> None:
-    """Train and evaluate from epoch ``state.epoch`` to ``args.epochs`` (or ``--max-steps``), logging every
-    epoch and checkpointing after it; stop at the first non-finite loss (``state.diverged_at``)."""
+def _train_loop(options: TrainOptions, setup: Setup, state: LoopState, log: MetricsLog) -> None:
+    """Train and evaluate from epoch ``state.epoch`` to ``options.epochs`` (or ``options.max_steps``), logging
+    every epoch and checkpointing after it; stop at the first non-finite loss (``state.diverged_at``)."""
     ctx, devices, optimizer = setup.ctx, setup.devices, setup.optimizer
-    warmup = Warmup(steps=round(args.warmup_epochs * setup.steps_per_epoch), peak_lr=args.lr)
-    for epoch in range(state.epoch, args.epochs):
-        if args.max_steps is not None and state.step >= args.max_steps:
+    run = setup.step_context(Warmup(steps=round(options.warmup_epochs * setup.steps_per_epoch), peak_lr=options.lr))
+    for epoch in range(state.epoch, options.epochs):
+        if options.max_steps is not None and state.step >= options.max_steps:
             break
         if setup.train_sampler is not None and hasattr(setup.train_sampler, "set_epoch"):
             setup.train_sampler.set_epoch(epoch)
         train_loader = make_loader(setup.data.train, setup.batch, shuffle=setup.train_sampler is None,
-                                   seed=args.seed * 1000 + epoch, num_workers=args.workers,
+                                   seed=options.seed * 1000 + epoch, num_workers=options.workers,
                                    sampler=setup.train_sampler, drop_last=setup.drop_last)
-        _reset_peak_memory(devices)
+        reset_peak_memory(devices)
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(setup.net, optimizer, train_loader, setup.device, epoch, augment=setup.augment,
-                                generator=setup.generator, scaler=setup.scaler, state=state, warmup=warmup,
-                                ctx=ctx, devices=devices, amp=args.amp, channels_last=args.channels_last,
-                                grad_clip=args.grad_clip, max_steps=args.max_steps, log_every=args.log_every,
-                                log=log, epochs=args.epochs, progress=not args.no_progress)
+        train = train_one_epoch(setup.net, optimizer, train_loader, epoch, run=run, options=options, state=state,
+                                log=log)
         if state.diverged_at is not None:
             log({"type": "diverged", **state.diverged_at})
             _say(ctx, f"diverged: non-finite loss at epoch {state.diverged_at['epoch']} step "
                  f"{state.diverged_at['step']}; stopping (last good checkpoint kept)")
             break
-        val = evaluate(setup.net, setup.val_loader, setup.device, transform=setup.eval_transform, amp=args.amp,
-                       channels_last=args.channels_last, ctx=ctx)
-        if epoch + 1 > args.warmup_epochs:
+        val = evaluate(setup.net, setup.val_loader, setup.device, transform=setup.eval_transform, amp=options.amp,
+                       channels_last=options.channels_last, ctx=ctx)
+        if epoch + 1 > options.warmup_epochs:
             setup.plateau.step(val["val_top1_err"])
         record = {"epoch": epoch + 1, **train, **val, "lr": lr, "seconds": time.perf_counter() - epoch_start,
-                  "peak_mem_bytes": _peak_memory(devices)}
+                  "peak_mem_bytes": peak_memory(devices)}
         state.history.append(record)
         state.epoch = epoch + 1
         state.best_val_top1_err = min(state.best_val_top1_err, val["val_top1_err"])
@@ -659,22 +310,22 @@ def _train_loop(args: argparse.Namespace, setup: Setup, state: LoopState, log: M
              f"{train['images_per_s']:.0f} img/s, grad-norm {train['grad_norm']:.3g}, lr {lr:.3g}, "
              f"{record['seconds']:.1f} s")
         if ctx.is_main:
-            _save(args, setup, state, Path(args.out) / "checkpoint.pt")
+            _save(options, setup, state, options.out / "checkpoint.pt")
 
 
-def _save(args: argparse.Namespace, setup: Setup, state: LoopState, path: Path) -> None:
+def _save(options: TrainOptions, setup: Setup, state: LoopState, path: Path) -> None:
     save_checkpoint({
         "model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict(),
         "scheduler": setup.plateau.state_dict(), "scaler": setup.scaler.state_dict(),
         "rng": capture_rng(setup.generator), "epoch": state.epoch, "step": state.step, "history": state.history,
         "model_config": setup.cfg.to_dict(),
-        "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
+        "args": {k: v for k, v in options.flags.items() if isinstance(v, (int, float, str, bool, type(None)))},
     }, path)
 
 
-def _finish(args: argparse.Namespace, setup: Setup, state: LoopState, config: dict, seconds: float) -> dict:
+def _finish(options: TrainOptions, setup: Setup, state: LoopState, config: dict, seconds: float) -> dict:
     """The run's summary; the main process writes curves.png, summary.json and report.md."""
-    out = Path(args.out)
+    out = options.out
     best = state.best_val_top1_err
     summary = {
         "config": config, "history": state.history, "diverged": state.diverged_at is not None,
@@ -698,59 +349,6 @@ def _check_compatible(resume_state: dict, cfg: AlexNetConfig, where: str) -> Non
         raise UsageError(f"--resume {where} was trained with a different model: " + "; ".join(diff)
                          + "; resume with the flags it was started with, or start a new run")
 
-
-def plot_curves(history: list[dict], path: Path) -> Path | None:
-    """Loss (left) and top-1 error (right) per epoch, training and validation; None without epochs."""
-    if not history:
-        return None
-    plt = report_kit.pyplot()
-    epochs = [h["epoch"] for h in history]
-    fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
-    for ax, key, what in ((loss_ax, "loss", "loss"), (err_ax, "top1_err", "top-1 error")):
-        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="training (running)")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(what)
-        ax.grid(alpha=0.3)
-    loss_ax.legend(fontsize=8)
-    report_kit.save_figure(fig, path, tight=False)  # laid out by its "constrained" engine
-    return path
-
-
-def render_report(summary: dict, curves: str | None = None) -> str:
-    """A short human-readable summary of one run (Markdown), with its learning curves when plotted."""
-    cfg, hist = summary["config"], summary["history"]
-    last = hist[-1] if hist else {}
-    pct = report_kit.pct
-    lines = [f"# AlexNet training run: {summary['out_dir']}", "",
-             f"Command: `{summary['command']}`", ""]
-    if summary["diverged"]:
-        lines += [f"**Diverged** (non-finite loss) at {summary['diverged_at']}; the last checkpoint is from before.", ""]
-    lines += report_kit.table(
-        ["epochs", "steps", "final train loss", "final val loss", "val top-1 err", "val top-5 err", "best val top-1 err",
-         "images/s (last epoch)"],
-        [[len(hist), summary["steps"], f"{last.get('train_loss', float('nan')):.4f}",
-          f"{last.get('val_loss', float('nan')):.4f}", pct(last.get("val_top1_err")), pct(last.get("val_top5_err")),
-          pct(summary["best_val_top1_err"]), f"{last.get('images_per_s', float('nan')):.1f}"]])
-    lines.append("")
-    if curves:
-        lines += [f"![learning curves: loss and top-1 error per epoch]({curves})", ""]
-    if hist:
-        rows = []
-        for h in hist:
-            mem = "not measured" if h["peak_mem_bytes"] is None else ", ".join(
-                f"{d}: {b / 2**30:.2f} GiB" for d, b in h["peak_mem_bytes"].items())
-            rows.append([h["epoch"], f"{h['train_loss']:.4f}", pct(h["train_top1_err"]), f"{h['val_loss']:.4f}",
-                         pct(h["val_top1_err"]), f"{h['lr']:.3g}", f"{h['grad_norm']:.3g}", f"{h['images_per_s']:.1f}",
-                         mem])
-        lines += report_kit.table(["epoch", "train loss", "train top-1 err", "val loss", "val top-1 err", "lr",
-                                   "grad norm", "images/s", "peak memory"], rows)
-        lines.append("")
-    keys = ("kernels", "layout", "width", "devices", "data", "image_size", "crop_size", "batch_size", "lr", "epochs",
-            "max_steps", "amp", "init", "seed", "num_parameters", "train_images", "val_images")
-    lines += ["## Config", "", *[f"- {k}: `{cfg.get(k)}`" for k in keys], f"- model: `{json.dumps(cfg['model'])}`", "",
-              "## Machine", "", *[f"- {k}: {v}" for k, v in summary["machine"].items()], ""]
-    return "\n".join(lines)
 
 
 def cli(argv: list[str] | None = None) -> int:
