@@ -89,14 +89,18 @@ def chain_model(op: str, shape: tuple[int, int, int, int], **settings):
     n, c, h, w = OPS[op].output_shape(shape, **settings)
     if h < 1 or w < 1:
         raise ValueError(f"{op} on an input of {shape[2]}x{shape[3]} has no output (its window is larger)")
-    nodes = []
-    for i, (op_type, attributes) in enumerate(OPS[op].onnx_nodes(**settings)):
-        nodes.append(helper.make_node(op_type, ["x" if i == 0 else f"t{i - 1}"], [f"t{i}"], **attributes))
+    nodes, constants = [], []
+    for i, node in enumerate(OPS[op].onnx_nodes(**settings)):
+        names = [f"c{i}_{j}" for j in range(len(node.constants))]
+        constants += [helper.make_tensor(name, TensorProto.FLOAT, [], [v]) for name, v in zip(names, node.constants)]
+        nodes.append(helper.make_node(node.op_type, ["x" if i == 0 else f"t{i - 1}", *names], [f"t{i}"],
+                                      **node.attributes))
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(
         nodes, op,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [int(d) for d in shape])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, h, w])],
+        initializer=constants,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="alexnet-kernels")

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from types import MappingProxyType
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 
@@ -40,7 +41,15 @@ from kernels.paper import PAPER_LRN, PAPER_POOL, normalising_scale, pool_output_
 
 DIRECTIONS = ("fwd", "fwdbwd")
 Shape = tuple[int, int, int, int]
-OnnxNode = tuple[str, dict]  # an ONNX operator type and its attributes
+
+
+class OnnxNode(NamedTuple):
+    """An ONNX operator of a step: its type, its attributes, and the values of the constant scalar inputs
+    it takes after the tensor it is chained on (ONNX's ``Mul`` takes its factor so)."""
+
+    op_type: str
+    attributes: Mapping = MappingProxyType({})
+    constants: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,13 +85,13 @@ def _pooled_shape(shape: Shape, settings: dict) -> Shape:
 def _relu_lrn_onnx(s: dict) -> list[OnnxNode]:
     # ONNX: y = x / (bias + alpha / size * sum x^2) ** beta, so alpha = size * (paper alpha)
     size = int(s["size"])
-    return [("Relu", {}), ("LRN", dict(size=size, alpha=float(s["alpha"]) * size, beta=float(s["beta"]),
-                                       bias=float(s["k"])))]
+    return [OnnxNode("Relu"), OnnxNode("LRN", dict(size=size, alpha=float(s["alpha"]) * size, beta=float(s["beta"]),
+                                                   bias=float(s["k"])))]
 
 
 def _max_pool_onnx(s: dict) -> list[OnnxNode]:
     ks, st = int(s["kernel_size"]), int(s["stride"])
-    return [("MaxPool", dict(kernel_shape=[ks, ks], strides=[st, st], pads=[0, 0, 0, 0], ceil_mode=0))]
+    return [OnnxNode("MaxPool", dict(kernel_shape=[ks, ks], strides=[st, st], pads=[0, 0, 0, 0], ceil_mode=0))]
 
 
 RELU_LRN = Step("relu_lrn", PAPER_LRN, _same_shape, _relu_lrn_onnx, forward_ops=15, backward_ops=27,

@@ -5,16 +5,15 @@ works under AOT dispatch with dynamic shapes (what ``torch.compile`` relies on).
 
 Small shapes: on a CPU the triton ops run through Triton's interpreter and opcheck calls each several
 times. Every op's arguments come from its declaration (``kernels/custom_ops.py``). The backward ops are
-checked with the tensors their forward saves, on inputs at the scale where LRN normalises
-(``normalising_scale``), so the LRN's values are not ~relu(x) k^-beta."""
+checked with the tensors their forward saves, on inputs at the scale the op's steps need
+(``kernels.catalog``: for LRN where it normalises), so the LRN's values are not ~relu(x) k^-beta."""
 import pytest
 import torch
 
 from kernels.custom_ops import CUSTOM_OPS
-from kernels.paper import PAPER_LRN, PAPER_POOL, normalising_scale
+from kernels.catalog import OPS
 from tests.conftest import cached_backend_status
 
-SETTINGS = {**PAPER_LRN, **PAPER_POOL}  # setting name -> the paper's value (alpha in the paper's convention)
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 # Ops without a tensor argument, nothing for opcheck to check: the cpp build's instruction-set query.
 TENSORLESS_QUERIES = {"cpu_isa"}
@@ -62,8 +61,9 @@ def _op_args(ns, layout, decl) -> dict:
     the forward's output and the tensors the forward saves."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    x = (torch.randn(2, 8, 7, 7, device=device) * normalising_scale()).contiguous(memory_format=LAYOUTS[layout])
-    settings = tuple(SETTINGS[name] for name in decl.settings)
+    spec = OPS[decl.name]  # the paper's settings (alpha in the paper's convention) and the input scale they need
+    x = (torch.randn(2, 8, 7, 7, device=device) * spec.input_scale).contiguous(memory_format=LAYOUTS[layout])
+    settings = tuple(spec.settings()[name] for name in decl.settings)
     args = {decl.name: (x.clone().requires_grad_(), *settings)}
     if hasattr(ns, f"{decl.name}_values"):  # the cpp backend's CPU inference forms (no offsets, no autograd)
         args[f"{decl.name}_values"] = (x.clone(), *settings)

@@ -94,3 +94,18 @@ def test_alexnet_peer_needs_eval(peer):
     model = build_model(conv_widths=(16, 32, 32, 32, 32), fc_width=64, num_classes=10)
     with pytest.raises(ValueError, match="eval"):
         peers.alexnet_peer(peer, model, torch.randn(1, 3, MIN_INPUT_SIZE, MIN_INPUT_SIZE), threads=1)
+
+
+def test_a_step_with_a_constant_input_builds_and_runs(peer, monkeypatch):
+    """An ONNX operator whose factor is a constant input (``Mul``) gets it as an initializer."""
+    from kernels.catalog import OPS, OnnxNode, OpSpec, Step
+
+    scale = Step("relu_scale", {"scale": 3.0}, lambda shape, s: shape,
+                 lambda s: [OnnxNode("Relu"), OnnxNode("Mul", constants=(float(s["scale"]),))],
+                 forward_ops=2, backward_ops=2)
+    spec = OpSpec("relu_scale", lambda x, scale, *, backend: torch.relu(x) * scale, (scale,), alexnet_sites=())
+    monkeypatch.setitem(OPS, "relu_scale", spec)
+    monkeypatch.setattr(peers, "CHAIN_OPS", (*peers.CHAIN_OPS, "relu_scale"))
+    x = make_input(SHAPE, torch.float32, "nchw", device="cpu")
+    out = peers.compile_peer(peer, peers.chain_model("relu_scale", SHAPE, scale=0.5), threads=1)(x)
+    assert_close(out, torch.relu(x) * 0.5, torch.float32, f"{peer} relu then Mul by a constant")

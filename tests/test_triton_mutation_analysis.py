@@ -37,10 +37,10 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 from kernels.custom_ops import CUSTOM_OPS  # noqa: E402
-from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
+from kernels.catalog import OPS  # noqa: E402
+from kernels.paper import PAPER_LRN  # noqa: E402
 
 LRN = dict(PAPER_LRN)
-SETTINGS = {**PAPER_LRN, **PAPER_POOL}  # setting name -> the paper's value
 SHAPE = (2, 16, 13, 13)  # small: the analysis reads the TTIR, nothing runs
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 # declared op (kernels/custom_ops.py) -> the kernels its forward and backward launch, in order
@@ -137,7 +137,8 @@ def accessed_tensors(kernel, kwargs: dict) -> tuple[list[str], list[str] | None]
 def _forward(op: str, x: torch.Tensor) -> torch.Tensor:
     """The ``triton`` backend's declared op on ``x`` with the paper's settings: its output ``y``."""
     decl = CUSTOM_OPS[op]
-    out = getattr(torch.ops.alexnet_kernels, op)(x, *(SETTINGS[name] for name in decl.settings))
+    settings = OPS[op].settings()
+    out = getattr(torch.ops.alexnet_kernels, op)(x, *(settings[name] for name in decl.settings))
     return out[0] if decl.pooled else out
 
 

@@ -36,6 +36,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -49,12 +50,12 @@ from infra.atomic_io import write_text_atomic  # noqa: E402
 from infra.errors import check_output_folder, run_cli  # noqa: E402
 from kernels.backends.triton.launch import Launch, recording_launches  # noqa: E402
 from kernels import op_shapes  # noqa: E402
+from kernels.catalog import OPS  # noqa: E402
+from kernels.custom_ops import CUSTOM_OPS  # noqa: E402
 from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
 
 LRN = dict(PAPER_LRN)  # alpha in the paper convention
 POOL = dict(PAPER_POOL)
-LRN_SITES = ("conv1", "conv2")  # LRN follows conv1 and conv2 only
-POOL_SITES = ("conv1", "conv2", "conv5")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -75,42 +76,56 @@ def _meta_tensor(shape: tuple, dtype: torch.dtype, layout: torch.memory_format) 
     return torch.empty(shape, dtype=dtype, device="meta").contiguous(memory_format=layout)
 
 
-def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case]:
-    """Run every Triton host function at AlexNet's shapes on meta tensors, recording launches."""
+HostCall = tuple[str, str, Callable[[], object]]  # (the report row's op, pass, the call)
+
+
+def _host_calls(x: torch.Tensor, layout_name: str) -> dict[str, list[HostCall]]:
+    """Each custom op -> its Triton host calls on ``x``, in the report's order (in channels_last,
+    ``relu_lrn`` also has the experimental channel-vector forward, reported as ``relu_lrn_cvec``)."""
     from kernels.backends.triton import max_pool_kernel as triton_max_pool
     from kernels.backends.triton import relu_lrn_kernel as triton_relu_lrn
     from kernels.backends.triton import relu_lrn_pool_kernel as triton_relu_lrn_pool
     from kernels.experimental import triton_relu_lrn_cvec
 
+    y, offsets = op_shapes.pooled(x, **POOL)
+    lrn = [("relu_lrn", "forward", lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN)),
+           ("relu_lrn", "backward", lambda: triton_relu_lrn.relu_lrn_backward(x, x, **LRN))]
+    if layout_name == "channels_last":
+        lrn.append(("relu_lrn_cvec", "forward", lambda: triton_relu_lrn_cvec.relu_lrn_forward_cvec(x, **LRN)))
+    return {
+        "max_pool": [
+            ("max_pool", "forward", lambda: triton_max_pool.max_pool_forward(x, **POOL)),
+            ("max_pool", "backward", lambda: triton_max_pool.max_pool_backward(y, offsets, x.shape[-2:], **POOL))],
+        "relu_lrn": lrn,
+        "relu_lrn_pool": [
+            ("relu_lrn_pool", "forward", lambda: triton_relu_lrn_pool.relu_lrn_pool_forward(x, **LRN, **POOL)),
+            ("relu_lrn_pool", "backward",
+             lambda: triton_relu_lrn_pool.relu_lrn_pool_backward(x, y, offsets, **LRN, **POOL))],
+    }
+
+
+def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case]:
+    """Run every Triton host function at the AlexNet sites of its op (``kernels.catalog``) on meta tensors,
+    recording launches. An op of ``kernels.custom_ops.CUSTOM_OPS`` without host calls here is an error."""
     cases: list[Case] = []
-
-    def record(op: str, direction: str, site: str, dtype: str, layout: str, call) -> None:
-        with recording_launches() as launches:
-            call()
-        cases.append(Case(op, direction, site, dtype, layout, list(launches)))
-
+    sites = sorted({site for op in CUSTOM_OPS for site in OPS[op].alexnet_sites}, key=list(GPU_SHAPES).index)
     for dtype_name in dtypes:
         for layout_name in layouts:
             dtype, fmt = DTYPES[dtype_name], LAYOUTS[layout_name]
-            for site in POOL_SITES:
-                shape = (batch,) + GPU_SHAPES[site][1:]
-                x = _meta_tensor(shape, dtype, fmt)
-                y, offsets = op_shapes.pooled(x, **POOL)
-                label = (site, dtype_name, layout_name)
-                record("max_pool", "forward", *label, lambda: triton_max_pool.max_pool_forward(x, **POOL))
-                record("max_pool", "backward", *label, lambda: triton_max_pool.max_pool_backward(
-                    y, offsets, shape[-2:], **POOL))
-                if site not in LRN_SITES:
-                    continue
-                record("relu_lrn", "forward", *label, lambda: triton_relu_lrn.relu_lrn_forward(x, **LRN))
-                record("relu_lrn", "backward", *label, lambda: triton_relu_lrn.relu_lrn_backward(x, x, **LRN))
-                if layout_name == "channels_last":  # the experimental channel-vector forward
-                    record("relu_lrn_cvec", "forward", *label,
-                           lambda: triton_relu_lrn_cvec.relu_lrn_forward_cvec(x, **LRN))
-                record("relu_lrn_pool", "forward", *label,
-                       lambda: triton_relu_lrn_pool.relu_lrn_pool_forward(x, **LRN, **POOL))
-                record("relu_lrn_pool", "backward", *label,
-                       lambda: triton_relu_lrn_pool.relu_lrn_pool_backward(x, y, offsets, **LRN, **POOL))
+            for site in sites:
+                x = _meta_tensor((batch,) + GPU_SHAPES[site][1:], dtype, fmt)
+                calls = _host_calls(x, layout_name)
+                missing = sorted(set(CUSTOM_OPS) - set(calls))
+                if missing:
+                    raise LookupError(f"no Triton host calls for {missing}: add them to "
+                                      "bench.tools.kernel_resources._host_calls")
+                for op, host_calls in calls.items():
+                    if site not in OPS[op].alexnet_sites:
+                        continue
+                    for row_op, direction, call in host_calls:
+                        with recording_launches() as launches:
+                            call()
+                        cases.append(Case(row_op, direction, site, dtype_name, layout_name, list(launches)))
     return cases
 
 
