@@ -9,6 +9,7 @@ import torch
 import kernels
 from alexnet.model import MIN_INPUT_SIZE, build_model
 from bench import peers
+from kernels.catalog import OPS
 from tests.conftest import assert_close, make_input
 
 SHAPE = (2, 8, 13, 13)
@@ -22,20 +23,14 @@ def peer(request) -> str:
     return request.param
 
 
-def _reference(op: str, x: torch.Tensor, **lrn) -> torch.Tensor:
-    if op == "max_pool":
-        return kernels.max_pool(x, backend="eager")
-    return getattr(kernels, op)(x, **lrn, backend="eager")
-
-
 @pytest.mark.parametrize("op", peers.CHAIN_OPS)
 def test_chain_matches_eager(peer, op):
     x = make_input(SHAPE, torch.float32, "nchw", device="cpu")
     run = peers.compile_peer(peer, peers.chain_model(op, SHAPE), threads=1)
     out = run(x)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
-    assert_close(out, _reference(op, x), torch.float32, f"{peer} {op}")
-    assert_close(run(x.numpy()), _reference(op, x), torch.float32, f"{peer} {op} (numpy input)")
+    assert_close(out, OPS[op].reference(x), torch.float32, f"{peer} {op}")
+    assert_close(run(x.numpy()), OPS[op].reference(x), torch.float32, f"{peer} {op} (numpy input)")
 
 
 def test_lrn_alpha_is_the_papers(peer):
@@ -98,7 +93,7 @@ def test_alexnet_peer_needs_eval(peer):
 
 def test_a_step_with_a_constant_input_builds_and_runs(peer, monkeypatch):
     """An ONNX operator whose factor is a constant input (``Mul``) gets it as an initializer."""
-    from kernels.catalog import OPS, OnnxNode, OpSpec, Step
+    from kernels.catalog import OnnxNode, OpSpec, Step
 
     scale = Step("relu_scale", {"scale": 3.0}, lambda shape, s: shape,
                  lambda s: [OnnxNode("Relu"), OnnxNode("Mul", constants=(float(s["scale"]),))],
