@@ -3,9 +3,10 @@ their paper values, its counted vector work and its ONNX equivalent), its eager 
 shape, the bytes it must move, where AlexNet applies it and how closely a backend's gradient must agree
 with eager.
 
-Tests, benchmarks (matrix, pre-timing check, % of the memory and compute roofs), the peers' ONNX graphs,
-counting and reports read ``OPS``; the custom-op backends' side of each op (schemas, fakes, what autograd
-keeps) is declared in ``kernels/custom_ops.py``. Besides the three public ops, ``unfused`` is the chain
+Each public op's entry also declares it as a custom op of the ``cpp`` and ``triton`` backends (schema,
+fakes, what autograd keeps: ``OpSpec.custom``, collected in ``CUSTOM_OPS``; ``kernels/custom_ops.py``
+says how), and both backends register from it. Tests, benchmarks (matrix, pre-timing check, % of the
+memory and compute roofs), the peers' ONNX graphs, counting and reports read ``OPS``. Besides the three public ops, ``unfused`` is the chain
 ``relu_lrn`` then ``max_pool`` of one backend: what the fused op is measured against.
 
 Minimal bytes (so that achieved GB/s = minimal bytes / time is a lower bound on what a kernel moved):
@@ -36,6 +37,8 @@ from typing import Callable, Mapping, NamedTuple
 
 import torch
 
+from kernels import op_shapes
+from kernels.custom_ops import CustomOp
 from kernels.ops import max_pool, relu_lrn, relu_lrn_pool
 from kernels.paper import PAPER_LRN, PAPER_POOL, normalising_scale, pool_output_size
 
@@ -121,6 +124,9 @@ class OpSpec:
     function: Callable[..., torch.Tensor]
     steps: tuple[Step, ...]
     alexnet_sites: tuple[str, ...]  # the conv layers whose activations it follows in AlexNet
+    # its declaration as a custom op of the cpp and triton backends (schema, fakes, what autograd keeps);
+    # None: not one op there (the unfused chain)
+    custom: CustomOp | None = None
     fused: bool = True  # False: the chain of the single ops (two kernels, the intermediate in memory)
     batch_sweep: bool = False  # also measured on a GPU at other batch sizes (bench/shapes.py)
 
@@ -128,6 +134,9 @@ class OpSpec:
         names = [n for step in self.steps for n in step.settings]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: its steps' settings overlap: {names}")
+        if self.custom is not None and (self.custom.name, self.custom.settings) != (self.name, tuple(names)):
+            raise ValueError(f"{self.name}: declared as {self.custom.name}{self.custom.settings}, "
+                             f"its steps' settings are {tuple(names)}")
 
     @property
     def defaults(self) -> dict:
@@ -207,11 +216,16 @@ def _check_direction(direction: str) -> None:
 
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
-    OpSpec("relu_lrn", relu_lrn, (RELU_LRN,), alexnet_sites=("conv1", "conv2"), batch_sweep=True),
-    OpSpec("max_pool", max_pool, (MAX_POOL,), alexnet_sites=("conv1", "conv2", "conv5")),
-    OpSpec("relu_lrn_pool", relu_lrn_pool, (RELU_LRN, MAX_POOL), alexnet_sites=("conv1", "conv2"), batch_sweep=True),
+    OpSpec("relu_lrn", relu_lrn, (RELU_LRN,), alexnet_sites=("conv1", "conv2"), batch_sweep=True,
+           custom=CustomOp(op_shapes.relu_lrn, op_shapes.relu_lrn_backward, saves=("x",))),
+    OpSpec("max_pool", max_pool, (MAX_POOL,), alexnet_sites=("conv1", "conv2", "conv5"),
+           custom=CustomOp(op_shapes.max_pool, op_shapes.max_pool_backward, saves=("offsets",), geometry=True)),
+    OpSpec("relu_lrn_pool", relu_lrn_pool, (RELU_LRN, MAX_POOL), alexnet_sites=("conv1", "conv2"), batch_sweep=True,
+           custom=CustomOp(op_shapes.relu_lrn_pool, op_shapes.relu_lrn_pool_backward, saves=("x", "offsets"))),
     OpSpec("unfused", unfused, (RELU_LRN, MAX_POOL), alexnet_sites=("conv1", "conv2"), fused=False),
 )}
+# The custom ops of the cpp and triton backends (kernels/custom_ops.py says how they are declared)
+CUSTOM_OPS: dict[str, CustomOp] = {name: spec.custom for name, spec in OPS.items() if spec.custom is not None}
 PUBLIC_OPS = tuple(name for name, spec in OPS.items() if spec.fused)
 
 

@@ -1,12 +1,14 @@
-"""The custom ops of the ``cpp`` and ``triton`` backends, declared once, as PyTorch's
-``native_functions.yaml`` declares ATen's: for each op its forward and backward signature (the annotated
-fakes of ``kernels/op_shapes.py``, whose signatures are the schemas), what autograd keeps for the
-backward, and whether the backward is told the input's height and width.
+"""How a custom op of the ``cpp`` and ``triton`` backends is declared, as PyTorch's
+``native_functions.yaml`` declares ATen's: ``CustomOp`` holds its forward and backward signature (the
+annotated fakes of ``kernels/op_shapes.py``, whose signatures are the schemas), what autograd keeps for
+the backward, and whether the backward is told the input's height and width. Each op's declaration is
+part of its entry in ``kernels.catalog.OPS`` (``OpSpec.custom``; ``kernels.catalog.CUSTOM_OPS`` collects
+them).
 
-Both backends loop over ``CUSTOM_OPS``: the ``cpp`` backend defines every schema here before its
-extension loads (the C++ side only implements them), the ``triton`` backend wraps its launchers in these
-signatures; both register the fakes and the one autograd pattern (``kernels/backends/autograd.py``) from
-the same entries. A pooling op returns ``(y, offsets)``, and on a CPU the ``cpp`` backend also has an
+Both backends loop over ``CUSTOM_OPS``: the ``cpp`` backend defines every schema (``define_schemas``)
+before its extension loads (the C++ side only implements them), the ``triton`` backend wraps its
+launchers in these signatures; both register the fakes and the one autograd pattern
+(``kernels/backends/autograd.py``) from the same entries. A pooling op returns ``(y, offsets)``, and on a CPU the ``cpp`` backend also has an
 inference-only ``<op>_values`` form that returns ``y`` alone (``values_schema``).
 """
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Callable
 
 import torch
 
-from kernels import op_shapes
 
 SAVABLE = ("x", "offsets")  # the forward's input, the forward's second output
 
@@ -72,15 +73,11 @@ class CustomOp:
         return self.forward(*args)[0]
 
 
-CUSTOM_OPS: dict[str, CustomOp] = {op.name: op for op in (
-    CustomOp(op_shapes.relu_lrn, op_shapes.relu_lrn_backward, saves=("x",)),
-    CustomOp(op_shapes.max_pool, op_shapes.max_pool_backward, saves=("offsets",), geometry=True),
-    CustomOp(op_shapes.relu_lrn_pool, op_shapes.relu_lrn_pool_backward, saves=("x", "offsets")),
-)}
-
-
 def define_schemas(library: torch.library.Library, values: bool = False) -> None:
-    """Defines every op and backward op in ``library`` (and each pooling op's ``_values`` form if asked)."""
+    """Defines every declared op (``kernels.catalog.CUSTOM_OPS``) and its backward op in ``library`` (and
+    each pooling op's ``_values`` form if asked)."""
+    from kernels.catalog import CUSTOM_OPS  # the catalog holds the declarations and imports this module
+
     for op in CUSTOM_OPS.values():
         library.define(op.name + op.schema)
         library.define(op.backward_name + op.backward_schema)

@@ -52,9 +52,10 @@ def triton_interpreted() -> bool:
 
 
 def announce_interpreter_once() -> None:
-    """Print a one-line notice the first time a Triton kernel runs under the interpreter."""
+    """Print a one-line notice the first time a Triton kernel runs under the interpreter (not while
+    ``torch.compile`` traces: a print there is a graph break)."""
     global _notice_shown
-    if triton_interpreted() and not _notice_shown:
+    if triton_interpreted() and not _notice_shown and not torch.compiler.is_compiling():
         _notice_shown = True
         print(
             "kernels: no CUDA GPU - Triton kernels run through Triton's CPU interpreter "

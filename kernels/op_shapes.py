@@ -11,7 +11,7 @@ the real kernels allocate their outputs by.
 ``offset_dtype``); tests check that the C++ ops agree with these.
 
 One fake per op and per backward op, annotated: its signature is the op's schema, read by
-``kernels/custom_ops.py``, which declares the ops.
+``kernels.catalog``, whose entries declare the ops (``kernels/custom_ops.py``).
 """
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ import inspect
 
 import pytest
 
-from kernels.catalog import OPS, PUBLIC_OPS
-from kernels.custom_ops import CUSTOM_OPS
+from kernels.catalog import CUSTOM_OPS, OPS, PUBLIC_OPS
 
 
 @pytest.mark.parametrize("op", list(OPS))

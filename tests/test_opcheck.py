@@ -4,14 +4,13 @@ implementation agrees with the real one, that autograd is registered the support
 works under AOT dispatch with dynamic shapes (what ``torch.compile`` relies on).
 
 Small shapes: on a CPU the triton ops run through Triton's interpreter and opcheck calls each several
-times. Every op's arguments come from its declaration (``kernels/custom_ops.py``). The backward ops are
+times. Every op's arguments come from its declaration (``kernels.catalog.CUSTOM_OPS``). The backward ops are
 checked with the tensors their forward saves, on inputs at the scale the op's steps need
 (``kernels.catalog``: for LRN where it normalises), so the LRN's values are not ~relu(x) k^-beta."""
 import pytest
 import torch
 
-from kernels.custom_ops import CUSTOM_OPS
-from kernels.catalog import OPS
+from kernels.catalog import CUSTOM_OPS, OPS
 from tests.conftest import cached_backend_status
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -56,7 +55,7 @@ def test_opcheck(backend, layout, op):
 
 
 def _op_args(ns, layout, decl) -> dict:
-    """Arguments for the ops of one declaration (``kernels/custom_ops.py``, whose signatures both backends
+    """Arguments for the ops of one declaration (``kernels.catalog.CUSTOM_OPS``, whose signatures both backends
     register): the forward (and its ``_values`` form, if any) on ``x``, the backward on a gradient shaped like
     the forward's output and the tensors the forward saves."""
     device = "cuda" if torch.cuda.is_available() else "cpu"

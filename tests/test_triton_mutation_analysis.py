@@ -6,7 +6,7 @@ arguments (``torch._higher_order_ops.triton_kernel_wrap.identify_accessed_tensor
 ``identify_mutated_tensors`` in older torch). When that fails - as it has for some Triton versions
 (pytorch/pytorch#173795) - torch only logs a warning and assumes *every* tensor argument is mutated,
 which makes functionalization clone inputs and blocks fusion. This test runs the analysis on every
-launch the backend makes (forward and backward of each op declared in ``kernels/custom_ops.py``; fp32;
+launch the backend makes (forward and backward of each op declared in ``kernels.catalog.CUSTOM_OPS``; fp32;
 NCHW and channels_last; plus the experimental channel-vector forward) and checks the result against the
 pointer arguments each kernel stores to (``OUTPUTS``) and loads from (``inputs_read``).
 
@@ -36,14 +36,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-from kernels.custom_ops import CUSTOM_OPS  # noqa: E402
-from kernels.catalog import OPS  # noqa: E402
+from kernels.catalog import CUSTOM_OPS, OPS  # noqa: E402
 from kernels.paper import PAPER_LRN  # noqa: E402
 
 LRN = dict(PAPER_LRN)
 SHAPE = (2, 16, 13, 13)  # small: the analysis reads the TTIR, nothing runs
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-# declared op (kernels/custom_ops.py) -> the kernels its forward and backward launch, in order
+# declared op (kernels.catalog.CUSTOM_OPS) -> the kernels its forward and backward launch, in order
 LAUNCHED = {
     "relu_lrn": ["_relu_lrn_fwd_kernel", "_relu_lrn_bwd_kernel"],
     "max_pool": ["_max_pool_fwd_kernel", "_max_pool_bwd_kernel"],

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench.tools import tune_tiling
-from kernels.custom_ops import CUSTOM_OPS
+from kernels.catalog import CUSTOM_OPS
 from tests.conftest import require_backend
 
 ARGS = ["--smoke", "--sites", "conv1", "--dtypes", "float32", "--layouts", "channels_last"]

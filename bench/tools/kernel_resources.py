@@ -50,8 +50,7 @@ from infra.atomic_io import write_text_atomic  # noqa: E402
 from infra.errors import check_output_folder, run_cli  # noqa: E402
 from kernels.backends.triton.launch import Launch, recording_launches  # noqa: E402
 from kernels import op_shapes  # noqa: E402
-from kernels.catalog import OPS  # noqa: E402
-from kernels.custom_ops import CUSTOM_OPS  # noqa: E402
+from kernels.catalog import CUSTOM_OPS, OPS  # noqa: E402
 from kernels.paper import PAPER_LRN, PAPER_POOL  # noqa: E402
 
 LRN = dict(PAPER_LRN)  # alpha in the paper convention
@@ -106,7 +105,7 @@ def _host_calls(x: torch.Tensor, layout_name: str) -> dict[str, list[HostCall]]:
 
 def record_cases(batch: int, dtypes: list[str], layouts: list[str]) -> list[Case]:
     """Run every Triton host function at the AlexNet sites of its op (``kernels.catalog``) on meta tensors,
-    recording launches. An op of ``kernels.custom_ops.CUSTOM_OPS`` without host calls here is an error."""
+    recording launches. An op of ``kernels.catalog.CUSTOM_OPS`` without host calls here is an error."""
     cases: list[Case] = []
     sites = sorted({site for op in CUSTOM_OPS for site in OPS[op].alexnet_sites}, key=list(GPU_SHAPES).index)
     for dtype_name in dtypes:

@@ -39,7 +39,7 @@ from kernels.backends.triton import max_pool_kernel as mp
 from kernels.backends.triton import relu_lrn_kernel as lrn
 from kernels.experimental import triton_relu_lrn_cvec as cvec
 from kernels.backends.triton import relu_lrn_pool_kernel as fused
-from kernels.custom_ops import CUSTOM_OPS
+from kernels.catalog import CUSTOM_OPS
 from kernels.op_shapes import output_format
 from kernels.backends.triton.tiling import ChannelWalk, channel_walk, walk_of
 from kernels.paper import PAPER_LRN, PAPER_POOL
@@ -85,7 +85,7 @@ def _pool_candidates(smoke: bool, call: Callable[[int | None, int], torch.Tensor
 
 def kernel_cases(x: torch.Tensor, smoke: bool) -> dict[tuple[str, str], tuple[list[Candidate], int]]:
     """(op, direction) -> (candidates, bytes the kernel must move) for the input ``x``, for every op of
-    ``kernels.custom_ops.CUSTOM_OPS`` (an op without candidates here is an error, not a gap)."""
+    ``kernels.catalog.CUSTOM_OPS`` (an op without candidates here is an error, not a gap)."""
     cases = _launch_candidates(x, smoke)
     missing = [(op, d) for op in CUSTOM_OPS for d in PASSES if (op, d) not in cases]
     if missing:

@@ -1,5 +1,5 @@
 """The one autograd pattern of the custom-op backends (``cpp`` and ``triton``), driven by each op's
-declaration in ``kernels/custom_ops.py``: what the forward keeps for the backward and how the backward op
+declaration (``kernels.catalog.CUSTOM_OPS``): what the forward keeps for the backward and how the backward op
 is called.
 
 Every backward op takes its arguments in one order: the upstream gradient, then the saved tensors, then

@@ -7,7 +7,7 @@ stable name, so later processes only load it. On a CPU-only PyTorch (``torch.ver
 only ``alexnet_ops.cpp`` is compiled; on a CUDA PyTorch ``alexnet_ops_cuda.cu`` is compiled too.
 
 This module defines the ops' schemas in the ``alexnet_cpp_ext`` namespace from their declarations
-(``kernels/custom_ops.py``) before the extension loads; the C++ side implements them (forward and
+(``kernels.catalog.CUSTOM_OPS``) before the extension loads; the C++ side implements them (forward and
 backward of each op, and the CPU's inference-only ``*_values`` forms), and this module attaches autograd
 and fake (meta) kernels with ``torch.library``, so ``torch.compile`` sees opaque ops instead of graph
 breaks. What autograd keeps between forward and
@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from kernels.backends import autograd
-from kernels.custom_ops import CUSTOM_OPS, define_schemas
+from kernels.catalog import CUSTOM_OPS
+from kernels.custom_ops import define_schemas
 
 NAMESPACE = "alexnet_cpp_ext"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
@@ -234,7 +235,7 @@ _schemas: list[torch.library.Library] = []  # kept alive: the definitions last a
 
 
 def _define_schemas() -> None:
-    """The ops' schemas (kernels/custom_ops.py), defined once per process before the extension that
+    """The ops' schemas (kernels.catalog.CUSTOM_OPS), defined once per process before the extension that
     implements them loads."""
     if not _schemas:
         library = torch.library.Library(NAMESPACE, "FRAGMENT")

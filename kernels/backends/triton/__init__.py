@@ -1,6 +1,6 @@
 """The ``triton`` backend: hand-written Triton kernels registered as PyTorch custom ops.
 
-Ops (namespace ``alexnet_kernels``): every op that ``kernels/custom_ops.py`` declares and its
+Ops (namespace ``alexnet_kernels``): every op that ``kernels.catalog.CUSTOM_OPS`` declares and its
 ``*_backward`` op, with the declared names, signatures (schemas), fakes and saved tensors (``relu_lrn``
 keeps ``x`` only, ``max_pool`` only int8 window offsets, ``relu_lrn_pool`` both), shared with the cpp
 backend; ``LAUNCHERS`` names each op's forward and backward launcher.
@@ -52,7 +52,7 @@ if _IMPORT_ERROR is None:
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
     from kernels.backends.triton import relu_lrn_pool_kernel as _fused
-    from kernels.custom_ops import CUSTOM_OPS
+    from kernels.catalog import CUSTOM_OPS
 
     _INTERPRETED = triton_interpreted()
 
@@ -74,7 +74,7 @@ if _IMPORT_ERROR is None:
     }
 
     def _custom_op(declared, launcher):
-        """``launcher`` as the op ``declared`` declares (its name and signature, kernels/custom_ops.py): a
+        """``launcher`` as the op ``declared`` declares (its name and signature, kernels.catalog.CUSTOM_OPS): a
         ``triton_op`` on a GPU, whose kernels torch.compile sees; under the interpreter an opaque
         ``custom_op`` with the declared fake."""
 
