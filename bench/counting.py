@@ -2,8 +2,9 @@
 
 Bytes are the *minimum* traffic an op needs and vector operations the least arithmetic (the compute
 roof), as each op's entry in ``kernels.catalog`` defines them (bytes: the forward reads ``x`` and writes
-``y``; forward+backward adds reading ``dy`` and ``x`` and writing ``dx``; extra saved tensors such as ATen's int64 pool indices are not counted: a kernel that moves them pays
-for them in time, which is the point of the measurement).
+``y``; forward+backward adds reading ``dy`` and ``x`` and writing ``dx``; extra saved tensors such as
+ATen's int64 pool indices are not counted: a kernel that moves them pays for them in time, which is the
+point of the measurement).
 
 FLOPs count multiply-adds (MACs) of conv and FC layers only (biases, ReLU, LRN, pooling are
 negligible and memory-bound). For the paper's two-tower net at 227x227 the forward count is

@@ -6,8 +6,9 @@ with eager.
 Each public op's entry also declares it as a custom op of the ``cpp`` and ``triton`` backends (schema,
 fakes, what autograd keeps: ``OpSpec.custom``, collected in ``CUSTOM_OPS``; ``kernels/custom_ops.py``
 says how), and both backends register from it. Tests, benchmarks (matrix, pre-timing check, % of the
-memory and compute roofs), the peers' ONNX graphs, counting and reports read ``OPS``. Besides the three public ops, ``unfused`` is the chain
-``relu_lrn`` then ``max_pool`` of one backend: what the fused op is measured against.
+memory and compute roofs), the peers' ONNX graphs, counting and reports read ``OPS``. Besides the three
+public ops, ``unfused`` is the chain ``relu_lrn`` then ``max_pool`` of one backend: what the fused op is
+measured against.
 
 Minimal bytes (so that achieved GB/s = minimal bytes / time is a lower bound on what a kernel moved):
 the forward reads ``x`` once and writes ``y`` once; forward+backward adds reading ``dy`` and ``x`` (the
@@ -88,8 +89,8 @@ def _pooled_shape(shape: Shape, settings: dict) -> Shape:
 def _relu_lrn_onnx(s: dict) -> list[OnnxNode]:
     # ONNX: y = x / (bias + alpha / size * sum x^2) ** beta, so alpha = size * (paper alpha)
     size = int(s["size"])
-    return [OnnxNode("Relu"), OnnxNode("LRN", dict(size=size, alpha=float(s["alpha"]) * size, beta=float(s["beta"]),
-                                                   bias=float(s["k"])))]
+    lrn = dict(size=size, alpha=float(s["alpha"]) * size, beta=float(s["beta"]), bias=float(s["k"]))
+    return [OnnxNode("Relu"), OnnxNode("LRN", lrn)]
 
 
 def _max_pool_onnx(s: dict) -> list[OnnxNode]:
