@@ -33,7 +33,7 @@ import torch
 
 from kernels.backends import autograd
 from kernels.catalog import CUSTOM_OPS
-from kernels.custom_ops import define_schemas
+from kernels.custom_ops import CustomOp, define_schemas
 
 NAMESPACE = "alexnet_cpp_ext"
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
@@ -203,27 +203,30 @@ def _ops():
 # ----------------------------------------------------------------------------------------------
 
 
-def relu_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
-    return _ops().relu_lrn(x, size, alpha, beta, k)
-
-
 def _inference(x: torch.Tensor) -> bool:
     """No backward can follow: on a CPU the pooling ops then skip computing and storing argmax offsets."""
     return x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
 
 
-def max_pool(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
-    if _inference(x):
-        return _ops().max_pool_values(x, kernel_size, stride)
-    return _ops().max_pool(x, kernel_size, stride)[0]
+def _public_op(decl: CustomOp):
+    """The backend function of a declared op, ``(x, *settings) -> y``: the op's output (a pooling op's
+    ``y`` without its offsets; on a CPU with no backward to follow, its ``_values`` form)."""
+    name, pooled = decl.name, decl.pooled
+
+    def op(x: torch.Tensor, *settings) -> torch.Tensor:
+        ops = _ops()
+        if not pooled:
+            return getattr(ops, name)(x, *settings)
+        if _inference(x):
+            return getattr(ops, f"{name}_values")(x, *settings)
+        return getattr(ops, name)(x, *settings)[0]
+
+    op.__name__ = op.__qualname__ = name
+    return op
 
 
-def relu_lrn_pool(
-    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
-) -> torch.Tensor:
-    if _inference(x):
-        return _ops().relu_lrn_pool_values(x, size, alpha, beta, k, kernel_size, stride)
-    return _ops().relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride)[0]
+# relu_lrn, max_pool, relu_lrn_pool, ...: one function per declared op
+globals().update({name: _public_op(decl) for name, decl in CUSTOM_OPS.items()})
 
 
 # ----------------------------------------------------------------------------------------------

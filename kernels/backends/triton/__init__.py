@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from kernels.catalog import CUSTOM_OPS
+from kernels.custom_ops import CustomOp
 from kernels.interpreter import announce_interpreter_once, triton_interpreted
 
 try:
@@ -52,7 +54,6 @@ if _IMPORT_ERROR is None:
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
     from kernels.backends.triton import relu_lrn_pool_kernel as _fused
-    from kernels.catalog import CUSTOM_OPS
 
     _INTERPRETED = triton_interpreted()
 
@@ -97,18 +98,19 @@ if _IMPORT_ERROR is None:
 
 # ---------------------------------------------------------------------- backend interface (ops.py)
 
-def relu_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
-    announce_interpreter_once()
-    return torch.ops.alexnet_kernels.relu_lrn(x, size, alpha, beta, k)
+def _public_op(decl: CustomOp):
+    """The backend function of a declared op, ``(x, *settings) -> y``: the op's output (a pooling op's
+    ``y`` without its offsets)."""
+    name, pooled = decl.name, decl.pooled
+
+    def op(x: torch.Tensor, *settings) -> torch.Tensor:
+        announce_interpreter_once()
+        out = getattr(torch.ops.alexnet_kernels, name)(x, *settings)
+        return out[0] if pooled else out
+
+    op.__name__ = op.__qualname__ = name
+    return op
 
 
-def max_pool(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
-    announce_interpreter_once()
-    return torch.ops.alexnet_kernels.max_pool(x, kernel_size, stride)[0]
-
-
-def relu_lrn_pool(
-    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, kernel_size: int, stride: int
-) -> torch.Tensor:
-    announce_interpreter_once()
-    return torch.ops.alexnet_kernels.relu_lrn_pool(x, size, alpha, beta, k, kernel_size, stride)[0]
+# relu_lrn, max_pool, relu_lrn_pool, ...: one function per declared op
+globals().update({name: _public_op(decl) for name, decl in CUSTOM_OPS.items()})
