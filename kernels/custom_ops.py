@@ -72,6 +72,13 @@ class CustomOp:
     def values_fake(self, *args):
         return self.forward(*args)[0]
 
+    def call_settings(self, x, settings: tuple, named: dict) -> tuple:
+        """The settings of a call ``op(x, *settings, **named)`` in schema order (a TypeError names a
+        missing or unknown one)."""
+        if not named:
+            return settings
+        return tuple(inspect.signature(self.forward).bind(x, *settings, **named).arguments.values())[1:]
+
 
 def define_schemas(library: torch.library.Library, values: bool = False) -> None:
     """Defines every declared op (``kernels.catalog.CUSTOM_OPS``) and its backward op in ``library`` (and

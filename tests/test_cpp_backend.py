@@ -268,3 +268,14 @@ def test_three_quarters_power_is_within_a_few_eps_of_float64(backend, layout):
         order = torch.randperm(8, generator=torch.Generator().manual_seed(seed))
         xs = special[order].reshape(1, 8, 1, 1).repeat(1, 1, 3, 5).contiguous(memory_format=fmt)
         torch.testing.assert_close(backend.relu_lrn(xs, *LRN), reference.relu_lrn(xs, *LRN), equal_nan=True)
+
+
+def test_backend_functions_take_the_declared_settings_by_keyword(backend):
+    """Each backend function made from an op's declaration has its signature: keywords as positions,
+    a missing setting named."""
+    x = torch.randn(1, 8, 9, 9, generator=torch.Generator().manual_seed(3))
+    size, alpha, beta, k = LRN
+    assert torch.equal(backend.relu_lrn(x, size=size, alpha=alpha, beta=beta, k=k), backend.relu_lrn(x, *LRN))
+    assert torch.equal(backend.max_pool(x, 3, stride=2), backend.max_pool(x, 3, 2))
+    with pytest.raises(TypeError, match="'k'"):
+        backend.relu_lrn(x, size=size, alpha=alpha, beta=beta)

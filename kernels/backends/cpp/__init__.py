@@ -24,6 +24,7 @@ input is made ``.contiguous()`` NCHW first.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import threading
@@ -209,11 +210,12 @@ def _inference(x: torch.Tensor) -> bool:
 
 
 def _public_op(decl: CustomOp):
-    """The backend function of a declared op, ``(x, *settings) -> y``: the op's output (a pooling op's
+    """The backend function of a declared op, with its declared signature ``(x, *settings) -> y``: the op's output (a pooling op's
     ``y`` without its offsets; on a CPU with no backward to follow, its ``_values`` form)."""
     name, pooled = decl.name, decl.pooled
 
-    def op(x: torch.Tensor, *settings) -> torch.Tensor:
+    def op(x: torch.Tensor, *settings, **named) -> torch.Tensor:
+        settings = decl.call_settings(x, settings, named) if named else settings
         ops = _ops()
         if not pooled:
             return getattr(ops, name)(x, *settings)
@@ -222,6 +224,7 @@ def _public_op(decl: CustomOp):
         return getattr(ops, name)(x, *settings)[0]
 
     op.__name__ = op.__qualname__ = name
+    op.__signature__ = inspect.signature(decl.forward)
     return op
 
 

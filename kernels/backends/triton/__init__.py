@@ -12,6 +12,8 @@ without graph breaks. Autograd for both comes from ``register_autograd``.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from kernels.catalog import CUSTOM_OPS
@@ -48,8 +50,6 @@ def device_problem(device: torch.device) -> str | None:
 
 
 if _IMPORT_ERROR is None:
-    import inspect
-
     from kernels.backends import autograd
     from kernels.backends.triton import max_pool_kernel as _mp
     from kernels.backends.triton import relu_lrn_kernel as _lrn
@@ -99,16 +99,18 @@ if _IMPORT_ERROR is None:
 # ---------------------------------------------------------------------- backend interface (ops.py)
 
 def _public_op(decl: CustomOp):
-    """The backend function of a declared op, ``(x, *settings) -> y``: the op's output (a pooling op's
+    """The backend function of a declared op, with its declared signature ``(x, *settings) -> y``: the op's output (a pooling op's
     ``y`` without its offsets)."""
     name, pooled = decl.name, decl.pooled
 
-    def op(x: torch.Tensor, *settings) -> torch.Tensor:
+    def op(x: torch.Tensor, *settings, **named) -> torch.Tensor:
+        settings = decl.call_settings(x, settings, named) if named else settings
         announce_interpreter_once()
         out = getattr(torch.ops.alexnet_kernels, name)(x, *settings)
         return out[0] if pooled else out
 
     op.__name__ = op.__qualname__ = name
+    op.__signature__ = inspect.signature(decl.forward)
     return op
 
 
