@@ -8,8 +8,9 @@ them).
 Both backends loop over ``CUSTOM_OPS``: the ``cpp`` backend defines every schema (``define_schemas``)
 before its extension loads (the C++ side only implements them), the ``triton`` backend wraps its
 launchers in these signatures; both register the fakes and the one autograd pattern
-(``kernels/backends/autograd.py``) from the same entries. A pooling op returns ``(y, offsets)``, and on a CPU the ``cpp`` backend also has an
-inference-only ``<op>_values`` form that returns ``y`` alone (``values_schema``).
+(``kernels/backends/autograd.py``) from the same entries, and make each op's Python function with
+``CustomOp.backend_function``. A pooling op returns ``(y, offsets)``, and on a CPU the ``cpp`` backend
+also has an inference-only ``<op>_values`` form that returns ``y`` alone (``values_schema``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-
 
 SAVABLE = ("x", "offsets")  # the forward's input, the forward's second output
 
@@ -72,12 +72,20 @@ class CustomOp:
     def values_fake(self, *args):
         return self.forward(*args)[0]
 
-    def call_settings(self, x, settings: tuple, named: dict) -> tuple:
-        """The settings of a call ``op(x, *settings, **named)`` in schema order (a TypeError names a
-        missing or unknown one)."""
-        if not named:
-            return settings
-        return tuple(inspect.signature(self.forward).bind(x, *settings, **named).arguments.values())[1:]
+    def backend_function(self, output: Callable) -> Callable:
+        """A backend's Python function for this op, named and signed as declared: ``op(x, *settings)``,
+        settings by position or keyword (a TypeError names a missing or unknown one), returning
+        ``output(x, settings)`` with the settings in schema order."""
+        signature = inspect.signature(self.forward)
+
+        def op(x: torch.Tensor, *settings, **named) -> torch.Tensor:
+            if named:
+                settings = tuple(signature.bind(x, *settings, **named).arguments.values())[1:]
+            return output(x, settings)
+
+        op.__name__ = op.__qualname__ = self.name
+        op.__signature__ = signature
+        return op
 
 
 def define_schemas(library: torch.library.Library, values: bool = False) -> None:

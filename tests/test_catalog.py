@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from kernels.catalog import CUSTOM_OPS, OPS, PUBLIC_OPS
+from kernels.catalog import CUSTOM_OPS, OPS, PUBLIC_OPS, OpSpec
 
 
 @pytest.mark.parametrize("op", list(OPS))
@@ -20,7 +20,8 @@ def test_settings_are_the_functions_keywords_with_its_defaults(op):
         assert list(keywords) == list(spec.defaults)
 
 
-def test_every_custom_op_is_a_public_op_with_the_same_settings():
+def test_every_public_op_is_declared_with_its_steps_settings():
     assert set(CUSTOM_OPS) == set(PUBLIC_OPS)
-    for name, decl in CUSTOM_OPS.items():
-        assert decl.settings == tuple(OPS[name].defaults), name
+    spec = OPS["relu_lrn_pool"]  # a declaration whose settings are not its steps' is refused
+    with pytest.raises(ValueError, match="declared as relu_lrn"):
+        OpSpec("relu_lrn_pool", spec.function, spec.steps, spec.alexnet_sites, custom=OPS["relu_lrn"].custom)

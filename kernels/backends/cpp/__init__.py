@@ -24,7 +24,6 @@ input is made ``.contiguous()`` NCHW first.
 """
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 import threading
@@ -210,12 +209,11 @@ def _inference(x: torch.Tensor) -> bool:
 
 
 def _public_op(decl: CustomOp):
-    """The backend function of a declared op, with its declared signature ``(x, *settings) -> y``: the op's output (a pooling op's
-    ``y`` without its offsets; on a CPU with no backward to follow, its ``_values`` form)."""
+    """The backend function of a declared op: its output ``y`` (a pooling op's without its offsets; on a
+    CPU with no backward to follow, from its ``_values`` form)."""
     name, pooled = decl.name, decl.pooled
 
-    def op(x: torch.Tensor, *settings, **named) -> torch.Tensor:
-        settings = decl.call_settings(x, settings, named) if named else settings
+    def output(x: torch.Tensor, settings: tuple) -> torch.Tensor:
         ops = _ops()
         if not pooled:
             return getattr(ops, name)(x, *settings)
@@ -223,9 +221,7 @@ def _public_op(decl: CustomOp):
             return getattr(ops, f"{name}_values")(x, *settings)
         return getattr(ops, name)(x, *settings)[0]
 
-    op.__name__ = op.__qualname__ = name
-    op.__signature__ = inspect.signature(decl.forward)
-    return op
+    return decl.backend_function(output)
 
 
 # relu_lrn, max_pool, relu_lrn_pool, ...: one function per declared op

@@ -99,19 +99,15 @@ if _IMPORT_ERROR is None:
 # ---------------------------------------------------------------------- backend interface (ops.py)
 
 def _public_op(decl: CustomOp):
-    """The backend function of a declared op, with its declared signature ``(x, *settings) -> y``: the op's output (a pooling op's
-    ``y`` without its offsets)."""
+    """The backend function of a declared op: its output ``y`` (a pooling op's without its offsets)."""
     name, pooled = decl.name, decl.pooled
 
-    def op(x: torch.Tensor, *settings, **named) -> torch.Tensor:
-        settings = decl.call_settings(x, settings, named) if named else settings
+    def output(x: torch.Tensor, settings: tuple) -> torch.Tensor:
         announce_interpreter_once()
         out = getattr(torch.ops.alexnet_kernels, name)(x, *settings)
         return out[0] if pooled else out
 
-    op.__name__ = op.__qualname__ = name
-    op.__signature__ = inspect.signature(decl.forward)
-    return op
+    return decl.backend_function(output)
 
 
 # relu_lrn, max_pool, relu_lrn_pool, ...: one function per declared op
