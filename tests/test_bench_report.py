@@ -428,6 +428,17 @@ def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
     line = next(x for x in (folder / "README.md").read_text().splitlines() if x.startswith("- training step"))
     assert f"{t[('paper', 'eager')] / t[('no-lrn', 'eager')]:.2f}x the eager kernels" in line
     assert line.endswith(f"are {t[('paper', 'eager')] / t[('paper', 'cpp')]:.2f}x.")
-    (folder / "profile.md").write_text("# p\n\n**This suite's ops** (x): 1.0 ms per step, 1.0% of all self time.\n")
+    assert "With this suite's ops free" not in (folder / "README.md").read_text()  # no profile beside it yet
+    (folder / "profile.md").write_text("# p\n\n**This suite's ops** (x): 1.0 ms per step, 1.0% of all self time. "
+                                       "Were they free, the step would take 80.0% of its time: at most 1.25x faster "
+                                       "than now.\n")
+    (folder / "profile-infer.md").write_text("# p\n\n**This suite's ops** (y): 2.0 ms per step.\n")
     assert report.main([str(log), "--out", str(out)]) == 0
-    assert "[profile](profile.md) (its own run). **This suite's ops** (x): 1.0 ms" in (folder / "README.md").read_text()
+    text = (folder / "README.md").read_text()
+    assert "training step's time goes: [profile](profile.md) (its own run). **This suite's ops** (x): 1.0 ms" in text
+    assert "inference forward's time goes: [profile](profile-infer.md) (its own run). **This suite's ops** (y)" in text
+    best = load_run(log).models
+    best = best[(best["mode"] == "train") & (best["variant"] == "paper") & (best["kernels"] == "cpp")
+                & (best["amp"] != "bf16") & ~best["channels_last"].astype(bool)].iloc[-1]["speedup_vs_best_eager"]
+    assert f"would be at most {best * 1.25:.2f}x the best-layout eager kernels (now {best:.2f}x)" in text
+    assert text.count("With this suite's ops free") == 1  # the inference page states no bound: no line for it

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -67,9 +68,11 @@ def _status(run: Run) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _model_ceilings(models: pd.DataFrame) -> str:
+def _model_ceilings(models: pd.DataFrame, out: Path | None = None) -> str:
     """What bounds the model targets, from this run alone: the same net without LRN (eager kernels) is
-    how fast the paper's net could be were its LRN free; the cpp kernels' ratio is set beside it."""
+    how fast the paper's net could be were its LRN free; the cpp kernels' ratio is set beside it. Where the
+    report folder holds a profile page of the same mode (``bench.tools.profile_step``, its own run), the
+    cpp kernels' best-layout ratio is also scaled by that page's bound for this suite's ops costing nothing."""
     if models.empty or not {"variant", "kernels", "mode", "amp", "time_s", "batch"} <= set(models.columns):
         return ""
     plain = models[(models["amp"] != "bf16") & ~models["compile_model"].astype(bool)
@@ -86,19 +89,47 @@ def _model_ceilings(models: pd.DataFrame) -> str:
                      f"the same net without LRN {no_lrn['time_s'] * 1e3:.1f} ms: a free LRN with ATen's pooling would be "
                      f"{eager['time_s'] / no_lrn['time_s']:.2f}x the eager kernels; the cpp kernels (LRN and pooling, "
                      f"{cpp['time_s'] * 1e3:.1f} ms) are {eager['time_s'] / cpp['time_s']:.2f}x.\n")
+        bound = _profile_bound(out / PROFILE_PAGES[mode]) if out is not None else None
+        best = cpp.get("speedup_vs_best_eager")
+        if bound is not None and best is not None and pd.notna(best):
+            lines.append(f"  With this suite's ops free (their share of the cpp {what} in "
+                         f"[its profile]({PROFILE_PAGES[mode]}), at most {bound:.2f}x), the cpp kernels would be at most "
+                         f"{best * bound:.2f}x the best-layout eager kernels (now {best:.2f}x): the most any kernel "
+                         "of this suite could bring on this machine.\n")
     if not lines:
         return ""
     return ("## What bounds the model targets\n\nThe convolutions and GEMMs are the same in every arm; "
             "from this run (fp32, NCHW, kernels not compiled):\n\n" + "".join(lines) + "\n")
 
 
-def _profile_summary(out: Path) -> str:
-    """A link to the training-step profile committed beside the report, with its own summary line."""
-    page = out / "profile.md"
+PROFILE_PAGES = {"train": "profile.md", "infer": "profile-infer.md"}  # as bench.tools.profile_step names them
+_SUMMARY_PREFIX = "**This suite's ops**"
+
+
+def _profile_summary_line(page: Path) -> str:
+    """The summary line a ``bench.tools.profile_step`` page ends with, or ''."""
     if not page.is_file():
         return ""
-    summary = next((line for line in page.read_text().splitlines() if line.startswith("**This suite's ops**")), "")
-    return f"Where the training step's time goes: [profile](profile.md) (its own run). {summary}\n\n"
+    return next((line for line in page.read_text().splitlines() if line.startswith(_SUMMARY_PREFIX)), "")
+
+
+def _profile_bound(page: Path) -> float | None:
+    """How many times faster the step would be were this suite's ops free (from the page's 'the step would
+    take P% of its time', finer than its rounded 'at most N.NNx'), or None."""
+    match = re.search(r"the step would take (\d+(?:\.\d+)?)% of its time", _profile_summary_line(page))
+    return 100.0 / float(match.group(1)) if match and float(match.group(1)) > 0 else None
+
+
+def _profile_summary(out: Path) -> str:
+    """Links to the step profiles committed beside the report (training, inference), each with its
+    own summary line."""
+    parts = []
+    for mode, what in (("train", "training step"), ("infer", "inference forward")):
+        page = out / PROFILE_PAGES[mode]
+        if page.is_file():
+            parts.append(f"Where the {what}'s time goes: [profile]({page.name}) (its own run). "
+                         f"{_profile_summary_line(page)}\n\n")
+    return "".join(parts)
 
 
 def write_run_report(run: Run, out_root: Path) -> list[Path]:
@@ -161,7 +192,7 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
             + "Pages: [kernels](kernels.md), [model](model.md), [memory](memory.md), [targets](targets.md)\n\n"
             + "## Targets\n\n" + tables.markdown(summary)
             + "\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pngs)
-            + _model_ceilings(run.models) + _profile_summary(out)
+            + _model_ceilings(run.models, out) + _profile_summary(out)
             + "## Paper vs measured (systems claims)\n\n"
             + paper_claims.claims_markdown(run.models))
     put("README.md", _page(f"Benchmark report: {run.label}", run, body))

@@ -5,7 +5,7 @@
 
 Calls ``kernels.relu_lrn_pool(x, backend="cpp")`` for ``--seconds`` on AlexNet's conv1 activation at batch 16
 (float32, ``randn * 30`` so that LRN normalises), after three warm-up calls, and prints the time per call;
-the committed reading is ``reports/cpu-epyc-avx2/profile.md``.
+the committed reading is ``reports/cpu-epyc-avx2/fused-forward-profile.md``.
 """
 from __future__ import annotations
 

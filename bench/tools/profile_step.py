@@ -1,7 +1,8 @@
-"""Where one AlexNet training step spends its time, from torch.profiler: the step's phases and the
-operators by self time, with the share taken by this suite's own ops - a Markdown page.
+"""Where one AlexNet training step (or inference forward) spends its time, from torch.profiler: the step's
+phases and the operators by self time, with the share taken by this suite's own ops - a Markdown page.
 
     python -m bench.tools.profile_step --kernels cpp --out reports/NAME/profile.md
+    python -m bench.tools.profile_step --kernels cpp --mode infer --out reports/NAME/profile-infer.md
 
 It answers what bounds a target such as "the training step >= 1.5x the eager kernels": if the suite's
 ops are a few percent of the step, no kernel of theirs can move it much. Run it on a quiet machine
@@ -26,6 +27,7 @@ from kernels.backends import BACKENDS
 
 OWN_OPS = ("alexnet_cpp_ext", "GeneratedBackwardFor_alexnet", "alexnet_triton")  # profiler keys of our ops
 PHASES = ("zero_grad", "forward", "backward", "optimizer step")
+MODES = {"train": "training step", "infer": "inference forward"}  # --mode: what one profiled step is
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16, the CPU headline's)")
     p.add_argument("--image-size", type=int, default=227, help="input size in pixels (default 227, the paper's)")
     p.add_argument("--steps", type=int, default=5, help="profiled steps, after 3 warm-up steps (default 5)")
+    p.add_argument("--mode", default="train", choices=MODES,
+                   help="train: an SGD step (forward, backward, update); infer: the forward alone in eval mode "
+                        "under no_grad (default train)")
     page_cli.add_threads_and_out(p)
     return p
 
 
-def profile_steps(kernels: str, batch: int, image_size: int, steps: int):
-    """(key averages, ms per step) of ``steps`` SGD steps of the paper's AlexNet on the CPU."""
+def profile_steps(kernels: str, batch: int, image_size: int, steps: int, mode: str = "train"):
+    """(key averages, ms per step) of ``steps`` SGD steps (``mode="train"``) or inference forwards
+    (``"infer"``) of the paper's AlexNet on the CPU."""
     torch.manual_seed(0)
     model = build_model(AlexNetConfig(kernels=kernels))
     opt = paper_sgd(model.parameters(), lr=0.01)  # as train.py: fused where PyTorch has it
@@ -47,7 +53,11 @@ def profile_steps(kernels: str, batch: int, image_size: int, steps: int):
     y = torch.randint(0, 1000, (batch,))
     record = torch.profiler.record_function
 
-    def step():
+    def infer():
+        with torch.no_grad(), record("forward"):
+            model(x)
+
+    def train():
         with record("zero_grad"):
             opt.zero_grad(set_to_none=True)
         with record("forward"):
@@ -57,6 +67,9 @@ def profile_steps(kernels: str, batch: int, image_size: int, steps: int):
         with record("optimizer step"):
             opt.step()
 
+    if mode == "infer":
+        model.eval()
+    step = infer if mode == "infer" else train
     for _ in range(3):
         step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -73,12 +86,15 @@ def render(averages, wall_ms: float, args, command: str) -> str:
     ours = [e for e in averages if any(tag in e.key for tag in OWN_OPS)]
     ours_us = sum(e.self_cpu_time_total for e in ours)
     cpu = machine.cpu_info()["cpu_model"]
-    lines = [f"# Where the AlexNet training step spends its time ({args.kernels} kernels, CPU profile)", "",
+    what = MODES[args.mode]
+    workload = ("SGD with momentum and weight decay" if args.mode == "train"
+                else "the forward alone, eval mode, under no_grad")
+    lines = [f"# Where the AlexNet {what} spends its time ({args.kernels} kernels, CPU profile)", "",
              f"- Machine: {cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
              f"{datetime.now(timezone.utc).date().isoformat()}.",
              f"- Command: `{command}`",
-             f"- The paper's AlexNet (two towers), {args.image_size} px, batch {args.batch}, float32, SGD with momentum "
-             f"and weight decay; {args.steps} profiled step(s) after 3 warm-up steps, {wall_ms:.1f} ms per step "
+             f"- The paper's AlexNet (two towers), {args.image_size} px, batch {args.batch}, float32, {workload}; "
+             f"{args.steps} profiled step(s) after 3 warm-up steps, {wall_ms:.1f} ms per step "
              "(under the profiler, which adds a little).", "",
              "## Phases of a step", ""]
     lines += report_kit.table(["phase", "ms per step", "share of the step"], (
@@ -108,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--image-size {args.image_size} is too small for AlexNet (conv1 11/4 and three 3/2 "
                              "pools); use at least 67")
         page_cli.prepare(args)
-        averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps)
+        averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps, args.mode)
         page_cli.emit(render(averages, wall_ms, args, page_cli.command_line("bench.tools.profile_step", argv)),
                       args.out)
     return run_cli(parser.prog, body)
