@@ -272,6 +272,31 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     assert (tmp_path / "conv-local-short-curves.png").is_file()
 
 
+def test_study_plan_runs_two_short_pairs_then_the_full_pair_level_then_a_third(tmp_path, monkeypatch):
+    """--plan study: short seeds 0 and 1, the two full runs alternately in chunks, then short seed 2."""
+    from bench.ablations import conv_local
+
+    calls = []
+
+    def fake_run_one(spec, data, records, state_dir, quiet=False, stop_after=None):
+        calls.append((spec.schedule, spec.arm, spec.seed, stop_after))
+        return {} if stop_after is None or stop_after == spec.total_epochs else None
+
+    monkeypatch.setattr(conv_local, "run_one", fake_run_one)
+    monkeypatch.setattr(conv_local, "render_report", lambda *a, **k: None)
+    monkeypatch.setattr(conv_local, "load_images", lambda *a, **k: None)
+    conv_local.main(["--plan", "study", "--state-dir", str(tmp_path / "state"), "--records", str(tmp_path / "rec")])
+    short = [(s, a, k) for s, a, k, _ in calls if s == "short"]
+    assert short == [("short", arm, seed) for seed in (0, 1, 2) for arm in ("13pct", "11pct")]
+    full = [i for i, c in enumerate(calls) if c[0] == "full"]
+    assert calls[full[0] - 1][2] == 1 and calls[full[-1] + 1][2] == 2  # between the second and third pairs
+    total = conv_local.make_spec("full", "13pct", 0).total_epochs
+    assert [c[3] for c in calls if c[0] == "full" and c[1] == "13pct"][:2] == [conv_local.FULL_CHUNK,
+                                                                            2 * conv_local.FULL_CHUNK]
+    assert [c[1] for c in calls if c[0] == "full"][:4] == ["13pct", "11pct", "13pct", "11pct"]  # kept level
+    assert max(c[3] for c in calls if c[0] == "full") == total
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from bench.ablations.conv_local import PROG, main
     from infra.errors import run_cli
