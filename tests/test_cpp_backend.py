@@ -144,6 +144,28 @@ def test_fused_saves_input_and_int8_offsets_only(backend):
     assert saved[1].element_size() * saved[1].numel() == y.numel()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_max_pool_ties_and_nan_pick_and_route_as_eager(backend, dtype, layout):
+    """Whole-number inputs put several equal maxima in most windows: the first in row-major order wins, a
+    NaN wins over everything (the last NaN), and each pooled gradient goes to exactly the element ATen's
+    max_pool2d picks, summed where overlapping windows pick the same one. Whole-number gradients keep
+    every sum exact, so the gradients compare for equality."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 3, (2, 19, 13, 15)).to(dtype)  # 19 channels: whole vectors and a partial one
+    x[0, 3, 4, 4], x[0, 3, 4, 5], x[1, 18, 0, 0], x[1, 7, 6, 6] = float("nan"), float("nan"), float("nan"), float("inf")
+    x = x.contiguous(memory_format=layout)
+    for ks, st in ((3, 2), (2, 2), (3, 1)):
+        xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+        ys = [backend.max_pool(xs[0], ks, st), torch.nn.functional.max_pool2d(xs[1], ks, st)]
+        assert torch.equal(ys[0].isnan(), ys[1].isnan()) and ys[0].isnan().any()
+        assert torch.equal(ys[0].nan_to_num(-9.0), ys[1].nan_to_num(-9.0))
+        gy = torch.randint(-4, 5, ys[0].shape).to(dtype)
+        for xi, yi in zip(xs, ys):
+            yi.backward(gy)
+        assert torch.equal(xs[0].grad, xs[1].grad), (ks, st)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_inference_forms_equal_the_training_forms(backend, dtype, layout):

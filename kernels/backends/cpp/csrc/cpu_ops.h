@@ -205,13 +205,12 @@ void max_pool_backward(const at::Tensor& g, const at::Tensor& off, at::Tensor& g
     if (fmt == at::MemoryFormat::ChannelsLast) {
       // Each input position gathers from the (at most ceil(k/s)^2) windows covering it: written once.
       at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> acc(C);
         for (int64_t r = begin; r < end; ++r) {
           const int64_t n = r / H, h = r % H;
           for (int64_t w = 0; w < W; ++w) {
             const int64_t pooled = n * OH * OW;
-            gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
-            store_row(acc.data(), gxp + (r * W + w) * C, C);
+            gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C,
+                             gxp + (r * W + w) * C);
           }
         }
       });

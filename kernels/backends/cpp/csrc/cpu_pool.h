@@ -160,20 +160,33 @@ void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t kernel
   else pool_row_values_s2<2>(rows, end, OW, colmax, y);
 }
 
-// One pooled output position over C channels: at(kh, kw) points at the C floats of window element
-// (kh, kw); writes C outputs and their offsets (values only: pool_row_channels_values).
+// One pooled output position over C channels: at(kh, kw) points at the C values of window element
+// (kh, kw), at(kh, kw) = at(0, 0) + kh * row_step + kw * col_step; writes C outputs and their offsets (values
+// only: pool_row_channels_values). Whole vectors with no partial-vector branches, the window unrolled for
+// 2 and 3 (every AlexNet pool), its element addresses a constant step apart.
+template <int K, typename in_t, typename scalar_t, typename off_t>
+void pool_channels(const in_t* base, int64_t row_step, int64_t col_step, int64_t kernel_size, int64_t C, scalar_t* y,
+                   off_t* off) {
+  const int64_t window = K > 0 ? K : kernel_size;
+  for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    Vec best(-std::numeric_limits<float>::infinity()), boff(0.f);
+    for (int64_t kh = 0; kh < window; ++kh) {
+      const in_t* row = base + kh * row_step + q;
+      for (int64_t kw = 0; kw < window; ++kw)
+        take_if_better(best, boff, load_float(row + kw * col_step, m), Vec(static_cast<float>(kh * window + kw)));
+    }
+    store_max<in_t>(y + q, best, m);
+    store_offsets(off + q, boff, m);
+  });
+}
+
 template <typename scalar_t, typename off_t, typename At>
 void pool_channels(const At& at, int64_t kernel_size, int64_t C, scalar_t* y, off_t* off) {
-  for (int64_t q = 0; q < C; q += kLanes) {
-    Vec best(-std::numeric_limits<float>::infinity()), boff(0.f);
-    for (int64_t kh = 0; kh < kernel_size; ++kh) {
-      for (int64_t kw = 0; kw < kernel_size; ++kw) {
-        take_if_better(best, boff, load_float(at(kh, kw) + q, C - q), Vec(static_cast<float>(kh * kernel_size + kw)));
-      }
-    }
-    store_max<pointee_t<decltype(at(0, 0))>>(y + q, best, C - q);
-    store_offsets(off + q, boff, C - q);
-  }
+  const auto* base = at(0, 0);
+  const int64_t row_step = kernel_size > 1 ? at(1, 0) - base : 0, col_step = kernel_size > 1 ? at(0, 1) - base : 0;
+  if (kernel_size == 3) return pool_channels<3>(base, row_step, col_step, kernel_size, C, y, off);
+  if (kernel_size == 2) return pool_channels<2>(base, row_step, col_step, kernel_size, C, y, off);
+  pool_channels<0>(base, row_step, col_step, kernel_size, C, y, off);
 }
 
 // One pooled output row, values only (channels_last inference): the maxima over the kernel_size input
@@ -237,25 +250,46 @@ ALEXNET_ALWAYS_INLINE Vec load_offsets(const off_t* p, int64_t n) {
 }
 
 // Gradient of one input position over C channels from the pooled gradients of the windows covering it
-// (channels_last): acc[c] = sum over covering windows (in output order) of g[c] where off[c] is this
-// position. gy / offs: the image's pooled gradients and offsets, [OH][OW][C].
-template <typename scalar_t, typename off_t>
-void gather_pool_grad(int64_t h, int64_t w, int64_t OH, int64_t OW, int64_t kernel_size, int64_t stride, int64_t C,
-                      const scalar_t* gy, const off_t* offs, float* acc) {
-  std::fill(acc, acc + C, 0.f);
-  const CoveringWindows rows = covering_windows(h, OH, kernel_size, stride);
-  const CoveringWindows cols = covering_windows(w, OW, kernel_size, stride);
+// (channels_last): dst[c] = sum over covering windows (in output order, from zero) of g[c] where off[c] is
+// this position, written as out_t (rounded to nearest even for a 16-bit type). gy / offs: the image's
+// pooled gradients and offsets, [OH][OW][C]. Channels go kGatherBlock vectors at a time, summed in
+// registers over the windows and stored once (no float scratch row to clear, add into and copy out).
+constexpr int64_t kGatherBlock = 4;
+
+template <int64_t kVectors, typename scalar_t, typename off_t, typename out_t>
+ALEXNET_ALWAYS_INLINE void gather_pool_grad_block(const CoveringWindows& rows, const CoveringWindows& cols, int64_t h,
+                                                  int64_t w, int64_t OW, int64_t kernel_size, int64_t stride, int64_t C,
+                                                  const scalar_t* gy, const off_t* offs, out_t* dst, int64_t lanes) {
+  Vec sum[kVectors];
+#pragma GCC unroll 8
+  for (int64_t j = 0; j < kVectors; ++j) sum[j] = Vec(0.f);
   for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
     for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
       const Vec target(static_cast<float>((h - oh * stride) * kernel_size + (w - ow * stride)));
       const scalar_t* g = gy + (oh * OW + ow) * C;
       const off_t* o = offs + (oh * OW + ow) * C;
-      for (int64_t q = 0; q < C; q += kLanes) {
-        const Vec hit = load_offsets(o + q, C - q) == target;
-        store(acc + q, load(acc + q, C - q) + (load_float(g + q, C - q) & hit), C - q);
+#pragma GCC unroll 8
+      for (int64_t j = 0; j < kVectors; ++j) {
+        const int64_t m = kVectors == 1 ? lanes : kLanes;
+        sum[j] = sum[j] + (load_float(g + j * kLanes, m) & (load_offsets(o + j * kLanes, m) == target));
       }
     }
   }
+#pragma GCC unroll 8
+  for (int64_t j = 0; j < kVectors; ++j) store_as(dst + j * kLanes, sum[j], kVectors == 1 ? lanes : kLanes);
+}
+
+template <typename scalar_t, typename off_t, typename out_t>
+void gather_pool_grad(int64_t h, int64_t w, int64_t OH, int64_t OW, int64_t kernel_size, int64_t stride, int64_t C,
+                      const scalar_t* gy, const off_t* offs, out_t* dst) {
+  const CoveringWindows rows = covering_windows(h, OH, kernel_size, stride);
+  const CoveringWindows cols = covering_windows(w, OW, kernel_size, stride);
+  int64_t q = 0;
+  for (; q + kGatherBlock * kLanes <= C; q += kGatherBlock * kLanes)
+    gather_pool_grad_block<kGatherBlock>(rows, cols, h, w, OW, kernel_size, stride, C, gy + q, offs + q, dst + q, kLanes);
+  for_each_vector(C - q, [&](int64_t v, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    gather_pool_grad_block<1>(rows, cols, h, w, OW, kernel_size, stride, C, gy + q + v, offs + q + v, dst + q + v, m);
+  });
 }
 
 // Adds pooled row oh's gradients (NCHW: g, off hold its OW values) at their argmax in the input rows its
