@@ -106,6 +106,44 @@ struct LrnScale {
     if constexpr (kThreeQuarters) return pow_neg_three_quarters(d);
     else return d.pow(neg_beta);
   }
+  // d^-beta and 1 / d from a window sum: Lrn::pow_neg_beta's operations, with the constants in registers.
+  ALEXNET_ALWAYS_INLINE Vec with_inverse(const Vec& window_sum, Vec& inv_d) const {
+    const Vec d = at::vec::fmadd(alpha, window_sum, k);
+    if constexpr (kThreeQuarters) {
+      const Vec r = rsqrt_newton(d);
+      inv_d = zero_where_inf(r * r, d);
+      return zero_where_inf(r * rsqrt_newton(d * r), d);
+    } else {
+      inv_d = d.reciprocal();
+      return d.pow(neg_beta);
+    }
+  }
+  // with_inverse for G vectors, step by step across the group as `group` does: v holds the window sums
+  // and receives d^-beta, inv receives 1 / d.
+  template <int G>
+  ALEXNET_ALWAYS_INLINE void group_with_inverse(Vec (&v)[G], Vec (&inv)[G]) const {
+    if constexpr (!kThreeQuarters) {
+      for (int i = 0; i < G; ++i) v[i] = with_inverse(v[i], inv[i]);
+    } else {
+      Vec d[G], r[G], dr[G], e[G];
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) r[i] = rsqrt_estimate(d[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) dr[i] = d[i] * r[i];
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(dr[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) inv[i] = zero_where_inf(r[i] * r[i], d[i]);
+#pragma GCC unroll 8
+      for (int i = 0; i < G; ++i) v[i] = zero_where_inf(r[i] * e[i], d[i]);
+    }
+  }
   // The same for G vectors, written step by step across the group so that G independent d^-3/4 chains
   // (about 60 cycles of latency each) are in flight at once.
   template <int G>
@@ -156,6 +194,26 @@ ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const 
   for_each_vector(n - q0, [&](int64_t r, int64_t m) { emit(q0 + r, m, scale(sum_at(q0 + r, m))); });
 }
 
+// for_each_scaled for the backward: emit(q, m, d^-beta, 1 / d), through LrnScale::group_with_inverse.
+template <int G, typename Scale, typename SumAt, typename Emit>
+ALEXNET_ALWAYS_INLINE void for_each_scaled_with_inverse(int64_t n, const Scale& scale, const SumAt& sum_at,
+                                                        const Emit& emit) {
+  int64_t q0 = 0;
+  for (; q0 + G * kLanes <= n; q0 += G * kLanes) {
+    Vec v[G], inv[G];
+#pragma GCC unroll 16
+    for (int i = 0; i < G; ++i) v[i] = sum_at(q0 + i * kLanes, kLanes);
+    scale.group_with_inverse(v, inv);
+#pragma GCC unroll 16
+    for (int i = 0; i < G; ++i) emit(q0 + i * kLanes, kLanes, v[i], inv[i]);
+  }
+  for_each_vector(n - q0, [&](int64_t r, int64_t m) {
+    Vec inv;
+    const Vec s = scale.with_inverse(sum_at(q0 + r, m), inv);
+    emit(q0 + r, m, s, inv);
+  });
+}
+
 // Vectors per LrnScale::group: 8 along a plane row (hundreds of positions), 4 across one position's
 // channels (12 vectors for 96 channels with AVX2); measured best of 2, 4 and 8 on each (AVX2, Zen 2).
 constexpr int kPlaneScaleGroup = 8, kRowScaleGroup = 4;
@@ -171,10 +229,10 @@ inline int64_t lrn_planes_scratch(int64_t C, int64_t P) { return C * P; }
 template <typename x_t>
 inline void squares_planes(const x_t* x, int64_t ldx, int64_t C, int64_t P, float* sq) {
   for (int64_t c = 0; c < C; ++c) {
-    for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec a = relu(load_float(x + c * ldx + q, P - q));
-      store(sq + c * P + q, a * a, P - q);
-    }
+    for_each_vector(P, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+      const Vec a = relu(load_float(x + c * ldx + q, m));
+      store(sq + c * P + q, a * a, m);
+    });
   }
 }
 
@@ -242,24 +300,55 @@ template <typename x_t, typename g_t, typename dx_t>
 inline void lrn_backward_planes(const x_t* x, int64_t ldx, const g_t* g, int64_t ldg, dx_t* dx, int64_t lddx,
                                 int64_t C, int64_t P, const Lrn& p, float* sq, float* u, float* t) {
   squares_planes(x, ldx, C, P, sq);
-  for (int64_t c = 0; c < C; ++c) {
-    const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
-    for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec d = p.denominator(window_sum_planes(sq, P, q, lo, hi));
-      const Vec a = relu(load_float(x + c * ldx + q, P - q));
-      Vec inv_d;
-      const Vec uc = load_float(g + c * ldg + q, P - q) * p.pow_neg_beta(d, inv_d);
-      store(u + c * P + q, uc, P - q);
-      store(t + c * P + q, uc * a * inv_d, P - q);
+  // u_c = g_c d_c^-beta and t_c = u_c a_c / d_c: kPlaneScaleGroup d^-beta chains in flight at once, as in
+  // the forward. A window of squares needs no leading zero (squares are +0 or more, or NaN).
+  with_lrn_scale(p, [&](const auto& scale) {
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);
+      const x_t* xc = x + c * ldx;
+      const g_t* gc = g + c * ldg;
+      float* uc = u + c * P;
+      float* tc = t + c * P;
+      const auto emit = [&](int64_t q, int64_t m, const Vec& s, const Vec& inv_d) ALEXNET_ALWAYS_INLINE_LAMBDA {
+        const Vec a = relu(load_float(xc + q, m));
+        const Vec uq = load_float(gc + q, m) * s;
+        store(uc + q, uq, m);
+        store(tc + q, uq * a * inv_d, m);
+      };
+      if (hi - lo == 4) {  // n = 5 away from the edges: five named rows
+        const float *w0 = sq + lo * P, *w1 = w0 + P, *w2 = w1 + P, *w3 = w2 + P, *w4 = w3 + P;
+        for_each_scaled_with_inverse<kPlaneScaleGroup>(
+            P, scale,
+            [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+              return load(w0 + q, m) + load(w1 + q, m) + load(w2 + q, m) + load(w3 + q, m) + load(w4 + q, m);
+            },
+            emit);
+      } else {
+        for_each_scaled_with_inverse<kPlaneScaleGroup>(
+            P, scale, [&](int64_t q, int64_t m) { return window_sum_planes(sq, P, q, lo, hi); }, emit);
+      }
     }
-  }
+  });
+  // dx_j = [a_j != 0] (u_j - 2 alpha beta a_j sum_{c in W(j)} t_c); the t window sums from zero, as the
+  // one-vector form did (t holds signed zeros).
   const Vec zero(0.f), tab(p.two_alpha_beta);
   for (int64_t j = 0; j < C; ++j) {
     const int64_t lo = std::max<int64_t>(0, j - p.half), hi = std::min<int64_t>(C - 1, j + p.half);
-    for (int64_t q = 0; q < P; q += kLanes) {
-      const Vec a = relu(load_float(x + j * ldx + q, P - q));
-      const Vec gx = load(u + j * P + q, P - q) - tab * a * window_sum_planes(t, P, q, lo, hi);
-      store_as(dx + j * lddx + q, Vec::blendv(gx, zero, a == zero), P - q);
+    const x_t* xj = x + j * ldx;
+    const float* uj = u + j * P;
+    dx_t* dxj = dx + j * lddx;
+    const auto emit = [&](int64_t q, int64_t m, const Vec& window) ALEXNET_ALWAYS_INLINE_LAMBDA {
+      const Vec a = relu(load_float(xj + q, m));
+      const Vec gx = load(uj + q, m) - tab * a * window;
+      store_as(dxj + q, Vec::blendv(gx, zero, a == zero), m);
+    };
+    if (hi - lo == 4) {
+      const float *w0 = t + lo * P, *w1 = w0 + P, *w2 = w1 + P, *w3 = w2 + P, *w4 = w3 + P;
+      for_each_vector(P, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+        emit(q, m, zero + load(w0 + q, m) + load(w1 + q, m) + load(w2 + q, m) + load(w3 + q, m) + load(w4 + q, m));
+      });
+    } else {
+      for_each_vector(P, [&](int64_t q, int64_t m) { emit(q, m, window_sum_planes(t, P, q, lo, hi)); });
     }
   }
 }
