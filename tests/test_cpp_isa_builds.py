@@ -3,13 +3,15 @@ AVX512 - each compiled and tested in its own process with ATen's ``ATEN_CPU_CAPA
 (``tests/isa_probe.py``): the build reports the level it was compiled for, its LRN forward stays within
 ``kernels.tolerances.FLOAT64_REL_ERR`` of float64 (float32 and bfloat16), and every op's forward and
 input gradient matches eager at the scale where LRN normalises, NaN/inf positions included. A level the
-CPU cannot execute is skipped with the reason. Each level is its own cached build
-(``alexnet_kernels_ext_cpu_<level>``), beside the main one; a cold build takes ~45 s on one core.
+CPU cannot execute is not run (skipped, with the reason) but still compiled (an object file, never loaded),
+so that a change to the kernels cannot break another machine's build unseen. Each level is its own cached
+build (``alexnet_kernels_ext_cpu_<level>``), beside the main one; a cold build takes ~45 s on one core.
 """
 import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,27 @@ def test_build_at_each_instruction_set_level(level):
     assert not got["failures"], f"{level} build against eager:\n" + "\n".join(got["failures"])
     print(f"{level}: " + ", ".join(f"{name} max rel err {e['max_rel_err']:.3g} ({e['max_ulp']:.2f} ulp)"
                                    for name, e in got["forward_error"].items()))
+
+
+def test_levels_this_cpu_cannot_run_still_compile(tmp_path):
+    """The CPU sources at each level the CPU cannot execute, compiled to an object file with that level's
+    flags (as the extension build passes them, at -O1 to keep it short) and never loaded."""
+    levels = [level for level in LEVELS if cpu_runs(level) is not None]
+    if not levels:
+        pytest.skip("this CPU executes every level: each is built and tested above")
+    missing = cpp_backend._missing_tool_reason(with_cuda=False)
+    if missing is not None:
+        pytest.skip(f"cpp backend unavailable: {missing}")
+    from torch.utils import cpp_extension
+
+    includes = [f"-I{cpp_backend.CSRC_DIR}", *(f"-isystem{p}" for p in cpp_extension.include_paths()),
+                f"-isystem{sysconfig.get_paths()['include']}"]
+    base = [flag for flag in cpp_backend.CXX_FLAGS if flag != "-O3"]
+    for level in levels:
+        for source in cpp_backend.CPP_SOURCES:
+            cmd = [os.environ.get("CXX", "c++"), "-std=c++20", "-O1", "-fPIC", *base, *cpp_backend.isa_flags(level),
+                   "-DTORCH_API_INCLUDE_EXTENSION_H", f"-DTORCH_EXTENSION_NAME=isa_compile_{level.lower()}", *includes,
+                   "-c", str(source), "-o", str(tmp_path / f"{level}-{source.stem}.o")]
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+            assert result.returncode == 0, f"{level} compile of {source.name} failed:\n{result.stderr[-3000:]}"
+        print(f"{level}: compiled, not run (this CPU cannot execute it)")
