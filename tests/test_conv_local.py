@@ -297,6 +297,24 @@ def test_study_plan_runs_two_short_pairs_then_the_full_pair_level_then_a_third(t
     assert max(c[3] for c in calls if c[0] == "full") == total
 
 
+@pytest.mark.parametrize("norm_rounds, status", [
+    ([1.0, 1.05, 1.1], "met"),  # every round's ratio (13pct time / 11pct time) >= 0.9
+    ([1.2, 1.25, 1.3], "missed"),  # every round's below
+    ([1.0, 1.2, 1.3], "unresolved (the rounds straddle it)"),
+])
+def test_normalised_speed_target_is_judged_round_by_round(norm_rounds, status):
+    from bench.ablations.conv_local_report import _speed_target_line
+
+    plain = [1.0, 1.0, 1.0]
+    speed = {"results": [{"arm": "13pct", "amp": "off", "backend": "cpp", "images_per_s": 100.0, "round_seconds": plain},
+                         {"arm": "11pct", "amp": "off", "backend": "cpp", "images_per_s": 90.0,
+                          "round_seconds": norm_rounds}]}
+    line = _speed_target_line(speed)
+    assert line.endswith(f"{status}.") and "**0.90x** at the median rates" in line
+    del speed["results"][1]
+    assert "not measured yet" in _speed_target_line(speed)
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from bench.ablations.conv_local import PROG, main
     from infra.errors import run_cli

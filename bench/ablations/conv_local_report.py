@@ -20,6 +20,8 @@ from infra.report_kit import num, pct, pyplot, save_figure, signed_pp, table
 SCHEDULES = {"full": ((350, 150, 10, 10), 5), "short": ((35, 15, 1, 1), 1)}
 
 PAPER = {"13pct": 0.13, "11pct": 0.11}
+# the normalised net (11pct) with the cpp kernels trains at >= this fraction of the un-normalised one's speed
+NORMALISED_SPEED_TARGET = 0.9
 NOT_YET = "not measured yet"
 SCHEDULE_TEXT = {
     "full": "350 + 150 + 10 + 10 epochs (batches 1-4; fold in batch 5; lr/10; lr/100), as the layer-params file states",
@@ -127,6 +129,24 @@ def _load_sentence(speed: dict) -> str:
     return f"Nothing else ran beside it ({said}; the run's own threads raise the figure after)."
 
 
+def _speed_target_line(speed: dict) -> str:
+    """The normalised net's speed against the un-normalised one's (cpp, float32), round by round: the rounds
+    are interleaved, so round i of one net pairs with round i of the other. Met when every round's ratio is at
+    least the target, missed when none is, unresolved otherwise."""
+    by = {(r["arm"], r["amp"], r["backend"]): r for r in speed["results"]}
+    norm, plain = by.get(("11pct", "off", "cpp")), by.get(("13pct", "off", "cpp"))
+    what = (f"Target: the normalised net (11pct) trains at >= {NORMALISED_SPEED_TARGET:.1f}x the un-normalised "
+            "net's (13pct) images/s, both with the cpp kernels in float32")
+    if norm is None or plain is None:
+        return f"{what}: {NOT_YET}."
+    ratios = sorted(b / a for a, b in zip(norm["round_seconds"], plain["round_seconds"]))  # same images per round
+    median = norm["images_per_s"] / plain["images_per_s"]
+    status = ("met" if ratios[0] >= NORMALISED_SPEED_TARGET else
+              "missed" if ratios[-1] < NORMALISED_SPEED_TARGET else "unresolved (the rounds straddle it)")
+    return (f"{what}: **{median:.2f}x** at the median rates (paired rounds {ratios[0]:.3f}x to {ratios[-1]:.3f}x), "
+            f"{status}.")
+
+
 def _speed_lines(records: Path) -> list[str]:
     """The speed section, from ``<records>/speed.json`` (``bench.ablations.conv_local_speed``)."""
     path = Path(records) / "speed.json"
@@ -147,6 +167,7 @@ def _speed_lines(records: Path) -> list[str]:
                      num(None if base is None else r["images_per_s"] / base, ".2f"), f"{fit:.0f} / {fold:.0f}"])
     lines += table(["net", "precision", "pool/LRN backend", "images/s", "images per CPU-second", "vs 13pct float32 cpp",
                     "s per epoch (40k / 50k images, training steps only)"], rows)
+    lines += ["", _speed_target_line(speed)]
     lines += ["", "Training images per run (epochs x 40,000 on batches 1-4, x 50,000 after the fold-in) and the hours "
               "they take at these rates (training steps only; evaluation adds a forward pass over 20,000 images "
               "at each evaluated epoch), at the median round and at the fastest round:", ""]
