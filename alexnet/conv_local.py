@@ -58,18 +58,23 @@ INIT_STD = {"conv1": 1e-4, "conv2": 1e-2, "local3": 4e-2, "local4": 4e-2, "fc10"
 
 @dataclass(frozen=True)
 class ConvLocalConfig:
-    """One of the two cfg files: the filter counts and whether the cmrnorm layers are there."""
+    """One of the two cfg files: the filter counts and whether the cmrnorm layers are there. ``cmrnorm=False``
+    removes the 11pct net's two cmrnorm layers and nothing else: not a cfg of cuda-convnet, but the baseline
+    that prices the normalisation itself (the 13pct net differs in local3's filters too)."""
 
     arm: str = "11pct"
     num_classes: int = 10
+    cmrnorm: bool | None = None  # None: as the cfg file has it
 
     def __post_init__(self):
         if self.arm not in ARMS:
             raise ValueError(f"arm must be one of {ARMS}, got {self.arm!r}")
+        if self.cmrnorm and self.arm != "11pct":
+            raise ValueError(f"the {self.arm} net has no cmrnorm layers to keep; only 11pct's can be removed")
 
     @property
     def lrn(self) -> bool:
-        return self.arm == "11pct"
+        return self.arm == "11pct" if self.cmrnorm is None else self.cmrnorm
 
     @property
     def local3_filters(self) -> int:

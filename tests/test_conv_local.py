@@ -297,6 +297,23 @@ def test_study_plan_runs_two_short_pairs_then_the_full_pair_level_then_a_third(t
     assert max(c[3] for c in calls if c[0] == "full") == total
 
 
+def test_without_cmrnorm_removes_only_the_normalisation():
+    """The speed baseline: 11pct's layers and parameters, no cmrnorm; the 13pct net has none to keep."""
+    torch.manual_seed(0)
+    with_norm = ConvLocalNet(ConvLocalConfig("11pct"), backend="eager")
+    torch.manual_seed(0)
+    without = ConvLocalNet(ConvLocalConfig("11pct", cmrnorm=False), backend="eager")
+    assert with_norm.config.lrn and not without.config.lrn
+    assert [(n, p.shape) for n, p in with_norm.named_parameters()] == [(n, p.shape) for n, p in without.named_parameters()]
+    with torch.no_grad():  # trained-scale activations, where the normalisation acts (init's are ~1e-4)
+        for net in (with_norm, without):
+            net.conv1.weight.mul_(1e3)
+    x = torch.randn(2, 3, 24, 24) * 50
+    assert not torch.allclose(with_norm(x), without(x), rtol=1e-2, atol=0)
+    with pytest.raises(ValueError, match="no cmrnorm layers"):
+        ConvLocalConfig("13pct", cmrnorm=True)
+
+
 @pytest.mark.parametrize("norm_rounds, status", [
     ([1.0, 1.05, 1.1], "met"),  # every round's ratio (13pct time / 11pct time) >= 0.9
     ([1.2, 1.25, 1.3], "missed"),  # every round's below
@@ -306,13 +323,25 @@ def test_normalised_speed_target_is_judged_round_by_round(norm_rounds, status):
     from bench.ablations.conv_local_report import _speed_target_line
 
     plain = [1.0, 1.0, 1.0]
-    speed = {"results": [{"arm": "13pct", "amp": "off", "backend": "cpp", "images_per_s": 100.0, "round_seconds": plain},
+    other_net = {"arm": "13pct", "amp": "off", "backend": "cpp", "images_per_s": 500.0, "round_seconds": [0.1] * 3}
+    speed = {"results": [other_net,  # a different net: never the baseline of this target
+                         {"arm": "11pct", "amp": "off", "backend": "cpp", "cmrnorm": False, "images_per_s": 100.0,
+                          "round_seconds": plain},
                          {"arm": "11pct", "amp": "off", "backend": "cpp", "images_per_s": 90.0,
                           "round_seconds": norm_rounds}]}
     line = _speed_target_line(speed)
     assert line.endswith(f"{status}.") and "**0.90x** at the median rates" in line
-    del speed["results"][1]
+    del speed["results"][1]  # a record from before the no-cmrnorm variant
     assert "not measured yet" in _speed_target_line(speed)
+
+
+def test_speed_rounds_time_each_variant_including_the_net_without_cmrnorm(tiny_images):
+    from bench.ablations.conv_local_speed import measure
+
+    variants = [("11pct", "off", "eager", None), ("11pct", "off", "eager", False)]
+    results = measure(tiny_images, variants, rounds=2, steps=1, batch=4)
+    assert [(r["arm"], r["cmrnorm"]) for r in results] == [("11pct", None), ("11pct", False)]
+    assert all(len(r["round_seconds"]) == 2 and r["images_per_s"] > 0 for r in results)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

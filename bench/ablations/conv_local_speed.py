@@ -3,7 +3,8 @@
     python -m bench.ablations.conv_local_speed [--rounds 5 --steps 10] [--out reports/cifar10-cpu/runs/conv-local/speed.json]
 
 A step is the study's: a batch of 128 real 24x24 crops (``crops`` of the uint8 cache), forward, backward,
-``ConvnetSGD`` step. Variants (net x precision x backend) are timed in interleaved rounds (every variant
+``ConvnetSGD`` step. Variants (net x precision x backend, and the 11pct net without its cmrnorm layers, which
+prices the normalisation alone) are timed in interleaved rounds (every variant
 once per round, after 3 warm-up steps each), and each variant's images/s is the median over rounds, so a
 machine shared with other work slows every variant alike and their ratios stay comparable. Beside images/s (wall clock) it
 records images per CPU-second of the process (``time.process_time``, all its threads): on a shared machine
@@ -30,11 +31,13 @@ from infra.machine import machine_info
 
 PROG = "python -m bench.ablations.conv_local_speed"
 DEFAULT_OUT = Path("reports/cifar10-cpu/runs/conv-local/speed.json")
-VARIANTS = [("13pct", "off", "cpp"), ("11pct", "off", "cpp"), ("11pct", "off", "eager"), ("11pct", "bf16", "cpp")]
+# (net, precision, backend, cmrnorm: None = as the cfg has it, False = the 11pct net without its cmrnorm layers)
+VARIANTS = [("13pct", "off", "cpp", None), ("11pct", "off", "cpp", None), ("11pct", "off", "cpp", False),
+            ("11pct", "off", "eager", None), ("11pct", "bf16", "cpp", None)]
 
 
-def _stepper(spec: ConvLocalSpec, data, batch: int = 128):
-    model, opt = build(spec)
+def _stepper(spec: ConvLocalSpec, data, batch: int = 128, cmrnorm: bool | None = None):
+    model, opt = build(spec, cmrnorm)
     gen = torch.Generator().manual_seed(0)
     n = len(data.train_y)
 
@@ -48,11 +51,11 @@ def _stepper(spec: ConvLocalSpec, data, batch: int = 128):
 
 def measure(data, variants, rounds: int, steps: int, batch: int = 128) -> list[dict]:
     steppers = {}
-    for arm, amp, backend in variants:
-        step = _stepper(ConvLocalSpec(arm=arm, amp=amp, backend=backend), data, batch)
+    for arm, amp, backend, cmrnorm in variants:
+        step = _stepper(ConvLocalSpec(arm=arm, amp=amp, backend=backend), data, batch, cmrnorm)
         for _ in range(3):
             step()
-        steppers[(arm, amp, backend)] = step
+        steppers[(arm, amp, backend, cmrnorm)] = step
     times = {v: [] for v in variants}
     cpu = {v: [] for v in variants}
     for _ in range(rounds):
@@ -62,9 +65,10 @@ def measure(data, variants, rounds: int, steps: int, batch: int = 128) -> list[d
                 steppers[v]()
             times[v].append(time.perf_counter() - t0)
             cpu[v].append(time.process_time() - c0)
-    return [{"arm": a, "amp": p, "backend": b, "images_per_s": steps * batch / statistics.median(times[(a, p, b)]),
-             "images_per_cpu_s": steps * batch / statistics.median(cpu[(a, p, b)]),
-             "round_seconds": times[(a, p, b)], "round_cpu_seconds": cpu[(a, p, b)]} for a, p, b in variants]
+    return [{"arm": v[0], "amp": v[1], "backend": v[2], "cmrnorm": v[3],
+             "images_per_s": steps * batch / statistics.median(times[v]),
+             "images_per_cpu_s": steps * batch / statistics.median(cpu[v]),
+             "round_seconds": times[v], "round_cpu_seconds": cpu[v]} for v in variants]
 
 
 def top_ops(data, arm: str, amp: str, backend: str, steps: int, limit: int = 8) -> list[dict]:
@@ -99,7 +103,8 @@ def main(argv=None) -> None:
            "results": results, "top_ops": profiles}
     write_json_atomic(args.out, out)
     for r in results:
-        print(f"{r['arm']:6s} amp={r['amp']:4s} backend={r['backend']:5s} {r['images_per_s']:7.0f} img/s "
+        net = r["arm"] + (" without cmrnorm" if r["cmrnorm"] is False else "")
+        print(f"{net:22s} amp={r['amp']:4s} backend={r['backend']:5s} {r['images_per_s']:7.0f} img/s "
               f"{r['images_per_cpu_s']:7.0f} img per CPU-s")
     print(f"load average before {load_before}, after {out['loadavg_after']}; wrote {args.out}")
 

@@ -210,9 +210,11 @@ def _lrn(a: torch.Tensor) -> torch.Tensor:
     return kernels.relu_lrn(a.float(), **CMRNORM, backend="eager")
 
 
-def build(spec: ConvLocalSpec) -> tuple[ConvLocalNet, ConvnetSGD]:
+def build(spec: ConvLocalSpec, cmrnorm: bool | None = None) -> tuple[ConvLocalNet, ConvnetSGD]:
+    """The spec's net (``cmrnorm``: as ``ConvLocalConfig``'s) in channels_last, and its optimizer."""
     torch.manual_seed(spec.seed)
-    model = ConvLocalNet(ConvLocalConfig(spec.arm), backend=spec.backend).to(memory_format=torch.channels_last)
+    model = ConvLocalNet(ConvLocalConfig(spec.arm, cmrnorm=cmrnorm), backend=spec.backend).to(
+        memory_format=torch.channels_last)
     opt = ConvnetSGD(convnet_param_groups(model.weight_layers(), LAYER_PARAMS[spec.arm]))
     return model, opt
 
