@@ -118,52 +118,47 @@ struct LrnScale {
       return d.pow(neg_beta);
     }
   }
-  // with_inverse for G vectors, step by step across the group as `group` does: v holds the window sums
-  // and receives d^-beta, inv receives 1 / d.
+  // For G window sums v (beta = 3/4): d = k + alpha v, r = d^-1/2 and e = (d r)^-1/2, each step taken across
+  // the group so that G independent chains (about 60 cycles of latency each) are in flight at once;
+  // d^-3/4 = r e and 1 / d = r r, as pow_neg_three_quarters and Lrn::pow_neg_beta compute them.
+  template <int G>
+  ALEXNET_ALWAYS_INLINE void three_quarter_chains(const Vec (&v)[G], Vec (&d)[G], Vec (&r)[G], Vec (&e)[G]) const {
+    Vec dr[G];
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) r[i] = rsqrt_estimate(d[i]);
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) dr[i] = d[i] * r[i];
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(dr[i]);
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
+  }
+  // with_inverse for G vectors: v holds the window sums and receives d^-beta, inv receives 1 / d.
   template <int G>
   ALEXNET_ALWAYS_INLINE void group_with_inverse(Vec (&v)[G], Vec (&inv)[G]) const {
     if constexpr (!kThreeQuarters) {
       for (int i = 0; i < G; ++i) v[i] = with_inverse(v[i], inv[i]);
     } else {
-      Vec d[G], r[G], dr[G], e[G];
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) r[i] = rsqrt_estimate(d[i]);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) dr[i] = d[i] * r[i];
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(dr[i]);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
+      Vec d[G], r[G], e[G];
+      three_quarter_chains(v, d, r, e);
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) inv[i] = zero_where_inf(r[i] * r[i], d[i]);
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) v[i] = zero_where_inf(r[i] * e[i], d[i]);
     }
   }
-  // The same for G vectors, written step by step across the group so that G independent d^-3/4 chains
-  // (about 60 cycles of latency each) are in flight at once.
+  // operator() for G vectors, the chains in flight together (three_quarter_chains).
   template <int G>
   ALEXNET_ALWAYS_INLINE void group(Vec (&v)[G]) const {
     if constexpr (!kThreeQuarters) {
       for (int i = 0; i < G; ++i) v[i] = (*this)(v[i]);
     } else {
-      Vec d[G], r[G], dr[G], e[G];  // as pow_neg_three_quarters: r = d^-1/2, e = (d r)^-1/2
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) r[i] = rsqrt_estimate(d[i]);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) dr[i] = d[i] * r[i];
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(dr[i]);
-#pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
+      Vec d[G], r[G], e[G];
+      three_quarter_chains(v, d, r, e);
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) v[i] = zero_where_inf(r[i] * e[i], d[i]);
     }
