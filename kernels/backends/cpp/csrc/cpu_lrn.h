@@ -78,20 +78,6 @@ struct Lrn {
         k(static_cast<float>(k_)),
         two_alpha_beta(2.f * static_cast<float>(alpha_) * static_cast<float>(beta_)),
         three_quarters(beta_ == 0.75 && k_ >= 1e-30 && alpha_ >= 0) {}  // then d >= 1e-30, or NaN
-
-  Vec denominator(const Vec& window_sum) const { return at::vec::fmadd(Vec(alpha), window_sum, Vec(k)); }
-
-  // d^-beta, and 1 / d in inv_d: for beta = 3/4 the square of the d^-1/2 estimate it is built from
-  // (the backward's d^(-beta-1) without a divide).
-  Vec pow_neg_beta(const Vec& d, Vec& inv_d) const {
-    if (three_quarters) {
-      const Vec r = rsqrt_newton(d);
-      inv_d = zero_where_inf(r * r, d);  // rsqrt_newton(+Inf) is NaN; 1 / Inf is 0
-      return zero_where_inf(r * rsqrt_newton(d * r), d);
-    }
-    inv_d = d.reciprocal();
-    return d.pow(Vec(-beta));
-  }
 };
 
 // d^-beta from a window sum with the constants held as vectors and the choice of power made once, outside
@@ -106,21 +92,9 @@ struct LrnScale {
     if constexpr (kThreeQuarters) return pow_neg_three_quarters(d);
     else return d.pow(neg_beta);
   }
-  // d^-beta and 1 / d from a window sum: Lrn::pow_neg_beta's operations, with the constants in registers.
-  ALEXNET_ALWAYS_INLINE Vec with_inverse(const Vec& window_sum, Vec& inv_d) const {
-    const Vec d = at::vec::fmadd(alpha, window_sum, k);
-    if constexpr (kThreeQuarters) {
-      const Vec r = rsqrt_newton(d);
-      inv_d = zero_where_inf(r * r, d);
-      return zero_where_inf(r * rsqrt_newton(d * r), d);
-    } else {
-      inv_d = d.reciprocal();
-      return d.pow(neg_beta);
-    }
-  }
   // For G window sums v (beta = 3/4): d = k + alpha v, r = d^-1/2 and e = (d r)^-1/2, each step taken across
   // the group so that G independent chains (about 60 cycles of latency each) are in flight at once;
-  // d^-3/4 = r e and 1 / d = r r, as pow_neg_three_quarters and Lrn::pow_neg_beta compute them.
+  // d^-3/4 = r e as pow_neg_three_quarters computes it, and 1 / d = r r.
   template <int G>
   ALEXNET_ALWAYS_INLINE void three_quarter_chains(const Vec (&v)[G], Vec (&d)[G], Vec (&r)[G], Vec (&e)[G]) const {
     Vec dr[G];
@@ -137,16 +111,21 @@ struct LrnScale {
 #pragma GCC unroll 8
     for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
   }
-  // with_inverse for G vectors: v holds the window sums and receives d^-beta, inv receives 1 / d.
+  // For G window sums v: d^-beta in v and 1 / d in inv (the backward's d^(-beta-1) without a divide: for
+  // beta = 3/4 the square of the d^-1/2 estimate d^-3/4 is built from).
   template <int G>
   ALEXNET_ALWAYS_INLINE void group_with_inverse(Vec (&v)[G], Vec (&inv)[G]) const {
     if constexpr (!kThreeQuarters) {
-      for (int i = 0; i < G; ++i) v[i] = with_inverse(v[i], inv[i]);
+      for (int i = 0; i < G; ++i) {
+        const Vec d = at::vec::fmadd(alpha, v[i], k);
+        inv[i] = d.reciprocal();
+        v[i] = d.pow(neg_beta);
+      }
     } else {
       Vec d[G], r[G], e[G];
       three_quarter_chains(v, d, r, e);
 #pragma GCC unroll 8
-      for (int i = 0; i < G; ++i) inv[i] = zero_where_inf(r[i] * r[i], d[i]);
+      for (int i = 0; i < G; ++i) inv[i] = zero_where_inf(r[i] * r[i], d[i]);  // rsqrt of +Inf is NaN; 1 / Inf is 0
 #pragma GCC unroll 8
       for (int i = 0; i < G; ++i) v[i] = zero_where_inf(r[i] * e[i], d[i]);
     }
@@ -173,11 +152,13 @@ ALEXNET_ALWAYS_INLINE void with_lrn_scale(const Lrn& p, const F& f) {
 }
 
 // emit(q, m, scale(sum_at(q, m))) for each vector of n values (m lanes, as for_each_vector), whole vectors
-// G at a time through LrnScale::group: measured 23% faster than one vector at a time on the NCHW
-// forward (AVX2, Zen 2), whose single chain leaves the floating-point scheduler waiting.
+// G at a time through LrnScale::group, then what is left in groups of G/2, G/4, ..., one: measured 23%
+// faster than one vector at a time on the NCHW forward (AVX2, Zen 2), whose single chain leaves the
+// floating-point scheduler waiting; the halving groups keep chains paired on short rows (a tower's 48
+// channels are 4 + 2 AVX2 vectors).
 template <int G, typename Scale, typename SumAt, typename Emit>
-ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const SumAt& sum_at, const Emit& emit) {
-  int64_t q0 = 0;
+ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const SumAt& sum_at, const Emit& emit,
+                                           int64_t q0 = 0) {
   for (; q0 + G * kLanes <= n; q0 += G * kLanes) {
     Vec v[G];
 #pragma GCC unroll 16
@@ -186,14 +167,17 @@ ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const 
 #pragma GCC unroll 16
     for (int i = 0; i < G; ++i) emit(q0 + i * kLanes, kLanes, v[i]);
   }
-  for_each_vector(n - q0, [&](int64_t r, int64_t m) { emit(q0 + r, m, scale(sum_at(q0 + r, m))); });
+  if constexpr (G > 1) {
+    for_each_scaled<G / 2>(n, scale, sum_at, emit, q0);
+  } else if (q0 < n) {  // the last, partial vector
+    emit(q0, n - q0, scale(sum_at(q0, n - q0)));
+  }
 }
 
 // for_each_scaled for the backward: emit(q, m, d^-beta, 1 / d), through LrnScale::group_with_inverse.
 template <int G, typename Scale, typename SumAt, typename Emit>
 ALEXNET_ALWAYS_INLINE void for_each_scaled_with_inverse(int64_t n, const Scale& scale, const SumAt& sum_at,
-                                                        const Emit& emit) {
-  int64_t q0 = 0;
+                                                        const Emit& emit, int64_t q0 = 0) {
   for (; q0 + G * kLanes <= n; q0 += G * kLanes) {
     Vec v[G], inv[G];
 #pragma GCC unroll 16
@@ -202,11 +186,13 @@ ALEXNET_ALWAYS_INLINE void for_each_scaled_with_inverse(int64_t n, const Scale& 
 #pragma GCC unroll 16
     for (int i = 0; i < G; ++i) emit(q0 + i * kLanes, kLanes, v[i], inv[i]);
   }
-  for_each_vector(n - q0, [&](int64_t r, int64_t m) {
-    Vec inv;
-    const Vec s = scale.with_inverse(sum_at(q0 + r, m), inv);
-    emit(q0 + r, m, s, inv);
-  });
+  if constexpr (G > 1) {
+    for_each_scaled_with_inverse<G / 2>(n, scale, sum_at, emit, q0);
+  } else if (q0 < n) {
+    Vec v[1] = {sum_at(q0, n - q0)}, inv[1];
+    scale.group_with_inverse(v, inv);
+    emit(q0, n - q0, v[0], inv[0]);
+  }
 }
 
 // Vectors per LrnScale::group: 8 along a plane row (hundreds of positions), 4 across one position's
@@ -367,44 +353,46 @@ ALEXNET_ALWAYS_INLINE Vec window_sum_row(const float* padded, int64_t q, const L
   return s;
 }
 
-// sq: init_padded_row buffer.
-template <typename x_t, typename y_t>
-inline void lrn_forward_row(const x_t* x, y_t* y, int64_t C, const Lrn& p, float* sq) {
-  for_each_vector(C, [&](int64_t q, int64_t m) {
+// sq: init_padded_row buffer. scale: the LrnScale of p (with_lrn_scale), built once per caller rather than
+// per position.
+template <typename Scale, typename x_t, typename y_t>
+inline void lrn_forward_row(const Scale& scale, const x_t* x, y_t* y, int64_t C, const Lrn& p, float* sq) {
+  for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
     const Vec a = relu(load_float(x + q, m));
     store(sq + q, a * a, m);
   });
-  with_lrn_scale(p, [&](const auto& scale) {
-    for_each_scaled<kRowScaleGroup>(
-        C, scale, [&](int64_t q, int64_t) ALEXNET_ALWAYS_INLINE_LAMBDA { return window_sum_row(sq, q, p); },
-        [&](int64_t q, int64_t m, const Vec& s) ALEXNET_ALWAYS_INLINE_LAMBDA {
-          store_as(y + q, relu(load_float(x + q, m)) * s, m);
-        });
-  });
+  for_each_scaled<kRowScaleGroup>(
+      C, scale, [&](int64_t q, int64_t) ALEXNET_ALWAYS_INLINE_LAMBDA { return window_sum_row(sq, q, p); },
+      [&](int64_t q, int64_t m, const Vec& s) ALEXNET_ALWAYS_INLINE_LAMBDA {
+        store_as(y + q, relu(load_float(x + q, m)) * s, m);
+      });
 }
 
-// sq, t: init_padded_row buffers; u: C floats.
-template <typename x_t, typename g_t, typename dx_t>
-inline void lrn_backward_row(const x_t* x, const g_t* g, dx_t* dx, int64_t C, const Lrn& p, float* sq, float* u,
-                             float* t) {
-  for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec a = relu(load_float(x + q, C - q));
-    store(sq + q, a * a, C - q);
-  }
-  for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec d = p.denominator(window_sum_row(sq, q, p));
-    const Vec a = relu(load_float(x + q, C - q));
-    Vec inv_d;
-    const Vec uc = load_float(g + q, C - q) * p.pow_neg_beta(d, inv_d);
-    store(u + q, uc, C - q);
-    store(t + q, uc * a * inv_d, C - q);
-  }
+// sq, t: init_padded_row buffers; u: C floats. scale: the LrnScale of p (with_lrn_scale), built once per
+// caller rather than per position.
+template <typename Scale, typename x_t, typename g_t, typename dx_t>
+inline void lrn_backward_row(const Scale& scale, const x_t* x, const g_t* g, dx_t* dx, int64_t C, const Lrn& p,
+                             float* sq, float* u, float* t) {
+  for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    const Vec a = relu(load_float(x + q, m));
+    store(sq + q, a * a, m);
+  });
+  // u_c = g_c d_c^-beta and t_c = u_c a_c / d_c, kRowScaleGroup d^-beta chains in flight at once (as the
+  // forward's rows).
+  for_each_scaled_with_inverse<kRowScaleGroup>(
+      C, scale, [&](int64_t q, int64_t) ALEXNET_ALWAYS_INLINE_LAMBDA { return window_sum_row(sq, q, p); },
+      [&](int64_t q, int64_t m, const Vec& s, const Vec& inv_d) ALEXNET_ALWAYS_INLINE_LAMBDA {
+        const Vec a = relu(load_float(x + q, m));
+        const Vec uq = load_float(g + q, m) * s;
+        store(u + q, uq, m);
+        store(t + q, uq * a * inv_d, m);
+      });
   const Vec zero(0.f), tab(p.two_alpha_beta);
-  for (int64_t q = 0; q < C; q += kLanes) {
-    const Vec a = relu(load_float(x + q, C - q));
-    const Vec gx = load(u + q, C - q) - tab * a * window_sum_row(t, q, p);
-    store_as(dx + q, Vec::blendv(gx, zero, a == zero), C - q);
-  }
+  for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    const Vec a = relu(load_float(x + q, m));
+    const Vec gx = load(u + q, m) - tab * a * window_sum_row(t, q, p);
+    store_as(dx + q, Vec::blendv(gx, zero, a == zero), m);
+  });
 }
 
 }  // namespace cpu

@@ -77,14 +77,16 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
       std::vector<float> sq_buf(padded_row_floats(C, p)), ys(is_float ? 0 : C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
-      for (int64_t pos = begin; pos < end; ++pos) {
-        if constexpr (is_float) {
-          lrn_forward_row(xp + pos * C, yp + pos * C, C, p, sq);
-        } else {  // as the planes below: the row in float, then converted two vectors at a time
-          lrn_forward_row(xp + pos * C, ys.data(), C, p, sq);
-          from_float(ys.data(), yp + pos * C, C);
+      with_lrn_scale(p, [&](const auto& scale) {
+        for (int64_t pos = begin; pos < end; ++pos) {
+          if constexpr (is_float) {
+            lrn_forward_row(scale, xp + pos * C, yp + pos * C, C, p, sq);
+          } else {  // as the planes below: the row in float, then converted two vectors at a time
+            lrn_forward_row(scale, xp + pos * C, ys.data(), C, p, sq);
+            from_float(ys.data(), yp + pos * C, C);
+          }
         }
-      }
+      });
     });
     return;
   }
@@ -118,8 +120,10 @@ void relu_lrn_backward(const at::Tensor& g, const at::Tensor& x, at::Tensor& gx,
       std::vector<float> sq_buf(padded), t_buf(padded), u(C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
       float* t = init_padded_row(t_buf.data(), C, p);
-      for (int64_t pos = begin; pos < end; ++pos)
-        lrn_backward_row(xp + pos * C, gp + pos * C, gxp + pos * C, C, p, sq, u.data(), t);
+      with_lrn_scale(p, [&](const auto& scale) {
+        for (int64_t pos = begin; pos < end; ++pos)
+          lrn_backward_row(scale, xp + pos * C, gp + pos * C, gxp + pos * C, C, p, sq, u.data(), t);
+      });
     });
     return;
   }
@@ -277,7 +281,9 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
           if (cl) {
             if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(buf_t));
             const scalar_t* xb = xp + (n * H + band.h0) * W * C;
-            for (int64_t q = q_fresh; q < np; ++q) lrn_forward_row(xb + q * C, lrn.data() + q * C, C, p, sq_row);
+            with_lrn_scale(p, [&](const auto& scale) {
+              for (int64_t q = q_fresh; q < np; ++q) lrn_forward_row(scale, xb + q * C, lrn.data() + q * C, C, p, sq_row);
+            });
             for (int64_t oh = oh0; oh < oh1; ++oh) {
               const buf_t* top = lrn.data() + (oh * stride - band.h0) * W * C;
               if (!op) {
@@ -340,14 +346,16 @@ void relu_lrn_pool_backward(const at::Tensor& g, const at::Tensor& x, const at::
         std::vector<float> sq_buf(padded), t_buf(padded), u(C), acc(C);
         float* sq = init_padded_row(sq_buf.data(), C, p);
         float* t = init_padded_row(t_buf.data(), C, p);
-        for (int64_t r = begin; r < end; ++r) {
-          const int64_t n = r / H, h = r % H, pooled = n * OH * OW;
-          for (int64_t w = 0; w < W; ++w) {
-            gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
-            const int64_t pos = (r * W + w) * C;
-            lrn_backward_row(xp + pos, acc.data(), gxp + pos, C, p, sq, u.data(), t);
+        with_lrn_scale(p, [&](const auto& scale) {
+          for (int64_t r = begin; r < end; ++r) {
+            const int64_t n = r / H, h = r % H, pooled = n * OH * OW;
+            for (int64_t w = 0; w < W; ++w) {
+              gather_pool_grad(h, w, OH, OW, kernel_size, stride, C, gp + pooled * C, op + pooled * C, acc.data());
+              const int64_t pos = (r * W + w) * C;
+              lrn_backward_row(scale, xp + pos, acc.data(), gxp + pos, C, p, sq, u.data(), t);
+            }
           }
-        }
+        });
       });
       return;
     }
