@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.report import compare
+from bench.report import compare, step_profile
 from bench.report import render as report
 from bench.report.results import ReportError, load_run
+from bench.report.step_profile import StepProfileSummary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_run_small.json"
 
@@ -429,16 +430,34 @@ def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
     assert f"{t[('paper', 'eager')] / t[('no-lrn', 'eager')]:.2f}x the eager kernels" in line
     assert line.endswith(f"are {t[('paper', 'eager')] / t[('paper', 'cpp')]:.2f}x.")
     assert "With this suite's ops free" not in (folder / "README.md").read_text()  # no profile beside it yet
-    (folder / "profile.md").write_text("# p\n\n**This suite's ops** (x): 1.0 ms per step, 1.0% of all self time. "
-                                       "Were they free, the step would take 80.0% of its time: at most 1.25x faster "
-                                       "than now.\n")
-    (folder / "profile-infer.md").write_text("# p\n\n**This suite's ops** (y): 2.0 ms per step.\n")
+    train = StepProfileSummary(mode="train", kernels="cpp", steps=5, ms_per_step=500.0, own_ops=("x",),
+                               own_ms_per_step=1.0, own_share=0.2)
+    for page, summary in (("profile.md", train), ("profile-infer.md", None)):  # the inference page has no record
+        (folder / page).write_text("# p\n\nprose the report does not read: the step would take 10.0% of its time\n")
+        if summary is not None:
+            step_profile.save(summary, folder / page)
     assert report.main([str(log), "--out", str(out)]) == 0
     text = (folder / "README.md").read_text()
-    assert "training step's time goes: [profile](profile.md) (its own run). **This suite's ops** (x): 1.0 ms" in text
-    assert "inference forward's time goes: [profile](profile-infer.md) (its own run). **This suite's ops** (y)" in text
+    assert ("training step's time goes: [profile](profile.md) (its own run). **This suite's ops** (x, with their "
+            "autograd nodes): 1.0 ms per step, 20.0% of all self time. Were they free, the step would take 80.0%") in text
+    assert "inference forward's time goes: [profile](profile-infer.md) (its own run).\n" in text
     best = load_run(log).models
     best = best[(best["mode"] == "train") & (best["variant"] == "paper") & (best["kernels"] == "cpp")
                 & (best["amp"] != "bf16") & ~best["channels_last"].astype(bool)].iloc[-1]["speedup_vs_best_eager"]
     assert f"would be at most {best * 1.25:.2f}x the best-layout eager kernels (now {best:.2f}x)" in text
     assert text.count("With this suite's ops free") == 1  # the inference page states no bound: no line for it
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not a step profile record"),
+    ('{"mode": "train"}', "not a step profile record"),
+    ('{"mode": "train", "kernels": "cpp", "steps": 1, "ms_per_step": 1.0, "own_ops": [], "own_ms_per_step": 1.0,'
+     ' "own_share": 1.5}', "not a fraction"),
+])
+def test_a_bad_step_profile_record_is_an_error_naming_it(tmp_path, text, message):
+    page = tmp_path / "profile.md"
+    page.write_text("# p\n")
+    step_profile.record_path(page).write_text(text)
+    with pytest.raises(ReportError, match=message) as info:
+        step_profile.load(page)
+    assert "profile.json" in str(info.value)

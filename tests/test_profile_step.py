@@ -1,6 +1,7 @@
 """bench/tools/profile_step.py: the training-step profile page and its command line."""
 import pytest
 
+from bench.report import step_profile
 from bench.tools import profile_step
 from tests.conftest import usage_error_line
 
@@ -14,6 +15,19 @@ def test_profile_page_names_the_phases_and_our_share(tmp_path):
         assert f"| {phase} |" in page
     assert "`aten::" in page and "This suite's ops** (none found" in page  # eager: PyTorch's own ops only
     assert "--image-size 67" in page and "batch 2" in page
+    summary = step_profile.load(out)  # the record beside the page, which the report reads
+    assert summary.mode == "train" and summary.kernels == "eager" and summary.own_share == 0.0
+    assert summary.free_bound == 1.0 and summary.summary_line() in page.splitlines()
+
+
+def test_the_record_counts_this_suites_ops(tmp_path):
+    out = tmp_path / "profile.md"
+    assert profile_step.main(["--kernels", "cpp", "--batch", "2", "--image-size", "67", "--steps", "1",
+                              "--out", str(out)]) == 0
+    summary = step_profile.load(out)
+    assert "relu_lrn_pool" in summary.own_ops and 0.0 < summary.own_share < 1.0
+    assert summary.own_ms_per_step > 0 and summary.free_bound == pytest.approx(1 / (1 - summary.own_share))
+    assert summary.summary_line() == out.read_text().strip().splitlines()[-1]
 
 
 def test_inference_profile_has_only_the_forward(tmp_path):

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from bench.report import compare, paper_claims, plots, readme_rows, tables, targets
+from bench.report import compare, paper_claims, plots, readme_rows, step_profile, tables, targets
 from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
 from infra import report_kit
 from infra.atomic_io import write_text_atomic
@@ -103,32 +102,25 @@ def _model_ceilings(models: pd.DataFrame, out: Path | None = None) -> str:
 
 
 PROFILE_PAGES = {"train": "profile.md", "infer": "profile-infer.md"}  # as bench.tools.profile_step names them
-_SUMMARY_PREFIX = "**This suite's ops**"
-
-
-def _profile_summary_line(page: Path) -> str:
-    """The summary line a ``bench.tools.profile_step`` page ends with, or ''."""
-    if not page.is_file():
-        return ""
-    return next((line for line in page.read_text().splitlines() if line.startswith(_SUMMARY_PREFIX)), "")
 
 
 def _profile_bound(page: Path) -> float | None:
-    """How many times faster the step would be were this suite's ops free (from the page's 'the step would
-    take P% of its time', finer than its rounded 'at most N.NNx'), or None."""
-    match = re.search(r"the step would take (\d+(?:\.\d+)?)% of its time", _profile_summary_line(page))
-    return 100.0 / float(match.group(1)) if match and float(match.group(1)) > 0 else None
+    """How many times faster the step would be were this suite's ops free, from the record beside the page
+    (``bench.report.step_profile``), or None."""
+    summary = step_profile.load(page) if page.is_file() else None
+    return summary.free_bound if summary is not None else None
 
 
 def _profile_summary(out: Path) -> str:
-    """Links to the step profiles committed beside the report (training, inference), each with its
-    own summary line."""
+    """Links to the step profiles committed beside the report (training, inference), each with the summary
+    line of its record."""
     parts = []
     for mode, what in (("train", "training step"), ("infer", "inference forward")):
         page = out / PROFILE_PAGES[mode]
         if page.is_file():
-            parts.append(f"Where the {what}'s time goes: [profile]({page.name}) (its own run). "
-                         f"{_profile_summary_line(page)}\n\n")
+            summary = step_profile.load(page)
+            parts.append(f"Where the {what}'s time goes: [profile]({page.name}) (its own run)."
+                         + (f" {summary.summary_line()}" if summary is not None else "") + "\n\n")
     return "".join(parts)
 
 

@@ -6,7 +6,9 @@ phases and the operators by self time, with the share taken by this suite's own 
 
 It answers what bounds a target such as "the training step >= 1.5x the eager kernels": if the suite's
 ops are a few percent of the step, no kernel of theirs can move it much. Run it on a quiet machine
-(nothing else using the cores); the page names the machine, versions, date and command.
+(nothing else using the cores); the page names the machine, versions, date and command. With ``--out
+PAGE.md`` the share of this suite's ops is also written to ``PAGE.json`` (``bench.report.step_profile``),
+which the benchmark report reads for its ceilings.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import torch.nn.functional as F
 from alexnet.model import AlexNetConfig, build_model
 from alexnet.optim import paper_sgd
 from infra import machine, report_kit
+from bench.report import step_profile
+from bench.report.step_profile import StepProfileSummary
 from bench.tools import page_cli
 from infra.errors import UsageError, run_cli
 from kernels.backends import BACKENDS
@@ -80,11 +84,20 @@ def profile_steps(kernels: str, batch: int, image_size: int, steps: int, mode: s
     return prof.key_averages(), wall_ms
 
 
-def render(averages, wall_ms: float, args, command: str) -> str:
-    per_step = {e.key: e for e in averages}
+def summarize(averages, wall_ms: float, args) -> StepProfileSummary:
+    """This suite's share of the profiled steps: the record the report reads (``bench.report.step_profile``)."""
     self_total = sum(e.self_cpu_time_total for e in averages) or 1.0
     ours = [e for e in averages if any(tag in e.key for tag in OWN_OPS)]
     ours_us = sum(e.self_cpu_time_total for e in ours)
+    names = sorted({e.key.split("::")[-1] for e in ours if "::" in e.key and not e.key.startswith("autograd")})
+    return StepProfileSummary(mode=args.mode, kernels=args.kernels, steps=args.steps, ms_per_step=round(wall_ms, 3),
+                              own_ops=tuple(names), own_ms_per_step=round(ours_us / 1e3 / args.steps, 3),
+                              own_share=ours_us / self_total)
+
+
+def render(averages, wall_ms: float, args, command: str, summary: StepProfileSummary) -> str:
+    per_step = {e.key: e for e in averages}
+    self_total = sum(e.self_cpu_time_total for e in averages) or 1.0
     cpu = machine.cpu_info()["cpu_model"]
     what = MODES[args.mode]
     workload = ("SGD with momentum and weight decay" if args.mode == "train"
@@ -106,11 +119,7 @@ def render(averages, wall_ms: float, args, command: str) -> str:
     lines += report_kit.table(["operator", "calls per step", "self ms per step", "share"], (
         [f"`{e.key}`", report_kit.num(e.count / args.steps, ".0f"), report_kit.num(e.self_cpu_time_total / 1e3 / args.steps, ".1f"),
          report_kit.pct(e.self_cpu_time_total / self_total, 1)] for e in top))
-    names = sorted({e.key.split("::")[-1] for e in ours if "::" in e.key and not e.key.startswith("autograd")})
-    lines += ["", f"**This suite's ops** ({', '.join(names) or 'none found'}, with their autograd nodes): "
-              f"{ours_us / 1e3 / args.steps:.1f} ms per step, {report_kit.pct(ours_us / self_total, 1)} of all self time. "
-              f"Were they free, the step would take {report_kit.pct(1 - ours_us / self_total, 1)} of its time: at most "
-              f"{report_kit.ratio(1 / max(1e-9, 1 - ours_us / self_total))} faster than now.", ""]
+    lines += ["", summary.summary_line(), ""]
     return "\n".join(lines)
 
 
@@ -125,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                              "pools); use at least 67")
         page_cli.prepare(args)
         averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps, args.mode)
-        page_cli.emit(render(averages, wall_ms, args, page_cli.command_line("bench.tools.profile_step", argv)),
-                      args.out)
+        summary = summarize(averages, wall_ms, args)
+        page = render(averages, wall_ms, args, page_cli.command_line("bench.tools.profile_step", argv), summary)
+        if page_cli.emit(page, args.out) is not None:
+            print(f"wrote {step_profile.save(summary, args.out)}")
     return run_cli(parser.prog, body)
 
 
