@@ -269,6 +269,9 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     # 4 steps x 128 images: 512 img/s in the fastest round; 2.25 M images of the short schedule = 1.22 h
     assert "| 11pct | short | 2.25 M | 1.6 | 1.2 |" in text
     assert "11pct" in text and "(n=1, seed 0; no interval from one pair)" in text
+    mean_row = next(line for line in text.splitlines() if line.startswith("| 11pct | mean (single-view, n=1)"))
+    assert mean_row.endswith(f"| {100 * rec['test_err']:.2f}% (one seed) |  |  |  | 11% |")  # the spread beside the mean
+    assert ", 1 thread, " in text or " threads, " in text
     assert (tmp_path / "conv-local-short-curves.png").is_file()
 
 

@@ -53,9 +53,11 @@ def _seed_table(runs: dict) -> list[str]:
                          pct(PAPER[arm], 0)])
         for key, label in (("test_err", "single"), ("test_err_multiview", "multi")):
             m, sd = mean_sd(r[key] for r in arm_runs.values() if r.get(key) is not None)
+            spread = "one seed" if sd is None else f"sd {num(100 * sd)} pp"
+            cell = f"{pct(m)} ({spread})"
             rows.append([arm, f"mean ({label}-view, n={len(arm_runs)})", "",
-                         pct(m) if label == "single" else "", pct(m) if label == "multi" else "",
-                         f"sd {num(None if sd is None else 100 * sd)} pp", "", pct(PAPER[arm], 0)])
+                         cell if label == "single" else "", cell if label == "multi" else "", "", "",
+                         pct(PAPER[arm], 0)])
     return table(["net", "seed", "epochs", "test error, single-view", "test error, multi-view",
                   "last-epoch training error", "throughput (training steps)", "paper"], rows) + [
         "", "Throughput and s/epoch are each run's own, over all its epochs and wall time (evaluation included): "
@@ -209,7 +211,8 @@ def render_report(records: Path, report: Path) -> Path:
              "update rule: `alexnet/conv_local.py`, `alexnet/convnet_sgd.py`, `bench/ablations/conv_local_train.py` "
              "(transcribed from cuda-convnet, commit e4ac0c1f of github.com/dnouri/cuda-convnet). The paper "
              "(section 3.3): 13% test error without normalization, 11% with it.", ""]
-    machines = sorted({f"{r['machine'].get('cpu_model')}, {r['threads']} threads, torch {r['machine'].get('torch')}"
+    machines = sorted({f"{r['machine'].get('cpu_model')}, {r['threads']} thread{'s' if r['threads'] != 1 else ''}, "
+                       f"torch {r['machine'].get('torch')}"
                        for sched in data.values() for arm in sched.values() for r in arm.values()})
     lines += ["Machine(s) of the runs: " + ("; ".join(machines) if machines else NOT_YET) + ".", ""]
     lines += ["## Training speed", "", *_speed_lines(records), ""]
