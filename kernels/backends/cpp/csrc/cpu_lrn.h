@@ -353,18 +353,23 @@ ALEXNET_ALWAYS_INLINE Vec window_sum_row(const float* padded, int64_t q, const L
   return s;
 }
 
-// sq: init_padded_row buffer. scale: the LrnScale of p (with_lrn_scale), built once per caller rather than
-// per position.
+// sq: init_padded_row buffer; arow: C floats, used for a 16-bit x only (widened and rectified once, read
+// back by the second pass), may be null for float. scale: the LrnScale of p (with_lrn_scale), built once
+// per caller rather than per position.
 template <typename Scale, typename x_t, typename y_t>
-inline void lrn_forward_row(const Scale& scale, const x_t* x, y_t* y, int64_t C, const Lrn& p, float* sq) {
+inline void lrn_forward_row(const Scale& scale, const x_t* x, y_t* y, int64_t C, const Lrn& p, float* sq,
+                            float* arow) {
+  constexpr bool kWiden = !std::is_same_v<x_t, float>;
   for_each_vector(C, [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
     const Vec a = relu(load_float(x + q, m));
+    if constexpr (kWiden) store(arow + q, a, m);
     store(sq + q, a * a, m);
   });
   for_each_scaled<kRowScaleGroup>(
       C, scale, [&](int64_t q, int64_t) ALEXNET_ALWAYS_INLINE_LAMBDA { return window_sum_row(sq, q, p); },
       [&](int64_t q, int64_t m, const Vec& s) ALEXNET_ALWAYS_INLINE_LAMBDA {
-        store_as(y + q, relu(load_float(x + q, m)) * s, m);
+        if constexpr (kWiden) store_as(y + q, load(arow + q, m) * s, m);
+        else store_as(y + q, relu(load_float(x + q, m)) * s, m);
       });
 }
 

@@ -75,14 +75,14 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   constexpr bool is_float = std::is_same_v<scalar_t, float>;
   if (fmt == at::MemoryFormat::ChannelsLast) {
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
-      std::vector<float> sq_buf(padded_row_floats(C, p)), ys(is_float ? 0 : C);
+      std::vector<float> sq_buf(padded_row_floats(C, p)), ys(is_float ? 0 : C), arow(is_float ? 0 : C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
       with_lrn_scale(p, [&](const auto& scale) {
         for (int64_t pos = begin; pos < end; ++pos) {
           if constexpr (is_float) {
-            lrn_forward_row(scale, xp + pos * C, yp + pos * C, C, p, sq);
+            lrn_forward_row(scale, xp + pos * C, yp + pos * C, C, p, sq, arow.data());
           } else {  // as the planes below: the row in float, then converted two vectors at a time
-            lrn_forward_row(scale, xp + pos * C, ys.data(), C, p, sq);
+            lrn_forward_row(scale, xp + pos * C, ys.data(), C, p, sq, arow.data());
             from_float(ys.data(), yp + pos * C, C);
           }
         }
@@ -266,6 +266,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
         const buf_t* lrn_end = lrn.data() + lrn.size();
         std::vector<float> sq(cl ? padded_row_floats(C, p) : lrn_forward_planes_scratch(kPlanePositions, p));
         float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
+        std::vector<float> arow(cl && !std::is_same_v<scalar_t, float> ? C : 0);
         std::vector<const buf_t*> rows(kernel_size);
         std::vector<float> colmax(!op ? (cl ? W * C : colmax_floats(W)) : 0);
         const bool values = !op && values_s2(kernel_size, stride);
@@ -282,7 +283,8 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
             if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(buf_t));
             const scalar_t* xb = xp + (n * H + band.h0) * W * C;
             with_lrn_scale(p, [&](const auto& scale) {
-              for (int64_t q = q_fresh; q < np; ++q) lrn_forward_row(scale, xb + q * C, lrn.data() + q * C, C, p, sq_row);
+              for (int64_t q = q_fresh; q < np; ++q)
+                lrn_forward_row(scale, xb + q * C, lrn.data() + q * C, C, p, sq_row, arow.data());
             });
             for (int64_t oh = oh0; oh < oh1; ++oh) {
               const buf_t* top = lrn.data() + (oh * stride - band.h0) * W * C;
