@@ -111,8 +111,8 @@ struct LrnScale {
 #pragma GCC unroll 8
     for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
   }
-  // For G window sums v: d^-beta in v and 1 / d in inv (the backward's d^(-beta-1) without a divide: for
-  // beta = 3/4 the square of the d^-1/2 estimate d^-3/4 is built from).
+  // For G window sums v: d^-beta in v and 1 / d in inv. For beta = 3/4, 1 / d is the square of the refined
+  // d^-1/2 that d^-3/4 is built from, so the backward's d^(-beta-1) costs no divide; otherwise a reciprocal.
   template <int G>
   ALEXNET_ALWAYS_INLINE void group_with_inverse(Vec (&v)[G], Vec (&inv)[G]) const {
     if constexpr (!kThreeQuarters) {
