@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from infra.machine import cpu_info, software_versions  # noqa: F401  (re-exported for the harness)
+from infra.machine import cpu_info, memory_allocator, software_versions  # noqa: F401  (re-exported for the harness)
 
 # NVML throttle-reason bits (nvmlClocksThrottleReason*) by name, for a readable list
 _THROTTLE_BITS = {
@@ -118,6 +118,7 @@ def run_description(device: torch.device, command: str) -> dict:
         info["cpu_threads"] = torch.get_num_threads()
         info["cpu_model"] = cpu_info()["cpu_model"]
         info["cpu_isa"] = torch.backends.cpu.get_cpu_capability()
+        info["cpu_allocator"] = memory_allocator()
         for peer in ("openvino", "onnxruntime"):
             try:
                 info[peer] = __import__(peer).__version__

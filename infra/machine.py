@@ -58,6 +58,29 @@ def cpu_info() -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+_ALLOCATORS = {"tcmalloc": "tcmalloc", "jemalloc": "jemalloc", "mimalloc": "mimalloc"}
+
+
+def memory_allocator(maps: str | None = None) -> str:
+    """The malloc this process runs on: a tcmalloc, jemalloc or mimalloc library mapped into it (as
+    ``LD_PRELOAD`` puts it there), else the C library's own. CPU step times depend on it: a step that
+    allocates and frees large buffers pays the page faults of memory the C library returns to the system.
+    ``maps``: the text of /proc/self/maps (read when None)."""
+    if maps is None:
+        try:
+            with open("/proc/self/maps") as f:
+                maps = f.read()
+        except OSError:
+            maps = ""
+    for line in maps.splitlines():
+        name = os.path.basename(line.split()[-1]) if line.split() else ""
+        for key, label in _ALLOCATORS.items():
+            if name.startswith(f"lib{key}"):
+                return f"{label} ({name})"
+    libc, version = platform.libc_ver()
+    return f"{libc} {version} malloc".strip() if libc else "the C library's malloc"
+
+
 def machine_info(devices=()) -> dict:
     """Versions, CPU, the devices a run used and, where CUDA is available, their GPU names."""
     info = {**software_versions(), **cpu_info(), "devices": [str(d) for d in devices]}

@@ -344,7 +344,8 @@ def test_log_axis_labels_are_few_and_plain():
 def _cpu_case_log(tmp_path: Path) -> Path:
     """A CPU run's per-case log: conv1 kernels of two backends and two AlexNet rows, closed by its end line."""
     info = {"cpu_only": True, "gpu_name": None, "cpu_model": "Test CPU", "cpu_isa": "AVX2", "cpu_threads": 2,
-            "torch": "2.13.0+cpu", "openvino": "2026.4.1-1-abc", "copy_bytes_per_s": 2.5e10}
+            "torch": "2.13.0+cpu", "openvino": "2026.4.1-1-abc", "copy_bytes_per_s": 2.5e10,
+            "cpu_allocator": "glibc 2.36 malloc"}
     lines = [{"type": "session", "name": "cpu-test", "started": "2026-12-01T10:00:00+00:00",
               "command": "pytest bench/ -m headline --benchmark-save=cpu-test", "planned": []},
              {"type": "env", "info": info}]
@@ -461,3 +462,10 @@ def test_a_bad_step_profile_record_is_an_error_naming_it(tmp_path, text, message
     with pytest.raises(ReportError, match=message) as info:
         step_profile.load(page)
     assert "profile.json" in str(info.value)
+
+
+def test_cpu_report_names_the_memory_allocator(tmp_path):
+    """CPU step times depend on the malloc underneath (page faults of returned memory): the header says which."""
+    out = tmp_path / "reports"
+    assert report.main([str(_cpu_case_log(tmp_path)), "--out", str(out)]) == 0
+    assert "- Memory allocator: glibc 2.36 malloc" in next(out.rglob("README.md")).read_text()

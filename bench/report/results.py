@@ -201,6 +201,8 @@ def run_header(run: Run) -> str:
     ]
     if info.get("merged_files"):
         lines[0] = f"- Run: `{run.label}` merged from {', '.join(Path(f).name for f in info['merged_files'])}, {run.date}"
+    if info.get("cpu_allocator"):
+        lines.append(f"- Memory allocator: {info['cpu_allocator']}")
     if info.get("copy_bytes_per_s"):
         lines.append(f"- Measured copy bandwidth (device-to-device, read+write): {info['copy_bytes_per_s'] / 1e9:.1f} GB/s")
     gemm = info.get("gemm_flops_per_s") or {}

@@ -1,0 +1,18 @@
+"""infra/machine.py: what a run records about the machine it ran on."""
+import os
+
+from infra.machine import memory_allocator
+
+
+def test_memory_allocator_names_a_preloaded_malloc_or_the_c_librarys():
+    maps = ("7f00-7f01 r-xp 00000000 08:01 12 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+            "7f02-7f03 r-xp 00000000 08:01 13 /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4.5.10\n")
+    assert memory_allocator(maps) == "tcmalloc (libtcmalloc.so.4.5.10)"
+    assert memory_allocator("7f0-7f1 r-xp 0 08:01 1 /opt/lib/libjemalloc.so.2\n") == "jemalloc (libjemalloc.so.2)"
+    plain = memory_allocator("7f00-7f01 r-xp 00000000 08:01 12 /usr/lib/x86_64-linux-gnu/libc.so.6\n\n")
+    assert "malloc" in plain and "tcmalloc" not in plain and "jemalloc" not in plain
+
+
+def test_memory_allocator_of_this_process_reads_its_own_maps():
+    preloaded = "malloc" in os.environ.get("LD_PRELOAD", "")
+    assert memory_allocator().endswith(")" if preloaded else " malloc")
