@@ -273,6 +273,16 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     assert mean_row.endswith(f"| {100 * rec['test_err']:.2f}% (one seed) |  |  |  | 11% |")  # the spread beside the mean
     assert ", 1 thread, " in text or " threads, " in text
     assert (tmp_path / "conv-local-short-curves.png").is_file()
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- conv-local:begin -->\nold\n<!-- conv-local:end -->\nkept\n")
+    conv_local.main(["--report-only", "--records", str(records), "--report", str(tmp_path / "conv-local.md"),
+                     "--update-readme", str(readme)])
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- conv-local:end -->\nkept\n")
+    assert "[conv-local.md](conv-local.md)" in text  # linked relative to the README
+    assert f"| `short` | 11pct | 1 | **{100 * rec['test_err']:.2f}%** | **{100 * rec['test_err_multiview']:.2f}%** | 11% |" in text
+    assert "| `short` | 11pct - 13pct (paired by seed) | 1 |" in text and "(one pair)" in text
+    assert "| `full` | 13pct | 0 | not measured yet |  | 13% |" in text
 
 
 def test_study_plan_runs_two_short_pairs_then_the_full_pair_level_then_a_third(tmp_path, monkeypatch):
@@ -356,6 +366,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert run_cli(PROG, lambda: main(["--state-dir", str(tmp_path), "--data", str(tmp_path / "nope.tar.gz")])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.tar.gz" in err
+    assert run_cli(PROG, lambda: main(["--update-readme", str(tmp_path / "R.md"), "--state-dir", str(tmp_path)])) == 2
+    assert "--update-readme goes with --report-only" in capsys.readouterr().err
+    (tmp_path / "R.md").write_text("no markers\n")
+    assert run_cli(PROG, lambda: main(["--report-only", "--records", str(tmp_path), "--report", str(tmp_path / "c.md"),
+                                       "--update-readme", str(tmp_path / "R.md")])) == 2
+    assert "<!-- conv-local:begin -->" in capsys.readouterr().err
 
 
 def test_real_cifar_splits_as_cuda_convnet_batches():

@@ -3,6 +3,7 @@
     python -m bench.ablations.conv_local --plan study --state-dir DIR      # the whole study, resumable
     python -m bench.ablations.conv_local --arms 11pct --seeds 0 --schedule short --state-dir DIR
     python -m bench.ablations.conv_local --report-only                    # reports/cifar10-cpu/conv-local.md
+    python -m bench.ablations.conv_local --report-only --update-readme README.md   # and the README's rows
 
 Schedules (epochs per phase: train on batches 1-4, fold in batch 5, lr/10, lr/100):
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,11 +37,12 @@ from pathlib import Path
 import torch
 
 from alexnet.conv_local import ARMS
-from bench.ablations.conv_local_report import SCHEDULES, render_report
+from bench.ablations.conv_local_report import README_SECTION, SCHEDULES, readme_rows, render_report
 from bench.ablations.conv_local_train import ConvLocalSpec, CifarImages, load_images, train_run
 from infra.atomic_io import write_json_atomic
 from infra.errors import UsageError, check_output_folder, run_cli
 from infra.machine import machine_info
+from infra.report_kit import update_section
 
 PROG = "python -m bench.ablations.conv_local"
 RECORD_FORMAT = "alexnet-kernels/conv-local-record-v1"
@@ -131,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="folder of the run records")
     p.add_argument("--report", type=Path, default=DEFAULT_REPORT, help="report file rendered from the records")
     p.add_argument("--report-only", action="store_true", help="render the report from the records; train nothing")
+    p.add_argument("--update-readme", type=Path, default=None, metavar="README",
+                   help="with --report-only: also fill README's <!-- conv-local:begin/end --> rows")
     p.add_argument("--data", default="cifar10", help="'cifar10', an ImageFolder directory or a .tar.gz archive")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     return p
@@ -146,8 +151,14 @@ def _ints(text: str, flag: str) -> list[int]:
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
 
+    if args.update_readme is not None and not args.report_only:
+        raise UsageError("--update-readme goes with --report-only")
     if args.report_only:
         print(f"wrote {render_report(args.records, args.report)}")
+        if args.update_readme is not None:
+            link = os.path.relpath(Path(args.report).resolve(), args.update_readme.resolve().parent)
+            update_section(args.update_readme, README_SECTION, readme_rows(args.records, link))
+            print(f"updated {args.update_readme}")
         return
     if args.state_dir is None:
         raise UsageError("--state-dir is needed to train (or pass --report-only)")

@@ -201,6 +201,46 @@ def _speed_lines(records: Path) -> list[str]:
     return lines
 
 
+README_SECTION = "conv-local"  # the README block readme_rows fills (<!-- conv-local:begin --> ... end)
+
+
+def _delta_cell(runs: dict, key: str) -> str:
+    d = paired_delta({s: r[key] for s, r in runs.get("13pct", {}).items()},
+                     {s: r[key] for s, r in runs.get("11pct", {}).items()})
+    if d.n == 0:
+        return NOT_YET
+    if d.ci is None:
+        return f"{signed_pp(d.mean)} (one pair)"
+    return f"**{signed_pp(d.mean)}** (95% CI [{signed_pp(d.ci[0])}, {signed_pp(d.ci[1])}]; {d.n} pairs)"
+
+
+def readme_rows(records: Path, report_link: str) -> str:
+    """The README's summary of the study, from the records alone: per schedule, each net's mean test
+    error (single-view, multi-view) beside the paper's, and the paired LRN delta."""
+    data = load_records(records)
+    rows = []
+    for schedule in ("full", "short"):
+        runs = data.get(schedule, {})
+        for arm in ARMS:
+            arm_runs = runs.get(arm, {})
+            cells = [NOT_YET, ""]
+            if arm_runs:
+                cells = []
+                for key in ("test_err", "test_err_multiview"):
+                    m, _ = mean_sd(r[key] for r in arm_runs.values() if r.get(key) is not None)
+                    cells.append(f"**{pct(m)}**")
+            rows.append([f"`{schedule}`", arm, len(arm_runs), *cells, pct(PAPER[arm], 0)])
+        rows.append([f"`{schedule}`", "11pct - 13pct (paired by seed)", min(len(runs.get(a, {})) for a in ARMS),
+                     _delta_cell(runs, "test_err"), _delta_cell(runs, "test_err_multiview"),
+                     signed_pp(PAPER["11pct"] - PAPER["13pct"], 0)])
+    epochs = {k: " + ".join(str(e) for e in v[0]) for k, v in SCHEDULES.items()}
+    intro = (f"cuda-convnet's conv-local nets on CIFAR-10 (the paper's 13% -> 11%), test error, mean over seeds; schedules "
+             f"`full` ({epochs['full']} epochs, as published) and `short` ({epochs['short']}, one tenth of each phase). "
+             f"Per seed, curves, where LRN acts and the training speed: [{report_link}]({report_link}).")
+    return "\n".join([intro, "", *table(["schedule", "net", "seeds", "test error, single-view",
+                                          "test error, multi-view (10 views)", "paper"], rows)])
+
+
 def render_report(records: Path, report: Path) -> Path:
     """Write ``report`` (and its PNGs beside it) from the records under ``records``; returns the path."""
     data = load_records(records)
