@@ -59,7 +59,7 @@ def plot_deltas(analysis: dict, path: Path) -> bool:
         """One line per claim measured in some regime, the paper's figure from its rows."""
         rows = {k: [measured.get((k, g)) for g in REGIMES] for k in labels}
         return [PlotLine(labels[k], next(r for r in rs if r).paper_value, rs) for k, rs in rows.items() if any(rs)]
-    panels = [Panel(lines(DELTA_LABELS), "test error, with - without (pp)"),
+    panels = [Panel(lines(DELTA_LABELS), "test error, feature on - off (pp)"),
               Panel(lines(RATIO_LABELS), "ratio (1 = no speed-up)", null=1.0, log_ticks=RATIO_TICKS)]
     series = [(REGIME_LABELS[g], color) for g, color in zip(REGIMES, ("C0", "C2"))]
     return plot_claims(path, [p for p in panels if p.lines], series,
@@ -131,7 +131,8 @@ def plot_sensitivity(analysis: dict, path: Path) -> bool:
             report_kit.log_ticks(ax, "y", ticks=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 16), suffix="x")
             ax.set_ylabel("tanh / ReLU epochs to 25% (^ v: bounds)", fontsize=8)
         else:
-            ax.set_ylabel("validation error, with - without (pp)", fontsize=8)
+            difference = CLAIM_TEXT[key][1].split(", ", 1)[-1].replace(" (pp)", "")  # e.g. "with - without"
+            ax.set_ylabel(f"validation error (pp),\n{difference}", fontsize=8)
         ax.set_xlabel("learning rate (both arms)", fontsize=8)
         ax.set_title(CLAIM_TEXT[key][0].split(" (")[0], fontsize=8)
         ax.legend(fontsize=6, loc="best")
