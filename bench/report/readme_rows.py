@@ -205,6 +205,7 @@ def block(run: Run, report_dir: str) -> str:
     intro = (f"On a CPU ({info.get('cpu_model', 'unknown CPU')}, {info.get('cpu_threads', '?')} threads, "
              f"{info.get('cpu_isa', '?')} kernels"
              + (f", {bandwidth / 1e9:.1f} GB/s measured copy bandwidth" if bandwidth else "")
+             + (f", {info['cpu_allocator']}" if info.get("cpu_allocator") else "")
              + f"; {versions}; {run.date[:10]}; `{info.get('command', '?')}`, {_duration(run)}), "
              f"AlexNet's {SITE} activation at batch 16 ({DTYPE}), ms per call, median, **cold caches** (the "
              "last-level cache flushed before every call; warm figures in the report); % of roof: the binding "
