@@ -58,7 +58,7 @@ def cpu_info() -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-_ALLOCATORS = {"tcmalloc": "tcmalloc", "jemalloc": "jemalloc", "mimalloc": "mimalloc"}
+_ALLOCATORS = ("tcmalloc", "jemalloc", "mimalloc")  # malloc libraries a process may have preloaded
 
 
 def memory_allocator(maps: str | None = None) -> str:
@@ -74,9 +74,9 @@ def memory_allocator(maps: str | None = None) -> str:
             maps = ""
     for line in maps.splitlines():
         name = os.path.basename(line.split()[-1]) if line.split() else ""
-        for key, label in _ALLOCATORS.items():
-            if name.startswith(f"lib{key}"):
-                return f"{label} ({name})"
+        for allocator in _ALLOCATORS:
+            if name.startswith(f"lib{allocator}"):
+                return f"{allocator} ({name})"
     libc, version = platform.libc_ver()
     return f"{libc} {version} malloc".strip() if libc else "the C library's malloc"
 

@@ -65,12 +65,16 @@ def _seed_table(runs: dict) -> list[str]:
         "speed table above, which are the ones to compare."]
 
 
+def _lrn_delta(runs: dict, key: str):
+    """The paired LRN delta (11pct - 13pct, same seeds) of one error column."""
+    return paired_delta({s: r[key] for s, r in runs.get("13pct", {}).items()},
+                        {s: r[key] for s, r in runs.get("11pct", {}).items()})
+
+
 def _delta_lines(runs: dict) -> list[str]:
     lines = []
     for key, label in (("test_err", "single-view"), ("test_err_multiview", "multi-view")):
-        base = {s: r[key] for s, r in runs.get("13pct", {}).items()}
-        var = {s: r[key] for s, r in runs.get("11pct", {}).items()}
-        d = paired_delta(base, var)
+        d = _lrn_delta(runs, key)
         if d.n == 0:
             lines.append(f"- {label}: {NOT_YET} (no seed has both nets)")
         elif d.ci is None:
@@ -205,8 +209,7 @@ README_SECTION = "conv-local"  # the README block readme_rows fills (<!-- conv-l
 
 
 def _delta_cell(runs: dict, key: str) -> str:
-    d = paired_delta({s: r[key] for s, r in runs.get("13pct", {}).items()},
-                     {s: r[key] for s, r in runs.get("11pct", {}).items()})
+    d = _lrn_delta(runs, key)
     if d.n == 0:
         return NOT_YET
     if d.ci is None:

@@ -61,10 +61,11 @@ def load(page: Path) -> StepProfileSummary | None:
         return None
     try:
         raw = json.loads(path.read_text())
-        summary = StepProfileSummary(**{f.name: raw[f.name] for f in fields(StepProfileSummary)})
+        summary = StepProfileSummary(**{f.name: raw[f.name] for f in fields(StepProfileSummary)
+                                        if f.name != "own_ops"}, own_ops=tuple(raw["own_ops"]))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ReportError(f"{path}: not a step profile record ({type(e).__name__}: {e}); "
                           "rewrite it with python -m bench.tools.profile_step --out") from None
     if not 0.0 <= float(summary.own_share) <= 1.0:
         raise ReportError(f"{path}: own_share {summary.own_share} is not a fraction in [0, 1]")
-    return StepProfileSummary(**{**asdict(summary), "own_ops": tuple(summary.own_ops)})
+    return summary
