@@ -2,6 +2,7 @@
 with each way of computing it - a Markdown page.
 
     python -m bench.tools.cifar_throughput --out reports/cifar10-cpu/throughput.md
+    python -m bench.tools.cifar_throughput --arms towers --amp off --out reports/cifar10-cpu/throughput-towers.md
 
 The study's own images/s column comes from runs that shared the machine with other work; this tool
 answers "what does the LRN arm run at with the project's kernels" on a quiet machine instead. Every arm
@@ -10,12 +11,14 @@ channels-last, SGD with momentum, bfloat16 autocast with LRN in float32, the pap
 inputs and cuda-convnet init by default) on the same batches of real CIFAR-10 images, and the arms take
 turns: each round times ``--steps`` training steps of every arm in turn, after ``--warmup`` untimed
 steps, so a change in the machine's speed falls on all arms alike. The page gives each arm's median over
-the rounds and its ratio to the baseline (no LRN).
+the rounds and its ratio to the first arm.
 
-Arms: the baseline; LRN through ``kernels.relu_lrn`` with the ``cpp`` backend (what the study uses); the
-same op with the ``eager`` backend (PyTorch's reference chain); and ``ChannelLRN``'s einsum (a banded
-matrix product, what the first study's LRN arm ran). Run it with nothing else using the cores; the page
-names the machine, versions, date and command.
+Two sets of arms (``--arms``). ``lrn``: the baseline (no LRN); LRN through ``kernels.relu_lrn`` with the
+``cpp`` backend (what the study uses); the same op with the ``eager`` backend (PyTorch's reference chain);
+and ``ChannelLRN``'s einsum (a banded matrix product, what the first study's LRN arm ran). ``towers``: the
+towers experiment's two nets (two towers, the full width in all; one tower with half the kernels in every
+conv layer) beside the full-width one-tower net, no LRN, laid out as ``alexnet.cifar_cnn`` places them on
+one CPU. Run it with nothing else using the cores; the page names the machine, versions, date and command.
 """
 from __future__ import annotations
 
@@ -41,6 +44,13 @@ ARMS = {
     "LRN: kernels.relu_lrn, eager": (True, "eager"),
     "LRN: ChannelLRN einsum": (True, "einsum"),
 }
+# arm name -> the run settings that differ from the full-width one-tower net: the towers experiment's arms
+# (bench.ablations.cifar.ARMS) and that net itself as the yardstick
+TOWER_ARMS = {
+    "one tower, full width": "base",
+    "two towers, half the kernels each": "two-tower",
+    "one tower, half the kernels in every conv layer": "one-tower-half",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="cifar10",
                    help="'cifar10' (../shared/data/cifar10-jpg.tar.gz or $ALEXNET_CIFAR10), an archive, a folder, "
                         "or 'synthetic' (default cifar10)")
+    p.add_argument("--arms", default="lrn", choices=("lrn", "towers"),
+                   help="lrn: the ways of computing LRN against no LRN (default); towers: the towers experiment's nets")
     p.add_argument("--regime", default="paper", choices=("paper", "unit"),
                    help="paper: 0-255 px inputs, cuda-convnet init; unit: unit-variance inputs, PyTorch init")
     p.add_argument("--amp", default="bf16", choices=("bf16", "off"), help="bfloat16 autocast as the study (default)")
@@ -78,7 +90,7 @@ class Arm:
         from bench.ablations.cifar_train import RunSpec, build_model
 
         self.name = name
-        self.spec = RunSpec(lrn=lrn, **spec_kwargs)
+        self.spec = RunSpec(**{"lrn": lrn, **spec_kwargs})
         self.model = build_model(self.spec, data.num_classes)
         for m in self.model.modules():
             if isinstance(m, ChannelLRN):
@@ -110,7 +122,12 @@ def measure(args) -> dict:
     spec_kwargs = {"lr": 0.005, "momentum": 0.9, "weight_decay": 5e-4, "flip": False, "batch_size": 128,
                    "amp": args.amp, **({"input_scale": "pixels", "init": "cuda-convnet"} if args.regime == "paper" else {})}
     arms, missing = [], {}
-    for name, (lrn, impl) in ARMS.items():
+    if args.arms == "towers":
+        from bench.ablations.cifar import ARMS as STUDY_ARMS
+
+        spec_kwargs["lr"] = 0.00125  # the rate the towers experiment picked for both of its arms
+        arms = [Arm(name, False, None, data, {**spec_kwargs, **STUDY_ARMS[key]}) for name, key in TOWER_ARMS.items()]
+    for name, (lrn, impl) in ARMS.items() if args.arms == "lrn" else ():
         reason = _unavailable(impl)
         if reason:
             missing[name] = reason
@@ -145,24 +162,29 @@ def _unavailable(impl: str | None) -> str | None:
 
 
 def render(result: dict, args, command: str) -> str:
-    rates = result["rates"]
-    base = statistics.median(rates["baseline: no LRN"])
+    rates, spec = result["rates"], result["spec"]
+    base = statistics.median(next(iter(rates.values())))
     cpu = machine.cpu_info()["cpu_model"]
     regime = ("paper regime: 0-255 px, cuda-convnet init" if args.regime == "paper"
               else "unit-variance inputs, PyTorch init")
-    lines = ["# CIFAR-10 study: training images/s of each arm, timed side by side", "",
+    what = "each arm" if args.arms == "lrn" else "the towers experiment's nets"
+    lines = [f"# CIFAR-10 study: training images/s of {what}, timed side by side", "",
              f"- Machine: {cpu}, {torch.get_num_threads()} threads, no GPU; torch {torch.__version__}; "
              f"{datetime.now(timezone.utc).date().isoformat()}.",
              f"- Command: `{command}`",
              f"- The study's 4-layer CNN, {regime}, batch 128, channels-last, SGD (momentum 0.9, weight decay "
-             f"5e-4, lr 0.005), {'bfloat16 autocast, LRN in float32' if args.amp == 'bf16' else 'float32'}, "
+             f"5e-4, lr {spec['lr']}), {'bfloat16 autocast, LRN in float32' if args.amp == 'bf16' else 'float32'}, "
              f"on random batches of `{Path(result['data']).name}`. {args.rounds} rounds; in each, every arm trains "
              f"{args.steps} steps in turn (after {args.warmup} untimed warm-up steps per arm). Training steps only: "
              "no evaluation, no data decoding.", ""]
     rows = rate_rows(rates, base)
     rows += [[name, f"not run: {reason}", "", "", ""] for name, reason in result["missing"].items()]
-    lines += report_kit.table(["arm", "images/s (median)", "range over rounds", "vs baseline",
+    lines += report_kit.table(["arm", "images/s (median)", "range over rounds", "vs first row",
                                "ms per step"], rows)
+    if args.arms == "towers":
+        lines += ["", "The two-tower net runs on one CPU, its towers inside single grouped ops (`alexnet.cifar_cnn`, "
+                  "layout `two-gpu`), so its time is that net's arithmetic on these cores, not the two-GPU speed the "
+                  "paper reports."]
     lines += [""]
     return "\n".join(lines)
 

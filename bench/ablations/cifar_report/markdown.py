@@ -105,6 +105,10 @@ def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> st
         L += [f"Each arm's training speed on a quiet machine, the arms timed side by side (not from these runs, "
               f"which shared the machine): [{figures['throughput']}]({figures['throughput']}) "
               "(`python -m bench.tools.cifar_throughput`).", ""]
+    if figures.get("throughput_towers"):
+        L += [f"The towers experiment's nets timed the same way, beside the full-width one-tower net: "
+              f"[{figures['throughput_towers']}]({figures['throughput_towers']}) "
+              "(`python -m bench.tools.cifar_throughput --arms towers`).", ""]
     for g in REGIMES:
         expected = _expected_runs(analysis["regimes"][g])
         done = len(analysis["regimes"][g]["runs"])
@@ -368,7 +372,8 @@ def _discussion(analysis: dict) -> list[str]:
         if key == "towers":
             text += (" The paper's -1.7 pp is an ImageNet/AlexNet figure; here the towers are the four-layer net's "
                      "(joined at conv3 and the classifier), and they share one CPU, so their time per epoch measures "
-                     "the arithmetic of the two nets, not two GPUs (the tables give it).")
+                     "the arithmetic of the two nets, not two GPUs (the tables give the study runs' time per epoch, "
+                     "measured beside other work).")
         if key == "pool":
             text += (" The paper's -0.4 pp is an ImageNet/AlexNet figure: this is another dataset and a far smaller "
                      "net, so it tests the mechanism, not the number.")

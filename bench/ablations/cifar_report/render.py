@@ -34,6 +34,8 @@ def write_report(out: str | Path) -> list[Path]:
             figures[key] = path.name
     if (out / "throughput.md").is_file():  # written by bench.tools.cifar_throughput, linked when present
         figures["throughput"] = "throughput.md"
+    if (out / "throughput-towers.md").is_file():  # bench.tools.cifar_throughput --arms towers
+        figures["throughput_towers"] = "throughput-towers.md"
     if (out / "activation-profile.md").is_file():  # written by bench.tools.cifar_activation_profile
         figures["activation_profile"] = "activation-profile.md"
     md = write_text_atomic(out / "README.md", render_markdown(loaded, analysis, figures))
