@@ -9,8 +9,8 @@
 //   sum of `size` shifted loads from a zero-padded copy of the squares.
 // Window sums are formed directly, never as a running sum, so a NaN or Inf stays inside its own
 // windows exactly as in the reference. For the paper's beta = 3/4, d^-beta comes from two refined
-// reciprocal-square-root estimates (pow_neg_three_quarters, a few ulp); any other beta uses Sleef's
-// vectorized pow (1 ulp).
+// reciprocal-square-root estimates (pow_neg_three_quarters, a few ulp; the bfloat16 forward takes the
+// estimates unrefined, within one bfloat16 ulp: LrnScale); any other beta uses Sleef's vectorized pow (1 ulp).
 #pragma once
 
 #include <limits>
@@ -59,10 +59,15 @@ ALEXNET_ALWAYS_INLINE Vec rsqrt_newton(const Vec& d) { return rsqrt_refine(d, rs
 // roots and a division (the divider was the bottleneck of the forward): within 4 float32 eps of the
 // float64 result for d from 1e-29 to 1e36, with AVX-512 and AVX2 (tests/test_cpp_backend.py).
 // d = +Inf gives 0 and NaN stays NaN, as pow does.
+template <bool kRefined = true>
 ALEXNET_ALWAYS_INLINE Vec pow_neg_three_quarters(const Vec& d) {
-  const Vec r = rsqrt_newton(d);
-  const Vec v = r * rsqrt_newton(d * r);
-  return zero_where_inf(v, d);
+  if constexpr (kRefined) {
+    const Vec r = rsqrt_newton(d);
+    return zero_where_inf(r * rsqrt_newton(d * r), d);
+  } else {  // the estimates alone (LrnScale's kRefined)
+    const Vec r = rsqrt_estimate(d);
+    return zero_where_inf(r * rsqrt_estimate(d * r), d);
+  }
 }
 
 struct Lrn {
@@ -83,13 +88,22 @@ struct Lrn {
 // d^-beta from a window sum with the constants held as vectors and the choice of power made once, outside
 // the loops: with pow's out-of-line call inside a loop the compiler must assume it clobbers every vector
 // register, and reloads the constants on every vector.
-template <bool kThreeQuarters>
+//
+// kRefined = false (beta = 3/4 only) skips both Newton steps and takes d^-3/4 from the two hardware
+// estimates alone: relative error below 2.25 * 2^-12 (5.5e-4) with AVX2's 12-bit estimate, 2^-13 with
+// AVX-512's 14-bit one, exact without either. The bfloat16 forward uses it (kEstimatesSuffice): a
+// bfloat16 holds 8 significant bits, so the rounded output stays within one bfloat16 ulp of the exact
+// result (half an ulp of rounding plus at most a quarter ulp before it), while the refinements are about
+// a third of the forward's vector operations. float16 (11 bits) and float32 keep both steps, and so does
+// every backward, whose difference of two terms would magnify the estimate's error.
+template <bool kThreeQuarters, bool kRefined = true>
 struct LrnScale {
+  static_assert(kRefined || kThreeQuarters, "only the beta = 3/4 chains have an unrefined form");
   Vec alpha, k, neg_beta;
   explicit LrnScale(const Lrn& p) : alpha(p.alpha), k(p.k), neg_beta(-p.beta) {}
   ALEXNET_ALWAYS_INLINE Vec operator()(const Vec& window_sum) const {
     const Vec d = at::vec::fmadd(alpha, window_sum, k);
-    if constexpr (kThreeQuarters) return pow_neg_three_quarters(d);
+    if constexpr (kThreeQuarters) return pow_neg_three_quarters<kRefined>(d);
     else return d.pow(neg_beta);
   }
   // For G window sums v (beta = 3/4): d = k + alpha v, r = d^-1/2 and e = (d r)^-1/2, each step taken across
@@ -102,14 +116,18 @@ struct LrnScale {
     for (int i = 0; i < G; ++i) d[i] = at::vec::fmadd(alpha, v[i], k);
 #pragma GCC unroll 8
     for (int i = 0; i < G; ++i) r[i] = rsqrt_estimate(d[i]);
+    if constexpr (kRefined) {
 #pragma GCC unroll 8
-    for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
+      for (int i = 0; i < G; ++i) r[i] = rsqrt_refine(d[i], r[i]);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < G; ++i) dr[i] = d[i] * r[i];
 #pragma GCC unroll 8
     for (int i = 0; i < G; ++i) e[i] = rsqrt_estimate(dr[i]);
+    if constexpr (kRefined) {
 #pragma GCC unroll 8
-    for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
+      for (int i = 0; i < G; ++i) e[i] = rsqrt_refine(dr[i], e[i]);
+    }
   }
   // For G window sums v: d^-beta in v and 1 / d in inv. For beta = 3/4, 1 / d is the square of the refined
   // d^-1/2 that d^-3/4 is built from, so the backward's d^(-beta-1) costs no divide; otherwise a reciprocal.
@@ -144,10 +162,15 @@ struct LrnScale {
   }
 };
 
-// f(scale) with the LrnScale that p calls for.
-template <typename F>
+// Whether a forward whose input (and so output) is scalar_t may take d^-3/4 from the unrefined estimates
+// (LrnScale's kRefined = false): bfloat16 only.
+template <typename scalar_t>
+inline constexpr bool kEstimatesSuffice = std::is_same_v<scalar_t, c10::BFloat16>;
+
+// f(scale) with the LrnScale that p calls for; kEstimatesOnly: a bfloat16 forward (kEstimatesSuffice).
+template <bool kEstimatesOnly = false, typename F>
 ALEXNET_ALWAYS_INLINE void with_lrn_scale(const Lrn& p, const F& f) {
-  if (p.three_quarters) f(LrnScale<true>(p));
+  if (p.three_quarters) f(LrnScale<true, !kEstimatesOnly>(p));
   else f(LrnScale<false>(p));
 }
 
@@ -248,7 +271,7 @@ inline void lrn_forward_planes(const x_t* x, int64_t ldx, y_t* y, int64_t ldy, i
   };
   std::vector<const float*> window(p.size);
   for (int64_t j = 0; j < std::min(p.half, C); ++j) square_row(j);
-  with_lrn_scale(p, [&](const auto& scale) {
+  with_lrn_scale<kEstimatesSuffice<x_t>>(p, [&](const auto& scale) {
     for (int64_t c = 0; c < C; ++c) {
       if (c + p.half < C) square_row(c + p.half);
       const int64_t lo = std::max<int64_t>(0, c - p.half), hi = std::min<int64_t>(C - 1, c + p.half);

@@ -77,7 +77,7 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
       std::vector<float> sq_buf(padded_row_floats(C, p)), ys(is_float ? 0 : C), arow(is_float ? 0 : C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
-      with_lrn_scale(p, [&](const auto& scale) {
+      with_lrn_scale<kEstimatesSuffice<scalar_t>>(p, [&](const auto& scale) {
         for (int64_t pos = begin; pos < end; ++pos) {
           if constexpr (is_float) {
             lrn_forward_row(scale, xp + pos * C, yp + pos * C, C, p, sq, arow.data());
@@ -282,7 +282,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
           if (cl) {
             if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(buf_t));
             const scalar_t* xb = xp + (n * H + band.h0) * W * C;
-            with_lrn_scale(p, [&](const auto& scale) {
+            with_lrn_scale<kEstimatesSuffice<scalar_t>>(p, [&](const auto& scale) {
               for (int64_t q = q_fresh; q < np; ++q)
                 lrn_forward_row(scale, xb + q * C, lrn.data() + q * C, C, p, sq_row, arow.data());
             });
