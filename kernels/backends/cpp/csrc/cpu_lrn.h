@@ -174,47 +174,38 @@ ALEXNET_ALWAYS_INLINE void with_lrn_scale(const Lrn& p, const F& f) {
   else f(LrnScale<false>(p));
 }
 
-// emit(q, m, scale(sum_at(q, m))) for each vector of n values (m lanes, as for_each_vector), whole vectors
-// G at a time through LrnScale::group, then what is left in groups of G/2, G/4, ..., one: measured 23%
-// faster than one vector at a time on the NCHW forward (AVX2, Zen 2), whose single chain leaves the
-// floating-point scheduler waiting; the halving groups keep chains paired on short rows (a tower's 48
-// channels are 4 + 2 AVX2 vectors).
+// G vectors of window sums from q0 (m lanes each: kLanes, or fewer for a row's last, partial vector), their
+// d^-beta as one LrnScale group, and emit(q, m, d^-beta) for each; with kInverse (an emit that takes a
+// fourth argument, the backward's) through group_with_inverse, emit(q, m, d^-beta, 1 / d).
 template <int G, typename Scale, typename SumAt, typename Emit>
-ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const SumAt& sum_at, const Emit& emit,
-                                           int64_t q0 = 0) {
-  for (; q0 + G * kLanes <= n; q0 += G * kLanes) {
-    Vec v[G];
+ALEXNET_ALWAYS_INLINE void scale_group(int64_t q0, int64_t m, const Scale& scale, const SumAt& sum_at,
+                                       const Emit& emit) {
+  constexpr bool kInverse = std::is_invocable_v<const Emit&, int64_t, int64_t, const Vec&, const Vec&>;
+  Vec v[G], inv[G];
 #pragma GCC unroll 16
-    for (int i = 0; i < G; ++i) v[i] = sum_at(q0 + i * kLanes, kLanes);
-    scale.group(v);
+  for (int i = 0; i < G; ++i) v[i] = sum_at(q0 + i * kLanes, m);
+  if constexpr (kInverse) scale.group_with_inverse(v, inv);
+  else scale.group(v);
 #pragma GCC unroll 16
-    for (int i = 0; i < G; ++i) emit(q0 + i * kLanes, kLanes, v[i]);
-  }
-  if constexpr (G > 1) {
-    for_each_scaled<G / 2>(n, scale, sum_at, emit, q0);
-  } else if (q0 < n) {  // the last, partial vector
-    emit(q0, n - q0, scale(sum_at(q0, n - q0)));
+  for (int i = 0; i < G; ++i) {
+    if constexpr (kInverse) emit(q0 + i * kLanes, m, v[i], inv[i]);
+    else emit(q0 + i * kLanes, m, v[i]);
   }
 }
 
-// for_each_scaled for the backward: emit(q, m, d^-beta, 1 / d), through LrnScale::group_with_inverse.
+// scale_group over each vector of n values (as for_each_vector): whole vectors G at a time, then what is
+// left in groups of G/2, G/4, ..., one: measured 23% faster than one vector at a time on the NCHW forward
+// (AVX2, Zen 2), whose single chain leaves the floating-point scheduler waiting; the halving groups keep
+// chains paired on short rows (a tower's 48 channels are 4 + 2 AVX2 vectors). The forward's emit takes
+// (q, m, d^-beta), the backward's (q, m, d^-beta, 1 / d).
 template <int G, typename Scale, typename SumAt, typename Emit>
-ALEXNET_ALWAYS_INLINE void for_each_scaled_with_inverse(int64_t n, const Scale& scale, const SumAt& sum_at,
-                                                        const Emit& emit, int64_t q0 = 0) {
-  for (; q0 + G * kLanes <= n; q0 += G * kLanes) {
-    Vec v[G], inv[G];
-#pragma GCC unroll 16
-    for (int i = 0; i < G; ++i) v[i] = sum_at(q0 + i * kLanes, kLanes);
-    scale.group_with_inverse(v, inv);
-#pragma GCC unroll 16
-    for (int i = 0; i < G; ++i) emit(q0 + i * kLanes, kLanes, v[i], inv[i]);
-  }
+ALEXNET_ALWAYS_INLINE void for_each_scaled(int64_t n, const Scale& scale, const SumAt& sum_at, const Emit& emit,
+                                           int64_t q0 = 0) {
+  for (; q0 + G * kLanes <= n; q0 += G * kLanes) scale_group<G>(q0, kLanes, scale, sum_at, emit);
   if constexpr (G > 1) {
-    for_each_scaled_with_inverse<G / 2>(n, scale, sum_at, emit, q0);
-  } else if (q0 < n) {
-    Vec v[1] = {sum_at(q0, n - q0)}, inv[1];
-    scale.group_with_inverse(v, inv);
-    emit(q0, n - q0, v[0], inv[0]);
+    for_each_scaled<G / 2>(n, scale, sum_at, emit, q0);
+  } else if (q0 < n) {  // the last, partial vector
+    scale_group<1>(q0, n - q0, scale, sum_at, emit);
   }
 }
 
@@ -321,14 +312,14 @@ inline void lrn_backward_planes(const x_t* x, int64_t ldx, const g_t* g, int64_t
       };
       if (hi - lo == 4) {  // n = 5 away from the edges: five named rows
         const float *w0 = sq + lo * P, *w1 = w0 + P, *w2 = w1 + P, *w3 = w2 + P, *w4 = w3 + P;
-        for_each_scaled_with_inverse<kPlaneScaleGroup>(
+        for_each_scaled<kPlaneScaleGroup>(
             P, scale,
             [&](int64_t q, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
               return load(w0 + q, m) + load(w1 + q, m) + load(w2 + q, m) + load(w3 + q, m) + load(w4 + q, m);
             },
             emit);
       } else {
-        for_each_scaled_with_inverse<kPlaneScaleGroup>(
+        for_each_scaled<kPlaneScaleGroup>(
             P, scale, [&](int64_t q, int64_t m) { return window_sum_planes(sq, P, q, lo, hi); }, emit);
       }
     }
@@ -407,7 +398,7 @@ inline void lrn_backward_row(const Scale& scale, const x_t* x, const g_t* g, dx_
   });
   // u_c = g_c d_c^-beta and t_c = u_c a_c / d_c, kRowScaleGroup d^-beta chains in flight at once (as the
   // forward's rows).
-  for_each_scaled_with_inverse<kRowScaleGroup>(
+  for_each_scaled<kRowScaleGroup>(
       C, scale, [&](int64_t q, int64_t) ALEXNET_ALWAYS_INLINE_LAMBDA { return window_sum_row(sq, q, p); },
       [&](int64_t q, int64_t m, const Vec& s, const Vec& inv_d) ALEXNET_ALWAYS_INLINE_LAMBDA {
         const Vec a = relu(load_float(x + q, m));
