@@ -36,11 +36,11 @@ class StepProfileSummary:
 
     def summary_line(self) -> str:
         """The line the page ends with and the report quotes."""
-        rest = 1.0 - self.own_share
+        bound = self.free_bound
         return (f"{SUMMARY_PREFIX} ({', '.join(self.own_ops) or 'none found'}, with their autograd nodes): "
                 f"{self.own_ms_per_step:.1f} ms per step, {report_kit.pct(self.own_share, 1)} of all self time. "
-                f"Were they free, the step would take {report_kit.pct(rest, 1)} of its time: at most "
-                f"{report_kit.ratio(1 / max(1e-9, rest))} faster than now.")
+                f"Were they free, the step would take {report_kit.pct(1.0 - self.own_share, 1)} of its time"
+                + (f": at most {report_kit.ratio(bound)} faster than now." if bound is not None else "."))
 
 
 def record_path(page: Path) -> Path:
