@@ -15,7 +15,7 @@ from kernels.backends import cpp as cpp_backend
 from kernels import op_shapes
 from kernels.backends import eager as reference
 from kernels.paper import normalising_scale
-from kernels.tolerances import FLOAT64_REL_ERR
+from kernels.tolerances import BF16_UNREFINED_POWER_REL_ERR, FLOAT64_REL_ERR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LRN = (5, 1e-4, 0.75, 2.0)
@@ -294,9 +294,9 @@ def test_three_quarters_power_is_within_a_few_eps_of_float64(backend, layout):
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("op", ["relu_lrn", "relu_lrn_pool"])
-def test_bfloat16_forward_is_within_two_thirds_of_a_bfloat16_ulp(backend, op, layout):
+def test_bfloat16_forward_is_within_0_64_bfloat16_ulp(backend, op, layout):
     """The bfloat16 forward takes d^-3/4 from the unrefined hardware estimates (relative error below
-    5.5e-4, at most 0.15 of a bfloat16 ulp): after rounding, every output stays within 0.65 ulp of the
+    5.5e-4, at most 0.14 of a bfloat16 ulp): after rounding, every output stays within 0.64 ulp of the
     float64 result (a correctly rounded one is within 0.5), over window sums from 0 to ~1e36; +/-Inf and
     NaN give what the reference gives. A coarser power (one more estimate error, or none refined in
     float16 or float32) breaks the bound here or in the float32 test above."""
@@ -311,7 +311,8 @@ def test_bfloat16_forward_is_within_two_thirds_of_a_bfloat16_ulp(backend, op, la
     nonzero = ref != 0
     assert torch.equal(y[~nonzero], ref[~nonzero])
     ulp = torch.exp2(torch.floor(torch.log2(ref[nonzero].abs())) - 7)  # 8 significant bits
-    assert float(((y[nonzero] - ref[nonzero]).abs() / ulp).max()) <= 0.65
+    # half an ulp of rounding plus the estimates' error, at most 0.14 ulp (an ulp is >= 2**-8 of the value)
+    assert float(((y[nonzero] - ref[nonzero]).abs() / ulp).max()) <= 0.5 + BF16_UNREFINED_POWER_REL_ERR / 2.0 ** -8
     special = torch.tensor([float("inf"), 1.0, float("nan"), 0.0, 3e19, -1.0, float("-inf"), 2.0])
     xs = special.reshape(1, 8, 1, 1).repeat(1, 1, 3, 5).to(torch.bfloat16).contiguous(memory_format=fmt)
     torch.testing.assert_close(getattr(backend, op)(xs, *args), getattr(reference, op)(xs, *args), equal_nan=True)

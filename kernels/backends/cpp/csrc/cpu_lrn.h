@@ -93,8 +93,8 @@ struct Lrn {
 // estimates alone: relative error below 2.25 * 2^-12 (5.5e-4) with AVX2's 12-bit estimate, 2^-13 with
 // AVX-512's 14-bit one, exact without either. The bfloat16 forward uses it (kEstimatesSuffice): a
 // bfloat16 holds 8 significant bits, so the rounded output stays within one bfloat16 ulp of the exact
-// result (half an ulp of rounding plus at most a quarter ulp before it), while the refinements are about
-// a third of the forward's vector operations. float16 (11 bits) and float32 keep both steps, and so does
+// result (half an ulp of rounding plus at most 0.14 ulp before it; kernels/tolerances.py), while the
+// refinements are about a third of the forward's vector operations. float16 (11 bits) and float32 keep both steps, and so does
 // every backward, whose difference of two terms would magnify the estimate's error.
 template <bool kThreeQuarters, bool kRefined = true>
 struct LrnScale {
