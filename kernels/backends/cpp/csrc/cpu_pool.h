@@ -131,9 +131,11 @@ void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, fl
   // Window rows: whole-vector loads (no per-load bound checks) where the row's last vector stays inside
   // the tensor, which is every row but the last few of the last plane.
   const auto max_rows = [&](int64_t i, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
-    Vec v = load_float(rows[0] + i, m);
-    for (int k = 1; k < K; ++k) v = at::vec::maximum(v, load_float(rows[k] + i, m));
-    v.store(colmax + i);
+    if constexpr (K == 3) {
+      maximum3(load_float(rows[0] + i, m), load_float(rows[1] + i, m), load_float(rows[2] + i, m)).store(colmax + i);
+    } else {
+      at::vec::maximum(load_float(rows[0] + i, m), load_float(rows[1] + i, m)).store(colmax + i);
+    }
   };
   if (rows[K - 1] + (used + kLanes - 1) / kLanes * kLanes <= end) {
     for (int64_t i = 0; i < used; i += kLanes) max_rows(i, kLanes);
@@ -143,12 +145,13 @@ void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, fl
   // Neighbouring columns: colmax has slack for whole-vector loads past `used`.
   for_each_vector(OW, [&](int64_t ow, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
     auto [even, odd] = at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow), Vec::loadu(colmax + 2 * ow + kLanes));
-    Vec best = at::vec::maximum(even, odd);
     if constexpr (K == 3) {
-      best = at::vec::maximum(
-          best, at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow + 2), Vec::loadu(colmax + 2 * ow + 2 + kLanes)).first);
+      const Vec next =
+          at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow + 2), Vec::loadu(colmax + 2 * ow + 2 + kLanes)).first;
+      store_max<in_t>(y + ow, maximum3(even, odd, next), m);
+    } else {
+      store_max<in_t>(y + ow, at::vec::maximum(even, odd), m);
     }
-    store_max<in_t>(y + ow, best, m);
   });
 }
 
