@@ -127,12 +127,13 @@ def measure(args) -> dict:
 
         spec_kwargs["lr"] = 0.00125  # the rate the towers experiment picked for both of its arms
         arms = [Arm(name, False, None, data, {**spec_kwargs, **STUDY_ARMS[key]}) for name, key in TOWER_ARMS.items()]
-    for name, (lrn, impl) in ARMS.items() if args.arms == "lrn" else ():
-        reason = _unavailable(impl)
-        if reason:
-            missing[name] = reason
-        else:
-            arms.append(Arm(name, lrn, impl, data, spec_kwargs))
+    else:
+        for name, (lrn, impl) in ARMS.items():
+            reason = _unavailable(impl)
+            if reason:
+                missing[name] = reason
+            else:
+                arms.append(Arm(name, lrn, impl, data, spec_kwargs))
     return {"rates": rates_in_turns(arms, args), "missing": missing, "data": data.source, "spec": spec_kwargs}
 
 

@@ -58,16 +58,14 @@ ALEXNET_ALWAYS_INLINE Vec rsqrt_newton(const Vec& d) { return rsqrt_refine(d, rs
 // d^-3/4 = d^-1/2 (d d^-1/2)^-1/2, two refined estimates and three multiplies instead of two square
 // roots and a division (the divider was the bottleneck of the forward): within 4 float32 eps of the
 // float64 result for d from 1e-29 to 1e36, with AVX-512 and AVX2 (tests/test_cpp_backend.py).
-// d = +Inf gives 0 and NaN stays NaN, as pow does.
+// d = +Inf gives 0 and NaN stays NaN, as pow does. kRefined = false: the estimates alone (LrnScale).
 template <bool kRefined = true>
 ALEXNET_ALWAYS_INLINE Vec pow_neg_three_quarters(const Vec& d) {
-  if constexpr (kRefined) {
-    const Vec r = rsqrt_newton(d);
-    return zero_where_inf(r * rsqrt_newton(d * r), d);
-  } else {  // the estimates alone (LrnScale's kRefined)
-    const Vec r = rsqrt_estimate(d);
-    return zero_where_inf(r * rsqrt_estimate(d * r), d);
-  }
+  const auto rsqrt = [](const Vec& x) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    return kRefined ? rsqrt_newton(x) : rsqrt_estimate(x);
+  };
+  const Vec r = rsqrt(d);
+  return zero_where_inf(r * rsqrt(d * r), d);
 }
 
 struct Lrn {
@@ -94,8 +92,8 @@ struct Lrn {
 // AVX-512's 14-bit one, exact without either. The bfloat16 forward uses it (kEstimatesSuffice): a
 // bfloat16 holds 8 significant bits, so the rounded output stays within one bfloat16 ulp of the exact
 // result (half an ulp of rounding plus at most 0.14 ulp before it; kernels/tolerances.py), while the
-// refinements are about a third of the forward's vector operations. float16 (11 bits) and float32 keep both steps, and so does
-// every backward, whose difference of two terms would magnify the estimate's error.
+// refinements are about a third of the forward's vector operations. float16 (11 bits) and float32 keep
+// both steps, and so does every backward, whose difference of two terms would magnify the estimate's error.
 template <bool kThreeQuarters, bool kRefined = true>
 struct LrnScale {
   static_assert(kRefined || kThreeQuarters, "only the beta = 3/4 chains have an unrefined form");
