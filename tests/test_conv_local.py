@@ -285,8 +285,8 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     assert "| `full` | 13pct | 0 | not measured yet |  | 13% |" in text
 
 
-def test_study_plan_runs_two_short_pairs_then_the_full_pair_level_then_a_third(tmp_path, monkeypatch):
-    """--plan study: short seeds 0 and 1, the two full runs alternately in chunks, then short seed 2."""
+def test_study_plan_runs_three_short_pairs_then_the_full_pair_level(tmp_path, monkeypatch):
+    """--plan study: short seeds 0, 1 and 2, then the two full runs alternately in chunks."""
     from bench.ablations import conv_local
 
     calls = []
@@ -302,7 +302,7 @@ def test_study_plan_runs_two_short_pairs_then_the_full_pair_level_then_a_third(t
     short = [(s, a, k) for s, a, k, _ in calls if s == "short"]
     assert short == [("short", arm, seed) for seed in (0, 1, 2) for arm in ("13pct", "11pct")]
     full = [i for i, c in enumerate(calls) if c[0] == "full"]
-    assert calls[full[0] - 1][2] == 1 and calls[full[-1] + 1][2] == 2  # between the second and third pairs
+    assert calls[full[0] - 1][:3] == ("short", "11pct", 2) and full[-1] == len(calls) - 1  # after the third pair
     total = conv_local.make_spec("full", "13pct", 0).total_epochs
     assert [c[3] for c in calls if c[0] == "full" and c[1] == "13pct"][:2] == [conv_local.FULL_CHUNK,
                                                                             2 * conv_local.FULL_CHUNK]
