@@ -58,13 +58,18 @@ def test_build_targets_this_cpus_instruction_set(backend):
     """The build is compiled for the level torch dispatches to on this CPU, named for it in the cache
     (so a shared cache never hands one CPU another's build), and the loaded library says so itself."""
     isa = cpp_backend.cpu_isa()
-    assert isa == (torch.backends.cpu.get_cpu_capability() if isa != "DEFAULT" else "DEFAULT")
+    aten = cpp_backend.aten_level(isa)
+    assert aten == (torch.backends.cpu.get_cpu_capability() if isa != "DEFAULT" else "DEFAULT")
+    bf16_stores = os.environ.get("ALEXNET_AVX512_BF16", "1") == "1" and torch.cpu._is_avx512_bf16_supported()
+    assert (isa == "AVX512_BF16") == (aten == "AVX512" and bf16_stores)
     assert cpp_backend.extension_name(with_cuda=False).endswith("_" + isa.lower())
     assert cpp_backend.extension_name(with_cuda=False, isa="AVX2") != cpp_backend.extension_name(False, "AVX512")
+    assert cpp_backend.extension_name(False, "AVX512") != cpp_backend.extension_name(False, "AVX512_BF16")
     assert torch.ops.alexnet_cpp_ext.cpu_isa() == isa
     flags = cpp_backend.isa_flags(isa)
-    assert f"-DCPU_CAPABILITY={isa}" in flags
-    assert ("-mavx2" in flags) == (isa == "AVX2") and ("-mavx512f" in flags) == (isa == "AVX512")
+    assert f"-DCPU_CAPABILITY={aten}" in flags  # ATen's Vectorized of that level
+    assert ("-mavx2" in flags) == (isa == "AVX2") and ("-mavx512f" in flags) == (aten == "AVX512")
+    assert ("-mavx512bf16" in flags) == (isa == "AVX512_BF16")
 
 
 def test_lowered_capability_selects_another_build():
@@ -73,6 +78,18 @@ def test_lowered_capability_selects_another_build():
                          ATEN_CPU_CAPABILITY="default")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["DEFAULT", "alexnet_kernels_ext_cpu_default"]
+
+
+@pytest.mark.skipif(not (torch.cpu._is_avx512_supported() and torch.cpu._is_avx512_bf16_supported()),
+                    reason="this CPU has no AVX512-BF16: only the plain levels apply")
+def test_avx512_bf16_level_is_chosen_unless_switched_off():
+    """An AVX512-BF16 CPU builds the AVX512_BF16 level; ALEXNET_AVX512_BF16=0 keeps plain AVX512 (its own
+    cache entry), and any other value is refused with the variable named."""
+    query = "from kernels.backends import cpp as cb; print(cb.cpu_isa(), cb.extension_name(False))"
+    chosen = {flag: _run_python(query, ATEN_CPU_CAPABILITY="avx512", ALEXNET_AVX512_BF16=flag) for flag in ("1", "0", "yes")}
+    assert chosen["1"].stdout.split() == ["AVX512_BF16", "alexnet_kernels_ext_cpu_avx512_bf16"]
+    assert chosen["0"].stdout.split() == ["AVX512", "alexnet_kernels_ext_cpu_avx512"]
+    assert chosen["yes"].returncode != 0 and "ALEXNET_AVX512_BF16='yes'" in chosen["yes"].stderr
 
 
 def test_missing_compiler_is_named(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """The cpp extension at every instruction-set level this CPU can run - DEFAULT (no vector ISA), AVX2,
-AVX512 - each compiled and tested in its own process with ATen's ``ATEN_CPU_CAPABILITY`` set
-(``tests/isa_probe.py``): the build reports the level it was compiled for, its LRN forward stays within
+AVX512, AVX512_BF16 (AVX512 with one-instruction bfloat16 stores) - each compiled and tested in its own
+process with ATen's ``ATEN_CPU_CAPABILITY`` (and ``ALEXNET_AVX512_BF16``) set (``tests/isa_probe.py``): the build reports the level it was compiled for, its LRN forward stays within
 ``kernels.tolerances.FLOAT64_REL_ERR`` of float64 (float32 and bfloat16), and every op's forward and
 input gradient matches eager at the scale where LRN normalises, NaN/inf positions included. A level the
 CPU cannot execute is not run (skipped, with the reason) but still compiled (an object file, never loaded),
@@ -21,7 +21,7 @@ from kernels.backends import cpp as cpp_backend
 from kernels.tolerances import FLOAT64_REL_ERR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LEVELS = ("DEFAULT", "AVX2", "AVX512")
+LEVELS = ("DEFAULT", "AVX2", "AVX512", "AVX512_BF16")
 BUILD_TIMEOUT_S = 900
 
 
@@ -31,11 +31,14 @@ def cpu_runs(level: str) -> str | None:
         return "this CPU has no AVX2 (and FMA)"
     if level == "AVX512" and not torch.cpu._is_avx512_supported():
         return "this CPU has no AVX-512 (F, BW, VL, DQ): an AVX-512 build would stop on an illegal instruction"
+    if level == "AVX512_BF16" and not (torch.cpu._is_avx512_supported() and torch.cpu._is_avx512_bf16_supported()):
+        return "this CPU has no AVX512-BF16: its vcvtneps2bf16 would stop on an illegal instruction"
     return None
 
 
 def probe(level: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ATEN_CPU_CAPABILITY": level.lower(), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ATEN_CPU_CAPABILITY": cpp_backend.aten_level(level).lower(),
+           "ALEXNET_AVX512_BF16": str(int(level == "AVX512_BF16")), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "tests.isa_probe"], cwd=REPO_ROOT, env=env, capture_output=True,
                             text=True, timeout=BUILD_TIMEOUT_S)
     assert result.returncode == 0, f"{level} probe failed:\n{result.stderr[-3000:]}"

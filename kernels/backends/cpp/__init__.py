@@ -45,9 +45,12 @@ _OUTPUT_TAIL_CHARS = 3000
 CXX_FLAGS = ["-O3", "-fopenmp", "-fno-semantic-interposition"]
 # The CPU kernels use ATen's at::vec::Vectorized at the instruction set of the CPU that builds them, the
 # one torch itself dispatches to here (torch.backends.cpu.get_cpu_capability(), which honours
-# $ATEN_CPU_CAPABILITY). The level is part of the build's cache name, so a cache shared between machines
-# never hands an AVX-512 build to an AVX2 CPU, and the loaded build is checked against it.
+# $ATEN_CPU_CAPABILITY). An AVX-512 CPU with AVX512-BF16 gets the AVX512_BF16 level: the AVX-512 build
+# whose bfloat16 stores convert in one instruction ($ALEXNET_AVX512_BF16=0 keeps plain AVX512). The level is
+# part of the build's cache name, so a cache shared between machines never hands an AVX-512 build to an
+# AVX2 CPU, and the loaded build is checked against it.
 ISA_FLAGS = {
+    "AVX512_BF16": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mfma", "-mf16c"],
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c"],
     "AVX2": ["-mavx2", "-mfma", "-mf16c"],
     "DEFAULT": [],
@@ -60,14 +63,26 @@ _state: dict[str, object] = {"tried": False, "reason": None}
 
 
 def cpu_isa() -> str:
-    """The vector instruction set the CPU kernels are built for on this machine: AVX512, AVX2 or DEFAULT."""
+    """The vector instruction set the CPU kernels are built for on this machine: AVX512_BF16, AVX512, AVX2 or
+    DEFAULT."""
     capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512" and torch.cpu._is_avx512_bf16_supported():
+        flag = os.environ.get("ALEXNET_AVX512_BF16", "1")
+        if flag not in ("0", "1"):
+            raise ValueError(f"ALEXNET_AVX512_BF16={flag!r}: set it to 1 (the default) or 0 (plain AVX512)")
+        return "AVX512_BF16" if flag == "1" else "AVX512"
     return capability if capability in ISA_FLAGS else "DEFAULT"
+
+
+def aten_level(isa: str) -> str:
+    """ATen's CPU_CAPABILITY of a level: the one whose at::vec::Vectorized it compiles against."""
+    return "AVX512" if isa == "AVX512_BF16" else isa
 
 
 def isa_flags(isa: str) -> list[str]:
     """Compiler flags of one instruction-set level (ATen's CPU_CAPABILITY macros select its Vectorized)."""
-    defines = [f"-DCPU_CAPABILITY={isa}"] + ([f"-DCPU_CAPABILITY_{isa}"] if isa != "DEFAULT" else [])
+    aten = aten_level(isa)
+    defines = [f"-DCPU_CAPABILITY={aten}"] + ([f"-DCPU_CAPABILITY_{aten}"] if aten != "DEFAULT" else [])
     return ISA_FLAGS[isa] + defines
 
 
