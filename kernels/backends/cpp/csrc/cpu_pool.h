@@ -142,12 +142,14 @@ void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, fl
   } else {
     for (int64_t i = 0; i < used; i += kLanes) max_rows(i, std::min(end - rows[K - 1] - i, kLanes));
   }
-  // Neighbouring columns: colmax has slack for whole-vector loads past `used`.
+  // Neighbouring columns: colmax has slack for whole-vector loads past `used`. Every load reads exactly
+  // one vector the pass above stored, so it is forwarded from that store; columns 2j + 2 are the even
+  // columns moved down a lane (a load at colmax + 2 * ow + 2 would straddle two stores and wait for both
+  // to reach the cache).
   for_each_vector(OW, [&](int64_t ow, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
     auto [even, odd] = at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow), Vec::loadu(colmax + 2 * ow + kLanes));
     if constexpr (K == 3) {
-      const Vec next =
-          at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow + 2), Vec::loadu(colmax + 2 * ow + 2 + kLanes)).first;
+      const Vec next = shift_in_lane(even, Vec::loadu(colmax + 2 * ow + 2 * kLanes));
       store_max<in_t>(y + ow, maximum3(even, odd, next), m);
     } else {
       store_max<in_t>(y + ow, at::vec::maximum(even, odd), m);

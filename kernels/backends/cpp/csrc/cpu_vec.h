@@ -152,6 +152,22 @@ ALEXNET_ALWAYS_INLINE Vec maximum3(const Vec& a, const Vec& b, const Vec& c) {
 #endif
 }
 
+// Lanes 1 to kLanes - 1 of v, then lane 0 of w: v moved down one lane with w's first lane shifted in (the
+// columns 2j + 2 of a de-interleaved row are its even columns moved down one: no load at an odd offset).
+ALEXNET_ALWAYS_INLINE Vec shift_in_lane(const Vec& v, const Vec& w) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(w), _mm512_castps_si512(v), 1));
+#elif defined(CPU_CAPABILITY_AVX2)
+  const __m256 down = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0));
+  return _mm256_blend_ps(down, _mm256_broadcastss_ps(_mm256_castps256_ps128(w)), 0x80);
+#else
+  alignas(64) float lanes[2 * kLanes];
+  v.store(lanes);
+  w.store(lanes + kLanes);
+  return Vec::loadu(lanes + 1);
+#endif
+}
+
 #if defined(CPU_CAPABILITY_AVX512)
 using Half16 = __m256i;  // kLanes 16-bit values
 #elif defined(CPU_CAPABILITY_AVX2)
