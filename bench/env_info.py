@@ -117,7 +117,10 @@ def run_description(device: torch.device, command: str) -> dict:
         info["gpu_name"] = None
         info["cpu_threads"] = torch.get_num_threads()
         info["cpu_model"] = cpu_info()["cpu_model"]
-        info["cpu_isa"] = torch.backends.cpu.get_cpu_capability()
+        from kernels.backends.cpp import cpu_isa
+
+        info["cpu_isa"] = cpu_isa()  # the level the cpp kernels are built for (AVX512_BF16 adds bf16 stores)
+        info["aten_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         info["cpu_allocator"] = memory_allocator()
         for peer in ("openvino", "onnxruntime"):
             try:

@@ -16,3 +16,17 @@ def test_memory_allocator_names_a_preloaded_malloc_or_the_c_librarys():
 def test_memory_allocator_of_this_process_reads_its_own_maps():
     preloaded = "malloc" in os.environ.get("LD_PRELOAD", "")
     assert memory_allocator().endswith(")" if preloaded else " malloc")
+
+
+def test_cpu_run_description_names_the_cpp_kernels_level_and_atens():
+    """A CPU report's "<level> kernels" is the level the cpp extension is built for (AVX512_BF16 where the CPU
+    has AVX512-BF16), with ATen's own dispatch level beside it."""
+    import torch
+
+    from bench.env_info import run_description
+    from kernels.backends.cpp import aten_level, cpu_isa
+
+    info = run_description(torch.device("cpu"), "pytest bench/")
+    assert info["cpu_isa"] == cpu_isa()
+    assert info["aten_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert aten_level(info["cpu_isa"]) == info["aten_cpu_capability"] or info["cpu_isa"] == "DEFAULT"
