@@ -86,7 +86,8 @@ def test_avx512_bf16_level_is_chosen_unless_switched_off():
     """An AVX512-BF16 CPU builds the AVX512_BF16 level; ALEXNET_AVX512_BF16=0 keeps plain AVX512 (its own
     cache entry), and any other value is refused with the variable named."""
     query = "from kernels.backends import cpp as cb; print(cb.cpu_isa(), cb.extension_name(False))"
-    chosen = {flag: _run_python(query, ATEN_CPU_CAPABILITY="avx512", ALEXNET_AVX512_BF16=flag) for flag in ("1", "0", "yes")}
+    chosen = {flag: _run_python(query, ATEN_CPU_CAPABILITY="avx512", ALEXNET_AVX512_BF16=flag)
+              for flag in ("1", "0", "yes")}
     assert chosen["1"].stdout.split() == ["AVX512_BF16", "alexnet_kernels_ext_cpu_avx512_bf16"]
     assert chosen["0"].stdout.split() == ["AVX512", "alexnet_kernels_ext_cpu_avx512"]
     assert chosen["yes"].returncode != 0 and "ALEXNET_AVX512_BF16='yes'" in chosen["yes"].stderr

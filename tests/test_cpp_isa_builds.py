@@ -1,6 +1,7 @@
 """The cpp extension at every instruction-set level this CPU can run - DEFAULT (no vector ISA), AVX2,
 AVX512, AVX512_BF16 (AVX512 with one-instruction bfloat16 stores) - each compiled and tested in its own
-process with ATen's ``ATEN_CPU_CAPABILITY`` (and ``ALEXNET_AVX512_BF16``) set (``tests/isa_probe.py``): the build reports the level it was compiled for, its LRN forward stays within
+process with ATen's ``ATEN_CPU_CAPABILITY`` (and ``ALEXNET_AVX512_BF16``) set (``tests/isa_probe.py``): the
+build reports the level it was compiled for, its LRN forward stays within
 ``kernels.tolerances.FLOAT64_REL_ERR`` of float64 (float32 and bfloat16), and every op's forward and
 input gradient matches eager at the scale where LRN normalises, NaN/inf positions included. A level the
 CPU cannot execute is not run (skipped, with the reason) but still compiled (an object file, never loaded),

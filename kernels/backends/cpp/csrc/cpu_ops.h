@@ -153,7 +153,7 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
     if (fmt == at::MemoryFormat::ChannelsLast) {
       // (image, pooled row) tasks; each window element is C contiguous values.
       at::parallel_for(0, N * OH, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> colmax(op ? 0 : W * C);
+        std::vector<float> colmax(op ? 0 : channels_colmax_floats(kernel_size, W, C));
         for (int64_t r = begin; r < end; ++r) {
           const int64_t n = r / OH, oh = r % OH;
           const scalar_t* first = xp + ((n * H) + oh * stride) * W * C;
@@ -268,7 +268,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
         float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
         std::vector<float> arow(cl && !std::is_same_v<scalar_t, float> ? C : 0);
         std::vector<const buf_t*> rows(kernel_size);
-        std::vector<float> colmax(!op ? (cl ? W * C : colmax_floats(W)) : 0);
+        std::vector<float> colmax(!op ? (cl ? channels_colmax_floats(kernel_size, W, C) : colmax_floats(W)) : 0);
         const bool values = !op && values_s2(kernel_size, stride);
         // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
         // buffer holds the previous band, its last rows move to the front instead of being computed again.

@@ -247,7 +247,13 @@ void pool_row_channels_colmax(const RowAt& rows, int64_t kernel_size, int64_t st
   }
 }
 
-// One pooled output row, values only (channels_last inference); `colmax` holds W * C floats.
+// Floats of the row buffer pool_row_channels_values needs: none for the windows of 2 and 3, which read
+// their windows directly.
+inline int64_t channels_colmax_floats(int64_t kernel_size, int64_t W, int64_t C) {
+  return kernel_size == 2 || kernel_size == 3 ? 0 : W * C;
+}
+
+// One pooled output row, values only (channels_last inference); `colmax` holds channels_colmax_floats.
 template <typename scalar_t, typename RowAt>
 void pool_row_channels_values(const RowAt& rows, int64_t kernel_size, int64_t stride, int64_t OW, int64_t C,
                               float* colmax, scalar_t* y) {
