@@ -3,6 +3,7 @@
 The fixture holds synthetic GPU-like results (its GPU is named as such) chosen so that targets
 land on both sides of their thresholds, a backend (cpp) is missing, and paper-claim pairs exist.
 """
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -414,7 +415,9 @@ def test_update_readme_takes_one_run(saved_run, tmp_path, capsys):
 
 
 def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
-    """The run's own no-LRN net gives the ceiling a free LRN could reach; a profile beside the report is linked."""
+    """The run's own no-LRN net gives the ceiling a free LRN could reach, in each layout against the
+    best-layout eager kernels; a profile of the same mode and layout beside the report scales the cpp ratio,
+    one of the other layout does not."""
     log = _cpu_case_log(tmp_path)
     rows = log.read_text().splitlines()
     no_lrn = json.loads(next(r for r in rows if '"m[eager]"' in r))
@@ -427,13 +430,20 @@ def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
     models = load_run(log).models
     plain = models[(models["mode"] == "train") & (models["amp"] != "bf16") & ~models["compile_model"].astype(bool)]
     t = {(r.variant, r.kernels): r.time_s for r in plain.itertuples()}
-    line = next(x for x in (folder / "README.md").read_text().splitlines() if x.startswith("- training step"))
-    assert f"{t[('paper', 'eager')] / t[('no-lrn', 'eager')]:.2f}x the eager kernels" in line
-    assert line.endswith(f"are {t[('paper', 'eager')] / t[('paper', 'cpp')]:.2f}x.")
+    lines = (folder / "README.md").read_text().splitlines()
+    head = next(x for x in lines if x.startswith("- training step"))
+    assert head.endswith(f"take {t[('paper', 'eager')] * 1e3:.1f} ms (NCHW); the target reads the cpp kernels in "
+                         "NCHW, their faster layout.")
+    line = lines[lines.index(head) + 1]
+    assert line.startswith("  - NCHW: ")
+    assert f"{t[('paper', 'eager')] / t[('no-lrn', 'eager')]:.2f}x the best-layout eager kernels" in line
+    cpp = t[("paper", "eager")] / t[("paper", "cpp")]
+    assert line.endswith(f"{t[('paper', 'cpp')] * 1e3:.1f} ms, {cpp:.2f}x.")
     assert "With this suite's ops free" not in (folder / "README.md").read_text()  # no profile beside it yet
     train = StepProfileSummary(mode="train", kernels="cpp", steps=5, ms_per_step=500.0, own_ops=("x",),
                                own_ms_per_step=1.0, own_share=0.2)
-    for page, summary in (("profile.md", train), ("profile-infer.md", None)):  # the inference page has no record
+    for page, summary in (("profile.md", train), ("profile-infer.md", None),  # the inference page has no record
+                          ("profile-cl.md", dataclasses.replace(train, own_share=0.5, layout="channels_last"))):
         (folder / page).write_text("# p\n\nprose the report does not read: the step would take 10.0% of its time\n")
         if summary is not None:
             step_profile.save(summary, folder / page)
@@ -442,11 +452,26 @@ def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
     assert ("training step's time goes: [profile](profile.md) (its own run). **This suite's ops** (x, with their "
             "autograd nodes): 1.0 ms per step, 20.0% of all self time. Were they free, the step would take 80.0%") in text
     assert "inference forward's time goes: [profile](profile-infer.md) (its own run).\n" in text
-    best = load_run(log).models
-    best = best[(best["mode"] == "train") & (best["variant"] == "paper") & (best["kernels"] == "cpp")
-                & (best["amp"] != "bf16") & ~best["channels_last"].astype(bool)].iloc[-1]["speedup_vs_best_eager"]
-    assert f"would be at most {best * 1.25:.2f}x the best-layout eager kernels (now {best:.2f}x)" in text
-    assert text.count("With this suite's ops free") == 1  # the inference page states no bound: no line for it
+    assert "training step's time goes in channels_last: [profile](profile-cl.md)" in text
+    assert f"would be at most {cpp * 1.25:.2f}x: the most any kernel of this suite could bring in this layout" in text
+    assert text.count("With this suite's ops free") == 1  # no channels_last rows to scale by the 2.00x record
+
+
+def test_a_step_profile_record_of_the_other_layout_bounds_nothing(tmp_path):
+    """The NCHW ceiling is never scaled by a channels_last profile (nor the other way round); a record
+    written before the layout was recorded is an NCHW one."""
+    page = tmp_path / "profile.md"
+    page.write_text("# p\n")
+    summary = StepProfileSummary(mode="train", kernels="cpp", steps=5, ms_per_step=500.0, own_ops=("x",),
+                                 own_ms_per_step=1.0, own_share=0.2, layout="channels_last")
+    step_profile.save(summary, page)
+    assert report._profile_bound(page, channels_last=False) is None
+    assert report._profile_bound(page, channels_last=True) == pytest.approx(1.25)
+    raw = json.loads(step_profile.record_path(page).read_text())
+    del raw["layout"]
+    step_profile.record_path(page).write_text(json.dumps(raw))
+    assert step_profile.load(page).layout == "nchw"
+    assert report._profile_bound(page, channels_last=False) == pytest.approx(1.25)
 
 
 @pytest.mark.parametrize("text, message", [

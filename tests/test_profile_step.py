@@ -1,5 +1,6 @@
 """bench/tools/profile_step.py: the training-step profile page and its command line."""
 import pytest
+import torch
 
 from bench.report import step_profile
 from bench.tools import profile_step
@@ -17,6 +18,7 @@ def test_profile_page_names_the_phases_and_our_share(tmp_path):
     assert "--image-size 67" in page and "batch 2" in page
     summary = step_profile.load(out)  # the record beside the page, which the report reads
     assert summary.mode == "train" and summary.kernels == "eager" and summary.own_share == 0.0
+    assert summary.layout == "nchw" and "float32, NCHW," in page
     assert summary.free_bound == 1.0 and summary.summary_line() in page.splitlines()
 
 
@@ -38,6 +40,29 @@ def test_inference_profile_has_only_the_forward(tmp_path):
     assert page.startswith("# Where the AlexNet inference forward spends its time")
     assert "| forward |" in page and "| backward |" not in page and "| optimizer step |" not in page
     assert "convolution_backward" not in page and "under no_grad" in page
+
+
+def test_channels_last_profile_runs_in_that_layout_and_records_it(tmp_path, monkeypatch):
+    """--channels-last lays out the model and its input as the benchmark's channels_last rows: the cpp ops
+    see channels_last activations, and the page and its record say so."""
+    seen = []
+    real = profile_step.build_model
+
+    def spy(config):
+        model = real(config)
+        model.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(
+            memory_format=torch.channels_last)))
+        return model
+
+    monkeypatch.setattr(profile_step, "build_model", spy)
+    out = tmp_path / "profile-cl.md"
+    assert profile_step.main(["--kernels", "cpp", "--mode", "infer", "--channels-last", "--batch", "2",
+                              "--image-size", "67", "--steps", "1", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert seen and all(seen)
+    assert page.startswith("# Where the AlexNet inference forward spends its time (cpp kernels, channels_last,")
+    assert "float32, channels_last," in page and "--channels-last" in page
+    assert step_profile.load(out).layout == "channels_last"
 
 
 @pytest.mark.parametrize("argv, message", [

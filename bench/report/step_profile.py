@@ -28,6 +28,7 @@ class StepProfileSummary:
     own_ops: tuple[str, ...]
     own_ms_per_step: float
     own_share: float  # a fraction of all self time, in [0, 1]
+    layout: str = "nchw"  # "nchw" | "channels_last", as profile_step's --channels-last
 
     @property
     def free_bound(self) -> float | None:
@@ -61,6 +62,7 @@ def load(page: Path) -> StepProfileSummary | None:
         return None
     try:
         raw = json.loads(path.read_text())
+        raw.setdefault("layout", "nchw")  # records written before the tool had --channels-last profiled NCHW
         summary = StepProfileSummary(**{f.name: raw[f.name] for f in fields(StepProfileSummary)
                                         if f.name != "own_ops"}, own_ops=tuple(raw["own_ops"]))
     except (json.JSONDecodeError, KeyError, TypeError) as e:

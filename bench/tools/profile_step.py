@@ -3,6 +3,7 @@ phases and the operators by self time, with the share taken by this suite's own 
 
     python -m bench.tools.profile_step --kernels cpp --out reports/NAME/profile.md
     python -m bench.tools.profile_step --kernels cpp --mode infer --out reports/NAME/profile-infer.md
+    python -m bench.tools.profile_step --kernels cpp --channels-last --out reports/NAME/profile-cl.md
 
 It answers what bounds a target such as "the training step >= 1.5x the eager kernels": if the suite's
 ops are a few percent of the step, no kernel of theirs can move it much. Run it on a quiet machine
@@ -43,17 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="train", choices=MODES,
                    help="train: an SGD step (forward, backward, update); infer: the forward alone in eval mode "
                         "under no_grad (default train)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="model and input in channels_last memory format (default NCHW), as the benchmark's "
+                        "channels_last rows")
     page_cli.add_threads_and_out(p)
     return p
 
 
-def profile_steps(kernels: str, batch: int, image_size: int, steps: int, mode: str = "train"):
+def profile_steps(kernels: str, batch: int, image_size: int, steps: int, mode: str = "train",
+                  channels_last: bool = False):
     """(key averages, ms per step) of ``steps`` SGD steps (``mode="train"``) or inference forwards
-    (``"infer"``) of the paper's AlexNet on the CPU."""
+    (``"infer"``) of the paper's AlexNet on the CPU, in NCHW or (``channels_last``) channels_last."""
     torch.manual_seed(0)
     model = build_model(AlexNetConfig(kernels=kernels))
-    opt = paper_sgd(model.parameters(), lr=0.01)  # as train.py: fused where PyTorch has it
     x = torch.randn(batch, 3, image_size, image_size)
+    if channels_last:  # as bench/test_model_bench.py lays out its channels_last cases
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = paper_sgd(model.parameters(), lr=0.01)  # as train.py: fused where PyTorch has it
     y = torch.randint(0, 1000, (batch,))
     record = torch.profiler.record_function
 
@@ -90,9 +98,14 @@ def summarize(averages, wall_ms: float, args) -> StepProfileSummary:
     ours = [e for e in averages if any(tag in e.key for tag in OWN_OPS)]
     ours_us = sum(e.self_cpu_time_total for e in ours)
     names = sorted({e.key.split("::")[-1] for e in ours if "::" in e.key and not e.key.startswith("autograd")})
-    return StepProfileSummary(mode=args.mode, kernels=args.kernels, steps=args.steps, ms_per_step=round(wall_ms, 3),
+    return StepProfileSummary(mode=args.mode, kernels=args.kernels, layout=_layout(args),
+                              steps=args.steps, ms_per_step=round(wall_ms, 3),
                               own_ops=tuple(names), own_ms_per_step=round(ours_us / 1e3 / args.steps, 3),
                               own_share=ours_us / self_total)
+
+
+def _layout(args) -> str:
+    return "channels_last" if args.channels_last else "nchw"
 
 
 def render(averages, wall_ms: float, args, command: str, summary: StepProfileSummary) -> str:
@@ -102,11 +115,13 @@ def render(averages, wall_ms: float, args, command: str, summary: StepProfileSum
     what = MODES[args.mode]
     workload = ("SGD with momentum and weight decay" if args.mode == "train"
                 else "the forward alone, eval mode, under no_grad")
-    lines = [f"# Where the AlexNet {what} spends its time ({args.kernels} kernels, CPU profile)", "",
+    layout = ", channels_last" if args.channels_last else ""
+    lines = [f"# Where the AlexNet {what} spends its time ({args.kernels} kernels{layout}, CPU profile)", "",
              f"- Machine: {cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
              f"{datetime.now(timezone.utc).date().isoformat()}.",
              f"- Command: `{command}`",
-             f"- The paper's AlexNet (two towers), {args.image_size} px, batch {args.batch}, float32, {workload}; "
+             f"- The paper's AlexNet (two towers), {args.image_size} px, batch {args.batch}, float32, "
+             f"{'channels_last' if args.channels_last else 'NCHW'}, {workload}; "
              f"{args.steps} profiled step(s) after 3 warm-up steps, {wall_ms:.1f} ms per step "
              "(under the profiler, which adds a little).", "",
              "## Phases of a step", ""]
@@ -133,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--image-size {args.image_size} is too small for AlexNet (conv1 11/4 and three 3/2 "
                              "pools); use at least 67")
         page_cli.prepare(args)
-        averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps, args.mode)
+        averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps, args.mode,
+                                          args.channels_last)
         summary = summarize(averages, wall_ms, args)
         page = render(averages, wall_ms, args, page_cli.command_line("bench.tools.profile_step", argv), summary)
         if page_cli.emit(page, args.out) is not None:
