@@ -365,6 +365,18 @@ ALEXNET_ALWAYS_INLINE Vec window_sum_row(const float* padded, int64_t q, const L
   return s;
 }
 
+// Positions ahead of the one being normalised whose cache lines the fused forward prefetches. A
+// channels_last row is one position's C channels (a few hundred bytes) and the next position follows it;
+// its loads are the first thing a row's squares wait on. A prefetch past the tensor's end is harmless (it
+// never faults).
+constexpr int64_t kPrefetchPositions = 4;
+
+template <typename x_t>
+ALEXNET_ALWAYS_INLINE void prefetch_positions_ahead(const x_t* x, int64_t C) {
+  const char* ahead = reinterpret_cast<const char*>(x + kPrefetchPositions * C);
+  for (int64_t b = 0; b < C * static_cast<int64_t>(sizeof(x_t)); b += 64) __builtin_prefetch(ahead + b);
+}
+
 // sq: init_padded_row buffer; arow: C floats, used for a 16-bit x only (widened and rectified once, read
 // back by the second pass), may be null for float. scale: the LrnScale of p (with_lrn_scale), built once
 // per caller rather than per position.

@@ -283,8 +283,10 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
             if (carried) std::memmove(lrn.data(), lrn.data() + from * C, q_fresh * C * sizeof(buf_t));
             const scalar_t* xb = xp + (n * H + band.h0) * W * C;
             with_lrn_scale<kEstimatesSuffice<scalar_t>>(p, [&](const auto& scale) {
-              for (int64_t q = q_fresh; q < np; ++q)
+              for (int64_t q = q_fresh; q < np; ++q) {
+                prefetch_positions_ahead(xb + q * C, C);
                 lrn_forward_row(scale, xb + q * C, lrn.data() + q * C, C, p, sq_row, arow.data());
+              }
             });
             for (int64_t oh = oh0; oh < oh1; ++oh) {
               const buf_t* top = lrn.data() + (oh * stride - band.h0) * W * C;
