@@ -4,8 +4,9 @@
     perf annotate --stdio -s "alexnet_ext::cpu::lrn_forward_planes<float, float>"
 
 Calls ``kernels.relu_lrn_pool(x, backend="cpp")`` for ``--seconds`` on AlexNet's conv1 activation at batch 16
-(float32, ``randn * 30`` so that LRN normalises), after three warm-up calls, and prints the time per call;
-the committed reading is ``reports/cpu-epyc-avx2/fused-forward-profile.md``.
+(float32 or ``--dtype bfloat16``, ``randn * 30`` so that LRN normalises), after three warm-up calls, and
+prints the time per call; the committed readings are ``reports/cpu-epyc-avx2/fused-forward-profile.md`` and
+``reports/cpu-epyc-avx512/fused-forward-profile.md``.
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import torch
 
 import kernels
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.tools.profile_fused_forward", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=8.0, help="how long to call the op (default 8)")
     p.add_argument("--channels-last", action="store_true", help="channels_last input (default NCHW)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="input dtype (default float32)")
     args = p.parse_args(argv)
-    x = torch.randn(16, 96, 55, 55) * 30
+    x = (torch.randn(16, 96, 55, 55) * 30).to(DTYPES[args.dtype])
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
