@@ -174,7 +174,6 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
     // (image, channel) planes.
     const scalar_t* x_end = xp + N * C * H * W;
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> colmax(colmax_floats(W));
       std::vector<const scalar_t*> rows(kernel_size);
       const bool values = !op && values_s2(kernel_size, stride);
       for (int64_t nc = begin; nc < end; ++nc) {
@@ -182,7 +181,7 @@ void max_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, at::M
         for (int64_t oh = 0; oh < OH; ++oh) {
           for (int64_t kh = 0; kh < kernel_size; ++kh) rows[kh] = plane + (oh * stride + kh) * W;
           const int64_t o = (nc * OH + oh) * OW;
-          if (values) pool_row_values_s2(rows.data(), x_end, kernel_size, OW, colmax.data(), yp + o);
+          if (values) pool_row_values_s2(rows.data(), x_end, kernel_size, OW, yp + o);
           else pool_row(rows.data(), x_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
         }
       }
@@ -268,7 +267,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
         float* sq_row = cl ? init_padded_row(sq.data(), C, p) : nullptr;
         std::vector<float> arow(cl && !std::is_same_v<scalar_t, float> ? C : 0);
         std::vector<const buf_t*> rows(kernel_size);
-        std::vector<float> colmax(!op ? (cl ? channels_colmax_floats(kernel_size, W, C) : colmax_floats(W)) : 0);
+        std::vector<float> colmax(!op && cl ? channels_colmax_floats(kernel_size, W, C) : 0);
         const bool values = !op && values_s2(kernel_size, stride);
         // Consecutive bands of an image share kernel_size - stride input rows (one, for 3/2): when the
         // buffer holds the previous band, its last rows move to the front instead of being computed again.
@@ -317,7 +316,7 @@ void relu_lrn_pool_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& off, 
               for (int64_t kh = 0; kh < kernel_size; ++kh)
                 rows[kh] = lrn.data() + c * ld + (oh * stride + kh - band.h0) * W;
               const int64_t o = ((n * C + c) * OH + oh) * OW;
-              if (values) pool_row_values_s2(rows.data(), lrn_end, kernel_size, OW, colmax.data(), yp + o);
+              if (values) pool_row_values_s2(rows.data(), lrn_end, kernel_size, OW, yp + o);
               else pool_row(rows.data(), lrn_end, kernel_size, stride, W, OW, yp + o, op ? op + o : op);
             }
           }

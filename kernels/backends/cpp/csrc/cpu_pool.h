@@ -119,50 +119,50 @@ inline bool values_s2(int64_t kernel_size, int64_t stride) {
 }
 
 // One pooled row, values only (NCHW inference), stride 2 and window 2 or 3: the maxima over the
-// kernel_size input rows first, along whole rows with no shuffles, then over neighbouring columns of that
-// row buffer from de-interleaved loads: a third of the shuffles of window rows one by one.
-// NaN-propagating (the reference's value); rows are readable up to `end`; `colmax` holds
-// colmax_floats(W) floats, so that its loads and stores are whole vectors.
-inline int64_t colmax_floats(int64_t W) { return W + 3 * kLanes; }
-
+// kernel_size input rows first, a vector of columns at a time with no shuffles, then over neighbouring
+// columns of those maxima from de-interleaved registers: a third of the shuffles of window rows one by one.
+// The column maxima stay in registers (an output vector's last one is the next one's first): a round trip
+// through a scratch row cost a store and three reloads per output vector. NaN-propagating (the
+// reference's value); rows are readable up to `end`.
 template <int K, typename in_t, typename scalar_t>
-void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, float* colmax, scalar_t* y) {
-  const int64_t used = 2 * (OW - 1) + K;
-  // Window rows: whole-vector loads (no per-load bound checks) where the row's last vector stays inside
-  // the tensor, which is every row but the last few of the last plane.
-  const auto max_rows = [&](int64_t i, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
-    if constexpr (K == 3) {
-      maximum3(load_float(rows[0] + i, m), load_float(rows[1] + i, m), load_float(rows[2] + i, m)).store(colmax + i);
-    } else {
-      at::vec::maximum(load_float(rows[0] + i, m), load_float(rows[1] + i, m)).store(colmax + i);
-    }
+void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, scalar_t* y) {
+  // Columns the last output vector's loads reach: whole-vector loads (no per-load bound checks) where they
+  // stay inside the tensor, which is every row but the last few of the last plane. Columns past the row's
+  // used ones only reach output lanes past OW, which are not stored.
+  const int64_t reach = 2 * ((OW - 1) / kLanes * kLanes) + (K == 3 ? 3 : 2) * kLanes;
+  auto run = [&](auto whole) ALEXNET_ALWAYS_INLINE_LAMBDA {
+    const auto column_max = [&](int64_t i) ALEXNET_ALWAYS_INLINE_LAMBDA {
+      const int64_t m = decltype(whole)::value ? kLanes : std::clamp<int64_t>(end - rows[K - 1] - i, 0, kLanes);
+      if constexpr (K == 3) {
+        return maximum3(load_float(rows[0] + i, m), load_float(rows[1] + i, m), load_float(rows[2] + i, m));
+      } else {
+        return at::vec::maximum(load_float(rows[0] + i, m), load_float(rows[1] + i, m));
+      }
+    };
+    Vec lo = column_max(0);
+    for_each_vector(OW, [&](int64_t ow, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
+      const Vec mid = column_max(2 * ow + kLanes);
+      auto [even, odd] = at::vec::deinterleave2(lo, mid);
+      if constexpr (K == 3) {
+        // Columns 2j + 2: the even columns moved down a lane, the next vector's first column shifted in.
+        const Vec hi = column_max(2 * ow + 2 * kLanes);
+        store_max<in_t>(y + ow, maximum3(even, odd, shift_in_lane(even, hi)), m);
+        lo = hi;
+      } else {
+        store_max<in_t>(y + ow, at::vec::maximum(even, odd), m);
+        lo = column_max(2 * ow + 2 * kLanes);
+      }
+    });
   };
-  if (rows[K - 1] + (used + kLanes - 1) / kLanes * kLanes <= end) {
-    for (int64_t i = 0; i < used; i += kLanes) max_rows(i, kLanes);
-  } else {
-    for (int64_t i = 0; i < used; i += kLanes) max_rows(i, std::min(end - rows[K - 1] - i, kLanes));
-  }
-  // Neighbouring columns: colmax has slack for whole-vector loads past `used`. Every load reads exactly
-  // one vector the pass above stored, so it is forwarded from that store; columns 2j + 2 are the even
-  // columns moved down a lane (a load at colmax + 2 * ow + 2 would straddle two stores and wait for both
-  // to reach the cache).
-  for_each_vector(OW, [&](int64_t ow, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
-    auto [even, odd] = at::vec::deinterleave2(Vec::loadu(colmax + 2 * ow), Vec::loadu(colmax + 2 * ow + kLanes));
-    if constexpr (K == 3) {
-      const Vec next = shift_in_lane(even, Vec::loadu(colmax + 2 * ow + 2 * kLanes));
-      store_max<in_t>(y + ow, maximum3(even, odd, next), m);
-    } else {
-      store_max<in_t>(y + ow, at::vec::maximum(even, odd), m);
-    }
-  });
+  if (rows[K - 1] + reach <= end) run(std::true_type{});
+  else run(std::false_type{});
 }
 
 // pool_row_values_s2 for a kernel_size of 2 or 3 (values_s2).
 template <typename in_t, typename scalar_t>
-void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t kernel_size, int64_t OW, float* colmax,
-                        scalar_t* y) {
-  if (kernel_size == 3) pool_row_values_s2<3>(rows, end, OW, colmax, y);
-  else pool_row_values_s2<2>(rows, end, OW, colmax, y);
+void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t kernel_size, int64_t OW, scalar_t* y) {
+  if (kernel_size == 3) pool_row_values_s2<3>(rows, end, OW, y);
+  else pool_row_values_s2<2>(rows, end, OW, y);
 }
 
 // One pooled output position over C channels: at(kh, kw) points at the C values of window element
