@@ -4,6 +4,7 @@ failures, what autograd saves, device guard, and torch.compile seeing opaque ops
 Cross-backend correctness against the reference lives in tests/test_kernels.py.
 """
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -345,3 +346,38 @@ def test_backend_functions_take_the_declared_settings_by_keyword(backend):
     assert torch.equal(backend.max_pool(x, 3, stride=2), backend.max_pool(x, 3, 2))
     with pytest.raises(TypeError, match="'k'"):
         backend.relu_lrn(x, size=size, alpha=alpha, beta=beta)
+
+
+GUARD_PAGE_CHECK = """
+import torch, kernels
+from tests.guard_page import tensor_before_guard_page
+torch.manual_seed(0)
+for dtype in (torch.float32, torch.bfloat16):
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        for n, c, h, w in ((1, 3, 7, 35), (2, 5, 9, 40), (1, 4, 11, 55), (1, 2, 6, 100), (1, 16, 5, 9), (2, 3, 4, 32),
+                           (1, 2, 6, 64), (1, 2, 7, 65)):
+            x = tensor_before_guard_page((torch.randn(n, c, h, w) * 30).to(dtype).contiguous(memory_format=fmt))
+            for k, s in ((3, 2), (2, 2)):
+                with torch.no_grad():
+                    kernels.max_pool(x, backend="cpp", kernel_size=k, stride=s)
+                    kernels.relu_lrn_pool(x, backend="cpp", kernel_size=k, stride=s)
+                kernels.max_pool(x.detach().requires_grad_(), backend="cpp", kernel_size=k, stride=s).sum().backward()
+                kernels.relu_lrn_pool(x.detach().requires_grad_(), backend="cpp", kernel_size=k,
+                                      stride=s).sum().backward()
+            with torch.no_grad():
+                kernels.relu_lrn(x, backend="cpp")
+print("read nothing past the end")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages through Linux's mmap/mprotect")
+def test_kernels_read_nothing_past_their_input(backend):
+    """Every op, both layouts, float32 and bfloat16, inference and training forms, on inputs that end right
+    before an unreadable page (tests/guard_page.py): the whole-vector loads near a tensor's end must stop at
+    it. Widths where a pooled row's last vector reaches into the last rows of the tensor, and pooled widths
+    that are whole vectors (32: a load after the last output vector stays in the loop, where the compiler
+    cannot drop it). A read past the end kills the child process (SIGSEGV)."""
+    result = _run_python(GUARD_PAGE_CHECK)
+    assert result.returncode != -signal.SIGSEGV, f"a kernel read past its input's end: {result.stderr[-2000:]}"
+    assert result.returncode == 0, f"the check itself failed: {result.stderr[-2000:]}"
+    assert "read nothing past the end" in result.stdout

@@ -139,10 +139,9 @@ void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, sc
         return at::vec::maximum(load_float(rows[0] + i, m), load_float(rows[1] + i, m));
       }
     };
-    Vec lo = column_max(0);
+    Vec lo = K == 3 ? column_max(0) : Vec(0.f);  // a window of 3: the previous output vector's last columns
     for_each_vector(OW, [&](int64_t ow, int64_t m) ALEXNET_ALWAYS_INLINE_LAMBDA {
-      const Vec mid = column_max(2 * ow + kLanes);
-      auto [even, odd] = at::vec::deinterleave2(lo, mid);
+      auto [even, odd] = at::vec::deinterleave2(K == 3 ? lo : column_max(2 * ow), column_max(2 * ow + kLanes));
       if constexpr (K == 3) {
         // Columns 2j + 2: the even columns moved down a lane, the next vector's first column shifted in.
         const Vec hi = column_max(2 * ow + 2 * kLanes);
@@ -150,7 +149,6 @@ void pool_row_values_s2(const in_t* const* rows, const in_t* end, int64_t OW, sc
         lo = hi;
       } else {
         store_max<in_t>(y + ow, at::vec::maximum(even, odd), m);
-        lo = column_max(2 * ow + 2 * kLanes);
       }
     });
   };
