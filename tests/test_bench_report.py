@@ -458,8 +458,9 @@ def test_cpu_report_states_what_bounds_the_model_targets(tmp_path):
 
 
 def test_a_step_profile_record_of_the_other_layout_bounds_nothing(tmp_path):
-    """The NCHW ceiling is never scaled by a channels_last profile (nor the other way round); a record
-    written before the layout was recorded is an NCHW one."""
+    """The NCHW ceiling is never scaled by a channels_last profile (nor the other way round), nor by a
+    profile of bf16 autocast, of the net without LRN or of other kernels; a record written before the
+    layout was recorded is a float32 NCHW one of the net with LRN."""
     page = tmp_path / "profile.md"
     page.write_text("# p\n")
     summary = StepProfileSummary(mode="train", kernels="cpp", steps=5, ms_per_step=500.0, own_ops=("x",),
@@ -467,10 +468,16 @@ def test_a_step_profile_record_of_the_other_layout_bounds_nothing(tmp_path):
     step_profile.save(summary, page)
     assert report._profile_bound(page, channels_last=False) is None
     assert report._profile_bound(page, channels_last=True) == pytest.approx(1.25)
+    for other in (dict(amp="bf16"), dict(lrn=False), dict(kernels="eager")):
+        step_profile.save(dataclasses.replace(summary, **other), page)
+        assert report._profile_bound(page, channels_last=True) is None, other
+    step_profile.save(summary, page)
     raw = json.loads(step_profile.record_path(page).read_text())
-    del raw["layout"]
+    for key in ("layout", "amp", "lrn"):
+        del raw[key]
     step_profile.record_path(page).write_text(json.dumps(raw))
-    assert step_profile.load(page).layout == "nchw"
+    old = step_profile.load(page)
+    assert (old.layout, old.amp, old.lrn) == ("nchw", "off", True)
     assert report._profile_bound(page, channels_last=False) == pytest.approx(1.25)
 
 

@@ -65,11 +65,36 @@ def test_channels_last_profile_runs_in_that_layout_and_records_it(tmp_path, monk
     assert step_profile.load(out).layout == "channels_last"
 
 
+def test_bf16_profile_of_the_net_without_lrn(tmp_path, monkeypatch):
+    """--amp bf16 runs the forward under CPU bfloat16 autocast and --no-lrn profiles the net without its LRN
+    layers (the benchmark's no-lrn arm): the page and its record say both."""
+    seen = []
+    real = profile_step.build_model
+
+    def spy(config):
+        seen.append(config.lrn)
+        model = real(config)
+        model.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+        return model
+
+    monkeypatch.setattr(profile_step, "build_model", spy)
+    out = tmp_path / "no-lrn.md"
+    assert profile_step.main(["--kernels", "eager", "--no-lrn", "--amp", "bf16", "--batch", "2", "--image-size", "67",
+                              "--steps", "1", "--out", str(out)]) == 0
+    assert seen[0] is False and set(seen[1:]) == {torch.bfloat16}
+    page = out.read_text()
+    assert page.startswith("# Where the AlexNet without LRN training step spends its time (eager kernels, bf16 autocast,")
+    assert "without its LRN layers" in page and "bfloat16 autocast" in page
+    record = step_profile.load(out)
+    assert (record.amp, record.lrn, record.layout) == ("bf16", False, "nchw")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "0"], "--steps must be at least 1"),
     (["--image-size", "50"], "too small for AlexNet"),
     (["--kernels", "nope"], "invalid choice"),
     (["--mode", "eval"], "invalid choice"),
+    (["--amp", "fp16"], "invalid choice"),
 ])
 def test_bad_arguments_get_one_line_and_status_2(argv, message, capsys):
     assert message in usage_error_line(profile_step.main, argv, capsys)

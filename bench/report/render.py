@@ -120,9 +120,12 @@ PROFILE_PAGES = {  # as bench.tools.profile_step is told to name them: (mode, ch
 
 def _profile_bound(page: Path, channels_last: bool) -> float | None:
     """How many times faster the step would be were this suite's ops free, from the record beside the page
-    (``bench.report.step_profile``), or None; a record of the other layout is not used."""
+    (``bench.report.step_profile``), or None; a record of another layout, precision, net or backend than the
+    ceiling's (the cpp kernels in float32) is not used."""
     summary = step_profile.load(page) if page.is_file() else None
     if summary is None or summary.layout != ("channels_last" if channels_last else "nchw"):
+        return None
+    if summary.amp != "off" or not summary.lrn or summary.kernels != "cpp":  # not the net the ceiling scales
         return None
     return summary.free_bound
 

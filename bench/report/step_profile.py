@@ -29,6 +29,8 @@ class StepProfileSummary:
     own_ms_per_step: float
     own_share: float  # a fraction of all self time, in [0, 1]
     layout: str = "nchw"  # "nchw" | "channels_last", as profile_step's --channels-last
+    amp: str = "off"  # "off" (float32) | "bf16" (CPU bfloat16 autocast), as profile_step's --amp
+    lrn: bool = True  # False: the net without its LRN layers (profile_step's --no-lrn)
 
     @property
     def free_bound(self) -> float | None:
@@ -62,7 +64,10 @@ def load(page: Path) -> StepProfileSummary | None:
         return None
     try:
         raw = json.loads(path.read_text())
-        raw.setdefault("layout", "nchw")  # records written before the tool had --channels-last profiled NCHW
+        # records written before the tool had these options profiled the float32 NCHW net with its LRN
+        raw.setdefault("layout", "nchw")
+        raw.setdefault("amp", "off")
+        raw.setdefault("lrn", True)
         summary = StepProfileSummary(**{f.name: raw[f.name] for f in fields(StepProfileSummary)
                                         if f.name != "own_ops"}, own_ops=tuple(raw["own_ops"]))
     except (json.JSONDecodeError, KeyError, TypeError) as e:

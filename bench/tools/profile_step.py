@@ -4,9 +4,12 @@ phases and the operators by self time, with the share taken by this suite's own 
     python -m bench.tools.profile_step --kernels cpp --out reports/NAME/profile.md
     python -m bench.tools.profile_step --kernels cpp --mode infer --out reports/NAME/profile-infer.md
     python -m bench.tools.profile_step --kernels cpp --channels-last --out reports/NAME/profile-cl.md
+    python -m bench.tools.profile_step --kernels cpp --channels-last --amp bf16 --out /tmp/cpp-bf16.md
+    python -m bench.tools.profile_step --kernels eager --no-lrn --channels-last --amp bf16 --out /tmp/no-lrn.md
 
 It answers what bounds a target such as "the training step >= 1.5x the eager kernels": if the suite's
-ops are a few percent of the step, no kernel of theirs can move it much. Run it on a quiet machine
+ops are a few percent of the step, no kernel of theirs can move it much. Two profiles side by side (the
+cpp kernels, and the same net without LRN) show op by op where a "free LRN" target is lost. Run it on a quiet machine
 (nothing else using the cores); the page names the machine, versions, date and command. With ``--out
 PAGE.md`` the share of this suite's ops is also written to ``PAGE.json`` (``bench.report.step_profile``),
 which the benchmark report reads for its ceilings.
@@ -33,6 +36,7 @@ from kernels.backends import BACKENDS
 OWN_OPS = ("alexnet_cpp_ext", "GeneratedBackwardFor_alexnet", "alexnet_triton")  # profiler keys of our ops
 PHASES = ("zero_grad", "forward", "backward", "optimizer step")
 MODES = {"train": "training step", "infer": "inference forward"}  # --mode: what one profiled step is
+AMP = ("off", "bf16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,16 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true",
                    help="model and input in channels_last memory format (default NCHW), as the benchmark's "
                         "channels_last rows")
+    p.add_argument("--amp", default="off", choices=AMP,
+                   help="bf16: the forward (and loss) under CPU bfloat16 autocast, as the benchmark's bf16 rows "
+                        "(default off: float32)")
+    p.add_argument("--no-lrn", action="store_true",
+                   help="the same net without its two LRN layers (ReLU and max-pool only), as the benchmark's "
+                        "no-lrn variant")
     page_cli.add_threads_and_out(p)
     return p
 
 
 def profile_steps(kernels: str, batch: int, image_size: int, steps: int, mode: str = "train",
-                  channels_last: bool = False):
+                  channels_last: bool = False, amp: str = "off", lrn: bool = True):
     """(key averages, ms per step) of ``steps`` SGD steps (``mode="train"``) or inference forwards
-    (``"infer"``) of the paper's AlexNet on the CPU, in NCHW or (``channels_last``) channels_last."""
+    (``"infer"``) of the paper's AlexNet (``lrn=False``: without its LRN layers) on the CPU, in NCHW or
+    (``channels_last``) channels_last, in float32 or (``amp="bf16"``) under bfloat16 autocast."""
     torch.manual_seed(0)
-    model = build_model(AlexNetConfig(kernels=kernels))
+    model = build_model(AlexNetConfig(kernels=kernels, lrn=lrn))
     x = torch.randn(batch, 3, image_size, image_size)
     if channels_last:  # as bench/test_model_bench.py lays out its channels_last cases
         model = model.to(memory_format=torch.channels_last)
@@ -65,14 +76,17 @@ def profile_steps(kernels: str, batch: int, image_size: int, steps: int, mode: s
     y = torch.randint(0, 1000, (batch,))
     record = torch.profiler.record_function
 
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16")
+
     def infer():
-        with torch.no_grad(), record("forward"):
+        with torch.no_grad(), record("forward"), autocast():
             model(x)
 
     def train():
         with record("zero_grad"):
             opt.zero_grad(set_to_none=True)
-        with record("forward"):
+        with record("forward"), autocast():
             loss = F.cross_entropy(model(x), y)
         with record("backward"):
             loss.backward()
@@ -98,7 +112,8 @@ def summarize(averages, wall_ms: float, args) -> StepProfileSummary:
     ours = [e for e in averages if any(tag in e.key for tag in OWN_OPS)]
     ours_us = sum(e.self_cpu_time_total for e in ours)
     names = sorted({e.key.split("::")[-1] for e in ours if "::" in e.key and not e.key.startswith("autograd")})
-    return StepProfileSummary(mode=args.mode, kernels=args.kernels, layout=_layout(args),
+    return StepProfileSummary(mode=args.mode, kernels=args.kernels, layout=_layout(args), amp=args.amp,
+                              lrn=not args.no_lrn,
                               steps=args.steps, ms_per_step=round(wall_ms, 3),
                               own_ops=tuple(names), own_ms_per_step=round(ours_us / 1e3 / args.steps, 3),
                               own_share=ours_us / self_total)
@@ -115,12 +130,14 @@ def render(averages, wall_ms: float, args, command: str, summary: StepProfileSum
     what = MODES[args.mode]
     workload = ("SGD with momentum and weight decay" if args.mode == "train"
                 else "the forward alone, eval mode, under no_grad")
-    layout = ", channels_last" if args.channels_last else ""
-    lines = [f"# Where the AlexNet {what} spends its time ({args.kernels} kernels{layout}, CPU profile)", "",
+    net = "AlexNet without LRN" if args.no_lrn else "AlexNet"
+    variant = "".join([", channels_last" if args.channels_last else "", ", bf16 autocast" if args.amp == "bf16" else ""])
+    lines = [f"# Where the {net} {what} spends its time ({args.kernels} kernels{variant}, CPU profile)", "",
              f"- Machine: {cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
              f"{datetime.now(timezone.utc).date().isoformat()}.",
              f"- Command: `{command}`",
-             f"- The paper's AlexNet (two towers), {args.image_size} px, batch {args.batch}, float32, "
+             f"- The paper's AlexNet (two towers{', without its LRN layers' if args.no_lrn else ''}), "
+             f"{args.image_size} px, batch {args.batch}, {'bfloat16 autocast' if args.amp == 'bf16' else 'float32'}, "
              f"{'channels_last' if args.channels_last else 'NCHW'}, {workload}; "
              f"{args.steps} profiled step(s) after 3 warm-up steps, {wall_ms:.1f} ms per step "
              "(under the profiler, which adds a little).", "",
@@ -149,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                              "pools); use at least 67")
         page_cli.prepare(args)
         averages, wall_ms = profile_steps(args.kernels, args.batch, args.image_size, args.steps, args.mode,
-                                          args.channels_last)
+                                          args.channels_last, args.amp, not args.no_lrn)
         summary = summarize(averages, wall_ms, args)
         page = render(averages, wall_ms, args, page_cli.command_line("bench.tools.profile_step", argv), summary)
         if page_cli.emit(page, args.out) is not None:
