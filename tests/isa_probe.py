@@ -10,6 +10,7 @@ positions included. Exit 0 with ``"reason"`` set when the build failed.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 
@@ -60,9 +61,11 @@ def forward_error(dtype: torch.dtype) -> dict:
 
 
 def _special(x: torch.Tensor) -> torch.Tensor:
+    """x with a NaN, a -inf and two +inf, at fixed positions (wrapped into x's shape)."""
     x = x.clone()
     nan, inf = float("nan"), float("inf")
-    x[0, 2, 1, 1], x[0, 0, 3, 3], x[1, 18, 5, 2], x[1, 7, 6, 6] = nan, -inf, inf, inf
+    for at, value in (((0, 2, 1, 1), nan), ((0, 0, 3, 3), -inf), ((1, 18, 5, 2), inf), ((1, 7, 6, 6), inf)):
+        x[tuple(i % n for i, n in zip(at, x.shape))] = value
     return x
 
 
@@ -72,31 +75,37 @@ def _classes(t: torch.Tensor) -> torch.Tensor:
 
 def against_eager() -> list[str]:
     """Every op, fp32 and bf16, both layouts, at the normalising scale (with and without NaN/inf):
-    forward and input gradient against eager; the failures' messages."""
+    forward and input gradient, and the inference form's forward (no autograd: the values-only kernels),
+    against eager; the failures' messages. Two shapes: a pooled row of under one vector, and one of
+    several (whose column maxima carry from one output vector to the next)."""
     failures = []
     gen = torch.Generator().manual_seed(1)
-    base = torch.randn(2, 19, 15, 13, generator=gen) * normalising_scale()
-    for dtype in (torch.float32, torch.bfloat16):
-        for layout, fmt in LAYOUTS.items():
-            for special in (False, True):
-                x = (_special(base) if special else base).to(dtype).contiguous(memory_format=fmt)
-                for op, spec in OPS.items():
-                    if not spec.fused:
-                        continue
-                    what = f"{op} {str(dtype)[6:]} {layout}{' NaN/inf' if special else ''}"
-                    xb = x.detach().requires_grad_()
-                    xr = x.detach().float().requires_grad_()
-                    yb, yr = spec.call(xb, "cpp"), spec.reference(xr)
-                    g = torch.randn(yb.shape, generator=torch.Generator().manual_seed(2)).to(dtype)
-                    (gb,) = torch.autograd.grad(yb, xb, g)
-                    (gr,) = torch.autograd.grad(yr, xr, g.float())
-                    for name, a, e, grad in (("forward", yb, yr, False), ("grad", gb, gr, True)):
-                        if not torch.equal(_classes(a), _classes(e)):
-                            failures.append(f"{what} {name}: NaN/inf positions differ from eager")
-                        result = compare(a, e, dtype, f"{what} {name}", grad=grad,
-                                         agreement=spec.grad_agreement(dtype) if grad else 1.0)
-                        if not result.ok:
-                            failures.append(result.message)
+    bases = [torch.randn(2, 19, 15, 13, generator=gen) * normalising_scale(),
+             torch.randn(1, 5, 9, 75, generator=gen) * normalising_scale()]
+    for dtype, layout, base, special in itertools.product((torch.float32, torch.bfloat16), LAYOUTS, bases,
+                                                          (False, True)):
+        fmt = LAYOUTS[layout]
+        x = (_special(base) if special else base).to(dtype).contiguous(memory_format=fmt)
+        for op, spec in OPS.items():
+            if not spec.fused:
+                continue
+            what = f"{op} {str(dtype)[6:]} {layout} {tuple(x.shape)}{' NaN/inf' if special else ''}"
+            xb = x.detach().requires_grad_()
+            xr = x.detach().float().requires_grad_()
+            yb, yr = spec.call(xb, "cpp"), spec.reference(xr)
+            g = torch.randn(yb.shape, generator=torch.Generator().manual_seed(2)).to(dtype)
+            (gb,) = torch.autograd.grad(yb, xb, g)
+            (gr,) = torch.autograd.grad(yr, xr, g.float())
+            with torch.no_grad():
+                yi = spec.call(x, "cpp")
+            for name, a, e, grad in (("forward", yb, yr, False), ("grad", gb, gr, True),
+                                     ("inference forward", yi, yr.detach(), False)):
+                if not torch.equal(_classes(a), _classes(e)):
+                    failures.append(f"{what} {name}: NaN/inf positions differ from eager")
+                result = compare(a, e, dtype, f"{what} {name}", grad=grad,
+                                 agreement=spec.grad_agreement(dtype) if grad else 1.0)
+                if not result.ok:
+                    failures.append(result.message)
     return failures
 
 
