@@ -357,23 +357,25 @@ for dtype in (torch.float32, torch.bfloat16):
         for n, c, h, w in ((1, 3, 7, 35), (2, 5, 9, 40), (1, 4, 11, 55), (1, 2, 6, 100), (1, 16, 5, 9), (2, 3, 4, 32),
                            (1, 2, 6, 64), (1, 2, 7, 65)):
             x = tensor_before_guard_page((torch.randn(n, c, h, w) * 30).to(dtype).contiguous(memory_format=fmt))
+            ops = [lambda t: kernels.relu_lrn(t, backend="cpp")]
             for k, s in ((3, 2), (2, 2)):
+                ops += [lambda t, k=k, s=s: kernels.max_pool(t, backend="cpp", kernel_size=k, stride=s),
+                        lambda t, k=k, s=s: kernels.relu_lrn_pool(t, backend="cpp", kernel_size=k, stride=s)]
+            for op in ops:
                 with torch.no_grad():
-                    kernels.max_pool(x, backend="cpp", kernel_size=k, stride=s)
-                    kernels.relu_lrn_pool(x, backend="cpp", kernel_size=k, stride=s)
-                kernels.max_pool(x.detach().requires_grad_(), backend="cpp", kernel_size=k, stride=s).sum().backward()
-                kernels.relu_lrn_pool(x.detach().requires_grad_(), backend="cpp", kernel_size=k,
-                                      stride=s).sum().backward()
-            with torch.no_grad():
-                kernels.relu_lrn(x, backend="cpp")
+                    op(x)
+                y = op(x.detach().requires_grad_())
+                # the backward's incoming gradient ends before an unreadable page too, in the output's layout
+                g = tensor_before_guard_page(torch.randn(y.shape).to(dtype).contiguous(memory_format=fmt))
+                y.backward(g)
 print("read nothing past the end")
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages through Linux's mmap/mprotect")
 def test_kernels_read_nothing_past_their_input(backend):
-    """Every op, both layouts, float32 and bfloat16, inference and training forms, on inputs that end right
-    before an unreadable page (tests/guard_page.py): the whole-vector loads near a tensor's end must stop at
+    """Every op, both layouts, float32 and bfloat16, inference and training forms and backwards, on inputs
+    and incoming gradients that end right before an unreadable page (tests/guard_page.py): the whole-vector loads near a tensor's end must stop at
     it. Widths where a pooled row's last vector reaches into the last rows of the tensor, and pooled widths
     that are whole vectors (32: a load after the last output vector stays in the loop, where the compiler
     cannot drop it). A read past the end kills the child process (SIGSEGV)."""
