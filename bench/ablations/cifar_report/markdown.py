@@ -304,6 +304,7 @@ def _provenance(study: dict, runs: dict, analysis: dict | None = None) -> list[s
     untimed = len(inv) - len(timed)
     train = sum(r.get("wall_seconds", 0) for r in runs.values())
     ips = [r["images_per_s"] for r in runs.values() if r.get("images_per_s")]
+    unended = sum(not i.get("finished") for i in inv)
     return [
         "| | |", "|---|---|",
         f"| command | {'; '.join(f'`{c}`' for c in commands)} |",
@@ -312,7 +313,8 @@ def _provenance(study: dict, runs: dict, analysis: dict | None = None) -> list[s
         f"| code | {', '.join(dict.fromkeys(str(i.get('code')) for i in inv))} |",
         f"| dates (UTC) | {inv[0].get('started')} to "
         f"{max((i['finished'] for i in inv if i.get('finished')), default='(running)')} ({len(inv)} invocation(s)"
-        + (", one still running" if any(not i.get("finished") for i in inv) else "") + ") |",
+        + (f", {unended} without a recorded end: stopped before they finished, or still running" if unended else "")
+        + ") |",
         f"| wall time | {wall / 60:.0f} min over the invocations"
         + (f" ({untimed} without a recorded duration)" if untimed else "")
         + f"; {train / 60:.0f} min of training and evaluation in the {len(runs)} finished runs (processes ran "
