@@ -26,12 +26,13 @@ def _libc():
 
 
 def tensor_before_guard_page(values: torch.Tensor) -> torch.Tensor:
-    """A contiguous copy of ``values`` (a CPU tensor, in its own memory format) whose storage ends where
-    a page the process may not read begins."""
+    """A copy of ``values`` (a CPU tensor, dense in its memory format: NCHW or channels_last), with the
+    same strides, whose storage ends where a page the process may not read begins."""
     if not SUPPORTED:
         raise RuntimeError(f"guard pages need mmap and mprotect, not available on {sys.platform}")
-    fmt = torch.channels_last if values.dim() == 4 and values.is_contiguous(memory_format=torch.channels_last) \
-        and not values.is_contiguous() else torch.contiguous_format
+    if not (values.is_contiguous() or values.dim() == 4 and values.is_contiguous(memory_format=torch.channels_last)):
+        raise ValueError("tensor_before_guard_page needs a contiguous or channels_last tensor, got strides "
+                         f"{values.stride()} for shape {tuple(values.shape)}")
     nbytes = values.numel() * values.element_size()
     page = mmap.PAGESIZE
     data_pages = math.ceil(nbytes / page)
@@ -45,10 +46,6 @@ def tensor_before_guard_page(values: torch.Tensor) -> torch.Tensor:
         raise OSError(ctypes.get_errno(), "mprotect failed")
     buffer = (ctypes.c_char * nbytes).from_address(guard - nbytes)
     flat = torch.frombuffer(buffer, dtype=values.dtype, count=values.numel())
-    if fmt is torch.channels_last:  # storage order N, H, W, C
-        n, c, h, w = values.shape
-        out = flat.view(n, h, w, c).permute(0, 3, 1, 2)
-    else:
-        out = flat.view(values.shape)
+    out = flat.as_strided(values.shape, values.stride())
     out.copy_(values)
     return out

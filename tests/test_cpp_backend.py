@@ -375,10 +375,11 @@ print("read nothing past the end")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages through Linux's mmap/mprotect")
 def test_kernels_read_nothing_past_their_input(backend):
     """Every op, both layouts, float32 and bfloat16, inference and training forms and backwards, on inputs
-    and incoming gradients that end right before an unreadable page (tests/guard_page.py): the whole-vector loads near a tensor's end must stop at
-    it. Widths where a pooled row's last vector reaches into the last rows of the tensor, and pooled widths
-    that are whole vectors (32: a load after the last output vector stays in the loop, where the compiler
-    cannot drop it). A read past the end kills the child process (SIGSEGV)."""
+    and incoming gradients that end right before an unreadable page (tests/guard_page.py): the whole-vector
+    loads near a tensor's end must stop at it. Widths where a pooled row's last vector reaches into the last
+    rows of the tensor, and pooled widths that are whole vectors (32: a load after the last output vector
+    stays in the loop, where the compiler cannot drop it). A read past the end kills the child process
+    (SIGSEGV)."""
     result = _run_python(GUARD_PAGE_CHECK)
     assert result.returncode != -signal.SIGSEGV, f"a kernel read past its input's end: {result.stderr[-2000:]}"
     assert result.returncode == 0, f"the check itself failed: {result.stderr[-2000:]}"
