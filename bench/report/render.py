@@ -123,7 +123,7 @@ def _profile_bound(page: Path, channels_last: bool) -> float | None:
     (``bench.report.step_profile``), or None; a record of another layout, precision, net or backend than the
     ceiling's (the cpp kernels in float32) is not used."""
     summary = step_profile.load(page) if page.is_file() else None
-    if summary is None or summary.layout != ("channels_last" if channels_last else "nchw"):
+    if summary is None or summary.layout != step_profile.layout_name(channels_last):
         return None
     if summary.amp != "off" or not summary.lrn or summary.kernels != "cpp":  # not the net the ceiling scales
         return None

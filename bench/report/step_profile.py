@@ -46,6 +46,11 @@ class StepProfileSummary:
                 + (f": at most {report_kit.ratio(bound)} faster than now." if bound is not None else "."))
 
 
+def layout_name(channels_last: bool) -> str:
+    """A record's name for the memory layout of its profiled step (``StepProfileSummary.layout``)."""
+    return "channels_last" if channels_last else "nchw"
+
+
 def record_path(page: Path) -> Path:
     """Where the record of ``page`` lives: the same name with ``.json``."""
     return Path(page).with_suffix(".json")

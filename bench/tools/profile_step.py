@@ -9,8 +9,8 @@ phases and the operators by self time, with the share taken by this suite's own 
 
 It answers what bounds a target such as "the training step >= 1.5x the eager kernels": if the suite's
 ops are a few percent of the step, no kernel of theirs can move it much. Two profiles side by side (the
-cpp kernels, and the same net without LRN) show op by op where a "free LRN" target is lost. Run it on a quiet machine
-(nothing else using the cores); the page names the machine, versions, date and command. With ``--out
+cpp kernels, and the same net without LRN) show op by op where a "free LRN" target is lost. Run it on a
+quiet machine (nothing else using the cores); the page names the machine, versions, date and command. With ``--out
 PAGE.md`` the share of this suite's ops is also written to ``PAGE.json`` (``bench.report.step_profile``),
 which the benchmark report reads for its ceilings.
 """
@@ -112,15 +112,10 @@ def summarize(averages, wall_ms: float, args) -> StepProfileSummary:
     ours = [e for e in averages if any(tag in e.key for tag in OWN_OPS)]
     ours_us = sum(e.self_cpu_time_total for e in ours)
     names = sorted({e.key.split("::")[-1] for e in ours if "::" in e.key and not e.key.startswith("autograd")})
-    return StepProfileSummary(mode=args.mode, kernels=args.kernels, layout=_layout(args), amp=args.amp,
-                              lrn=not args.no_lrn,
-                              steps=args.steps, ms_per_step=round(wall_ms, 3),
+    return StepProfileSummary(mode=args.mode, kernels=args.kernels, layout=step_profile.layout_name(args.channels_last),
+                              amp=args.amp, lrn=not args.no_lrn, steps=args.steps, ms_per_step=round(wall_ms, 3),
                               own_ops=tuple(names), own_ms_per_step=round(ours_us / 1e3 / args.steps, 3),
                               own_share=ours_us / self_total)
-
-
-def _layout(args) -> str:
-    return "channels_last" if args.channels_last else "nchw"
 
 
 def render(averages, wall_ms: float, args, command: str, summary: StepProfileSummary) -> str:
@@ -131,7 +126,7 @@ def render(averages, wall_ms: float, args, command: str, summary: StepProfileSum
     workload = ("SGD with momentum and weight decay" if args.mode == "train"
                 else "the forward alone, eval mode, under no_grad")
     net = "AlexNet without LRN" if args.no_lrn else "AlexNet"
-    variant = "".join([", channels_last" if args.channels_last else "", ", bf16 autocast" if args.amp == "bf16" else ""])
+    variant = (", channels_last" if args.channels_last else "") + (", bf16 autocast" if args.amp == "bf16" else "")
     lines = [f"# Where the {net} {what} spends its time ({args.kernels} kernels{variant}, CPU profile)", "",
              f"- Machine: {cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}; "
              f"{datetime.now(timezone.utc).date().isoformat()}.",
