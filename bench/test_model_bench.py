@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 import kernels
 from alexnet.optim import paper_sgd
-from bench import checks, counting, env_info, shapes, timing
+from bench import checks, counting, env_info, roofs, shapes, timing
 
 ON_GPU = torch.cuda.is_available()
 DEVICE_COUNT = torch.cuda.device_count() if ON_GPU else 1
@@ -155,9 +155,9 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
     info["images_per_s"] = case.batch / info["time_s"]
     info["flops_per_image"] = flops_per_image
     info["tflops"] = flops_per_image * case.batch / info["time_s"] / 1e12
-    gemm = bench_env["gemm_flops_per_s"].get("bf16" if case.amp == "bf16" else "fp32")
-    info["gemm_tflops"] = gemm / 1e12 if gemm else None
-    info["mfu_pct"] = 100.0 * info["tflops"] / info["gemm_tflops"] if gemm else None
+    peak, peak_source = roofs.model_flops_peak(bench_env, case.amp, ON_GPU)
+    info["peak_tflops"], info["peak_source"] = (peak / 1e12 if peak else None), peak_source
+    info["mfu_pct"] = 100.0 * info["tflops"] / info["peak_tflops"] if peak else None
     if case.layout == "two-gpu" and case.devices == "two":
         element_size = 2 if case.amp == "bf16" else 4
         info["cross_tower_bytes_per_step"] = case.batch * counting.cross_tower_bytes(

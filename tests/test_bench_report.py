@@ -505,3 +505,35 @@ def test_cpu_report_names_the_memory_allocator(tmp_path):
     readme.write_text("<!-- cpu-headline:begin -->\n<!-- cpu-headline:end -->\n")
     assert report.main([str(_cpu_case_log(tmp_path / "again")), "--out", str(out), "--update-readme", str(readme)]) == 0
     assert "25.0 GB/s measured copy bandwidth, glibc 2.36 malloc;" in readme.read_text()
+
+
+def test_cpu_mfu_is_taken_against_the_highest_measured_rate_and_flagged_above_100(tmp_path):
+    """On a CPU ATen's float32 matmul can run below the FMA rate the convolutions reach: MFU then uses the FMA
+    loop's peak, whichever is higher, re-derived from TFLOP/s for records saved with the matmul alone; a
+    figure above 100 % is marked as a yardstick that is not a bound, and bf16 steps get none."""
+    from bench import roofs
+
+    env = {"gemm_flops_per_s": {"bf16": None, "fp32": 1.4e11}, "fma_peak": {"flops_per_s": 2.25e11, "lanes": 16,
+                                                                           "threads": 2}}
+    assert roofs.model_flops_peak(env, "none", on_gpu=False) == (2.25e11, "FMA loop")
+    assert roofs.model_flops_peak({**env, "fma_peak": {}}, "none", on_gpu=False) == (1.4e11, "float32 matmul")
+    assert roofs.model_flops_peak(env, "bf16", on_gpu=False) == (None, None)
+    assert roofs.model_flops_peak({**env, "gemm_flops_per_s": {"fp32": 4e14}}, "none", on_gpu=True) == (
+        4e14, "dense GEMM")
+
+    path = _cpu_case_log(tmp_path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[1]["info"].update(env)
+    for line in lines:
+        if line.get("extra_info", {}).get("kind") == "model":  # as an older run saved them: MFU against the matmul
+            tflops = 0.18 if line["extra_info"]["kernels"] == "cpp" else 0.30
+            line["extra_info"].update(tflops=tflops, mfu_pct=100 * tflops / 0.14)
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    run = load_run(path)
+    mfu = run.models.set_index("kernels")["mfu_pct"]
+    assert mfu["cpp"] == pytest.approx(100 * 0.18 / 0.225) and mfu["eager"] == pytest.approx(100 * 0.30 / 0.225)
+    out = tmp_path / "out"
+    report.write_report([path], out)
+    model_md = (out / "cpu-test" / "model.md").read_text()
+    assert "| 80.0 |" in model_md and "133.3 **> 100: yardstick not a bound**" in model_md
+    assert "- Measured FMA peak (float32, 16 lanes, 2 threads): 0.23 TFLOP/s" in model_md

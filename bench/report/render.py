@@ -174,8 +174,10 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     put("model.md", _page("AlexNet benchmarks", run, note
         + "Steps run back to back: warm caches on a CPU (GPU: L2 flushed before each). "
           "images/s = batch / median step time. TFLOP/s from counted multiply-adds (conv + FC; training = "
-          "forward + weight grads + input grads). MFU = TFLOP/s / this run's measured dense GEMM throughput in "
-          "the same precision (fp32 rows: TF32 GEMM when cuDNN uses TF32). x eager / x compile: against the "
+          "forward + weight grads + input grads). MFU = TFLOP/s / the highest compute rate this run measured in "
+          "the same precision: on a GPU the dense GEMM (fp32 rows: TF32 when cuDNN uses TF32), on a CPU the larger "
+          "of a float32 matmul and the FMA loop (no bf16 figure on a CPU); above 100 it is flagged, the yardstick "
+          "not a bound. x eager / x compile: against the "
           "eager-kernels model and its whole-model torch.compile at the same config; x best-layout eager: against the "
           "eager-kernels model in whichever layout (NCHW or channels_last) is faster; [95% CI]: bootstrap over the "
           "rounds of this run.\n\n"

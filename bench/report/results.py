@@ -19,7 +19,7 @@ import pandas as pd
 
 from infra.errors import UsageError
 
-from bench import derive
+from bench import derive, roofs
 
 KINDS = ("kernel", "model")
 
@@ -89,6 +89,17 @@ def _row(path: Path, index: int, bench: dict) -> dict | None:
     return row
 
 
+def _add_mfu(rows: list[dict], env: dict) -> None:
+    """MFU of each model row against the session's compute peak (``bench.roofs.model_flops_peak``),
+    re-derived from its TFLOP/s, so that records saved with an older yardstick read the same way."""
+    for row in rows:
+        if row.get("kind") != "model" or not row.get("tflops"):
+            continue
+        peak, source = roofs.model_flops_peak(env, row.get("amp"), on_gpu=not row.get("cpu", False))
+        row["peak_tflops"], row["peak_source"] = (peak / 1e12 if peak else None), source
+        row["mfu_pct"] = 100.0 * row["tflops"] / row["peak_tflops"] if peak else None
+
+
 def load_run(path: str | Path) -> Run:
     """Read one saved run; raise ``ReportError`` naming ``path`` if it is malformed or partial."""
     path = Path(path)
@@ -105,6 +116,7 @@ def load_run(path: str | Path) -> Run:
         raise ReportError(f"{path}: contains no benchmark of this suite (no extra_info kind in {KINDS})")
     if not any(("speedup_vs_eager" in r) for r in rows):
         derive.add_speedups(rows)
+    _add_mfu(rows, info)
     return Run(
         path=path,
         label=run_label(path),
@@ -147,6 +159,7 @@ def load_case_log(path: Path) -> Run:
         if row is not None:
             rows.append(row)
     derive.add_speedups(rows)
+    _add_mfu(rows, env)
     done = {r["nodeid"] for r in cases}
     return Run(
         path=path,
@@ -209,6 +222,10 @@ def run_header(run: Run) -> str:
     if any(gemm.values()):
         lines.append("- Measured dense GEMM: " + ", ".join(
             f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in gemm.items() if v))
+    fma = info.get("fma_peak") or {}
+    if fma.get("flops_per_s"):
+        lines.append(f"- Measured FMA peak (float32, {fma.get('lanes')} lanes, {fma.get('threads')} threads): "
+                     f"{fma['flops_per_s'] / 1e12:.2f} TFLOP/s")
     state = info.get("gpu_state_at_start") or {}
     if state:
         lines.append("- GPU at start: " + ", ".join(f"{k} {v}" for k, v in state.items() if v not in (None, [])))
