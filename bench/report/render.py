@@ -67,6 +67,16 @@ def _status(run: Run) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _flush_text(info: dict) -> str:
+    """The cold state's flush as the run recorded it: the buffer's size and its multiple of the cache."""
+    flush, llc = info.get("cpu_flush_bytes"), info.get("cpu_llc_bytes")
+    if not flush:
+        return "a buffer larger than the last-level cache"
+    if not llc:
+        return f"a buffer of {flush / 2**20:.0f} MiB"
+    return f"a buffer of {flush / 2**20:.0f} MiB, {flush / llc:g} times its {llc / 2**20:.0f} MiB"
+
+
 def _model_ceilings(models: pd.DataFrame, out: Path | None = None) -> str:
     """What bounds the model targets, from this run alone, in each layout: the same net without LRN (eager
     kernels) is how fast the paper's net could be were its LRN free; the cpp kernels' ratio is set beside it,
@@ -157,8 +167,8 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     note = _cpu_note(run) + _status(run)
     put("kernels.md", _page("Kernel benchmarks", run, note
         + "Median of timed repetitions. Cache state: GPU, L2 flushed before every repetition (CUDA-event "
-          "time); CPU, *cold* = the last-level cache flushed before every repetition (a buffer twice its size "
-          "read and written, untimed) and *warm* = repetitions back to back. % roof = the binding roof's time / "
+          "time); CPU, *cold* = the last-level cache flushed before every repetition (" + _flush_text(run.info)
+        + ", read and written, untimed) and *warm* = repetitions back to back. % roof = the binding roof's time / "
           "the case's time, in the same cache state: the memory roof is a copy of the case's minimal bytes "
           "(mem), the compute roof its counted vector operations at the measured FMA rate (fma); above 100 % "
           "the roof is not a bound and the figure is a measurement problem, not a result. GB/s = minimal bytes "
