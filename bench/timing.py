@@ -118,13 +118,14 @@ def cpu_last_level_cache_bytes() -> int | None:
 
 
 def cpu_flush_bytes() -> int:
-    """Bytes touched between cold rounds on a CPU: four times the last-level cache, at least 32 MiB.
+    """Bytes touched between cold rounds on a CPU: four times the last-level cache, at least
+    ``CPU_FLUSH_MIN_BYTES``.
 
     Twice would do on bare metal. A VM's two vCPUs can sit on two of the host's last-level caches (one per
     core complex) while reporting one: each thread then caches its own half of an op's data, and a flush of
     twice the reported size, split between the threads, fills each cache only once. On a 2-core AMD EPYC VM
-    (32 MiB reported) a 37 MB copy then timed 0.8-1.25 ms "cold" within one run, against 1.3-1.6 ms with
-    a flush of four times the cache."""
+    (32 MiB reported) a 37 MB copy then timed 0.78-1.25 ms "cold" within one run, against 1.15-1.70 ms
+    with a flush of four times the cache."""
     llc = cpu_last_level_cache_bytes()
     return max(CPU_FLUSH_MIN_BYTES, 4 * llc) if llc else CPU_FLUSH_MIN_BYTES
 
