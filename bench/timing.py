@@ -243,11 +243,13 @@ class Timer:
         """The memory roof of an op that must move ``nbytes``: a copy of ``nbytes // 2`` bytes (read as
         many as written) timed in the same cache state. Timed anew at every call, right after the case it
         judges: a CPU VM's bandwidth drifts by tens of percent over a run, and a roof timed once per session
-        was beaten by cases timed in a faster minute (118 % on a 2-core AMD EPYC). Buffers are kept per size."""
+        was beaten by cases timed in a faster minute (118 % on a 2-core AMD EPYC). The buffers of one size are
+        kept, so that a case's cold and warm roofs share them; a new size replaces them, so that no case's
+        buffers stay allocated through the cases (and model steps) after it."""
         half = max(int(nbytes) // 2, 1)
         if half not in self._copy_buffers:
             src = torch.ones(half, dtype=torch.uint8, device=self.device)
-            self._copy_buffers[half] = (src, torch.empty_like(src))
+            self._copy_buffers = {half: (src, torch.empty_like(src))}
         src, dst = self._copy_buffers[half]
         return self.measure(lambda: dst.copy_(src), cache=cache)
 

@@ -17,7 +17,7 @@ def test_cold_flush_is_four_times_the_last_level_cache(monkeypatch):
     assert timing.cpu_flush_bytes() == timing.CPU_FLUSH_MIN_BYTES
 
 
-def test_copy_roof_is_timed_at_every_call_on_kept_buffers(monkeypatch):
+def test_copy_roof_is_timed_at_every_call_on_the_buffers_of_its_size(monkeypatch):
     monkeypatch.setattr(timing, "cpu_last_level_cache_bytes", lambda: 1 << 20)  # a small flush buffer
     timer = timing.Timer(torch.device("cpu"))
     timed = []
@@ -34,3 +34,5 @@ def test_copy_roof_is_timed_at_every_call_on_kept_buffers(monkeypatch):
     assert list(timer._copy_buffers) == [500]  # half read, half written; the same buffers both times
     src, dst = timer._copy_buffers[500]
     assert torch.equal(src, dst)  # the copy ran
+    timer.copy_roof(2000, "warm")
+    assert list(timer._copy_buffers) == [1000]  # a new size replaces the old buffers: none held past its case
