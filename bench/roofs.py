@@ -43,3 +43,10 @@ def model_flops_peak(bench_env: dict, amp: str, on_gpu: bool) -> tuple[float | N
     fma = (bench_env.get("fma_peak") or {}).get("flops_per_s")
     candidates = [(v, name) for v, name in ((gemm, "float32 matmul"), (fma, "FMA loop")) if v]
     return max(candidates) if candidates else (None, None)
+
+
+def mfu_fields(tflops: float, bench_env: dict, amp: str, on_gpu: bool) -> dict:
+    """A model case's ``peak_tflops``, ``peak_source`` and ``mfu_pct`` (``None`` where no peak was measured)."""
+    peak, source = model_flops_peak(bench_env, amp, on_gpu)
+    return {"peak_tflops": peak / 1e12 if peak else None, "peak_source": source,
+            "mfu_pct": 100.0 * tflops / (peak / 1e12) if peak else None}

@@ -155,9 +155,7 @@ def test_model(benchmark, bench_env, bench_device, timer, case):
     info["images_per_s"] = case.batch / info["time_s"]
     info["flops_per_image"] = flops_per_image
     info["tflops"] = flops_per_image * case.batch / info["time_s"] / 1e12
-    peak, peak_source = roofs.model_flops_peak(bench_env, case.amp, ON_GPU)
-    info["peak_tflops"], info["peak_source"] = (peak / 1e12 if peak else None), peak_source
-    info["mfu_pct"] = 100.0 * info["tflops"] / info["peak_tflops"] if peak else None
+    info.update(roofs.mfu_fields(info["tflops"], bench_env, case.amp, ON_GPU))
     if case.layout == "two-gpu" and case.devices == "two":
         element_size = 2 if case.amp == "bf16" else 4
         info["cross_tower_bytes_per_step"] = case.batch * counting.cross_tower_bytes(

@@ -95,9 +95,7 @@ def _add_mfu(rows: list[dict], env: dict) -> None:
     for row in rows:
         if row.get("kind") != "model" or not row.get("tflops"):
             continue
-        peak, source = roofs.model_flops_peak(env, row.get("amp"), on_gpu=not row.get("cpu", False))
-        row["peak_tflops"], row["peak_source"] = (peak / 1e12 if peak else None), source
-        row["mfu_pct"] = 100.0 * row["tflops"] / row["peak_tflops"] if peak else None
+        row.update(roofs.mfu_fields(row["tflops"], env, row.get("amp"), on_gpu=not row.get("cpu", False)))
 
 
 def load_run(path: str | Path) -> Run:
