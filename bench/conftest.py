@@ -40,19 +40,39 @@ def pytest_sessionstart(session):
 
 
 class CaseLog:
-    """``reports/NAME/cases.jsonl``: one JSON object per line, flushed as each case ends."""
+    """``reports/NAME/cases.jsonl``: one JSON object per line, flushed as each case ends. The previous run's
+    log is kept, not overwritten: it moves to ``reports/NAME/earlier/<its start time>.jsonl``, so runs of one
+    revision can be compared (``python -m bench.report ... --across``)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.failed: list[dict] = []
         self.parts: dict[str, list[float]] = {}  # test file -> [cases, seconds]
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            archive_case_log(path)
         path.write_text("")
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record, default=str) + "\n")
             f.flush()
+
+
+def archive_case_log(path: Path) -> Path | None:
+    """Move a run's case log to ``earlier/`` beside it, named by the run's start; None if it holds no run."""
+    try:
+        first = json.loads(path.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    started = first.get("started") if isinstance(first, dict) and first.get("type") == "session" else None
+    if not started:
+        return None
+    target = path.parent / "earlier" / (str(started).replace(":", "-").replace("+00-00", "Z") + ".jsonl")
+    target.parent.mkdir(exist_ok=True)
+    path.replace(target)
+    return target
+
 
 # The compile backend compiles each op once per process and then sees every shape, dtype, layout and
 # grad mode of the matrix. Past Dynamo's default of 8 recompiles it would silently run eager code

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -20,8 +22,23 @@ def shared_load(load_before: float) -> bool:
     return load_before > SHARED_LOAD
 
 
+def source_revision() -> str | None:
+    """The commit the code ran from, with '+changes' when tracked files outside reports/ (where runs write
+    their own records) differ from it; None outside a git checkout (an installed wheel) or without git.
+    Runs of one revision can be pooled; others cannot."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+changes" if dirty else "") if rev else None
+
+
 def software_versions() -> dict:
-    """Python, torch, Triton, CUDA, cuDNN and platform versions."""
+    """Python, torch, Triton, CUDA, cuDNN and platform versions, and the project's source revision."""
     try:
         import triton
 
@@ -35,6 +52,7 @@ def software_versions() -> dict:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "platform": platform.platform(),
+        "source": source_revision(),
     }
 
 

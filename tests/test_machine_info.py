@@ -30,3 +30,23 @@ def test_cpu_run_description_names_the_cpp_kernels_level_and_atens():
     assert info["cpu_isa"] == cpu_isa()
     assert info["aten_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert aten_level(info["cpu_isa"]) == info["aten_cpu_capability"] or info["cpu_isa"] == "DEFAULT"
+
+
+def test_source_revision_names_the_checkouts_commit():
+    """Every run record names the commit it ran from; a CI checkout (clean) has no '+changes'."""
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    from infra.machine import source_revision
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout (or no git): runs record no revision")
+    revision = source_revision()
+    assert revision is not None and revision.split("+")[0] == head
+    assert revision in (head, head + "+changes")

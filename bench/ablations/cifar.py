@@ -84,7 +84,7 @@ from bench.ablations.cifar_train import RunSpec, load_cifar_tensors, lrn_regime,
 from infra import report_kit
 from infra.atomic_io import write_json_atomic
 from infra.errors import UsageError, check_output_folder, run_cli
-from infra.machine import cpu_info, machine_info
+from infra.machine import cpu_info, machine_info, source_revision
 
 PROG = "python -m bench.ablations.cifar"
 EXPERIMENTS = ("fig1", "lrn", "pool", "towers")
@@ -494,7 +494,7 @@ def main(args: argparse.Namespace, log=print) -> dict:
         study = Study(args, log)
         study.remaining = _estimate_left(study, experiments, fig1_seeds, seeds, args.regime, grid_seeds)
         invocation = {"command": shlex.join(["python", "-m", "bench.ablations.cifar", *sys.argv[1:]]),
-                      "started": _now(), "code": _git_revision(), "machine": machine_info()}
+                      "started": _now(), "code": source_revision(), "machine": machine_info()}
         log(f"{PROG}: {args.regime} regime, {args.protocol}, {', '.join(experiments)}; threads {torch.get_num_threads()}; "
             f"~{study.remaining():.0f} epochs to train")
         t0 = time.perf_counter()
@@ -543,22 +543,6 @@ def run_regime(study: Study, regime: str, experiments: list[str], fig1_seeds: li
         run_fig1(study, fig1_seeds, regime)
     if "pool" in experiments:
         run_ablations(study, ["pool"], seeds, regime, lr)
-
-
-def _git_revision() -> str | None:
-    """The commit the code ran from (with '+changes' when tracked files outside reports/ - where studies
-    write their own records - differ from it), or None outside git."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return rev + ("+changes" if dirty else "")
 
 
 def _terminate(signum, frame):
