@@ -537,3 +537,42 @@ def test_cpu_mfu_is_taken_against_the_highest_measured_rate_and_flagged_above_10
     model_md = (out / "cpu-test" / "model.md").read_text()
     assert "| 80.0 |" in model_md and "133.3 **> 100: yardstick not a bound**" in model_md
     assert "- Measured FMA peak (float32, 16 lanes, 2 threads): 0.23 TFLOP/s" in model_md
+
+
+def test_targets_across_runs_agree_only_where_every_run_does(tmp_path):
+    """A case met in one run and missed in the next reads 'varies between runs'; one met (or missed) in every
+    run keeps its verdict; each run's figure, verdict and revision are shown; --update-readme counts them."""
+    from bench.report import across
+
+    first = _cpu_case_log(tmp_path)  # relu_lrn_pool nchw: compile 9 ms / cpp 2 ms = 4.5x (met), OpenVINO 2.5x (met)
+    lines = [json.loads(line) for line in first.read_text().splitlines()]
+    for r in lines:
+        if r["type"] == "session":
+            r["started"] = "2026-12-01T11:00:00+00:00"
+        if r["type"] == "env":
+            r["info"]["source"] = "abc1234"
+        if r["type"] == "case" and r["extra_info"].get("backend") == "compile":
+            r["extra_info"]["time_s"] = 7.0e-3  # 3.5x: missed in this run only
+    second = tmp_path / "earlier" / "2026-12-01T11-00-00Z.jsonl"
+    second.parent.mkdir()
+    second.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    detail = across.evaluate_across([load_run(first), load_run(second)])
+    row = lambda target: detail[(detail.target == target) & (detail.case == "conv1 float32 nchw")].iloc[0]  # noqa: E731
+    compile_row = row("relu_lrn_pool fwd >= 4x compile (CPU)")
+    assert compile_row["across runs"] == across.VARIES and compile_row["range"] == "3.5-4.5"
+    assert compile_row["2026-12-01 11:00 (abc1234)"] == "3.5 not met"
+    assert compile_row["2026-12-01 10:00 (revision not recorded)"] == "4.5 met"
+    assert row("relu_lrn_pool fwd >= 2x OpenVINO (CPU)")["across runs"] == "met"
+    summary = across.summary_across(detail).set_index("target")
+    assert summary.loc["relu_lrn_pool fwd >= 4x compile (CPU)", "across runs"] == across.VARIES
+    assert summary.loc["relu_lrn_pool fwd >= 2x OpenVINO (CPU)", "across runs"] == "met"
+
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- cpu-headline:begin -->\n<!-- cpu-headline:end -->\n")
+    out = tmp_path / "reports"
+    assert report.main([str(first), "--across", str(second), "--out", str(out), "--update-readme", str(readme)]) == 0
+    page = (out / "cpu-test" / "targets.md").read_text()
+    assert "## Across runs" in page and "`2026-12-01T11-00-00Z.jsonl`" in page and "varies between runs" in page
+    assert "do not all name one unmodified revision" in page  # one run names no revision
+    assert "**Across 2 runs**" in readme.read_text() and f"1 {across.VARIES}" in readme.read_text()
+    assert report.main([str(first), str(first), "--across", str(second), "--out", str(out)]) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import targets
+from bench.report import across, targets
 from bench.report.results import ReportError, Run
 from infra import report_kit
 
@@ -176,12 +176,24 @@ def _duration(run: Run) -> str:
     return "wall time not recorded"
 
 
-def target_lines(run: Run, report_dir: str) -> list[str]:
+def target_lines(run: Run, report_dir: str, earlier: list[Run] = ()) -> list[str]:
     """How the run stands against its targets (``bench.report.targets``): the count per status, then each
-    target not met or unresolved with its worst case and what is required."""
+    target not met or unresolved with its worst case and what is required; with earlier runs, the count
+    across them too (``bench.report.across``)."""
     summary = targets.summary(targets.evaluate(run.kernels, run.models))
     if summary.empty:
         return []
+    tail = []
+    if earlier:
+        joint = across.summary_across(across.evaluate_across([run, *earlier]))
+        counts = joint["across runs"].value_counts()
+        tail = ["", f"**Across {len(earlier) + 1} runs** (this one and {', '.join(across.run_name(r) for r in earlier)}; "
+                    f"[targets]({report_dir}/targets.md#across-runs)): "
+                + ", ".join(f"{int(counts[s])} {s}" for s in ("met", "met where measured", "not met", across.VARIES,
+                                                              "unresolved", "not measured") if s in counts)
+                + f" of {len(joint)}: met or not met only where every run says so."]
+        tail += [f"- {r['across runs']} across runs: {r['target']}: {r['cases not met in every run']}"
+                 for _, r in joint[joint["across runs"].isin(["not met", across.VARIES, "unresolved"])].iterrows()]
     counts = summary["status"].value_counts()
     head = (f"**Targets in this run** ([targets]({report_dir}/targets.md)): "
             + ", ".join(f"{int(counts[s])} {s}" for s in ("met", "met where measured", "not met", "unresolved",
@@ -189,10 +201,10 @@ def target_lines(run: Run, report_dir: str) -> list[str]:
             + f" of {len(summary)}.")
     open_rows = summary[summary["status"].isin(["not met", "unresolved"])]
     return ["", head, *[f"- {r['status']}: {r['target']}: worst {r['worst case']}, required {r['required']}"
-                        for _, r in open_rows.iterrows()]]
+                        for _, r in open_rows.iterrows()], *tail]
 
 
-def block(run: Run, report_dir: str) -> str:
+def block(run: Run, report_dir: str, earlier: list[Run] = ()) -> str:
     """The README block: the run named, then the two tables; ``report_dir`` is the run's report folder."""
     if not run.cpu_only:
         raise ReportError(f"{run.path}: a GPU run; the cpu-headline block takes a CPU run")
@@ -215,8 +227,8 @@ def block(run: Run, report_dir: str) -> str:
     rivals = faster_than_ours(run)
     beaten = (["", "**Faster than the cpp kernels in this run:** " + "; ".join(rivals) + "."] if rivals
               else ["", "No backend or peer in this run is faster than the cpp kernels on these rows."])
-    return "\n".join([intro, "", *op_table(run), "", *model_table(run), *beaten, *target_lines(run, report_dir)])
+    return "\n".join([intro, "", *op_table(run), "", *model_table(run), *beaten, *target_lines(run, report_dir, earlier)])
 
 
-def update_readme(readme: Path, run: Run, report_dir: str) -> Path:
-    return report_kit.update_section(readme, SECTION, block(run, report_dir))
+def update_readme(readme: Path, run: Run, report_dir: str, earlier: list[Run] = ()) -> Path:
+    return report_kit.update_section(readme, SECTION, block(run, report_dir, earlier))

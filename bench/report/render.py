@@ -1,9 +1,11 @@
-"""Report of a saved benchmark run: ``python -m bench.report [JSON ...] [--merge NAME] [--compare A B] [--out reports/]``.
+"""Report of a saved benchmark run: ``python -m bench.report [JSON ...] [--merge NAME] [--across EARLIER ...]
+[--compare A B] [--out reports/]``.
 
 For each saved pytest-benchmark file (default: the newest under ``.benchmarks/``) writes
 ``<out>/<run name>/``: ``README.md`` (run header, targets summary, paper vs measured, plots),
 ``kernels.md``, ``model.md``, ``memory.md``, ``targets.md`` and the PNGs of ``bench.report.plots``;
-``--merge NAME`` reports several files of one session (saved in parts) as one run.
+``--merge NAME`` reports several files of one session (saved in parts) as one run; ``--across EARLIER ...``
+adds to ``targets.md`` (and the README block) the targets judged across that run and earlier ones.
 ``--compare A B`` writes ``<out>/compare_<A>_vs_<B>.md`` (changes with a regression flag) and
 prints it. ``pytest bench/ --benchmark-save=NAME`` calls this automatically at the end of the run.
 A malformed or partial file is an error naming that file; a missing backend leaves a gap.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import compare, paper_claims, plots, readme_rows, step_profile, tables, targets
+from bench.report import across, compare, paper_claims, plots, readme_rows, step_profile, tables, targets
 from bench.report.results import ReportError, Run, load_run, merge_runs, run_header
 from infra import report_kit
 from infra.atomic_io import write_text_atomic
@@ -154,8 +156,28 @@ def _profile_summary(out: Path) -> str:
     return "".join(parts)
 
 
-def write_run_report(run: Run, out_root: Path) -> list[Path]:
-    """Write the Markdown pages and PNGs of one run into ``out_root/<run label>/``."""
+def _across_section(run: Run, earlier: list[Run]) -> str:
+    """targets.md's judgement across this run and earlier runs (``bench.report.across``), or nothing."""
+    if not earlier:
+        return ""
+    runs = [run, *earlier]
+    detail = across.evaluate_across(runs)
+    sources = {r.info.get("source") for r in runs}
+    caution = ("" if len(sources) == 1 and None not in sources and not any("+changes" in str(s) for s in sources)
+               else " The runs do not all name one unmodified revision: read a difference between them as possibly "
+                    "the code's, not only the machine's.")
+    return ("\n## Across runs\n\n"
+            + f"This run and {len(earlier)} earlier one(s) ({', '.join(f'`{r.path.name}`' for r in earlier)}), each "
+              "judged on its own interval. Across runs a case reads met (or not met) only when every run that "
+              "measured it says so, else *varies between runs*: one run's interval is a bootstrap over its own "
+              "rounds and does not hold the variation between processes." + caution + "\n\n"
+            + tables.markdown(across.summary_across(detail)) + "\n"
+            + tables.markdown(detail))
+
+
+def write_run_report(run: Run, out_root: Path, earlier: list[Run] = ()) -> list[Path]:
+    """Write the Markdown pages and PNGs of one run into ``out_root/<run label>/``; ``earlier``: runs to judge
+    the targets across beside it (targets.md's last section)."""
     out = out_root / run.label
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -199,7 +221,8 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     put("targets.md", _page("Performance targets", run, note
         + "Ratios within this run. 'not measured': the case or its baseline is absent from this run.\n\n"
         + "## Summary\n\n" + tables.markdown(summary)
-        + "\n## Per case\n\n" + tables.markdown(detail, {"measured": ".3g"})))
+        + "\n## Per case\n\n" + tables.markdown(detail, {"measured": ".3g"})
+        + _across_section(run, list(earlier))))
 
     pngs = [
         plots.bandwidth_plot(run.kernels, copy_gbps, run.cpu_only, out / "bandwidth.png"),
@@ -223,15 +246,20 @@ def write_run_report(run: Run, out_root: Path) -> list[Path]:
     return written
 
 
-def write_report(paths: list[Path], out_root: Path, merge: str | None = None) -> list[Path]:
+def write_report(paths: list[Path], out_root: Path, merge: str | None = None,
+                 across_paths: list[Path] = ()) -> list[Path]:
     """Load every file first (so a bad one fails before anything is written), then write reports:
-    one per file, or one for all of them named ``merge``."""
+    one per file, or one for all of them named ``merge``; ``across_paths``: earlier runs of the one run's
+    suite to judge its targets across."""
     runs = [load_run(p) for p in paths]
+    earlier = [load_run(p) for p in across_paths]
     if merge:
         runs = [merge_runs(runs, merge)]
+    if earlier and len(runs) != 1:
+        raise ReportError("--across takes one run to report (one results file, or --merge)")
     written: list[Path] = []
     for run in runs:
-        written += write_run_report(run, Path(out_root))
+        written += write_run_report(run, Path(out_root), earlier)
     return written
 
 
@@ -270,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--update-readme", type=Path, metavar="README",
                         help="with one CPU run: also fill README's cpu-headline block from it (its ops at conv1 "
                              "and AlexNet's images/s), e.g. reports/NAME/cases.jsonl --update-readme README.md")
+    parser.add_argument("--across", nargs="+", type=Path, default=[], metavar="EARLIER",
+                        help="earlier runs of the same suite (saved JSON or per-case logs, e.g. "
+                             "reports/NAME/earlier/*.jsonl) to judge the targets across, beside the one run reported")
     return parser
 
 
@@ -288,12 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         paths = args.json or [newest_saved_run()]
         if args.update_readme is not None and (len(paths) != 1 or args.merge):
             raise ReportError("--update-readme takes exactly one run (one results file, no --merge)")
-        for path in write_report(paths, args.out, merge=args.merge):
+        for path in write_report(paths, args.out, merge=args.merge, across_paths=args.across):
             print(f"wrote {path}")
         if args.update_readme is not None:
             run = load_run(paths[0])
             folder = Path(os.path.relpath(args.out / run.label, args.update_readme.resolve().parent)).as_posix()
-            readme_rows.update_readme(args.update_readme, run, folder)
+            readme_rows.update_readme(args.update_readme, run, folder, [load_run(p) for p in args.across])
             print(f"updated {args.update_readme}")
     return run_cli(parser.prog, body)
 

@@ -210,6 +210,8 @@ def run_header(run: Run) -> str:
         ),
         f"- Command: `{info.get('command', 'unknown')}`",
     ]
+    if info.get("source"):
+        lines.append(f"- Source revision: {info['source']}")
     if info.get("merged_files"):
         lines[0] = f"- Run: `{run.label}` merged from {', '.join(Path(f).name for f in info['merged_files'])}, {run.date}"
     if info.get("cpu_allocator"):
