@@ -90,6 +90,22 @@ def test_threshold_and_give_up_stop_a_run(tiny_data):
     assert rec["stop_reason"] == "slower-than-best" and rec["epochs_run"] == 2 and rec["epochs_to_threshold"] is None
 
 
+def test_a_threshold_run_stops_only_once_the_whole_epoch_error_has_crossed_too():
+    """The running error (windows) can cross 25% an epoch before the whole-epoch error does: the run goes on
+    until both have, so both measures of Figure 1 exist for it."""
+    from bench.ablations.cifar_train import threshold_stop_epoch
+
+    def window(epoch, err):
+        return {"epoch": epoch, "train_top1_err": err, "images": 100}
+
+    curve = [window(0.25, 0.9), window(0.75, 0.5), window(1.25, 0.2), window(1.75, 0.35)]
+    # running crossing at 0.75 + 0.25 / 0.3 * 0.5 = 1.17; the whole-epoch errors are 0.70 and 0.275: no crossing
+    assert threshold_stop_epoch(curve, 0.25, 10, 1) is None
+    curve += [window(2.25, 0.2), window(2.75, 0.2)]  # epoch 2: 0.2, the whole-epoch crossing at 1.5 + 1/3
+    assert threshold_stop_epoch(curve, 0.25, 10, 1) == pytest.approx(1.5 + 1 / 3 + 1)
+    assert threshold_stop_epoch(curve, None, 10, 1) is None
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
     spec = RunSpec(batch_size=8, points_per_epoch=2, max_epochs=3, seed=3, flip=True, lr_drop_epochs=(2,))
     whole = train_run(spec, tiny_data)

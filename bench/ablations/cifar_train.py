@@ -24,7 +24,9 @@ the first records did.
   for ``test_at_end=False``: a learning-rate trial never sees the test set), and with a validation split
   the validation error at the same moments (``val_curve``, ``val_top1_err``);
 * for a ``threshold`` (Figure 1), the interpolated crossing in epochs and training seconds; the run stops
-  ``epochs_past_threshold`` epochs after the crossing, or at ``give_up_after`` epochs without one (a
+  ``epochs_past_threshold`` epochs after both the running error and the whole-epoch error
+  (``stats.whole_epoch_errors``) have crossed it, so that both measures exist for every run that trains
+  (``threshold_stop`` in the record), or at ``give_up_after`` epochs without a running crossing (a
   learning-rate grid stops a run that is already slower than the best rate found);
 * images/s of the training steps alone (evaluation excluded);
 * for an LRN net, ``lrn_terms``: at the start (before the first step), the middle (after epoch
@@ -51,7 +53,7 @@ import torch.nn.functional as F
 from alexnet.cifar_cnn import CifarCNN
 from alexnet.data import build_data
 from alexnet.train_step import autocast, sgd_step
-from bench.ablations.stats import epochs_to_threshold
+from bench.ablations.stats import epochs_to_threshold, whole_epoch_errors
 from infra.atomic_io import atomic_write
 
 STATE_FORMAT = "alexnet-kernels/cifar-run-state-v1"
@@ -398,8 +400,9 @@ def train_run(spec: RunSpec, data: CifarTensors, *, state_path: str | os.PathLik
         window.loss_sum += float(loss_sum)
         progress.epochs_run = epoch + 1
         crossing = _crossing(progress.curve, spec.threshold, data.num_classes, "epoch")
+        stop_at = threshold_stop_epoch(progress.curve, spec.threshold, data.num_classes, spec.epochs_past_threshold)
         if progress.stop_reason is None:
-            if crossing is not None and progress.epochs_run >= crossing + spec.epochs_past_threshold:
+            if stop_at is not None and progress.epochs_run >= stop_at:
                 progress.stop_reason = "threshold-reached"
             elif (spec.chance_stop_epochs is not None and progress.epochs_run >= spec.chance_stop_epochs
                   and progress.curve and at_chance(progress.curve[-1]["train_top1_err"], data.num_classes)):
@@ -450,6 +453,21 @@ def _crossing(curve: list, threshold: float | None, num_classes: int, axis: str)
                                start=(0.0, 1.0 - 1.0 / num_classes))
 
 
+def threshold_stop_epoch(curve: list, threshold: float | None, num_classes: int, epochs_past: int) -> float | None:
+    """The epoch count from which a threshold run stops: ``epochs_past`` epochs after the later of its running
+    error's and its whole-epoch error's crossings; None while either has not crossed (or without a threshold)."""
+    if threshold is None:
+        return None
+    running = _crossing(curve, threshold, num_classes, "epoch")
+    whole = epochs_to_threshold(whole_epoch_errors(curve), threshold, start=(0.0, 1.0 - 1.0 / num_classes))
+    return None if running is None or whole is None else max(running, whole) + epochs_past
+
+
+# How a threshold run decides it has crossed (records written before this field stopped after the running
+# error's crossing alone, so some lack a whole-epoch crossing).
+THRESHOLD_STOP = "running and whole-epoch error"
+
+
 def _record(spec: RunSpec, progress: RunProgress, data: CifarTensors, steps_per_epoch: int, window_steps: int) -> dict:
     curve, tests, vals = progress.curve, progress.test_curve, progress.val_curve
     images = progress.step * spec.batch_size
@@ -461,6 +479,7 @@ def _record(spec: RunSpec, progress: RunProgress, data: CifarTensors, steps_per_
         "window_batches": window_steps,
         "epochs_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "epoch"),
         "seconds_to_threshold": _crossing(curve, spec.threshold, data.num_classes, "seconds"),
+        **({"threshold_stop": THRESHOLD_STOP} if spec.threshold is not None else {}),
         "final_train_err": curve[-1]["train_top1_err"] if curve else None,
         "final_train_loss": curve[-1]["train_loss"] if curve else None,
         "test_top1_err": tests[-1]["test_top1_err"] if tests else None,

@@ -191,6 +191,18 @@ def epochs_to_threshold(points: Sequence[tuple[float, float]], threshold: float 
     return None
 
 
+def whole_epoch_errors(curve: Sequence[dict]) -> list[tuple[float, float]]:
+    """The running training error per whole epoch (cuda-convnet's number) from a run's windows
+    ``{"epoch", "train_top1_err", "images"}``: each window counts in the epoch that holds its middle; a
+    point sits at its epoch's middle."""
+    sums: dict[int, list[float]] = {}
+    for p in curve:
+        acc = sums.setdefault(int(p["epoch"]), [0.0, 0])
+        acc[0] += p["train_top1_err"] * p["images"]
+        acc[1] += p["images"]
+    return [(e + 0.5, wrong / n) for e, (wrong, n) in sorted(sums.items()) if n]
+
+
 def mean_sd(values: Iterable[float]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (sd None for fewer than two values)."""
     vals = [float(v) for v in values if _finite(v)]

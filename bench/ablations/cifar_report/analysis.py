@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from bench.ablations.cifar_report.records import REGIMES, RUN_NAME
-from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio
+from bench.ablations.stats import epochs_to_threshold, mean_sd, paired_delta, paired_ratio, whole_epoch_errors
 from bench.report.claim_row import ClaimRow
 
 # the claim rows, in order (each regime gets each row, measured or not); "-single-lr" rows are the earlier
@@ -287,14 +287,8 @@ def _first_seed(spec, seeds: set) -> int:
 
 
 def epoch_errors(rec: dict) -> list[tuple[float, float]]:
-    """The running training error per whole epoch (cuda-convnet's number), from the run's windows: each
-    window counts in the epoch that holds its middle; a point sits at its epoch's middle."""
-    sums: dict[int, list[float]] = {}
-    for p in rec["curve"]:
-        acc = sums.setdefault(int(p["epoch"]), [0.0, 0])
-        acc[0] += p["train_top1_err"] * p["images"]
-        acc[1] += p["images"]
-    return [(e + 0.5, wrong / n) for e, (wrong, n) in sorted(sums.items()) if n]
+    """The running training error per whole epoch of a run record (``stats.whole_epoch_errors``)."""
+    return whole_epoch_errors(rec["curve"])
 
 
 def per_epoch_crossing(rec: dict) -> float | None:
