@@ -576,3 +576,23 @@ def test_targets_across_runs_agree_only_where_every_run_does(tmp_path):
     assert "do not all name one unmodified revision" in page  # one run names no revision
     assert "**Across 2 runs**" in readme.read_text() and f"1 {across.VARIES}" in readme.read_text()
     assert report.main([str(first), str(first), "--across", str(second), "--out", str(out)]) == 2
+
+
+def test_a_roof_case_is_the_same_case_across_runs_whichever_roof_bound_it():
+    """The roof target names the binding roof in its case; a run where the compute roof binds and one where the
+    memory roof does still measure one case, shown with each run's roof."""
+    from bench.report import across
+    from bench.report.results import Run
+
+    def run(date, pct, roof):
+        k = pd.DataFrame([dict(op="relu_lrn_pool", backend="cpp", shape_name="conv1", dtype="float32",
+                               memory_format="nchw", direction="fwd", time_s=1e-3, cpu=True, pct_roof=pct, roof=roof)])
+        return Run(path=Path(f"{date}.jsonl"), label="x", date=date, info={"source": "abc"}, kernels=k,
+                   models=pd.DataFrame())
+
+    assert across.case_key("conv1 float32 nchw cold (compute roof)") == "conv1 float32 nchw cold"
+    detail = across.evaluate_across([run("2026-12-07T19:16", 31.6, "compute"), run("2026-12-07T16:44", 35.0, "memory")])
+    row = detail[detail.case == "conv1 float32 nchw cold"].iloc[0]
+    assert row["2026-12-07 19:16 (abc)"] == "31.6 not met (compute roof)"
+    assert row["2026-12-07 16:44 (abc)"] == "35 not met (memory roof)"
+    assert row["across runs"] == "not met" and row["range"] == "31.6-35"

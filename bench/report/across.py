@@ -8,6 +8,8 @@ between runs* otherwise; each run's own figure and verdict stay beside it, with 
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from bench.report import targets
@@ -20,6 +22,12 @@ def run_name(run: Run) -> str:
     """A run's column heading: its start (to the minute) and the revision it ran from."""
     source = run.info.get("source") or "revision not recorded"
     return f"{run.date[:16].replace('T', ' ')} ({source})"
+
+
+def case_key(case: str) -> str:
+    """A case's name without the roof that bound it in one run (the roof target's cases name it, and which
+    roof binds can change from run to run)."""
+    return re.sub(r" \([^()]* roof\)$", "", case)
 
 
 def _combined(statuses: list[str]) -> str:
@@ -41,17 +49,20 @@ def evaluate_across(runs: list[Run]) -> pd.DataFrame:
     if len(set(names)) != len(names):
         names = [f"{n} #{i + 1}" for i, n in enumerate(names)]
     rows = []
+    for detail in details:
+        detail["case_key"] = detail["case"].map(case_key)
     for _, first in details[0].iterrows():
-        row = {"target": first["target"], "case": first["case"], "required": first["required"]}
+        row = {"target": first["target"], "case": first["case_key"], "required": first["required"]}
         statuses, values = [], []
         for name, detail in zip(names, details):
-            hit = detail[(detail["target"] == first["target"]) & (detail["case"] == first["case"])]
+            hit = detail[(detail["target"] == first["target"]) & (detail["case_key"] == first["case_key"])]
             status = hit["status"].iloc[0] if not hit.empty else "not measured"
             value = hit["measured"].iloc[0] if not hit.empty else None
             statuses.append(status)
             if status != "not measured" and value is not None and value == value:
                 values.append(float(value))
-                row[name] = f"{value:.3g} {status}"
+                bound = re.search(r"\(([^()]*) roof\)$", hit["case"].iloc[0])
+                row[name] = f"{value:.3g} {status}" + (f" ({bound.group(1)} roof)" if bound else "")
             else:
                 row[name] = "not measured"
         row["range"] = f"{min(values):.3g}-{max(values):.3g}" if values else ""
@@ -77,8 +88,8 @@ def summary_across(detail: pd.DataFrame) -> pd.DataFrame:
             verdict = VARIES
         else:
             verdict = "unresolved"
-        cases = "; ".join(f"{c} {s} ({r})" for c, s, r in zip(group["case"], status, group["range"])
-                          if s not in ("met", "not measured"))
+        cases = "; ".join(f"{c}{'' if s == verdict else ' ' + s} ({r})"
+                          for c, s, r in zip(group["case"], status, group["range"]) if s not in ("met", "not measured"))
         rows.append({"target": target, "required": group["required"].iloc[0], "across runs": verdict,
-                     "cases not met in every run": cases})
+                     "cases not met in every run (range)": cases})
     return pd.DataFrame(rows)

@@ -192,7 +192,8 @@ def target_lines(run: Run, report_dir: str, earlier: list[Run] = ()) -> list[str
                 + ", ".join(f"{int(counts[s])} {s}" for s in ("met", "met where measured", "not met", across.VARIES,
                                                               "unresolved", "not measured") if s in counts)
                 + f" of {len(joint)}: met or not met only where every run says so."]
-        tail += [f"- {r['across runs']} across runs: {r['target']}: {r['cases not met in every run']}"
+        tail += [f"- {'not met in every run' if r['across runs'] == 'not met' else r['across runs']}: {r['target']}: "
+                 f"{r['cases not met in every run (range)']}"
                  for _, r in joint[joint["across runs"].isin(["not met", across.VARIES, "unresolved"])].iterrows()]
     counts = summary["status"].value_counts()
     head = (f"**Targets in this run** ([targets]({report_dir}/targets.md)): "
