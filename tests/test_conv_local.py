@@ -267,7 +267,13 @@ def test_record_mismatch_refused_and_report_renders(tiny_images, tmp_path):
     text = render_report(records, tmp_path / "conv-local.md").read_text()
     assert "| 11pct | float32 | cpp | 380 | 200 | 0.95 | 105 / 132 |" in text and "| aten::mm | 12.5 | 20% | 6 |" in text
     # 4 steps x 128 images: 512 img/s in the fastest round; 2.25 M images of the short schedule = 1.22 h
-    assert "| 11pct | short | 2.25 M | 1.6 | 1.2 |" in text
+    assert "| 11pct | short | 2.25 M | 1.6 | 1.2 | 3.1 |" in text  # 2.25 M images at 200 per CPU-second
+    assert "The planned study" not in text  # 13pct's CPU rate is missing: no total
+    speed["results"][0]["images_per_cpu_s"] = 250.0
+    (records / "speed.json").write_text(json.dumps(speed))
+    text = render_report(records, tmp_path / "conv-local.md").read_text()
+    # full: 22.5 M / 250 + 22.5 M / 200 images per CPU-second = 25.0 + 31.25 h; short: 3 x (2.5 + 3.125) h
+    assert "takes about 73 CPU-hours of training steps at these rates, the full pair alone about 56" in text
     assert "11pct" in text and "(n=1, seed 0; no interval from one pair)" in text
     mean_row = next(line for line in text.splitlines() if line.startswith("| 11pct | mean (single-view, n=1)"))
     assert mean_row.endswith(f"| {100 * rec['test_err']:.2f}% (one seed) |  |  |  | 11% |")  # the spread beside the mean

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from alexnet.conv_local import ARMS
-from bench.ablations.conv_local_report import README_SECTION, SCHEDULES, readme_rows, render_report
+from bench.ablations.conv_local_report import README_SECTION, SCHEDULES, STUDY_PLAN, readme_rows, render_report
 from bench.ablations.conv_local_train import ConvLocalSpec, CifarImages, load_images, train_run
 from infra.atomic_io import write_json_atomic
 from infra.errors import UsageError, check_output_folder, run_cli
@@ -49,7 +49,6 @@ RECORD_FORMAT = "alexnet-kernels/conv-local-record-v1"
 DEFAULT_RECORDS = Path("reports/cifar10-cpu/runs/conv-local")
 DEFAULT_REPORT = Path("reports/cifar10-cpu/conv-local.md")
 FULL_CHUNK = 10  # --plan study advances the two full runs alternately, this many epochs at a time
-STUDY_PLAN = [("short", arm, seed) for seed in (0, 1, 2) for arm in ARMS] + [("full", arm, 0) for arm in ARMS]
 
 
 def make_spec(schedule: str, arm: str, seed: int, **overrides) -> ConvLocalSpec:
