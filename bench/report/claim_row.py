@@ -129,12 +129,21 @@ def plot_claims(path: Path, panels: Sequence[Panel], series: Sequence[tuple[str,
     if not panels:
         return False
     plt = report_kit.pyplot()
-    height = 1.6 + 0.55 * max(len(p.lines) for p in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), height), squeeze=False)
+    height = 2.0 + 0.55 * max(len(p.lines) for p in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), height), squeeze=False, layout="constrained")
+    legend: dict[str, object] = {}
     for ax, panel in zip(axes[0], panels):
         _draw_panel(ax, panel, series)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    # one legend for the figure, below the panels, where it cannot cover a marker: the series in their order,
+    # then the paper's markers
+    order = sorted(legend, key=lambda label: next((i for i, (name, _) in enumerate(series)
+                                                   if label == f"{name}, 95% CI"), len(series)))
+    fig.legend([legend[label] for label in order], order, loc="outside lower center", ncol=len(order), fontsize=7,
+               frameon=False)
     fig.suptitle(title, fontsize=10)
-    report_kit.save_figure(fig, path)
+    report_kit.save_figure(fig, path, tight=False)
     return True
 
 
@@ -174,4 +183,3 @@ def _draw_panel(ax, panel: Panel, series: Sequence[tuple[str, str]]) -> None:
         ax.set_xlim(min(shown) / 1.25, max(shown) * 1.25)  # the paper's figure inside the frame, with a margin
         report_kit.log_ticks(ax, "x", ticks=panel.log_ticks, suffix="x")
     ax.set_xlabel(panel.xlabel, fontsize=8)
-    ax.legend(fontsize=6, loc="best")
