@@ -567,8 +567,8 @@ def _fig1_section(analysis: dict, figures: dict) -> list[str]:
          f"SGD momentum {spec['momentum']:g}, batch {spec['batch_size']}, {REGIME_TEXT[analysis['regime']]}. Each "
          f"activation uses the fastest rate of a grid on seed {next(iter(fig1.values()))['grid_seed']}, as the paper "
          "chose each net's rate to train as fast as possible; a grid run stops once it is slower than the best so "
-         f"far; a run stops one epoch after its crossing or at {spec['max_epochs']} epochs"
-         + _stop_rule_text(fig1) + ".", ""]
+         f"far; a run stops one epoch after {_stop_rule_text(fig1)} or at {spec['max_epochs']} epochs."
+         + _older_stop_rule_text(fig1), ""]
     fig_key = "figure1" + FIG_SUFFIX[analysis["regime"]]
     if figures.get(fig_key):
         L += [f"![training error against epochs]({figures[fig_key]})", ""]
@@ -594,17 +594,26 @@ def _fig1_section(analysis: dict, figures: dict) -> list[str]:
     return L
 
 
+def _fig1_runs(fig1: dict) -> list[dict]:
+    return [r for info in fig1.values() for by_seed in info["by_lr"].values() for r in by_seed.values()]
+
+
 def _stop_rule_text(fig1: dict) -> str:
-    """Which crossing ended the runs: later runs wait for the whole-epoch error's crossing too
-    (``threshold_stop`` in their records); earlier ones stopped after the running error's alone."""
-    runs = [r for info in fig1.values() for by_seed in info["by_lr"].values() for r in by_seed.values()]
-    newer = sum(1 for r in runs if r.get("threshold_stop"))
-    if not newer:
-        return " (the running error's crossing)"
-    older = len(runs) - newer
-    return (" (the later of the running error's and the whole-epoch error's crossings"
-            + (f"; {older} of these {len(runs)} runs were made before that rule and stopped after the running "
-               "error's crossing alone, which is why some have no whole-epoch figure" if older else "") + ")")
+    """Which crossing ends a run: runs with ``threshold_stop`` in their record wait for the whole-epoch error's
+    crossing too; earlier ones stopped after the running error's alone."""
+    if any(r.get("threshold_stop") for r in _fig1_runs(fig1)):
+        return "the later of its running error's and its whole-epoch error's crossings"
+    return "its running error's crossing"
+
+
+def _older_stop_rule_text(fig1: dict) -> str:
+    runs = _fig1_runs(fig1)
+    older = sum(1 for r in runs if not r.get("threshold_stop"))
+    if older in (0, len(runs)):
+        return ""
+    return (f" {older} of these {len(runs)} runs were made before that rule and stopped one epoch after the running "
+            "error's crossing alone; where the whole-epoch error had not crossed by then, they have no whole-epoch "
+            "figure.")
 
 
 def _ablation_section(analysis: dict, figures: dict) -> list[str]:
