@@ -50,3 +50,27 @@ def test_source_revision_names_the_checkouts_commit():
     revision = source_revision()
     assert revision is not None and revision.split("+")[0] == head
     assert revision in (head, head + "+changes")
+
+
+def test_source_revision_is_none_when_installed_inside_another_repository(tmp_path):
+    """Installed (e.g. into a virtual environment) in a folder that some other git repository holds, the
+    package names no revision rather than that repository's commit."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q",
+                    "--allow-empty", "-m", "a commit the package must not claim"], check=True)
+    package = tmp_path / "site" / "infra"
+    package.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parent.parent / "infra" / "machine.py", package / "machine.py")
+    (package / "__init__.py").write_text("")
+    out = subprocess.run([sys.executable, "-c", "from infra.machine import source_revision; print(source_revision())"],
+                         cwd=tmp_path / "site", capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "None"
