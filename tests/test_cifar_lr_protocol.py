@@ -161,6 +161,21 @@ def test_an_lrn_row_whose_probe_shows_a_constant_factor_is_not_a_test_of_normali
     assert paper.verdict != cifar_report.NOT_NORMALISATION  # there the term reaches far above k
 
 
+def test_a_row_whose_arms_shared_one_rate_gives_no_verdict():
+    analysis = cifar_report.analyse(cifar_report.load_study(REPO / "reports/cifar10-cpu"))
+    paper_lrn = cifar_report._row(analysis, "paper", "lrn-single-lr")
+    paper_pool = cifar_report._row(analysis, "paper", "pool-single-lr")
+    for row in (paper_lrn, paper_pool):
+        assert row.verdict == cifar_report.SHARED_RATE
+    # what the interval alone reads stays in the row: LRN's -9 pp resolved, pooling's +3 pp against the paper
+    assert paper_lrn.details["verdict_as_measured"].startswith("agrees in direction")
+    assert paper_pool.details["verdict_as_measured"] == "disagrees"
+    # the mechanism's absence holds at any rate, so it keeps its reading; per-arm rows keep the interval's
+    assert cifar_report._row(analysis, "unit", "lrn-single-lr").verdict == cifar_report.NOT_NORMALISATION
+    assert cifar_report.SHARED_RATE not in {r.verdict for g in cifar_report.REGIMES
+                                            for r in analysis["regimes"][g]["claims"] if r.key in ("lrn", "pool")}
+
+
 # ---------------------------------------------------------------------------------------- two towers
 def _block1(model: CifarCNN, x: torch.Tensor) -> torch.Tensor:
     return model.features[2](model.features[1](model.features[0](x)))  # conv1 -> ReLU -> pool

@@ -13,7 +13,7 @@ anything; ``--update-readme`` also puts the claim rows, with their caveats, betw
 ``<!-- cifar10-cpu:begin -->`` and ``<!-- cifar10-cpu:end -->`` lines (``readme``).
 """
 from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DELTA_CLAIMS, DEPENDS_ON_LR,
-                                                   NOT_NORMALISATION, TRIAL_MARGIN, _row, analyse, analyse_regime,
+                                                   NOT_NORMALISATION, SHARED_RATE, TRIAL_MARGIN, _row, analyse, analyse_regime,
                                                    best_val_lr, boundary_drop, claims, epoch_errors, fastest_lr,
                                                    lr_dependence, lrn_absent, per_epoch_crossing, sensitivity,
                                                    trial_trains)
@@ -26,7 +26,7 @@ from bench.ablations.cifar_report.render import cli, write_report
 from bench.report.claim_row import fmt_paper
 
 __all__ = [
-    "DEPENDS_ON_LR", "NOT_NORMALISATION", "best_val_lr", "lr_dependence", "lrn_absent", "plot_sensitivity",
+    "DEPENDS_ON_LR", "NOT_NORMALISATION", "SHARED_RATE", "best_val_lr", "lr_dependence", "lrn_absent", "plot_sensitivity",
     "sensitivity", "ARM_LABELS", "CLAIM_KEYS", "CLAIM_TEXT", "DEFAULT_OUT", "DELTA_CLAIMS", "FIG_SUFFIX", "README_BEGIN", "README_END",
     "README_SECTION", "REGIME_LABELS", "REGIME_TEXT", "REGIMES", "RUN_NAME", "TRIAL_MARGIN", "UNIT_LRN_PROBE",
     "ReportError", "_row", "analyse", "analyse_regime", "boundary_drop", "claims", "cli", "epoch_errors",

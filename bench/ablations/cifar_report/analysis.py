@@ -8,7 +8,8 @@ paired by seed), the seeds, and the interval's verdict - and ``sensitivity`` eac
 rate of the grid. Two rules then qualify a verdict: one that flips inside the grid reads "depends on lr"
 (``lr_dependence``), and a claim whose mechanism the recorded probe shows absent reads what it is
 (``MECHANISM_CHECKS``: LRN whose term stays far below k acts as a constant factor, "not a test of
-normalisation"). Also the rules the study itself uses while it runs (``fastest_lr``, ``trial_trains``,
+normalisation"). A row of the earlier single-lr study, whose arms all ran at one rate, gives no verdict
+(``SHARED_RATE``): its interval's reading stays in its details. Also the rules the study itself uses while it runs (``fastest_lr``, ``trial_trains``,
 ``best_val_lr``).
 """
 from __future__ import annotations
@@ -54,6 +55,8 @@ DEPENDS_ON_LR = "depends on lr"
 # divisor (k + term)^beta is then within (1 + 0.05)^0.75 - 1 = 3.7% of k^beta, a constant factor
 LRN_ABSENT_FRACTION = 0.05
 NOT_NORMALISATION = "not a test of normalisation"
+# the reading of an earlier single-lr row: one rate for every arm cannot separate the switch from the rate
+SHARED_RATE = "no verdict: one shared rate"
 
 
 def fastest_lr(grid: dict[float, dict]) -> float:
@@ -96,8 +99,8 @@ def analyse(loaded: dict) -> dict:
     terms = {"unit": _unit_terms(loaded, regimes["unit"]), "paper": _run_terms(regimes["paper"])}
     tuned_terms = {g: _run_terms(regimes[g], "tuned") for g in REGIMES}
     for g in REGIMES:  # the mechanism rule, on the terms recorded by the runs of each row
-        regimes[g]["claims"] = [_mechanism_checked(row, terms[g] if row.key.endswith(SINGLE_LR) else tuned_terms[g])
-                                for row in regimes[g]["claims"]]
+        regimes[g]["claims"] = [_shared_rate_checked(_mechanism_checked(
+            row, terms[g] if row.key.endswith(SINGLE_LR) else tuned_terms[g])) for row in regimes[g]["claims"]]
     return {"regimes": regimes, "lrn_regime": loaded.get("lrn_regime"), "lrn_terms": terms, "tuned_lrn_terms": tuned_terms}
 
 
@@ -108,6 +111,14 @@ def _mechanism_checked(row: ClaimRow, terms: dict | None) -> ClaimRow:
     if not absent:
         return row
     return row.overridden(NOT_NORMALISATION, mechanism_absent=absent, verdict_as_measured=row.verdict)
+
+
+def _shared_rate_checked(row: ClaimRow) -> ClaimRow:
+    """``row``, read "no verdict: one shared rate" when it is the earlier single-lr study's and no rule that
+    holds at any rate (the mechanism's absence) has read it already."""
+    if not row.key.endswith(SINGLE_LR) or row.verdict_override is not None or row.mean is None:
+        return row
+    return row.overridden(SHARED_RATE, verdict_as_measured=row.verdict)
 
 
 def lrn_absent(terms: dict) -> str | None:

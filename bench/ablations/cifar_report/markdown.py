@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from bench.ablations.cifar_report.analysis import (CLAIM_KEYS, CLAIM_TEXT, DEPENDS_ON_LR, LRN_ABSENT_FRACTION,
-                                                   NOT_NORMALISATION, SENSITIVITY_MARGIN_PP, _ablation_recipe,
+                                                   NOT_NORMALISATION, SENSITIVITY_MARGIN_PP, SHARED_RATE, _ablation_recipe,
                                                    _expected_runs, _failed, _row, boundary_drop, per_epoch_crossing,
                                                    trial_trains)
 from bench.ablations.cifar_report.records import (ARM_LABELS, FIG_SUFFIX, REGIME_LABELS, REGIME_TEXT, REGIMES,
@@ -121,13 +121,17 @@ def render_markdown(loaded: dict, analysis: dict, figures: dict[str, str]) -> st
           "Verdict, from the 95% interval alone: *agrees* (the effect is resolved and the paper's figure is inside "
           "the interval), *agrees in direction, smaller/larger* (resolved, but the paper's figure is outside), "
           "*disagrees* (the interval excludes the paper's figure and either includes no effect or shows the "
-          "opposite one), *inconclusive* (both no effect and the paper's figure are inside). Two rules override it: "
+          "opposite one), *inconclusive* (both no effect and the paper's figure are inside). Three rules override it: "
           f"*{DEPENDS_ON_LR}* when the effect's direction flips inside the learning-rate grid (see the sensitivity "
           f"table: a rate counts when its 95% interval excludes no effect, or, from one seed, when the delta is at "
           f"least {SENSITIVITY_MARGIN_PP:g} pp, or the Figure-1 ratio at least 1.25x either way); *{NOT_NORMALISATION}* "
           "when the runs' own LRN probe shows alpha * sum a^2 below "
           f"{LRN_ABSENT_FRACTION:g} k everywhere it was measured, so that LRN acted as a constant factor and the row "
-          "measures that factor (the interval's verdict is then given in the text).", "",
+          "measures that factor (the interval's verdict is then given in the text); "
+          f"*{SHARED_RATE}* for the rows of the earlier single-lr study, whose arms all trained at one rate: a "
+          "rate shared by the arms cannot separate the switch from the rate (the sensitivity table shows the "
+          "effects change with it), so only the per-arm rows give verdicts, and the text gives what the interval "
+          "alone would read.", "",
           *headline_rows(analysis), ""]
     for g in REGIMES:
         recipes = list(dict.fromkeys(f"{r.claim.split(':')[0]}: {r.recipe}"
@@ -352,13 +356,15 @@ def _discussion(analysis: dict) -> list[str]:
                 if r.details.get("mechanism_absent"):
                     parts[-1] += (f" - {r.details['mechanism_absent']}; as an interval it would read "
                                   f"'{r.details['verdict_as_measured']}'")
+                elif r.verdict == SHARED_RATE:
+                    parts[-1] += f" - as an interval it would read '{r.details['verdict_as_measured']}'"
             if r.details.get("failed"):
                 parts[-1] += ", with runs that diverged or stayed at chance left out of the mean (see its table)"
         if all(r is None for r in rows.values()):
             continue
         text = f"- **{name}** (paper: {CLAIM_TEXT[key][2]}): " + "; ".join(parts) + "."
         u, q = rows["unit"], rows["paper"]
-        if u and q and u.mean is not None and q.mean is not None:
+        if u and q and u.mean is not None and q.mean is not None and SHARED_RATE not in (u.verdict, q.verdict):
             if u.verdict == q.verdict:
                 text += " The verdict is the same in the paper's own regime: it does not come from the regime."
             else:
