@@ -62,7 +62,8 @@ class CaseLog:
 def archive_case_log(path: Path) -> Path | None:
     """Move a run's case log to ``earlier/`` beside it, named by the run's start; None if it holds no run."""
     try:
-        first = json.loads(path.read_text().split("\n", 1)[0])
+        with path.open() as f:
+            first = json.loads(f.readline())
     except (OSError, ValueError):
         return None
     started = first.get("started") if isinstance(first, dict) and first.get("type") == "session" else None

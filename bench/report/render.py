@@ -251,15 +251,19 @@ def write_report(paths: list[Path], out_root: Path, merge: str | None = None,
     """Load every file first (so a bad one fails before anything is written), then write reports:
     one per file, or one for all of them named ``merge``; ``across_paths``: earlier runs of the one run's
     suite to judge its targets across."""
-    runs = [load_run(p) for p in paths]
-    earlier = [load_run(p) for p in across_paths]
+    return write_runs([load_run(p) for p in paths], Path(out_root), merge,
+                      [load_run(p) for p in across_paths])
+
+
+def write_runs(runs: list[Run], out_root: Path, merge: str | None = None, earlier: list[Run] = ()) -> list[Path]:
+    """``write_report`` for runs already loaded (``load_run``)."""
     if merge:
         runs = [merge_runs(runs, merge)]
     if earlier and len(runs) != 1:
         raise ReportError("--across takes one run to report (one results file, or --merge)")
     written: list[Path] = []
     for run in runs:
-        written += write_run_report(run, Path(out_root), earlier)
+        written += write_run_report(run, Path(out_root), list(earlier))
     return written
 
 
@@ -319,12 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         paths = args.json or [newest_saved_run()]
         if args.update_readme is not None and (len(paths) != 1 or args.merge):
             raise ReportError("--update-readme takes exactly one run (one results file, no --merge)")
-        for path in write_report(paths, args.out, merge=args.merge, across_paths=args.across):
+        runs = [load_run(p) for p in paths]  # every file loaded once, before anything is written
+        earlier = [load_run(p) for p in args.across]
+        for path in write_runs(runs, args.out, merge=args.merge, earlier=earlier):
             print(f"wrote {path}")
         if args.update_readme is not None:
-            run = load_run(paths[0])
+            run = runs[0]
             folder = Path(os.path.relpath(args.out / run.label, args.update_readme.resolve().parent)).as_posix()
-            readme_rows.update_readme(args.update_readme, run, folder, [load_run(p) for p in args.across])
+            readme_rows.update_readme(args.update_readme, run, folder, earlier)
             print(f"updated {args.update_readme}")
     return run_cli(parser.prog, body)
 
