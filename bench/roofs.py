@@ -2,7 +2,8 @@
 a model step's MFU is taken against (``model_flops_peak``).
 
 ``roof_fields`` gives, for the cold (primary) and the warm timing of a case: the memory roof (a copy of the
-op's own minimal bytes in the same cache state, timed right after the case, ``bench.timing.Timer.copy_roof``),
+op's own minimal bytes in the same cache state, timed right after the case, ``bench.timing.Timer.copy_roof``:
+the faster of ATen's copy and a streaming copy, and which one it was),
 the compute roof (the op's counted vector operations, ``bench.counting.vector_ops``, at the session's measured
 FMA rate, ``bench.fma_peak``), which one binds (the slower), and the case's % of it (roof time / case time).
 """
@@ -18,9 +19,11 @@ def roof_fields(timer, bench_env: dict, op: str, shape, direction: str, nbytes: 
                  if fma.get("vector_ops_per_s") else None)
     info: dict = {}
     for prefix, time_s in times.items():
-        memory_s = timer.copy_roof(nbytes, "warm" if prefix else "cold").median_s
+        copy = timer.copy_roof(nbytes, "warm" if prefix else "cold")
+        memory_s = copy.median_s
         roof_s, bound = max((memory_s, "memory"), (compute_s or 0.0, "compute"))
         info[f"{prefix}memory_roof_s"] = memory_s
+        info[f"{prefix}memory_roof_copy"] = copy.label or None
         info[f"{prefix}compute_roof_s"] = compute_s
         info[f"{prefix}roof"] = bound
         info[f"{prefix}pct_roof"] = 100.0 * roof_s / time_s

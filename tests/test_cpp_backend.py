@@ -311,6 +311,33 @@ def test_three_quarters_power_is_within_a_few_eps_of_float64(backend, layout):
         torch.testing.assert_close(backend.relu_lrn(xs, *LRN), reference.relu_lrn(xs, *LRN), equal_nan=True)
 
 
+@pytest.mark.parametrize("spatial", [(55, 55), (3, 3)])
+def test_relu_lrn_streamed_output_equals_plain_stores_bit_for_bit(backend, spatial):
+    """relu_lrn's NCHW float32 output, when input and output together pass the last-level cache, is written
+    with streaming stores from each channel row's first aligned vector on (the unaligned head and a partial
+    tail as plain stores; 3x3 rows are shorter than a vector). Such an input gives, bit for bit, the outputs
+    of its images computed in batches small enough for plain stores, and matches eager. The threshold is the
+    cache size the benchmarks read from sysfs, where it has one."""
+    from bench.timing import cpu_last_level_cache_bytes
+
+    threshold = torch.ops.alexnet_cpp_ext.stream_threshold_bytes()
+    llc = cpu_last_level_cache_bytes()
+    if llc:
+        assert threshold == llc
+    per_image = 96 * spatial[0] * spatial[1] * 4 * 2  # float32 in + out
+    n = threshold // per_image + 1
+    if n * per_image > 512 << 20:
+        pytest.skip(f"a last-level cache of {threshold} bytes is too large to pass in a test")
+    torch.manual_seed(0)
+    x = torch.randn(n, 96, *spatial) * 30  # where the LRN term is comparable to k
+    x[0, 3, 0, 0], x[n - 1, 90, -1, -1] = float("inf"), float("nan")
+    y = backend.relu_lrn(x, *LRN)
+    chunk = max(1, n // 3)  # each batch under the threshold
+    plain = torch.cat([backend.relu_lrn(x[i:i + chunk], *LRN) for i in range(0, n, chunk)])
+    torch.testing.assert_close(y, plain, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(y, reference.relu_lrn(x, *LRN), equal_nan=True)
+
+
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("op", ["relu_lrn", "relu_lrn_pool"])
 def test_bfloat16_forward_is_within_0_64_bfloat16_ulp(backend, op, layout):

@@ -175,6 +175,16 @@ def _across_section(run: Run, earlier: list[Run]) -> str:
             + tables.markdown(detail))
 
 
+def _copy_roof_text(kernels) -> str:
+    """Which copy the run's memory roofs are: the faster of two where its records name them, else ATen's."""
+    if "memory_roof_copy" not in getattr(kernels, "columns", ()) or not kernels["memory_roof_copy"].notna().any():
+        return " (ATen's copy_)"
+    counts = kernels["memory_roof_copy"].value_counts()
+    return (", the faster of ATen's copy_ and a copy with streaming stores, which reads no destination line "
+            "first (timed cold, and warm above the last-level cache; the cold roof was the streaming copy in "
+            f"{int(counts.get('streaming copy', 0))} of {int(counts.sum())} cases)")
+
+
 def write_run_report(run: Run, out_root: Path, earlier: list[Run] = ()) -> list[Path]:
     """Write the Markdown pages and PNGs of one run into ``out_root/<run label>/``; ``earlier``: runs to judge
     the targets across beside it (targets.md's last section)."""
@@ -191,8 +201,9 @@ def write_run_report(run: Run, out_root: Path, earlier: list[Run] = ()) -> list[
         + "Median of timed repetitions. Cache state: GPU, L2 flushed before every repetition (CUDA-event "
           "time); CPU, *cold* = the last-level cache flushed before every repetition (" + _flush_text(run.info)
         + ", read and written, untimed) and *warm* = repetitions back to back. % roof = the binding roof's time / "
-          "the case's time, in the same cache state: the memory roof is a copy of the case's minimal bytes "
-          "(mem), the compute roof its counted vector operations at the measured FMA rate (fma); above 100 % "
+          "the case's time, in the same cache state: the memory roof is a copy of the case's minimal bytes"
+        + _copy_roof_text(run.kernels)
+        + " (mem), the compute roof its counted vector operations at the measured FMA rate (fma); above 100 % "
           "the roof is not a bound and the figure is a measurement problem, not a result. GB/s = minimal bytes "
           "(read input + write output; forward+backward adds read dy, re-read input, write dx) / median time. "
           "x ...: ratios of medians within this run with their 95 % bootstrap interval; x best-layout eager: "

@@ -91,6 +91,7 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
     return;
   }
   const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
+  const bool stream_y = is_float && x.nbytes() + y.nbytes() > stream_threshold_bytes();
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
     // 16-bit outputs: each channel row computed in float, then converted two vectors at a time (measured
     // faster than a conversion per vector inside the LRN loop, whose extra live constants spill).
@@ -99,7 +100,7 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
       const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
       const int64_t base = n * C * P + p0;
       if constexpr (is_float) {
-        lrn_forward_planes(xp + base, P, yp + base, P, C, np, p, sq.data());
+        lrn_forward_planes(xp + base, P, yp + base, P, C, np, p, sq.data(), stream_y);
       } else {
         lrn_forward_planes(xp + base, P, ys.data(), np, C, np, p, sq.data());
         for (int64_t c = 0; c < C; ++c) from_float(ys.data() + c * np, yp + base + c * P, np);
