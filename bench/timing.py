@@ -25,10 +25,10 @@ Timing choice (documented because GPU timing is easy to get wrong):
 * Roofs (``bench.roofs``), each measured in the same cache state as the case it judges and right after
   it (the VM's bandwidth drifts over a run): the memory roof is the time of a copy that moves the op's
   own minimal bytes (half read, half written, uint8 buffers: the faster of ATen's vectorized,
-  multi-threaded ``copy_`` and the cpp extension's streaming copy, ``Timer.copy_roof``), the compute roof the op's counted vector
-  operations at the measured peak rate of fused multiply-adds (``bench.fma_peak``). A kernel's % of
-  roof = roof time / its time; above 100 % means the yardstick is not a bound (a measurement
-  problem), and the report says so instead of presenting it as a result.
+  multi-threaded ``copy_`` and the cpp extension's streaming copy, ``Timer.copy_roof``), the compute
+  roof the op's counted vector operations at the measured peak rate of fused multiply-adds
+  (``bench.fma_peak``). A kernel's % of roof = roof time / its time; above 100 % means the yardstick
+  is not a bound (a measurement problem), and the report says so instead of presenting it as a result.
 * Intervals: every ratio of two timed cases comes with a 95 % bootstrap interval of the ratio of
   medians (``ratio_interval``: both sets of rounds resampled with replacement).
 * Energy per iteration (when NVML reports an energy counter) comes from a separate back-to-back

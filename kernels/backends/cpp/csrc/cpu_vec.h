@@ -85,10 +85,10 @@ ALEXNET_ALWAYS_INLINE void store(float* p, const Vec& v, int64_t n) {
 
 // Streaming stores: a whole vector written past the caches (no read for ownership of its line, and the
 // line is not left in the cache), at an address aligned to kStreamAlign bytes. They pay where an op's
-// output cannot stay cached anyway: stream_threshold_bytes() is the last-level cache's size as the C
-// kernel reports it (Linux sysfs, the largest cache of cpu0, as bench.timing reads it; glibc's sysconf
-// reports 320 MiB for the 32 MiB cache of a 2-core AMD EPYC VM), else the C library's sysconf, and no
-// size at all where neither reports one (the largest int64: never).
+// output cannot stay cached anyway: stream_threshold_bytes() is the last-level cache's size as Linux
+// reports it in sysfs (the largest cache of cpu0, as bench.timing reads it; glibc's sysconf reports
+// 320 MiB for the 32 MiB cache of a 2-core AMD EPYC VM), else the C library's sysconf, and no size at all
+// where neither reports one (the largest int64: never).
 // A thread that streamed calls stream_fence() before its results are read elsewhere (they are weakly
 // ordered). Without AVX2 or AVX-512 they are plain stores.
 constexpr int64_t kStreamAlign = kLanes * static_cast<int64_t>(sizeof(float));
@@ -109,15 +109,17 @@ inline void stream_fence() {
 // n bytes from s to d: the head up to d's first kStreamAlign boundary and the tail copied, the rest as
 // streaming stores four vectors at a time (the benchmarks' memory roof: a copy with no read for ownership).
 inline void stream_bytes(char* d, const char* s, int64_t n) {
-  const int64_t head =
-      std::min<int64_t>(n, (kStreamAlign - static_cast<int64_t>(reinterpret_cast<uintptr_t>(d) % kStreamAlign)) % kStreamAlign);
+  const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(d) % kStreamAlign);
+  const int64_t head = std::min<int64_t>(n, (kStreamAlign - misaligned) % kStreamAlign);
   std::memcpy(d, s, head);
   d += head, s += head, n -= head;
   for (; n >= 4 * kStreamAlign; n -= 4 * kStreamAlign, d += 4 * kStreamAlign, s += 4 * kStreamAlign) {
     const Vec v0 = Vec::loadu(s), v1 = Vec::loadu(s + kStreamAlign), v2 = Vec::loadu(s + 2 * kStreamAlign),
               v3 = Vec::loadu(s + 3 * kStreamAlign);
-    stream(reinterpret_cast<float*>(d), v0), stream(reinterpret_cast<float*>(d + kStreamAlign), v1);
-    stream(reinterpret_cast<float*>(d + 2 * kStreamAlign), v2), stream(reinterpret_cast<float*>(d + 3 * kStreamAlign), v3);
+    stream(reinterpret_cast<float*>(d), v0);
+    stream(reinterpret_cast<float*>(d + kStreamAlign), v1);
+    stream(reinterpret_cast<float*>(d + 2 * kStreamAlign), v2);
+    stream(reinterpret_cast<float*>(d + 3 * kStreamAlign), v3);
   }
   for (; n >= kStreamAlign; n -= kStreamAlign, d += kStreamAlign, s += kStreamAlign)
     stream(reinterpret_cast<float*>(d), Vec::loadu(s));
