@@ -185,6 +185,37 @@ def test_max_pool_ties_and_nan_pick_and_route_as_eager(backend, dtype, layout):
         assert torch.equal(xs[0].grad, xs[1].grad), (ks, st)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("shape", [(2, 96, 9, 11), (2, 19, 9, 11), (2, 40, 7, 75), (2, 3, 13, 130)])
+def test_half_maxima_in_their_own_bits_order_every_value_as_eager(backend, dtype, layout, shape):
+    """The channels_last inference pool takes 16-bit maxima as integers (an order-preserving key of the bits,
+    32 channels a vector, the tails masked; NCHW widens to float): random bit patterns put NaNs of both signs with any payload, both infinities and zeros, subnormals and every
+    magnitude into the windows, and the pooled values must be eager's exactly: a NaN where eager has one,
+    else the same value (a zero of either sign where eager's is a zero: eager keeps the window's first of
+    equal maxima)."""
+    g = torch.Generator().manual_seed(shape[1] * shape[3])
+    bits = torch.randint(-(2**15), 2**15, shape, generator=g, dtype=torch.int16)
+    bits[0, :, :4] &= 0x7FFF  # rows of positive values only, and of negative values only
+    bits[1, :, :4] |= -(2**15)
+    x = bits.view(dtype)
+    for special in (float("inf"), float("-inf"), 0.0, -0.0):
+        x[torch.rand(x.shape, generator=g) < 0.02] = special
+    infinity = torch.tensor(float("inf"), dtype=dtype).view(torch.int16)  # exponent all ones, mantissa 0
+    payload = torch.randint(1, int(~infinity & 0x7FFF) + 1, x.shape, generator=g, dtype=torch.int16)
+    sign = torch.randint(0, 2, x.shape, generator=g, dtype=torch.int16) * -(2**15)
+    nan = (sign | infinity | payload).view(dtype)  # NaNs of either sign, any payload
+    x = torch.where(torch.rand(x.shape, generator=g) < 0.01, nan, torch.where(x.isnan(), 0.5, x))
+    x = x.contiguous(memory_format=layout)
+    for ks, st in ((3, 2), (2, 2), (3, 1)):
+        with torch.no_grad():
+            got = backend.max_pool(x, ks, st)
+        want = torch.nn.functional.max_pool2d(x.float(), ks, st).to(dtype)
+        assert got.is_contiguous(memory_format=layout)
+        assert torch.equal(got.isnan(), want.isnan()) and want.isnan().any(), (ks, st)
+        assert torch.equal(got.nan_to_num(0.0), want.nan_to_num(0.0)), (ks, st)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_inference_forms_equal_the_training_forms(backend, dtype, layout):
