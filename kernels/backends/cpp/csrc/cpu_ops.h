@@ -73,13 +73,15 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* yp = y.mutable_data_ptr<scalar_t>();
   constexpr bool is_float = std::is_same_v<scalar_t, float>;
+  // Outputs stored as computed, a vector at a time: float, and bfloat16 where one instruction rounds a vector.
+  constexpr bool direct = is_float || kOneInstructionStores<scalar_t>;
   if (fmt == at::MemoryFormat::ChannelsLast) {
     at::parallel_for(0, N * P, kRowPositions, [&](int64_t begin, int64_t end) {
-      std::vector<float> sq_buf(padded_row_floats(C, p)), ys(is_float ? 0 : C), arow(is_float ? 0 : C);
+      std::vector<float> sq_buf(padded_row_floats(C, p)), ys(direct ? 0 : C), arow(is_float ? 0 : C);
       float* sq = init_padded_row(sq_buf.data(), C, p);
       with_lrn_scale<kEstimatesSuffice<scalar_t>>(p, [&](const auto& scale) {
         for (int64_t pos = begin; pos < end; ++pos) {
-          if constexpr (is_float) {
+          if constexpr (direct) {
             lrn_forward_row(scale, xp + pos * C, yp + pos * C, C, p, sq, arow.data());
           } else {  // as the planes below: the row in float, then converted two vectors at a time
             lrn_forward_row(scale, xp + pos * C, ys.data(), C, p, sq, arow.data());
@@ -93,13 +95,13 @@ void relu_lrn_forward(const at::Tensor& x, at::Tensor& y, at::MemoryFormat fmt, 
   const int64_t blocks = (P + kPlanePositions - 1) / kPlanePositions;
   const bool stream_y = is_float && x.nbytes() + y.nbytes() > stream_threshold_bytes();
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    // 16-bit outputs: each channel row computed in float, then converted two vectors at a time (measured
-    // faster than a conversion per vector inside the LRN loop, whose extra live constants spill).
-    std::vector<float> sq(lrn_forward_planes_scratch(kPlanePositions, p)), ys(is_float ? 0 : C * kPlanePositions);
+    // Other 16-bit outputs: each channel row computed in float, then converted two vectors at a time
+    // (measured faster than ATen's conversion per vector inside the LRN loop, whose extra live constants spill).
+    std::vector<float> sq(lrn_forward_planes_scratch(kPlanePositions, p)), ys(direct ? 0 : C * kPlanePositions);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / blocks, p0 = (t % blocks) * kPlanePositions, np = std::min(kPlanePositions, P - p0);
       const int64_t base = n * C * P + p0;
-      if constexpr (is_float) {
+      if constexpr (direct) {
         lrn_forward_planes(xp + base, P, yp + base, P, C, np, p, sq.data(), stream_y);
       } else {
         lrn_forward_planes(xp + base, P, ys.data(), np, C, np, p, sq.data());

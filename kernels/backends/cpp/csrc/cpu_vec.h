@@ -304,6 +304,15 @@ ALEXNET_ALWAYS_INLINE void store_exact(scalar_t* p, const Vec& v, int64_t n) {
   store_as(p, v, n);
 }
 
+// Whether store_as rounds a vector of floats to scalar_t in one instruction (bfloat16 at the AVX512_BF16
+// level): then a kernel stores its 16-bit results as it computes them, with no float row to convert after.
+template <typename scalar_t>
+#if defined(ALEXNET_AVX512_BF16)
+inline constexpr bool kOneInstructionStores = std::is_same_v<scalar_t, at::BFloat16>;
+#else
+inline constexpr bool kOneInstructionStores = false;
+#endif
+
 // n floats converted to scalar_t two vectors at a time (one pack for both), then the tail; bfloat16 at
 // the AVX512_BF16 level a vector at a time (one instruction each).
 template <typename scalar_t>
