@@ -190,10 +190,10 @@ def test_max_pool_ties_and_nan_pick_and_route_as_eager(backend, dtype, layout):
 @pytest.mark.parametrize("shape", [(2, 96, 9, 11), (2, 19, 9, 11), (2, 40, 7, 75), (2, 3, 13, 130)])
 def test_half_maxima_in_their_own_bits_order_every_value_as_eager(backend, dtype, layout, shape):
     """The channels_last inference pool takes 16-bit maxima as integers (an order-preserving key of the bits,
-    32 channels a vector, the tails masked; NCHW widens to float): random bit patterns put NaNs of both signs with any payload, both infinities and zeros, subnormals and every
-    magnitude into the windows, and the pooled values must be eager's exactly: a NaN where eager has one,
-    else the same value (a zero of either sign where eager's is a zero: eager keeps the window's first of
-    equal maxima)."""
+    32 channels a vector, the tails masked; NCHW widens to float): random bit patterns put NaNs of both signs
+    with any payload, both infinities and zeros, subnormals and every magnitude into the windows, and the
+    pooled values must be eager's exactly: a NaN where eager has one, else the same value (a zero of either
+    sign where eager's is a zero: eager keeps the window's first of equal maxima)."""
     g = torch.Generator().manual_seed(shape[1] * shape[3])
     bits = torch.randint(-(2**15), 2**15, shape, generator=g, dtype=torch.int16)
     bits[0, :, :4] &= 0x7FFF  # rows of positive values only, and of negative values only
