@@ -2,6 +2,7 @@
 case's memory roof is timed beside it rather than once per session."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench import timing
@@ -64,7 +65,6 @@ def test_copy_roof_is_the_faster_copy_where_streaming_can_win(monkeypatch):
 def test_streaming_copy_copies_any_length_and_alignment_exactly():
     copy = timing.streaming_copy()
     if copy is None:
-        import pytest
         pytest.skip("the cpp extension is unavailable here")
     torch.manual_seed(0)
     for n, src_off, dst_off in ((1, 0, 0), (63, 1, 9), (64, 0, 0), (1000, 3, 5), (1 << 20, 5, 1), (3_000_017, 7, 63)):

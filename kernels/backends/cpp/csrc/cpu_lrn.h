@@ -292,8 +292,7 @@ inline void lrn_forward_planes(const x_t* x, int64_t ldx, y_t* y, int64_t ldy, i
               });
         };
         if (stream_y) {  // the row's unaligned head as plain stores, then the rest from the boundary
-          const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(yc) % kStreamAlign);
-          const int64_t head = std::min<int64_t>(P, (kStreamAlign - misaligned) % kStreamAlign / sizeof(y_t));
+          const int64_t head = std::min<int64_t>(P, bytes_to_stream_boundary(yc) / sizeof(y_t));
           if (head > 0) span(0, head, std::false_type{});
           span(head, P - head, std::true_type{});
         } else {

@@ -106,11 +106,15 @@ inline void stream_fence() {
   _mm_sfence();
 #endif
 }
+// Bytes from p to the first kStreamAlign boundary at or after it: what goes as plain stores before streaming.
+ALEXNET_ALWAYS_INLINE int64_t bytes_to_stream_boundary(const void* p) {
+  const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) % kStreamAlign);
+  return (kStreamAlign - misaligned) % kStreamAlign;
+}
 // n bytes from s to d: the head up to d's first kStreamAlign boundary and the tail copied, the rest as
 // streaming stores four vectors at a time (the benchmarks' memory roof: a copy with no read for ownership).
 inline void stream_bytes(char* d, const char* s, int64_t n) {
-  const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(d) % kStreamAlign);
-  const int64_t head = std::min<int64_t>(n, (kStreamAlign - misaligned) % kStreamAlign);
+  const int64_t head = std::min<int64_t>(n, bytes_to_stream_boundary(d));
   std::memcpy(d, s, head);
   d += head, s += head, n -= head;
   for (; n >= 4 * kStreamAlign; n -= 4 * kStreamAlign, d += 4 * kStreamAlign, s += 4 * kStreamAlign) {
